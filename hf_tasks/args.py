@@ -1,0 +1,126 @@
+"""Command-line arguments shared by every recipe, and `parse`: YAML defaults + CLI overrides.
+
+Recipes parse `ModelArguments`, `DataArguments`, their own task dataclass and
+`transformers.TrainingArguments` with one `HfArgumentParser`. `--config file.yaml` supplies
+defaults for any of their fields; flags given on the command line win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser
+
+# Fields never written to config.yaml, results or model cards.
+SECRET_FIELDS = frozenset({"hub_token", "token", "push_to_hub_token", "wandb_api_key"})
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Hub id (org/name) or local folder of a pretrained model. Unset: build from --config_name."},
+    )
+    config_name: str | None = field(
+        default=None, metadata={"help": "Config to build or load with, if not the model's own (hub id or folder)."}
+    )
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "Tokenizer / processor, if not the model's own (hub id or folder)."}
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models are cached."})
+    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the model on the Hub."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run model code from the Hub. Off unless you trust the repository."}
+    )
+
+    def __post_init__(self):
+        if self.model_name_or_path is None and self.config_name is None:
+            raise ValueError("Give --model_name_or_path (pretrained) or --config_name (train from scratch).")
+
+    def pretrained_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments every `from_pretrained` call of a recipe shares."""
+        return {
+            "cache_dir": self.cache_dir,
+            "revision": self.model_revision,
+            "trust_remote_code": self.trust_remote_code,
+        }
+
+
+@dataclass
+class DataArguments:
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "Hub dataset id, or a local folder `datasets.load_dataset` understands."}
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of the hub dataset."})
+    train_file: str | None = field(default=None, metadata={"help": "Local training file."})
+    validation_file: str | None = field(default=None, metadata={"help": "Local validation file."})
+    test_file: str | None = field(default=None, metadata={"help": "Local test file."})
+    data_dir: str | None = field(default=None, metadata={"help": "Folder of data (audio or image trees)."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where hub datasets are cached."})
+    max_seq_length: int | None = field(
+        default=None, metadata={"help": "Maximum tokens per input after tokenisation (task default when unset)."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training examples."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation examples."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N test examples."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for `datasets.map`."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Recompute preprocessing instead of reusing it."})
+    skip_bad_rows: bool = field(
+        default=False,
+        metadata={"help": "Skip rows that fail validation (listed in skipped_rows.json) instead of stopping."},
+    )
+
+
+def _yaml_defaults(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"--config {path}: no such file.")
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"--config {path}: expected a mapping of argument names to values, got {type(loaded).__name__}.")
+    known = {action.dest for action in parser._actions}
+    unknown = sorted(set(loaded) - known)
+    if unknown:
+        raise ValueError(f"--config {path}: unknown argument(s) {unknown}; run the recipe with --help for the list.")
+    return loaded
+
+
+def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple:
+    """Parse `dataclass_types` from `--config x.yaml` (defaults) and the command line (overrides).
+
+    Returns one instance per dataclass type, in order.
+    """
+    argv = sys.argv[1:] if args is None else list(args)
+    config_parser = argparse.ArgumentParser(add_help=False)
+    config_parser.add_argument("--config", type=Path)
+    known, remaining = config_parser.parse_known_args(argv)
+
+    parser = HfArgumentParser(dataclass_types)
+    parser.add_argument("--config", type=Path, help="YAML file of defaults; command-line flags override it.")
+    if known.config is not None:
+        defaults = _yaml_defaults(known.config, parser)
+        parser.set_defaults(**defaults)
+        for action in parser._actions:
+            if action.dest in defaults:
+                action.required = False
+    *instances, extra = parser.parse_args_into_dataclasses(args=remaining, return_remaining_strings=True)
+    if extra:
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    return tuple(instances)
+
+
+def resolved_config(*instances: Any) -> dict[str, Any]:
+    """All argument values of the run as one flat, YAML-safe mapping, secrets removed."""
+    resolved: dict[str, Any] = {}
+    for instance in instances:
+        values = instance.to_dict() if hasattr(instance, "to_dict") else dataclasses.asdict(instance)
+        for name, value in values.items():
+            if name in SECRET_FIELDS or name.startswith("_"):
+                continue
+            resolved[name] = value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
+    return resolved

@@ -1,0 +1,104 @@
+"""The contract between a task family and the runner.
+
+A task turns raw data (hub dataset or local files) into model features, scores the model's
+predictions, and writes prediction files. The runner (`hf_tasks.runner`) owns everything else:
+the Trainer, training, checkpoints, results.json, plots, model card and pushing.
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from datasets import Dataset
+
+# Prefixes the runner scores under: "eval" is the validation split, "test" the test split.
+SPLIT_OF_PREFIX = {"eval": "validation", "test": "test"}
+
+
+class BadInputError(ValueError):
+    """Input data that cannot be used as it is. The message names the file, the row and the fix."""
+
+
+class Task(abc.ABC):
+    """One task family: load → preprocess → collate → score → write predictions.
+
+    Subclasses build `features` for the splits that exist; the runner calls `score` from inside the
+    Trainer's evaluation loop (on every process, with predictions already gathered across processes
+    and truncated to the dataset length) and `write_predictions` on the main process only.
+    """
+
+    #: Collator passed to the Trainer; None means the Trainer default.
+    data_collator: Callable | None = None
+
+    @abc.abstractmethod
+    def features(self, training_args) -> dict[str, Dataset]:
+        """Model-ready datasets keyed by "train", "eval" and/or "test".
+
+        Build them inside `training_args.main_process_first(...)` so that only the main process
+        preprocesses and the others read the `datasets` cache.
+        """
+
+    @abc.abstractmethod
+    def score(self, prefix: str, predictions: Any, label_ids: Any) -> dict[str, float]:
+        """Metrics (keys without prefix) for the split scored under `prefix` ("eval" or "test").
+
+        Keep what `write_predictions` needs (for example the decoded predictions) on `self`.
+        """
+
+    def write_predictions(self, prefix: str, output_dir: Path) -> list[Path]:
+        """Write prediction files and plots for the last scored `prefix`; return the paths."""
+        return []
+
+    def summary(self, metrics: dict[str, float]) -> str:
+        """A short human line for the end-of-run summary (the headline metrics)."""
+        keys = [k for k in metrics if not k.endswith(("_runtime", "_per_second", "_loss"))]
+        return ", ".join(f"{k}={metrics[k]:.4g}" for k in keys[:6] if isinstance(metrics[k], (int, float)))
+
+
+def logits_of(predictions: Any) -> np.ndarray:
+    """The logits array from whatever the Trainer gathered (a tuple when the model returns extras)."""
+    return predictions[0] if isinstance(predictions, (tuple, list)) else predictions
+
+
+LOCAL_SPLIT_FILES = {"train": "train_file", "validation": "validation_file", "test": "test_file"}
+
+
+def load_splits(data_args, read_local: Callable[[Path], Dataset]) -> dict[str, Dataset]:
+    """Raw splits from `--dataset_name` (hub id or a local dataset folder) or from local files.
+
+    `read_local(path)` reads one local file of the task's format and validates it. The
+    `--max_*_samples` limits are applied here, once, for every task.
+    """
+    from datasets import load_dataset
+
+    if data_args.dataset_name:
+        loaded = load_dataset(
+            data_args.dataset_name, data_args.dataset_config_name, cache_dir=data_args.cache_dir
+        )
+        splits = {name: loaded[name] for name in ("train", "validation", "test") if name in loaded}
+    else:
+        splits = {}
+        for split, attribute in LOCAL_SPLIT_FILES.items():
+            path = getattr(data_args, attribute)
+            if path is None:
+                continue
+            path = Path(path)
+            if not path.is_file():
+                raise BadInputError(f"{path}: no such file (given as --{attribute}); check the path.")
+            splits[split] = read_local(path)
+        if not splits:
+            raise BadInputError(
+                "No data given: pass --dataset_name (hub id) or --train_file/--validation_file/--test_file."
+            )
+    limits = {
+        "train": data_args.max_train_samples,
+        "validation": data_args.max_eval_samples,
+        "test": data_args.max_predict_samples,
+    }
+    return {
+        name: split.select(range(min(len(split), limits[name]))) if limits[name] else split
+        for name, split in splits.items()
+    }
