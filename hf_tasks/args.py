@@ -62,7 +62,7 @@ class DataArguments:
     validation_file: str | None = field(default=None, metadata={"help": "Local validation file."})
     test_file: str | None = field(default=None, metadata={"help": "Local test file."})
     data_dir: str | None = field(default=None, metadata={"help": "Folder of data (audio or image trees)."})
-    cache_dir: str | None = field(default=None, metadata={"help": "Where hub datasets are cached."})
+    dataset_cache_dir: str | None = field(default=None, metadata={"help": "Where hub datasets are cached."})
     max_seq_length: int | None = field(
         default=None, metadata={"help": "Maximum tokens per input after tokenisation (task default when unset)."}
     )
@@ -108,10 +108,11 @@ def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple:
         for action in parser._actions:
             if action.dest in defaults:
                 action.required = False
-    *instances, extra = parser.parse_args_into_dataclasses(args=remaining, return_remaining_strings=True)
+    *parsed, extra = parser.parse_args_into_dataclasses(args=remaining, return_remaining_strings=True)
     if extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
-    return tuple(instances)
+    # The last parsed item is the namespace holding --config, which is not a dataclass.
+    return tuple(parsed[: len(dataclass_types)])
 
 
 def resolved_config(*instances: Any) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def load_splits(data_args, read_local: Callable[[Path], Dataset]) -> dict[str, D
 
     if data_args.dataset_name:
         loaded = load_dataset(
-            data_args.dataset_name, data_args.dataset_config_name, cache_dir=data_args.cache_dir
+            data_args.dataset_name, data_args.dataset_config_name, cache_dir=data_args.dataset_cache_dir
         )
         splits = {name: loaded[name] for name in ("train", "validation", "test") if name in loaded}
     else:
