@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import datasets
 import transformers
 import yaml
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from hf_tasks.args import resolved_config
@@ -74,6 +74,19 @@ class TaskTrainer(Trainer):
             super().create_model_card(**kwargs)
 
 
+class RunConfigToWandb(TrainerCallback):
+    """Adds the recipe's own arguments (task, data, model) to the wandb run the Trainer starts."""
+
+    def __init__(self, config: dict[str, Any]):
+        self.config = config
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.config.update(self.config, allow_val_change=True)
+
+
 def resolve_checkpoint(training_args: TrainingArguments) -> str | None:
     """`--resume_from_checkpoint` as a path: `latest`/`true` mean the newest checkpoint in output_dir."""
     requested = training_args.resume_from_checkpoint
@@ -107,6 +120,10 @@ def run(
     output_dir = Path(training_args.output_dir)
     features = task.features(training_args)
     checkpoint = resolve_checkpoint(training_args) if training_args.do_train else None
+    arguments = tuple(arguments)
+    callbacks = list(callbacks)
+    if "wandb" in (training_args.report_to or []):
+        callbacks.append(RunConfigToWandb(resolved_config(*arguments)))
 
     trainer = TaskTrainer(
         model=model,
@@ -115,7 +132,7 @@ def run(
         eval_dataset=features.get("eval"),
         data_collator=task.data_collator,
         processing_class=processing_class,
-        callbacks=list(callbacks),
+        callbacks=callbacks,
         optimizers=optimizers,
         task=task,
     )

@@ -1,0 +1,344 @@
+"""Extractive question answering with unanswerable questions (PQuAD, SQuAD v2).
+
+load SQuAD-v2 JSON or a hub dataset → validate every answer against its context → overlapping
+token windows with offsets → dynamic padding → best span per example across its windows, or no
+answer when the null score wins → SQuAD v2 EM/F1 with language-aware normalisation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from datasets import Dataset
+from transformers import DataCollatorWithPadding
+
+from hf_tasks.metrics.squad import best_null_threshold, squad_v2_scores
+from hf_tasks.tasks.base import SPLIT_OF_PREFIX, BadInputError, Task, load_splits
+
+SQUAD_SHAPE = '{"data": [{"title": ..., "paragraphs": [{"context": ..., "qas": [{"id", "question", "answers"}]}]}]}'
+
+
+@dataclass
+class QAArguments:
+    doc_stride: int = field(default=128, metadata={"help": "Tokens shared by consecutive windows of a long context."})
+    n_best_size: int = field(default=20, metadata={"help": "Top start and end logits searched per window."})
+    max_answer_length: int = field(default=30, metadata={"help": "Longest answer span, in tokens."})
+    null_score_diff_threshold: float = field(
+        default=0.0, metadata={"help": "Predict no answer when null score - best span score exceeds this."}
+    )
+    tune_null_threshold: bool = field(
+        default=False,
+        metadata={"help": "Pick the threshold that maximises validation F1, report it, and use it for the test split."},
+    )
+    answer_language: str = field(
+        default="fa", metadata={"help": "Answer normalisation for EM/F1: 'fa' (Persian) or 'en' (official SQuAD)."}
+    )
+
+
+def read_squad_json(path: Path) -> list[dict[str, Any]]:
+    """Flatten a SQuAD v2 / PQuAD JSON file into rows of id, title, context, question, answers."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadInputError(f"{path}: not readable as UTF-8 JSON ({error}); expected SQuAD v2 JSON {SQUAD_SHAPE}.")
+    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+        found = sorted(document) if isinstance(document, dict) else type(document).__name__
+        raise BadInputError(f"{path}: expected SQuAD v2 JSON {SQUAD_SHAPE}; found top level {found}.")
+    rows = []
+    for article_number, article in enumerate(document["data"]):
+        for paragraph in article.get("paragraphs", []) if isinstance(article, dict) else []:
+            if "context" not in paragraph or "qas" not in paragraph:
+                raise BadInputError(
+                    f"{path}: article {article_number} has a paragraph without 'context' or 'qas' "
+                    f"(keys: {sorted(paragraph)}); expected {SQUAD_SHAPE}."
+                )
+            for qa in paragraph["qas"]:
+                missing = {"id", "question"} - set(qa)
+                if missing:
+                    raise BadInputError(
+                        f"{path}: article {article_number}: a question lacks {sorted(missing)}; every question "
+                        "needs 'id', 'question' and 'answers' (empty for unanswerable)."
+                    )
+                answers = qa.get("answers") or []
+                rows.append({
+                    "id": str(qa["id"]),
+                    "title": article.get("title", ""),
+                    "context": paragraph["context"],
+                    "question": qa["question"],
+                    "answers": {
+                        "text": [answer["text"] for answer in answers],
+                        "answer_start": [int(answer["answer_start"]) for answer in answers],
+                    },
+                })
+    if not rows:
+        raise BadInputError(f"{path}: no questions found; expected SQuAD v2 JSON {SQUAD_SHAPE}.")
+    return rows
+
+
+def row_problem(row: dict[str, Any]) -> str | None:
+    """Why a flattened QA row cannot be used, or None when it is fine."""
+    if not row["context"].strip():
+        return "empty context"
+    if not row["question"].strip():
+        return "empty question"
+    for text, start in zip(row["answers"]["text"], row["answers"]["answer_start"]):
+        found = row["context"][start:start + len(text)]
+        if found != text:
+            hint = row["context"].find(text)
+            where = f"the text occurs at {hint}" if hint >= 0 else "the text does not occur in the context"
+            return (f"answer {text!r} is not at answer_start={start} (the context has {found!r} there; {where}); "
+                    "fix answer_start or the answer text")
+    return None
+
+
+def validate_rows(rows: list[dict], source: str, skip_bad_rows: bool, skipped: list[dict]) -> list[dict]:
+    """Rows that pass `row_problem` and have unique ids; bad rows raise, or are recorded in `skipped`."""
+    kept, seen = [], set()
+    for row in rows:
+        problem = row_problem(row)
+        if problem is None and row["id"] in seen:
+            problem = "duplicate id; ids must be unique within a split"
+        if problem is None:
+            seen.add(row["id"])
+            kept.append(row)
+        elif skip_bad_rows:
+            skipped.append({"file": source, "id": row["id"], "reason": problem})
+        else:
+            raise BadInputError(
+                f"{source}: question id {row['id']!r}: {problem}. Pass --skip_bad_rows to skip such rows "
+                "(they are listed in skipped_rows.json)."
+            )
+    return kept
+
+
+def context_offsets(features: Dataset, width: int) -> np.ndarray:
+    """(features, width, 2) character offsets of context tokens; -1 elsewhere and in padding."""
+    column = features.with_format("arrow")[:]["offset_mapping"]
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    lengths = column.value_lengths().to_numpy()
+    flat = column.flatten().flatten().to_numpy().reshape(-1, 2)
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    cols = np.arange(len(flat)) - np.repeat(starts, lengths)
+    offsets = np.full((len(lengths), width, 2), -1, dtype=np.int64)
+    keep = cols < width
+    offsets[rows[keep], cols[keep]] = flat[keep]
+    return offsets
+
+
+def best_spans(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    offsets: np.ndarray,
+    n_best_size: int,
+    max_answer_length: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best valid (start, end) token span of every window and its score, all windows at once.
+
+    Searches the top `n_best_size` start and end logits of each window, like the classic per-window
+    double loop, but as one (windows, n, n) array operation. Windows without a valid span score -inf.
+    """
+    k = min(n_best_size, start_logits.shape[1])
+    rows = np.arange(len(start_logits))[:, None]
+    top_starts = np.argsort(start_logits, axis=1)[:, ::-1][:, :k]
+    top_ends = np.argsort(end_logits, axis=1)[:, ::-1][:, :k]
+    in_context = offsets[:, :, 0] >= 0
+    starts, ends = top_starts[:, :, None], top_ends[:, None, :]
+    valid = (
+        in_context[rows, top_starts][:, :, None]
+        & in_context[rows, top_ends][:, None, :]
+        & (ends >= starts)
+        & (ends - starts + 1 <= max_answer_length)
+    )
+    scores = start_logits[rows, top_starts][:, :, None] + end_logits[rows, top_ends][:, None, :]
+    scores = np.where(valid, scores, -np.inf).reshape(len(start_logits), -1)
+    best = scores.argmax(axis=1)
+    return top_starts[rows[:, 0], best // k], top_ends[rows[:, 0], best % k], scores[rows[:, 0], best]
+
+
+def postprocess(
+    contexts: list[str],
+    example_index: np.ndarray,
+    offsets: np.ndarray,
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    n_best_size: int = 20,
+    max_answer_length: int = 30,
+) -> tuple[list[str], np.ndarray]:
+    """Best answer text of every example and its null-score difference (null score - best span score).
+
+    `example_index[f]` is the example of window f; the windows of an example are contiguous. An
+    example's null score is its lowest [CLS] score over its windows; its span the best over windows.
+    """
+    span_starts, span_ends, span_scores = best_spans(start_logits, end_logits, offsets, n_best_size, max_answer_length)
+    null_scores = start_logits[:, 0] + end_logits[:, 0]
+    n_examples = len(contexts)
+    boundaries = np.flatnonzero(np.diff(example_index)) + 1
+    firsts = np.concatenate([[0], boundaries])
+    if np.any(np.diff(example_index) < 0) or len(firsts) != n_examples:
+        raise ValueError("QA windows are not grouped by example; build features with QuestionAnsweringTask.")
+    best_window = np.array([first + np.argmax(span_scores[first:last])
+                            for first, last in zip(firsts, np.append(boundaries, len(span_scores)))])
+    best_scores = span_scores[best_window]
+    example_null = np.minimum.reduceat(null_scores, firsts)
+    texts = []
+    for example, window in enumerate(best_window):
+        if np.isfinite(best_scores[example]):
+            start = offsets[window, span_starts[window], 0]
+            end = offsets[window, span_ends[window], 1]
+            texts.append(contexts[example][start:end])
+        else:
+            texts.append("")
+    return texts, example_null - best_scores
+
+
+class QuestionAnsweringTask(Task):
+    """SQuAD v2-style extractive QA: windows in, answer texts and EM/F1 out."""
+
+    def __init__(self, data_args, qa_args: QAArguments, tokenizer):
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError("QA needs a fast tokenizer (offset mappings); this checkpoint's tokenizer is not one.")
+        self.data_args, self.qa_args, self.tokenizer = data_args, qa_args, tokenizer
+        self.max_seq_length = data_args.max_seq_length or 384
+        if qa_args.doc_stride >= self.max_seq_length:
+            raise ValueError(f"--doc_stride {qa_args.doc_stride} must be smaller than --max_seq_length "
+                             f"{self.max_seq_length}.")
+        self.data_collator = DataCollatorWithPadding(tokenizer)
+        self.null_threshold = qa_args.null_score_diff_threshold
+        self.skipped_rows: list[dict] = []
+        self.examples: dict[str, Dataset] = {}
+        self.windows: dict[str, Dataset] = {}
+        self.scored: dict[str, dict] = {}
+        self._offsets: dict[tuple[str, int], np.ndarray] = {}
+
+    def read_local(self, path: Path) -> Dataset:
+        rows = validate_rows(read_squad_json(path), str(path), self.data_args.skip_bad_rows, self.skipped_rows)
+        return Dataset.from_list(rows)
+
+    def features(self, training_args) -> dict[str, Dataset]:
+        splits = load_splits(self.data_args, self.read_local)
+        if self.data_args.dataset_name:
+            splits = {name: Dataset.from_list(validate_rows(
+                split.to_list(), f"{self.data_args.dataset_name}[{name}]", self.data_args.skip_bad_rows,
+                self.skipped_rows)) for name, split in splits.items()}
+        built = {}
+        with training_args.main_process_first(desc="QA windows"):
+            for name, prefix in (("train", "train"), ("validation", "eval"), ("test", "test")):
+                if name not in splits:
+                    continue
+                examples = splits[name]
+                windows = examples.map(
+                    self.tokenize_windows,
+                    batched=True,
+                    with_indices=True,
+                    remove_columns=examples.column_names,
+                    fn_kwargs={"keep_offsets": prefix != "train"},
+                    num_proc=self.data_args.preprocessing_num_workers,
+                    load_from_cache_file=not self.data_args.overwrite_cache,
+                    desc=f"Windows of {name}",
+                )
+                if prefix != "train":
+                    self.examples[prefix], self.windows[prefix] = examples, windows
+                built[prefix] = windows.remove_columns([c for c in ("example_id", "example_index", "offset_mapping")
+                                                        if c in windows.column_names])
+        return built
+
+    def tokenize_windows(self, examples: dict[str, list], indices: list[int], keep_offsets: bool) -> dict[str, list]:
+        """Overlapping windows of question + context with answer token positions ([CLS] when absent)."""
+        encoded = self.tokenizer(
+            [question.lstrip() for question in examples["question"]],
+            examples["context"],
+            truncation="only_second",
+            max_length=self.max_seq_length,
+            stride=self.qa_args.doc_stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+        sample_of_window = encoded.pop("overflow_to_sample_mapping")
+        offsets_of_windows = encoded.pop("offset_mapping")
+        starts, ends, example_ids, example_indices, context_offsets_ = [], [], [], [], []
+        for window, offsets in enumerate(offsets_of_windows):
+            sample = sample_of_window[window]
+            sequence_ids = encoded.sequence_ids(window)
+            cls_index = encoded["input_ids"][window].index(self.tokenizer.cls_token_id)
+            context = [i for i, sequence in enumerate(sequence_ids) if sequence == 1]
+            first, last = context[0], context[-1]
+            answers = examples["answers"][sample]
+            start_token = end_token = cls_index
+            if answers["answer_start"]:
+                start_char = answers["answer_start"][0]
+                end_char = start_char + len(answers["text"][0])
+                if offsets[first][0] <= start_char and offsets[last][1] >= end_char:
+                    token_starts = np.array([offsets[i][0] for i in range(first, last + 1)])
+                    token_ends = np.array([offsets[i][1] for i in range(first, last + 1)])
+                    start_token = first + int(np.searchsorted(token_ends, start_char, side="right"))
+                    end_token = first + int(np.searchsorted(token_starts, end_char, side="left")) - 1
+            starts.append(start_token)
+            ends.append(end_token)
+            if keep_offsets:
+                example_ids.append(examples["id"][sample])
+                example_indices.append(indices[sample])
+                context_offsets_.append([list(offset) if sequence == 1 else [-1, -1]
+                                         for offset, sequence in zip(offsets, sequence_ids)])
+        encoded["start_positions"], encoded["end_positions"] = starts, ends
+        if keep_offsets:
+            encoded["example_id"] = example_ids
+            encoded["example_index"] = example_indices
+            encoded["offset_mapping"] = context_offsets_
+        return encoded
+
+    def score(self, prefix: str, predictions: Any, label_ids: Any) -> dict[str, float]:
+        start_logits, end_logits = (np.asarray(array, dtype=np.float64) for array in predictions[:2])
+        windows, examples = self.windows[prefix], self.examples[prefix]
+        width = start_logits.shape[1]
+        if (prefix, width) not in self._offsets:
+            self._offsets[prefix, width] = context_offsets(windows, width)
+        texts, score_diffs = postprocess(
+            examples["context"],
+            np.asarray(windows["example_index"]),
+            self._offsets[prefix, width],
+            start_logits,
+            end_logits,
+            self.qa_args.n_best_size,
+            self.qa_args.max_answer_length,
+        )
+        ids = examples["id"]
+        references = {row_id: answers["text"] for row_id, answers in zip(ids, examples["answers"])}
+        best_texts = dict(zip(ids, texts))
+        diffs = dict(zip(ids, score_diffs.tolist()))
+        metrics: dict[str, float] = {}
+        if prefix == "eval" and self.qa_args.tune_null_threshold:
+            self.null_threshold, _ = best_null_threshold(diffs, best_texts, references, self.qa_args.answer_language)
+            metrics["null_threshold"] = self.null_threshold
+        answers = {row_id: "" if diffs[row_id] > self.null_threshold else text for row_id, text in best_texts.items()}
+        self.scored[prefix] = {"answers": answers, "score_diffs": diffs}
+        if any(references.values()) or SPLIT_OF_PREFIX[prefix] != "test":
+            metrics.update(squad_v2_scores(answers, references, self.qa_args.answer_language))
+        return metrics
+
+    def write_predictions(self, prefix: str, output_dir: Path) -> list[Path]:
+        scored = self.scored.get(prefix)
+        if scored is None:
+            return []
+        answers_path = output_dir / f"{prefix}_predictions.json"
+        answers_path.write_text(json.dumps(scored["answers"], ensure_ascii=False, indent=1), encoding="utf-8")
+        diffs_path = output_dir / f"{prefix}_null_odds.json"
+        # JSON has no infinity: an example without any valid span gets null.
+        diffs = {key: (value if np.isfinite(value) else None) for key, value in scored["score_diffs"].items()}
+        diffs_path.write_text(json.dumps(diffs, indent=1), encoding="utf-8")
+        return [answers_path, diffs_path]
+
+    def summary(self, metrics: dict[str, float]) -> str:
+        parts = [f"EM {metrics['exact']:.2f}", f"F1 {metrics['f1']:.2f}"] if "exact" in metrics else []
+        for group in ("HasAns", "NoAns"):
+            if f"{group}_exact" in metrics:
+                parts.append(f"{group} EM/F1 {metrics[f'{group}_exact']:.1f}/{metrics[f'{group}_f1']:.1f} "
+                             f"(n={int(metrics[f'{group}_total'])})")
+        if "null_threshold" in metrics:
+            parts.append(f"null threshold {metrics['null_threshold']:.3f}")
+        return ", ".join(parts) or "no references to score against"

@@ -1,0 +1,32 @@
+"""Persian extractive QA with unanswerable questions (PQuAD, or any SQuAD v2-format data).
+
+    accelerate launch recipes/parsquad.py --config recipes/configs/parsquad/parsbert.yaml
+    python recipes/parsquad.py --config recipes/configs/parsquad/tiny.yaml     # offline demo on CPU
+"""
+
+from transformers import AutoModelForQuestionAnswering, TrainingArguments
+
+from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.modeling.auto import load_model, load_processor
+from hf_tasks.runner import run, setup
+from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
+
+
+def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArguments, training_args: TrainingArguments):
+    setup(training_args)
+    tokenizer = load_processor(model_args)
+    task = QuestionAnsweringTask(data_args, qa_args, tokenizer)
+    model = load_model(AutoModelForQuestionAnswering, model_args)
+    return run(
+        task,
+        model,
+        training_args,
+        processing_class=tokenizer,
+        arguments=(model_args, data_args, qa_args, training_args),
+        model_card={"tags": ["question-answering", "persian", "pquad"],
+                    "description": "Extractive question answering with unanswerable questions (SQuAD v2 style)."},
+    )
+
+
+if __name__ == "__main__":
+    main(*parse(ModelArguments, DataArguments, QAArguments, TrainingArguments))

@@ -1,0 +1,33 @@
+"""Shared fixtures: every test runs offline, on CPU, with one thread per process."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "recipes"
+sys.path.insert(0, str(RECIPES))
+# Configs name sample files relative to the repository root, as the README commands run them.
+os.chdir(REPO)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def recipe_args(config: str, output_dir: Path, *overrides: str) -> list[str]:
+    """Command-line arguments for running a recipe in-process on CPU without reporting."""
+    return ["--config", str(REPO / config), "--output_dir", str(output_dir), "--use_cpu", "true",
+            "--report_to", "none", "--disable_tqdm", "true", *overrides]

@@ -1,0 +1,104 @@
+"""End to end: the PQuAD recipe on the project's sample with a tiny BERT built from config."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from transformers import TrainingArguments
+
+import parsquad
+from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.tasks.qa import QAArguments
+from tests.conftest import REPO, recipe_args
+
+CONFIG = "recipes/configs/parsquad/tiny.yaml"
+ARGUMENT_TYPES = (ModelArguments, DataArguments, QAArguments, TrainingArguments)
+
+
+def run_recipe(output_dir, *overrides):
+    return parsquad.main(*parse(*ARGUMENT_TYPES, args=recipe_args(CONFIG, output_dir, *overrides)))
+
+
+def null_baseline(split="validation") -> float:
+    """EM of always answering "no answer": the share of unanswerable questions, in percent."""
+    document = json.loads((REPO / f"hf_tasks/samples/pquad/{split}.json").read_text(encoding="utf-8"))
+    questions = [qa for article in document["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
+    return 100 * sum(not qa["answers"] for qa in questions) / len(questions)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("parsquad")
+    return output_dir, run_recipe(output_dir, "--save_strategy", "no")
+
+
+def test_tiny_model_learns_well_above_the_all_null_baseline(trained):
+    _, results = trained
+    baseline = null_baseline()
+    assert results["eval_exact"] > baseline + 30, (results["eval_exact"], baseline)
+    assert results["eval_HasAns_exact"] > 50
+    assert results["test_exact"] > null_baseline("test") + 30
+
+
+def test_run_folder_holds_results_predictions_config_and_card(trained):
+    output_dir, results = trained
+    written = json.loads((output_dir / "results.json").read_text())
+    assert written["eval_f1"] == pytest.approx(results["eval_f1"])
+    assert written["trainable_params"] == written["total_params"] > 0
+    predictions = json.loads((output_dir / "eval_predictions.json").read_text(encoding="utf-8"))
+    assert len(predictions) == written["eval_total"]
+    assert all(isinstance(text, str) for text in predictions.values())
+    for name in ("config.yaml", "README.md", "training_curves.png", "model.safetensors", "test_predictions.json"):
+        assert (output_dir / name).is_file(), name
+    assert "eval_f1" in (output_dir / "README.md").read_text(encoding="utf-8")
+
+
+def test_resuming_from_a_checkpoint_reaches_the_uninterrupted_result(tmp_path):
+    quick = ("--max_train_samples", "120", "--max_eval_samples", "40", "--num_train_epochs", "2",
+             "--do_predict", "false", "--save_total_limit", "5")
+    straight = run_recipe(tmp_path / "straight", *quick)
+    first_epoch = sorted((tmp_path / "straight").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[0]
+    resumed_dir = tmp_path / "resumed"
+    resumed_dir.mkdir()
+    shutil.copytree(first_epoch, resumed_dir / first_epoch.name)
+    resumed = run_recipe(resumed_dir, *quick, "--resume_from_checkpoint", "latest")
+    for key in ("eval_loss", "eval_exact", "eval_f1"):
+        assert resumed[key] == pytest.approx(straight[key], rel=1e-4), key
+
+
+@pytest.mark.distributed
+def test_two_process_evaluation_equals_one_process(trained, tmp_path):
+    model_dir, _ = trained
+    common = ["--model_name_or_path", str(model_dir), "--do_train", "false", "--do_predict", "false"]
+    single = run_recipe(tmp_path / "one", *common)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               str(REPO / "recipes/parsquad.py"), *recipe_args(CONFIG, tmp_path / "two", *common)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    double = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert double["eval_total"] == single["eval_total"]
+    for key in ("eval_exact", "eval_f1", "eval_HasAns_exact", "eval_NoAns_exact"):
+        assert double[key] == pytest.approx(single[key]), key
+    assert double["eval_loss"] == pytest.approx(single["eval_loss"], rel=1e-4)
+
+
+def test_wandb_offline_run_holds_config_and_eval_metrics(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run_recipe(tmp_path / "run", "--max_train_samples", "32", "--max_eval_samples", "16", "--max_steps", "2",
+               "--do_predict", "false", "--report_to", "wandb", "--run_name", "tiny-wandb-check")
+    import wandb
+
+    wandb.finish()
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    config = (runs[0] / "files" / "config.yaml").read_text()
+    assert "learning_rate" in config and "doc_stride" in config and "answer_language" in config
+    summary = json.loads((runs[0] / "files" / "wandb-summary.json").read_text())
+    assert "eval/exact" in summary and "eval/f1" in summary

@@ -1,0 +1,129 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from transformers import AutoTokenizer, TrainingArguments
+
+from hf_tasks.args import DataArguments
+from hf_tasks.samples.pquad import make_split
+from hf_tasks.tasks.base import BadInputError
+from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask, context_offsets, postprocess
+from tests.benchmarks.bench_qa_postprocess import synthetic_windows
+from tests.benchmarks.qa_reference import reference_postprocess
+
+TOKENIZER = "hf_tasks/samples/tiny-bert-fa"
+
+
+def squad_file(tmp_path: Path, document: dict, name="data.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def one_question(context: str, question: str, answers: list[dict], qid="q1") -> dict:
+    return {"data": [{"title": "t", "paragraphs": [{"context": context, "qas": [
+        {"id": qid, "question": question, "answers": answers, "is_impossible": not answers}]}]}]}
+
+
+def build(tmp_path, train_doc=None, eval_doc=None, max_seq_length=64, doc_stride=16, **data):
+    data_args = DataArguments(
+        train_file=str(squad_file(tmp_path, train_doc, "train.json")) if train_doc else None,
+        validation_file=str(squad_file(tmp_path, eval_doc, "validation.json")) if eval_doc else None,
+        max_seq_length=max_seq_length, **data,
+    )
+    task = QuestionAnsweringTask(data_args, QAArguments(doc_stride=doc_stride), AutoTokenizer.from_pretrained(TOKENIZER))
+    features = task.features(TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True))
+    return task, features
+
+
+def test_labelled_spans_decode_to_the_gold_answer_and_absent_answers_point_at_cls(tmp_path):
+    document = make_split(30, seed=3, prefix="w")
+    task, features = build(tmp_path, eval_doc=document, max_seq_length=48, doc_stride=16)
+    windows, examples = task.windows["eval"], task.examples["eval"]
+    offsets = context_offsets(windows, max(len(ids) for ids in windows["input_ids"]))
+    checked_inside = checked_outside = 0
+    for window, (start, end, example) in enumerate(zip(windows["start_positions"], windows["end_positions"],
+                                                       windows["example_index"])):
+        answers = examples[example]["answers"]
+        context = examples[example]["context"]
+        if start == 0:
+            assert end == 0
+            if answers["text"]:  # the answer lies outside this window
+                first = answers["answer_start"][0]
+                window_chars = offsets[window][offsets[window, :, 0] >= 0]
+                assert first < window_chars[0, 0] or first + len(answers["text"][0]) > window_chars[-1, 1]
+                checked_outside += 1
+            continue
+        assert context[offsets[window, start, 0]:offsets[window, end, 1]] == answers["text"][0]
+        checked_inside += 1
+    assert checked_inside > 20 and checked_outside > 5
+    assert set(features["eval"].column_names) >= {"input_ids", "start_positions", "end_positions"}
+    assert "offset_mapping" not in features["eval"].column_names
+
+
+def test_persian_zwnj_and_mixed_digits_survive_the_round_trip(tmp_path):
+    context = "کتاب «نامه‌های سبز» در سال ۱۳۵۲ و نسخهٔ دوم در 1360 چاپ شد."
+    cases = [("نامه‌های سبز", "کتاب چه نام دارد؟"), ("۱۳۵۲", "در چه سالی؟"), ("1360", "نسخه دوم کی؟")]
+    document = {"data": [{"title": "t", "paragraphs": [{"context": context, "qas": [
+        {"id": f"q{i}", "question": question, "answers": [{"text": text, "answer_start": context.index(text)}]}
+        for i, (text, question) in enumerate(cases)]}]}]}
+    task, _ = build(tmp_path, eval_doc=document, max_seq_length=64)
+    windows = task.windows["eval"]
+    offsets = context_offsets(windows, max(len(ids) for ids in windows["input_ids"]))
+    decoded = [context[offsets[w, s, 0]:offsets[w, e, 1]]
+               for w, (s, e) in enumerate(zip(windows["start_positions"], windows["end_positions"]))]
+    assert decoded == [text for text, _ in cases]
+
+
+def test_vectorised_postprocessing_equals_the_reference_loop():
+    for seed in range(3):
+        inputs = synthetic_windows(60, width=96, seed=seed)
+        for n_best, max_length in ((20, 30), (5, 4)):
+            fast_texts, fast_diffs = postprocess(*inputs, n_best_size=n_best, max_answer_length=max_length)
+            slow_texts, slow_diffs = reference_postprocess(*inputs, n_best_size=n_best, max_answer_length=max_length)
+            assert fast_texts == slow_texts
+            np.testing.assert_allclose(fast_diffs, slow_diffs)
+
+
+def test_a_window_without_valid_span_predicts_no_answer():
+    contexts, example_index, offsets, starts, ends = synthetic_windows(3, width=32, seed=0)
+    offsets[example_index == 1] = -1  # example 1 has no context tokens at all
+    texts, diffs = postprocess(contexts, example_index, offsets, starts, ends)
+    assert texts[1] == "" and np.isinf(diffs[1])
+    assert texts[0] and np.isfinite(diffs[0])
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["data"][0]["paragraphs"][0]["qas"][0]["answers"][0].update(answer_start=3), "not at answer_start=3"),
+    (lambda d: d["data"][0]["paragraphs"][0]["qas"][0].update(question="  "), "empty question"),
+    (lambda d: d["data"][0]["paragraphs"][0].update(context=""), "empty context"),
+])
+def test_bad_rows_fail_naming_file_and_id(tmp_path, mutate, message):
+    document = one_question("سلام دنیا زیباست", "چه چیزی زیباست؟", [{"text": "دنیا", "answer_start": 5}])
+    mutate(document)
+    with pytest.raises(BadInputError, match=rf"train.json: question id 'q1': .*{message}"):
+        build(tmp_path, train_doc=document)
+
+
+def test_duplicate_ids_and_non_squad_json_fail(tmp_path):
+    document = one_question("سلام دنیا", "چه؟", [{"text": "دنیا", "answer_start": 5}])
+    document["data"].append(document["data"][0])
+    with pytest.raises(BadInputError, match="duplicate id"):
+        build(tmp_path, train_doc=document)
+    with pytest.raises(BadInputError, match="expected SQuAD v2 JSON"):
+        build(tmp_path, train_doc={"rows": []})
+    with pytest.raises(BadInputError, match="no such file"):
+        QuestionAnsweringTask(DataArguments(train_file=str(tmp_path / "missing.json")), QAArguments(),
+                              AutoTokenizer.from_pretrained(TOKENIZER)).features(
+            TrainingArguments(output_dir=str(tmp_path), use_cpu=True))
+
+
+def test_skip_bad_rows_records_every_skipped_id(tmp_path):
+    document = make_split(3, seed=1, prefix="s")
+    bad = document["data"][1]["paragraphs"][0]["qas"]
+    answerable = next(qa for qa in bad if qa["answers"])
+    answerable["answers"][0]["answer_start"] += 1
+    task, features = build(tmp_path, train_doc=document, skip_bad_rows=True)
+    assert [row["id"] for row in task.skipped_rows] == [answerable["id"]]
+    assert "answer_start" in task.skipped_rows[0]["reason"]
