@@ -114,7 +114,8 @@ def classification_report(labels, predictions, label_names: Sequence[str], digit
     total = int(stats["support"].sum())
     width = max(len(name) for name in names + ["weighted avg"])
     column = max(digits + 2, 9)
-    header = f"{'':>{width}} " + "".join(f"{title:>{column}}" for title in ("precision", "recall", "f1-score", "support"))
+    titles = ("precision", "recall", "f1-score", "support")
+    header = f"{'':>{width}} " + "".join(f"{title:>{column}}" for title in titles)
     lines = [header, ""]
     for index, name in enumerate(names):
         values = (stats["precision"][index], stats["recall"][index], stats["f1"][index])
