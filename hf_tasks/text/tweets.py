@@ -1,0 +1,103 @@
+"""Tweet normalisation shared by the tweet classification task and its inspection command.
+
+Each step can be switched off. The defaults follow the pre-training of COVID-Twitter-BERT, whose
+corpus replaced user names and URLs by the words `twitteruser` and `twitterurl`; any other
+placeholder can be configured.
+
+Print the exact text a model sees for one example of a CSV file:
+
+    python -m hf_tasks.text.tweets --train_file train.csv --row 12
+    python -m hf_tasks.text.tweets --text "RT @who: masks work 😷 https://t.co/x"
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import re
+from dataclasses import dataclass
+
+import emoji
+
+# Scheme or "www." up to the next whitespace: tweets carry shortened links (t.co) and bare www links.
+URL_PATTERN = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+# The look-behind keeps e-mail addresses (name@host) intact.
+MENTION_PATTERN = re.compile(r"(?<![\w@])@\w+")
+
+
+@dataclass(frozen=True)
+class TweetNormalizer:
+    """Callable tweet → normalised text. Steps run in a fixed order (the order of the fields).
+
+    HTML entities go first because scraped tweets carry `&amp;` and numeric entities that may
+    encode emoji; URLs go before mentions because a URL may contain "@".
+    """
+
+    unescape_html: bool = True
+    replace_urls: bool = True
+    replace_mentions: bool = True
+    demojize: bool = True
+    collapse_whitespace: bool = True
+    url_token: str = "twitterurl"
+    mention_token: str = "twitteruser"
+
+    def __call__(self, text: str) -> str:
+        if self.unescape_html:
+            text = html.unescape(text)
+        if self.replace_urls:
+            text = URL_PATTERN.sub(f" {self.url_token} ", text)
+        if self.replace_mentions:
+            text = MENTION_PATTERN.sub(f" {self.mention_token} ", text)
+        if self.demojize:
+            # Spaces around ":name:" keep an emoji that touches a word from merging with it.
+            text = emoji.demojize(text, delimiters=(" :", ": "))
+        if self.collapse_whitespace:
+            text = " ".join(text.split())
+        return text
+
+
+def add_normalizer_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags that switch steps off, shared by the inspection command."""
+    for name in ("unescape_html", "replace_urls", "replace_mentions", "demojize", "collapse_whitespace"):
+        parser.add_argument(f"--no_{name}", dest=name, action="store_false", help=f"Skip the {name} step.")
+    parser.add_argument("--url_token", default=TweetNormalizer.url_token)
+    parser.add_argument("--mention_token", default=TweetNormalizer.mention_token)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m hf_tasks.text.tweets", description="Print a tweet before and after normalisation."
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="A tweet given on the command line.")
+    source.add_argument("--train_file", "--file", dest="file", help="A Constraint-style CSV/TSV file.")
+    parser.add_argument("--row", type=int, default=1, help="Data row of --file (1 = first row after the header).")
+    parser.add_argument("--text_column", default="tweet")
+    add_normalizer_arguments(parser)
+    args = parser.parse_args(argv)
+    normalize = TweetNormalizer(
+        unescape_html=args.unescape_html,
+        replace_urls=args.replace_urls,
+        replace_mentions=args.replace_mentions,
+        demojize=args.demojize,
+        collapse_whitespace=args.collapse_whitespace,
+        url_token=args.url_token,
+        mention_token=args.mention_token,
+    )
+    if args.text is not None:
+        original = args.text
+    else:
+        from hf_tasks.tasks.text import read_text_table
+
+        table = read_text_table(args.file, required_columns=(args.text_column,))
+        if not 1 <= args.row <= len(table):
+            parser.error(f"--row {args.row}: {args.file} has data rows 1..{len(table)}.")
+        record = table[args.row - 1]
+        print(f"{args.file}, row {args.row}: " + ", ".join(f"{k}={v!r}" for k, v in record.items() if k != args.text_column))
+        original = record[args.text_column]
+    print(f"original:   {original!r}")
+    print(f"normalised: {normalize(original)!r}")
+
+
+if __name__ == "__main__":
+    main()
