@@ -1,0 +1,307 @@
+"""Attention weights of BERT-family encoders, rendered as bertviz views and a PNG grid of heads.
+
+Works for hub ids, local model folders and run folders of this toolkit (the runner saves the model
+and tokenizer there). transformers 5.x records attention weights only with the eager attention
+implementation (SDPA returns none), so models are loaded with `attn_implementation="eager"`.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from hf_tasks.tasks.base import BadInputError
+
+logger = logging.getLogger(__name__)
+
+#: Files that mark a folder as holding a tokenizer.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model")
+
+
+@dataclass
+class Prediction:
+    """The classification head's answer for one input."""
+
+    label: str
+    probability: float
+    probabilities: dict[str, float]
+
+    def __str__(self) -> str:
+        others = ", ".join(f"{name}={p:.3f}" for name, p in self.probabilities.items())
+        return f"{self.label} (p={self.probability:.3f}; {others})"
+
+
+@dataclass
+class AttentionMaps:
+    """Attention weights of one input.
+
+    `attentions[i]` has shape (heads, tokens, tokens) for layer `layers[i]`; rows are queries,
+    columns keys. `heads[i]` are the original indices of those heads (a pruned layer keeps fewer).
+    """
+
+    tokens: list[str]
+    layers: list[int]
+    heads: list[list[int]]
+    attentions: list[np.ndarray]
+    sentence_b_start: int | None = None
+    prediction: Prediction | None = None
+    title: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_panels(self) -> int:
+        return sum(len(layer_heads) for layer_heads in self.heads)
+
+
+def _run_config(folder: Path) -> dict[str, Any]:
+    """The `config.yaml` a run of this toolkit wrote next to (or above, for checkpoints) `folder`."""
+    for candidate in (folder / "config.yaml", folder.parent / "config.yaml"):
+        if candidate.is_file():
+            loaded = yaml.safe_load(candidate.read_text(encoding="utf-8"))
+            return loaded if isinstance(loaded, dict) else {}
+    return {}
+
+
+def _tokenizer_source(model_name_or_path: str, tokenizer_name: str | None) -> str:
+    """Where the tokenizer lives: given explicitly, in the model folder, or named by the run's config."""
+    if tokenizer_name:
+        return tokenizer_name
+    folder = Path(model_name_or_path)
+    if not folder.is_dir() or any((folder / name).is_file() for name in TOKENIZER_FILES):
+        return model_name_or_path
+    run_config = _run_config(folder)
+    source = run_config.get("tokenizer_name") or run_config.get("model_name_or_path")
+    if source and source != model_name_or_path:
+        return str(source)
+    raise BadInputError(
+        f"{folder}: holds no tokenizer ({', '.join(TOKENIZER_FILES)}) and no run config.yaml naming one; "
+        "pass --tokenizer_name (hub id or folder)."
+    )
+
+
+def _has_classification_head(config) -> bool:
+    return any(name.endswith("ForSequenceClassification") for name in (config.architectures or []))
+
+
+def load_model_and_tokenizer(
+    model_name_or_path: str,
+    *,
+    tokenizer_name: str | None = None,
+    cache_dir: str | None = None,
+    revision: str = "main",
+    trust_remote_code: bool = False,
+) -> tuple[PreTrainedModel, Any]:
+    """Model (with its sequence-classification head when it has one) and tokenizer, in eval mode.
+
+    Attention weights are requested with the eager attention implementation.
+    """
+    import hf_tasks.modeling  # noqa: F401  registers this toolkit's heads with the Auto classes
+
+    path = Path(model_name_or_path)
+    looks_local = path.is_absolute() or model_name_or_path.startswith(".") or model_name_or_path.count("/") > 1
+    if looks_local and not path.exists():
+        raise BadInputError(f"{path}: no such model folder; give a hub id, a model folder or a run folder.")
+    kwargs = {"cache_dir": cache_dir, "revision": revision, "trust_remote_code": trust_remote_code}
+    config = AutoConfig.from_pretrained(model_name_or_path, **kwargs)
+    model_class = AutoModelForSequenceClassification if _has_classification_head(config) else AutoModel
+    model = model_class.from_pretrained(model_name_or_path, attn_implementation="eager", **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(_tokenizer_source(model_name_or_path, tokenizer_name), **kwargs)
+    return model.eval(), tokenizer
+
+
+def _prediction(model: PreTrainedModel, logits: torch.Tensor) -> Prediction:
+    logits = logits[0].float()
+    if logits.numel() == 1:  # one sigmoid logit for two classes
+        positive = torch.sigmoid(logits)[0].item()
+        probabilities = np.array([1.0 - positive, positive])
+    else:
+        probabilities = torch.softmax(logits, dim=-1).numpy()
+    id2label = model.config.id2label or {}
+    names = [str(id2label.get(index, f"LABEL_{index}")) for index in range(len(probabilities))]
+    best = int(np.argmax(probabilities))
+    return Prediction(names[best], float(probabilities[best]), dict(zip(names, map(float, probabilities))))
+
+
+def _sentence_b_start(encoded) -> int | None:
+    sequence_ids = encoded.sequence_ids(0) if encoded.is_fast else None
+    if sequence_ids is not None:
+        return sequence_ids.index(1) if 1 in sequence_ids else None
+    token_type_ids = encoded.get("token_type_ids")
+    if token_type_ids is not None and 1 in token_type_ids[0].tolist():
+        return token_type_ids[0].tolist().index(1)
+    return None
+
+
+@torch.no_grad()
+def compute_attentions(
+    model: PreTrainedModel,
+    tokenizer,
+    text: str,
+    text_pair: str | None = None,
+    *,
+    max_length: int = 128,
+    layers: list[int] | None = None,
+) -> AttentionMaps:
+    """Attention weights (and the prediction, for classifiers) of `model` on one sentence or pair.
+
+    `layers` keeps only those layer indices (long inputs make the views slow in a browser).
+    """
+    if not text or not text.strip():
+        raise BadInputError("The input sentence is empty; pass --text \"some sentence\".")
+    encoded = tokenizer(text, text_pair, return_tensors="pt", truncation=True, max_length=max_length)
+    notes = []
+    untruncated = len(tokenizer(text, text_pair)["input_ids"])
+    if untruncated > encoded["input_ids"].shape[1]:
+        notes.append(f"input truncated from {untruncated} to {encoded['input_ids'].shape[1]} tokens (max_length)")
+    device = next(model.parameters()).device
+    inputs = {name: tensor.to(device) for name, tensor in encoded.items()}
+
+    # The base model returns attentions whatever head sits on top (custom heads may not pass
+    # `output_attentions` through); the full model gives the prediction.
+    base = model.base_model
+    outputs = base(**inputs, output_attentions=True)
+    attentions = getattr(outputs, "attentions", None)
+    if not attentions:
+        raise BadInputError(
+            f"{type(model).__name__}: the model returned no attention weights; it needs eager attention "
+            "(load it with attn_implementation='eager') and an encoder that records attentions."
+        )
+    prediction = None
+    if _has_classification_head(model.config) and model is not base:
+        prediction = _prediction(model, model(**inputs).logits.cpu())
+
+    wanted = list(range(len(attentions))) if layers is None else list(layers)
+    for index in wanted:
+        if not 0 <= index < len(attentions):
+            raise BadInputError(f"layer {index} does not exist; the model has layers 0-{len(attentions) - 1}.")
+    maps = [attentions[index][0].float().cpu().numpy() for index in wanted]
+    return AttentionMaps(
+        tokens=tokenizer.convert_ids_to_tokens(encoded["input_ids"][0].tolist()),
+        layers=wanted,
+        heads=[_kept_heads(model, index, layer_map.shape[0]) for index, layer_map in zip(wanted, maps)],
+        attentions=maps,
+        sentence_b_start=_sentence_b_start(encoded),
+        prediction=prediction,
+        title=text if text_pair is None else f"{text} ‖ {text_pair}",
+        notes=notes,
+    )
+
+
+def _kept_heads(model: PreTrainedModel, layer: int, num_heads: int) -> list[int]:
+    """Original indices of the `num_heads` heads left in `layer` (all of them unless pruned)."""
+    pruned = {int(k): sorted(int(h) for h in v) for k, v in (getattr(model.config, "pruned_heads", None) or {}).items()}
+    if layer not in pruned:
+        return list(range(num_heads))
+    kept = [head for head in range(num_heads + len(pruned[layer])) if head not in pruned[layer]]
+    return kept if len(kept) == num_heads else list(range(num_heads))
+
+
+def _bertviz_attention(maps: AttentionMaps) -> list[torch.Tensor]:
+    """Per-layer (1, heads, tokens, tokens) tensors; pruned heads are shown as all-zero attention
+    at their original index so that every layer has the same heads, as bertviz requires."""
+    width = max(max(layer_heads) + 1 for layer_heads in maps.heads)
+    tensors = []
+    for layer_map, layer_heads in zip(maps.attentions, maps.heads):
+        padded = np.zeros((width, *layer_map.shape[1:]), dtype=np.float32)
+        padded[layer_heads] = layer_map
+        tensors.append(torch.from_numpy(padded)[None])
+    return tensors
+
+
+def _standalone_page(title: str, fragment: str, maps: AttentionMaps) -> str:
+    heading = html.escape(title)
+    if maps.prediction is not None:
+        heading += f"<br><small>prediction: {html.escape(str(maps.prediction))}</small>"
+    return (
+        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{html.escape(title)}</title>\n</head>\n<body>\n<h3>{heading}</h3>\n{fragment}\n</body>\n</html>\n"
+    )
+
+
+def _bertviz():
+    try:
+        import bertviz
+    except ImportError as error:  # optional dependency
+        raise ImportError("Attention views need bertviz: pip install 'hf_tasks[interpret]'.") from error
+    return bertviz
+
+
+def write_head_view(maps: AttentionMaps, path: str | Path) -> Path:
+    """bertviz `head_view` as a standalone HTML page (the page loads d3/jQuery from a CDN when opened)."""
+    view = _bertviz().head_view(
+        _bertviz_attention(maps), maps.tokens, sentence_b_start=maps.sentence_b_start, html_action="return"
+    )
+    path = Path(path)
+    path.write_text(_standalone_page(f"Head view: {maps.title}", view.data, maps), encoding="utf-8")
+    return path
+
+
+def write_model_view(maps: AttentionMaps, path: str | Path, *, display_mode: str = "light") -> Path:
+    """bertviz `model_view` (every layer × head) as a standalone HTML page."""
+    view = _bertviz().model_view(
+        _bertviz_attention(maps),
+        maps.tokens,
+        sentence_b_start=maps.sentence_b_start,
+        display_mode=display_mode,
+        html_action="return",
+    )
+    path = Path(path)
+    path.write_text(_standalone_page(f"Model view: {maps.title}", view.data, maps), encoding="utf-8")
+    return path
+
+
+def plot_attention_grid(maps: AttentionMaps, path: str | Path, *, label_tokens_up_to: int = 40) -> Path:
+    """A PNG with one attention-map panel per head: rows are layers, columns heads.
+
+    Token labels are drawn on the left column and bottom row when the input has at most
+    `label_tokens_up_to` tokens (beyond that they are unreadable).
+    """
+    from matplotlib.figure import Figure
+
+    num_columns = max(max(layer_heads) + 1 for layer_heads in maps.heads)
+    num_rows = len(maps.layers)
+    label = len(maps.tokens) <= label_tokens_up_to
+    panel = 1.6 + (0.08 * len(maps.tokens) if label else 0.0)
+    figure = Figure(figsize=(panel * num_columns + 1.0, panel * num_rows + 1.2), layout="constrained")
+    axes = figure.subplots(num_rows, num_columns, squeeze=False)
+    for row, (layer, layer_map, layer_heads) in enumerate(zip(maps.layers, maps.attentions, maps.heads)):
+        for column in range(num_columns):
+            axis = axes[row][column]
+            if column not in layer_heads:
+                axis.set_axis_off()
+                continue
+            weights = layer_map[layer_heads.index(column)]
+            axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max()), 1e-9), interpolation="nearest")
+            axis.set_title(f"layer {layer} head {column}", fontsize=7)
+            axis.set_xticks(range(len(maps.tokens)) if label and row == num_rows - 1 else [])
+            axis.set_yticks(range(len(maps.tokens)) if label and column == 0 else [])
+            if label and row == num_rows - 1:
+                axis.set_xticklabels(maps.tokens, rotation=90, fontsize=6)
+            if label and column == 0:
+                axis.set_yticklabels(maps.tokens, fontsize=6)
+    figure.suptitle(
+        f"{maps.title[:120]}\nrows: queries, columns: keys; brighter = more attention (each panel scaled to its maximum)",
+        fontsize=9,
+    )
+    path = Path(path)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def write_attention_views(maps: AttentionMaps, output_dir: str | Path, *, display_mode: str = "light") -> dict[str, Path]:
+    """Head view and model view (HTML) and the head grid (PNG) in `output_dir`."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "head_view": write_head_view(maps, output_dir / "head_view.html"),
+        "model_view": write_model_view(maps, output_dir / "model_view.html", display_mode=display_mode),
+        "grid": plot_attention_grid(maps, output_dir / "attention_heads.png"),
+    }

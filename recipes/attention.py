@@ -1,0 +1,78 @@
+"""Attention views of a BERT-family model on one sentence or sentence pair (no training).
+
+    python recipes/attention.py --config recipes/configs/attention/bert_base_uncased.yaml
+    python recipes/attention.py --model_name_or_path runs/farstail-parsbert \
+        --text "..." --text_pair "..." --output_dir attention/farstail
+
+Writes `head_view.html` and `model_view.html` (bertviz; open them in a browser with internet
+access, they load d3 from a CDN) and `attention_heads.png` (one panel per head, rows = layers),
+and prints the model's prediction when it has a classification head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from hf_tasks.args import ModelArguments, parse
+from hf_tasks.interpret.attention import compute_attentions, load_model_and_tokenizer, write_attention_views
+from hf_tasks.surgery.structure import LAYER_SET_HELP, parse_layer_set
+from hf_tasks.tasks.base import BadInputError
+
+
+@dataclass
+class AttentionArguments:
+    text: str = field(default=None, metadata={"help": "The sentence (or first sentence of a pair) to look at."})
+    text_pair: str | None = field(default=None, metadata={"help": "Second sentence (e.g. an NLI hypothesis)."})
+    output_dir: str = field(default="attention", metadata={"help": "Folder for the HTML views and the PNG grid."})
+    max_seq_length: int = field(default=128, metadata={"help": "Tokens kept from the input (longer is truncated)."})
+    layers: str | None = field(default=None, metadata={"help": f"Only these layers: {LAYER_SET_HELP}. Default: all."})
+    display_mode: str = field(default="light", metadata={"help": "Model view colours: 'light' or 'dark'."})
+    use_cpu: bool = field(default=False, metadata={"help": "Run on CPU even when a GPU is available."})
+
+    def __post_init__(self):
+        if not self.text:
+            raise BadInputError("Give the input sentence with --text (and --text_pair for a pair).")
+        if self.display_mode not in ("light", "dark"):
+            raise BadInputError(f"--display_mode {self.display_mode!r}: use 'light' or 'dark'.")
+
+
+def main(model_args: ModelArguments, attention_args: AttentionArguments) -> dict[str, Path]:
+    if model_args.model_name_or_path is None:
+        raise BadInputError("Attention views need a trained model: pass --model_name_or_path.")
+    model, tokenizer = load_model_and_tokenizer(
+        model_args.model_name_or_path,
+        tokenizer_name=model_args.tokenizer_name,
+        cache_dir=model_args.cache_dir,
+        revision=model_args.model_revision,
+        trust_remote_code=model_args.trust_remote_code,
+    )
+    if torch.cuda.is_available() and not attention_args.use_cpu:
+        model.to("cuda")
+    layers = None
+    if attention_args.layers is not None:
+        num_layers = model.config.num_hidden_layers
+        layers = parse_layer_set(attention_args.layers, num_layers, what="--layers")
+    maps = compute_attentions(
+        model,
+        tokenizer,
+        attention_args.text,
+        attention_args.text_pair,
+        max_length=attention_args.max_seq_length,
+        layers=layers,
+    )
+    paths = write_attention_views(maps, attention_args.output_dir, display_mode=attention_args.display_mode)
+    for note in maps.notes:
+        print(f"note: {note}")
+    if maps.prediction is not None:
+        print(f"prediction: {maps.prediction}")
+    print(f"{len(maps.tokens)} tokens, {len(maps.layers)} layers, {maps.num_panels} heads")
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return paths
+
+
+if __name__ == "__main__":
+    main(*parse(ModelArguments, AttentionArguments))

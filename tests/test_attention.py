@@ -1,0 +1,160 @@
+"""Attention views: bertviz HTML pages, the PNG grid of heads, predictions, run folders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from scipy import ndimage
+from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+
+import attention as attention_recipe
+from hf_tasks.args import ModelArguments, parse
+from hf_tasks.interpret.attention import (
+    compute_attentions,
+    load_model_and_tokenizer,
+    plot_attention_grid,
+    write_head_view,
+    write_model_view,
+)
+from hf_tasks.samples.tiny_models import train_wordpiece_tokenizer
+from hf_tasks.surgery.layers import keep_layers
+from hf_tasks.tasks.base import BadInputError
+
+LABELS = ["entailment", "contradiction", "neutral"]
+TEXTS = ["the cat sat on the mat", "a dog ran in the park", "the cat is sleeping", "nobody is in the park"]
+NUM_LAYERS, NUM_HEADS = 3, 4
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A saved tiny BERT NLI classifier with its tokenizer."""
+    folder = tmp_path_factory.mktemp("tiny-nli")
+    tokenizer = train_wordpiece_tokenizer(TEXTS, vocab_size=200)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=NUM_LAYERS, num_attention_heads=NUM_HEADS,
+        intermediate_size=64, id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
+        architectures=["BertForSequenceClassification"],
+    )
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pair_maps(model_dir):
+    model, tokenizer = load_model_and_tokenizer(str(model_dir))
+    return compute_attentions(model, tokenizer, "the cat sat on the mat", "a cat is sleeping")
+
+
+def count_heatmap_panels(png_path) -> int:
+    """Connected blocks of colour (viridis is saturated everywhere; text and background are grey)."""
+    pixels = np.asarray(Image.open(png_path).convert("RGB")).astype(int)
+    saturated = (pixels.max(axis=2) - pixels.min(axis=2)) > 40
+    labelled, count = ndimage.label(saturated)
+    sizes = np.bincount(labelled.ravel())[1:]
+    return int((sizes > 100).sum())
+
+
+def test_attentions_are_per_head_probability_rows(pair_maps):
+    assert pair_maps.layers == list(range(NUM_LAYERS))
+    assert all(heads == list(range(NUM_HEADS)) for heads in pair_maps.heads)
+    for layer_map in pair_maps.attentions:
+        assert layer_map.shape == (NUM_HEADS, len(pair_maps.tokens), len(pair_maps.tokens))
+        np.testing.assert_allclose(layer_map.sum(axis=-1), 1.0, atol=1e-5)
+
+
+def test_sentence_pair_split_and_prediction(model_dir, pair_maps):
+    tokens = pair_maps.tokens
+    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
+    start = pair_maps.sentence_b_start
+    assert tokens[start - 1] == "[SEP]" and tokens[start] != "[SEP]"
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    _, tokenizer = load_model_and_tokenizer(str(model_dir))
+    with torch.no_grad():
+        logits = model(**tokenizer("the cat sat on the mat", "a cat is sleeping", return_tensors="pt")).logits[0]
+    prediction = pair_maps.prediction
+    assert prediction.label == LABELS[int(logits.argmax())]
+    assert set(prediction.probabilities) == set(LABELS)
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0)
+    assert prediction.probability == max(prediction.probabilities.values())
+
+
+def test_html_views_are_standalone_pages_with_the_tokens(pair_maps, tmp_path):
+    for writer, name in ((write_head_view, "head.html"), (write_model_view, "model.html")):
+        page = writer(pair_maps, tmp_path / name).read_text(encoding="utf-8")
+        assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+        assert "requirejs" in page  # the bertviz script is inlined
+        for token in pair_maps.tokens:
+            assert f'"{token}"' in page
+        assert "Sentence A -> Sentence B" in page
+        assert pair_maps.prediction.label in page
+
+
+def test_png_grid_has_one_panel_per_head(pair_maps, tmp_path):
+    path = plot_attention_grid(pair_maps, tmp_path / "grid.png")
+    assert count_heatmap_panels(path) == NUM_LAYERS * NUM_HEADS
+
+
+def test_pruned_heads_leave_gaps_in_grid_and_zero_heads_in_views(model_dir, tmp_path):
+    """A layer with fewer heads (as after pruning) draws only the heads it kept."""
+    maps = compute_attentions(*load_model_and_tokenizer(str(model_dir)), "the cat sat")
+    maps.attentions[1] = maps.attentions[1][[0, 3]]
+    maps.heads[1] = [0, 3]
+    path = plot_attention_grid(maps, tmp_path / "pruned.png")
+    assert count_heatmap_panels(path) == NUM_LAYERS * NUM_HEADS - 2
+    page = write_head_view(maps, tmp_path / "pruned.html").read_text(encoding="utf-8")
+    assert all(f'"{token}"' in page for token in maps.tokens)
+
+
+def test_layer_subset_and_layer_deleted_model(model_dir, tmp_path):
+    model, tokenizer = load_model_and_tokenizer(str(model_dir))
+    maps = compute_attentions(model, tokenizer, "the cat sat", layers=[2])
+    assert maps.layers == [2] and len(maps.attentions) == 1
+    assert count_heatmap_panels(plot_attention_grid(maps, tmp_path / "one_layer.png")) == NUM_HEADS
+
+    keep_layers(model, "first:2")
+    model.save_pretrained(tmp_path / "two-layers")
+    tokenizer.save_pretrained(tmp_path / "two-layers")
+    reloaded, tokenizer = load_model_and_tokenizer(str(tmp_path / "two-layers"))
+    maps = compute_attentions(reloaded, tokenizer, "the cat sat")
+    assert len(maps.attentions) == 2
+    assert count_heatmap_panels(plot_attention_grid(maps, tmp_path / "two_layers.png")) == 2 * NUM_HEADS
+    with pytest.raises(BadInputError, match="layers 0-1"):
+        compute_attentions(reloaded, tokenizer, "the cat sat", layers=[2])
+
+
+def test_run_folder_without_tokenizer_uses_the_run_config(model_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    AutoModelForSequenceClassification.from_pretrained(model_dir).save_pretrained(run_dir)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"model_name_or_path": str(model_dir)}), encoding="utf-8")
+    model, tokenizer = load_model_and_tokenizer(str(run_dir))
+    assert model.config._attn_implementation == "eager"
+    assert tokenizer.convert_ids_to_tokens(tokenizer("the cat")["input_ids"])[0] == "[CLS]"
+
+    (run_dir / "config.yaml").unlink()
+    with pytest.raises(BadInputError, match="tokenizer_name"):
+        load_model_and_tokenizer(str(run_dir))
+
+
+def test_missing_model_folder_and_empty_text_fail_early(model_dir, tmp_path):
+    with pytest.raises(BadInputError, match="no such model folder"):
+        load_model_and_tokenizer(str(tmp_path / "nope"))
+    model, tokenizer = load_model_and_tokenizer(str(model_dir))
+    with pytest.raises(BadInputError, match="empty"):
+        compute_attentions(model, tokenizer, "  ")
+
+
+def test_recipe_writes_views_and_prints_prediction(model_dir, tmp_path, capsys):
+    args = ["--model_name_or_path", str(model_dir), "--text", "the cat sat on the mat", "--text_pair",
+            "the cat is sleeping", "--output_dir", str(tmp_path / "views"), "--layers", "last:2", "--use_cpu"]
+    paths = attention_recipe.main(*parse(ModelArguments, attention_recipe.AttentionArguments, args=args))
+    assert {path.name for path in paths.values()} == {"head_view.html", "model_view.html", "attention_heads.png"}
+    assert all(path.is_file() for path in paths.values())
+    assert count_heatmap_panels(paths["grid"]) == 2 * NUM_HEADS
+    printed = capsys.readouterr().out
+    assert "prediction: " in printed and any(label in printed for label in LABELS)
