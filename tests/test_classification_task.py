@@ -148,6 +148,8 @@ def test_subset_accuracy():
     metrics = task.score("test", LOGITS, GOLD)
     assert metrics["accuracy_hard_hypothesis"] == pytest.approx(2 / 3)
     assert metrics["accuracy"] == pytest.approx(0.75)
+    task.raw["test"] = Dataset.from_dict({"hard(hypothesis)": [1.0, 0.0, 0.0, 1.0]})  # as pandas reads it
+    assert task.score("test", LOGITS, GOLD)["accuracy_hard_hypothesis"] == pytest.approx(1.0)
 
 
 def test_subset_column_must_exist_and_hold_0_1():

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 #: Label ids that mean "this row has no label": -100 is the Trainer's ignore index, -1 the
 #: `datasets` ClassLabel value for a missing label (e.g. an unlabelled test split).
 NO_LABEL_IDS = (-1, -100)
+SUBSET_MARKS = {"1": 1, "1.0": 1, "true": 1, "0": 0, "0.0": 0, "false": 0}
 
 
 def label_maps(label_names: Sequence[str]) -> dict[str, Any]:
@@ -143,14 +144,15 @@ class ClassificationTask(Task):
                     f"Subset column '{column}' is missing from the raw '{prefix}' rows "
                     f"(columns: {None if raw is None else raw.column_names}); add it to the data file."
                 )
-            marks = np.asarray([str(value).strip() for value in raw[column]])
-            unknown = np.flatnonzero(~np.isin(marks, ("0", "1", "True", "False")))
+            # Files read through pandas turn 0/1 into floats or booleans; all spell the same mark.
+            marks = np.asarray([SUBSET_MARKS.get(str(value).strip().lower(), -1) for value in raw[column]])
+            unknown = np.flatnonzero(marks < 0)
             if unknown.size:
                 raise BadInputError(
                     f"Subset column '{column}' of the '{prefix}' rows must hold 0/1; row {int(unknown[0])} "
-                    f"holds {marks[unknown[0]]!r}."
+                    f"holds {raw[int(unknown[0])][column]!r}."
                 )
-            in_subset = np.isin(marks, ("1", "True")) & scored.labelled
+            in_subset = (marks == 1) & scored.labelled
             if in_subset.any():
                 correct = scored.predicted[in_subset] == scored.labels[in_subset]
                 accuracies[f"accuracy_{metric_key(column)}"] = float(correct.mean())
