@@ -1,0 +1,141 @@
+"""A bidirectional GRU over a transformer encoder's token states, as a Hugging Face model.
+
+    encoder (any `AutoModel` backbone) → token states → BiGRU → [last forward state; last backward
+    state] → dropout → linear
+
+Padded positions never reach the GRU: sequences are packed by their attention-mask lengths, so the
+same text gives the same logits however much padding its batch has.
+
+`BiGRUConfig` holds the backbone's config and the head options; both classes are registered with
+`AutoConfig` / `AutoModelForSequenceClassification` when this module is imported, so a saved model
+reloads with `AutoModelForSequenceClassification.from_pretrained(folder)` (after
+`import hf_tasks.modeling.bigru`)
+and pushes to the Hub like any other.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    PreTrainedConfig,
+    PreTrainedModel,
+)
+from transformers.configuration_utils import SubConfigSpec
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+
+class BiGRUConfig(PreTrainedConfig):
+    """Config of `BiGRUForSequenceClassification`: `encoder` is the backbone's own config.
+
+    `num_labels=1` means one sigmoid output trained with binary cross-entropy; more labels mean a
+    softmax trained with cross-entropy.
+    """
+
+    model_type = "bigru_classifier"
+    sub_configs_defaults = {"encoder": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
+
+    encoder: PreTrainedConfig | dict | None = None
+    gru_hidden_size: int = 256
+    gru_num_layers: int = 1
+    gru_dropout: float = 0.0
+    classifier_dropout: float = 0.1
+
+    def get_text_config(self, decoder=None, encoder=None):
+        """The backbone's config: generation and embedding utilities look here for vocab sizes."""
+        return self.encoder
+
+
+class BiGRUForSequenceClassification(PreTrainedModel):
+    """Sequence classifier: encoder token states → packed BiGRU → final states → linear."""
+
+    config_class = BiGRUConfig
+    base_model_prefix = "encoder"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+
+    def __init__(self, config: BiGRUConfig):
+        super().__init__(config)
+        self.encoder = _without_pooler(AutoModel.from_config(config.encoder))
+        self.gru = nn.GRU(
+            input_size=config.encoder.hidden_size,
+            hidden_size=config.gru_hidden_size,
+            num_layers=config.gru_num_layers,
+            dropout=config.gru_dropout if config.gru_num_layers > 1 else 0.0,
+            batch_first=True,
+            bidirectional=True,
+        )
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(2 * config.gru_hidden_size, config.num_labels)
+        self.post_init()
+
+    @classmethod
+    def from_pretrained_encoder(
+        cls, encoder_name_or_path: str, *, encoder_kwargs: dict | None = None, **config_kwargs
+    ) -> BiGRUForSequenceClassification:
+        """A model whose encoder holds pretrained weights (hub id or local folder) and whose GRU and
+        classifier are new. `config_kwargs` are `BiGRUConfig` fields (`num_labels`, `id2label`,
+        `gru_hidden_size`, ...); `encoder_kwargs` go to `AutoModel.from_pretrained` (revision, dtype...)."""
+        encoder = AutoModel.from_pretrained(encoder_name_or_path, **(encoder_kwargs or {}))
+        model = cls(BiGRUConfig(encoder=encoder.config, **config_kwargs))
+        model.encoder = _without_pooler(encoder)
+        return model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> SequenceClassifierOutput:
+        shape = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+        device = (input_ids if input_ids is not None else inputs_embeds).device
+        if attention_mask is None:
+            attention_mask = torch.ones(shape, dtype=torch.long, device=device)
+        lengths = attention_mask.sum(dim=1)
+        positions = torch.arange(shape[1], device=device)
+        if not torch.equal(attention_mask.bool(), positions[None, :] < lengths[:, None]):
+            raise ValueError(
+                "BiGRUForSequenceClassification needs right padding (real tokens first, then padding); "
+                "set tokenizer.padding_side = 'right'."
+            )
+        encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "inputs_embeds": inputs_embeds}
+        if token_type_ids is not None:
+            encoder_inputs["token_type_ids"] = token_type_ids
+        states = self.encoder(**encoder_inputs, return_dict=True).last_hidden_state
+        packed = pack_padded_sequence(
+            states, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        _, final = self.gru(packed)
+        # `final` is (layers * 2, batch, hidden) in the batch's own order; the last two rows are the
+        # top layer's forward and backward directions.
+        pooled = torch.cat([final[-2], final[-1]], dim=-1)
+        logits = self.classifier(self.dropout(pooled))
+        loss = None if labels is None else classification_loss(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy for one output (labels 0/1 of any shape), else cross-entropy."""
+    if logits.shape[-1] == 1:
+        return nn.functional.binary_cross_entropy_with_logits(logits.view(-1), labels.view(-1).to(logits.dtype))
+    return nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1).long())
+
+
+def _without_pooler(encoder: nn.Module) -> nn.Module:
+    # The GRU reads token states; a pooler would be dead weight that DDP reports as unused.
+    if isinstance(getattr(encoder, "pooler", None), nn.Module):
+        encoder.pooler = None
+    return encoder
+
+
+AutoConfig.register(BiGRUConfig.model_type, BiGRUConfig, exist_ok=True)
+AutoModelForSequenceClassification.register(BiGRUConfig, BiGRUForSequenceClassification, exist_ok=True)
