@@ -2,7 +2,7 @@
 
     python recipes/attention.py --config recipes/configs/attention/bert_base_uncased.yaml
     python recipes/attention.py --model_name_or_path runs/farstail-parsbert \
-        --text "..." --text_pair "..." --output_dir attention/farstail
+        --text "..." --text_pair "..." --output_dir runs/attention-farstail
 
 Writes `head_view.html` and `model_view.html` (bertviz; open them in a browser with internet
 access, they load d3 from a CDN) and `attention_heads.png` (one panel per head, rows = layers),
@@ -26,7 +26,7 @@ from hf_tasks.tasks.base import BadInputError
 class AttentionArguments:
     text: str = field(default=None, metadata={"help": "The sentence (or first sentence of a pair) to look at."})
     text_pair: str | None = field(default=None, metadata={"help": "Second sentence (e.g. an NLI hypothesis)."})
-    output_dir: str = field(default="attention", metadata={"help": "Folder for the HTML views and the PNG grid."})
+    output_dir: str = field(default="runs/attention", metadata={"help": "Folder for the HTML views and the PNG grid."})
     max_seq_length: int = field(default=128, metadata={"help": "Tokens kept from the input (longer is truncated)."})
     layers: str | None = field(default=None, metadata={"help": f"Only these layers: {LAYER_SET_HELP}. Default: all."})
     display_mode: str = field(default="light", metadata={"help": "Model view colours: 'light' or 'dark'."})

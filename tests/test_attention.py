@@ -22,6 +22,7 @@ from hf_tasks.interpret.attention import (
 from hf_tasks.samples.tiny_models import train_wordpiece_tokenizer
 from hf_tasks.surgery.layers import keep_layers
 from hf_tasks.tasks.base import BadInputError
+from tests.conftest import REPO
 
 LABELS = ["entailment", "contradiction", "neutral"]
 TEXTS = ["the cat sat on the mat", "a dog ran in the park", "the cat is sleeping", "nobody is in the park"]
@@ -158,3 +159,10 @@ def test_recipe_writes_views_and_prints_prediction(model_dir, tmp_path, capsys):
     assert count_heatmap_panels(paths["grid"]) == 2 * NUM_HEADS
     printed = capsys.readouterr().out
     assert "prediction: " in printed and any(label in printed for label in LABELS)
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "recipes/configs/attention").glob("*.yaml")), ids=lambda p: p.stem)
+def test_configs_parse(config):
+    model_args, attention_args = parse(ModelArguments, attention_recipe.AttentionArguments, args=["--config", str(config)])
+    assert model_args.model_name_or_path and attention_args.text
+    assert attention_args.output_dir.startswith("runs/")
