@@ -1,5 +1,46 @@
-"""Model surgery: freeze parameters, delete encoder layers, prune attention heads."""
+"""Model surgery: freeze parameters, delete encoder layers, prune attention heads.
+
+Each operation is a plain function on a model; `apply_surgery` runs them from `SurgeryArguments`
+before training, and the callbacks act during training (iterative head pruning). Models with pruned
+heads reload through `from_pretrained`, which rebuilds the pruned structure before the weights load.
+"""
 
 from hf_tasks.surgery.counts import parameter_counts
+from hf_tasks.surgery.freeze import freeze, freeze_targets
+from hf_tasks.surgery.heads import (
+    HeadGates,
+    head_importance,
+    lowest_heads,
+    parse_head_spec,
+    prune_heads,
+    pruned_heads_of,
+    random_importance,
+    remaining_heads,
+)
+from hf_tasks.surgery.layers import keep_layers
+from hf_tasks.surgery.loading import from_pretrained
+from hf_tasks.surgery.structure import Encoder, find_encoder, parse_layer_set
+from hf_tasks.surgery.training import IterativeHeadPruning, SurgeryArguments, SurgeryCallback, apply_surgery
 
-__all__ = ["parameter_counts"]
+__all__ = [
+    "Encoder",
+    "HeadGates",
+    "IterativeHeadPruning",
+    "SurgeryArguments",
+    "SurgeryCallback",
+    "apply_surgery",
+    "find_encoder",
+    "freeze",
+    "freeze_targets",
+    "from_pretrained",
+    "head_importance",
+    "keep_layers",
+    "lowest_heads",
+    "parameter_counts",
+    "parse_head_spec",
+    "parse_layer_set",
+    "prune_heads",
+    "pruned_heads_of",
+    "random_importance",
+    "remaining_heads",
+]

@@ -1,0 +1,50 @@
+"""Load a model that surgery changed, from a local folder or the Hub.
+
+Deleted layers need nothing special (the config says how many remain), but a model with pruned heads
+has per-layer projection sizes that a config cannot describe to the model class. `from_pretrained`
+builds the class as usual, removes the heads recorded in `config.pruned_heads` right after
+construction, and lets `transformers` load the weights into that structure (sharding, dtype, device
+placement and checkpoint key conversions all still apply).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoConfig, PreTrainedModel
+from transformers.models.auto.auto_factory import _BaseAutoModelClass, _get_model_class
+
+from hf_tasks.surgery.heads import rebuild_pruned_heads
+
+# `from_pretrained` keyword arguments that locate the files, shared with the config lookup.
+_LOCATION_KEYS = ("cache_dir", "revision", "token", "trust_remote_code", "local_files_only", "force_download", "subfolder")
+
+
+def _with_pruned_heads(model_class: type[PreTrainedModel]) -> type[PreTrainedModel]:
+    """A subclass whose constructor removes the recorded heads (used only while loading)."""
+
+    def __init__(self, config, *args, **kwargs):
+        model_class.__init__(self, config, *args, **kwargs)
+        rebuild_pruned_heads(self)
+
+    return type(model_class.__name__, (model_class,), {"__init__": __init__, "__module__": model_class.__module__})
+
+
+def from_pretrained(model_class: type, name_or_path: str, **kwargs: Any) -> PreTrainedModel:
+    """`model_class.from_pretrained(name_or_path, **kwargs)` that also reloads head-pruned models.
+
+    `model_class` is a concrete class (`BertForSequenceClassification`) or an Auto class
+    (`AutoModelForSequenceClassification`). The saved model gives the same outputs as before saving.
+    """
+    config = kwargs.get("config")
+    if config is None or isinstance(config, str):
+        location = {key: kwargs[key] for key in _LOCATION_KEYS if key in kwargs}
+        config = AutoConfig.from_pretrained(config or name_or_path, **location)
+    if not getattr(config, "pruned_heads", None):
+        return model_class.from_pretrained(name_or_path, **kwargs)
+    concrete = (
+        _get_model_class(config, model_class._model_mapping) if issubclass(model_class, _BaseAutoModelClass) else model_class
+    )
+    model = _with_pruned_heads(concrete).from_pretrained(name_or_path, **kwargs)
+    model.__class__ = concrete  # the loading subclass adds nothing the model needs afterwards
+    return model
