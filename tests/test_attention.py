@@ -20,7 +20,7 @@ from hf_tasks.interpret.attention import (
     write_model_view,
 )
 from hf_tasks.samples.tiny_models import train_wordpiece_tokenizer
-from hf_tasks.surgery.layers import keep_layers
+from hf_tasks.surgery import keep_layers, prune_heads
 from hf_tasks.tasks.base import BadInputError
 from tests.conftest import REPO
 
@@ -101,14 +101,17 @@ def test_png_grid_has_one_panel_per_head(pair_maps, tmp_path):
     assert count_heatmap_panels(path) == NUM_LAYERS * NUM_HEADS
 
 
-def test_pruned_heads_leave_gaps_in_grid_and_zero_heads_in_views(model_dir, tmp_path):
-    """A layer with fewer heads (as after pruning) draws only the heads it kept."""
-    maps = compute_attentions(*load_model_and_tokenizer(str(model_dir)), "the cat sat")
-    maps.attentions[1] = maps.attentions[1][[0, 3]]
-    maps.heads[1] = [0, 3]
-    path = plot_attention_grid(maps, tmp_path / "pruned.png")
-    assert count_heatmap_panels(path) == NUM_LAYERS * NUM_HEADS - 2
-    page = write_head_view(maps, tmp_path / "pruned.html").read_text(encoding="utf-8")
+def test_head_pruned_model_reloads_and_draws_only_its_heads(model_dir, tmp_path):
+    model, tokenizer = load_model_and_tokenizer(str(model_dir))
+    prune_heads(model, {1: [1, 2]})
+    model.save_pretrained(tmp_path / "pruned")
+    tokenizer.save_pretrained(tmp_path / "pruned")
+    reloaded, tokenizer = load_model_and_tokenizer(str(tmp_path / "pruned"))
+    maps = compute_attentions(reloaded, tokenizer, "the cat sat on the mat")
+    assert maps.heads == [[0, 1, 2, 3], [0, 3], [0, 1, 2, 3]]
+    assert maps.attentions[1].shape[0] == 2
+    assert count_heatmap_panels(plot_attention_grid(maps, tmp_path / "pruned.png")) == NUM_LAYERS * NUM_HEADS - 2
+    page = write_model_view(maps, tmp_path / "pruned.html").read_text(encoding="utf-8")
     assert all(f'"{token}"' in page for token in maps.tokens)
 
 

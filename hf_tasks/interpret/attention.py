@@ -18,6 +18,7 @@ import torch
 import yaml
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
+from hf_tasks.surgery import from_pretrained, pruned_heads_of
 from hf_tasks.tasks.base import BadInputError
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,8 @@ def load_model_and_tokenizer(
 ) -> tuple[PreTrainedModel, Any]:
     """Model (with its sequence-classification head when it has one) and tokenizer, in eval mode.
 
-    Attention weights are requested with the eager attention implementation.
+    Attention weights are requested with the eager attention implementation. Models whose heads
+    were pruned by `hf_tasks.surgery` load through its `from_pretrained`, which rebuilds them.
     """
     import hf_tasks.modeling  # noqa: F401  registers this toolkit's heads with the Auto classes
 
@@ -112,7 +114,7 @@ def load_model_and_tokenizer(
     kwargs = {"cache_dir": cache_dir, "revision": revision, "trust_remote_code": trust_remote_code}
     config = AutoConfig.from_pretrained(model_name_or_path, **kwargs)
     model_class = AutoModelForSequenceClassification if _has_classification_head(config) else AutoModel
-    model = model_class.from_pretrained(model_name_or_path, attn_implementation="eager", **kwargs)
+    model = from_pretrained(model_class, model_name_or_path, attn_implementation="eager", **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(_tokenizer_source(model_name_or_path, tokenizer_name), **kwargs)
     return model.eval(), tokenizer
 
@@ -196,12 +198,15 @@ def compute_attentions(
 
 
 def _kept_heads(model: PreTrainedModel, layer: int, num_heads: int) -> list[int]:
-    """Original indices of the `num_heads` heads left in `layer` (all of them unless pruned)."""
-    pruned = {int(k): sorted(int(h) for h in v) for k, v in (getattr(model.config, "pruned_heads", None) or {}).items()}
-    if layer not in pruned:
-        return list(range(num_heads))
-    kept = [head for head in range(num_heads + len(pruned[layer])) if head not in pruned[layer]]
-    return kept if len(kept) == num_heads else list(range(num_heads))
+    """Original numbers of the `num_heads` heads left in `layer` (all of them unless pruned)."""
+    pruned = pruned_heads_of(model).get(layer, []) if getattr(model.config, "pruned_heads", None) else []
+    kept = [head for head in range(num_heads + len(pruned)) if head not in pruned]
+    if len(kept) != num_heads:
+        raise BadInputError(
+            f"Layer {layer} returned attention for {num_heads} heads but the config records pruned heads {pruned}; "
+            "the saved model and its config disagree."
+        )
+    return kept
 
 
 def _bertviz_attention(maps: AttentionMaps) -> list[torch.Tensor]:
