@@ -132,6 +132,24 @@ def test_layer_subset_and_layer_deleted_model(model_dir, tmp_path):
         compute_attentions(reloaded, tokenizer, "the cat sat", layers=[2])
 
 
+def test_custom_head_run_folder_gives_encoder_attentions_and_sigmoid_prediction(model_dir, tmp_path):
+    from hf_tasks.modeling.bigru import BiGRUForSequenceClassification
+
+    model = BiGRUForSequenceClassification.from_pretrained_encoder(
+        str(model_dir), num_labels=1, id2label={0: "fake"}, label2id={"fake": 0}, gru_hidden_size=8
+    )
+    model.save_pretrained(tmp_path / "bigru")
+    load_model_and_tokenizer(str(model_dir))[1].save_pretrained(tmp_path / "bigru")
+    reloaded, tokenizer = load_model_and_tokenizer(str(tmp_path / "bigru"))
+    assert isinstance(reloaded, BiGRUForSequenceClassification)
+    maps = compute_attentions(reloaded, tokenizer, "the cat sat on the mat")
+    assert len(maps.attentions) == NUM_LAYERS
+    with torch.no_grad():
+        logit = reloaded(**tokenizer("the cat sat on the mat", return_tensors="pt")).logits[0, 0]
+    assert maps.prediction.probabilities["fake"] == pytest.approx(float(torch.sigmoid(logit)))
+    assert maps.prediction.label == ("fake" if logit > 0 else "not fake")
+
+
 def test_run_folder_without_tokenizer_uses_the_run_config(model_dir, tmp_path):
     run_dir = tmp_path / "run"
     AutoModelForSequenceClassification.from_pretrained(model_dir).save_pretrained(run_dir)

@@ -105,7 +105,7 @@ def load_model_and_tokenizer(
     Attention weights are requested with the eager attention implementation. Models whose heads
     were pruned by `hf_tasks.surgery` load through its `from_pretrained`, which rebuilds them.
     """
-    import hf_tasks.modeling  # noqa: F401  registers this toolkit's heads with the Auto classes
+    import hf_tasks.modeling.bigru  # noqa: F401  registers the toolkit's BiGRU head with the Auto classes
 
     path = Path(model_name_or_path)
     looks_local = path.is_absolute() or model_name_or_path.startswith(".") or model_name_or_path.count("/") > 1
@@ -121,15 +121,18 @@ def load_model_and_tokenizer(
 
 def _prediction(model: PreTrainedModel, logits: torch.Tensor) -> Prediction:
     logits = logits[0].float()
-    if logits.numel() == 1:  # one sigmoid logit for two classes
-        positive = torch.sigmoid(logits)[0].item()
-        probabilities = np.array([1.0 - positive, positive])
-    else:
-        probabilities = torch.softmax(logits, dim=-1).numpy()
     id2label = model.config.id2label or {}
-    names = [str(id2label.get(index, f"LABEL_{index}")) for index in range(len(probabilities))]
-    best = int(np.argmax(probabilities))
-    return Prediction(names[best], float(probabilities[best]), dict(zip(names, map(float, probabilities))))
+    if logits.numel() == 1:
+        # One sigmoid output: the probability of the positive class, the only one id2label names
+        # (this toolkit's convention for binary_sigmoid models).
+        positive_name = str(id2label.get(0, "positive"))
+        positive = float(torch.sigmoid(logits)[0])
+        probabilities = {positive_name: positive, f"not {positive_name}": 1.0 - positive}
+    else:
+        values = torch.softmax(logits, dim=-1).tolist()
+        probabilities = {str(id2label.get(index, f"LABEL_{index}")): value for index, value in enumerate(values)}
+    label = max(probabilities, key=probabilities.get)
+    return Prediction(label, probabilities[label], probabilities)
 
 
 def _sentence_b_start(encoded) -> int | None:
