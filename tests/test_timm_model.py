@@ -1,0 +1,184 @@
+"""The timm wrapper, the paper head and the "single trainable block" specs (offline, random weights)."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from transformers import AutoModelForImageClassification, ViTConfig, ViTForImageClassification
+
+from hf_tasks.modeling.timm_model import (
+    TimmForImageClassification,
+    TransferArguments,
+    build_image_classifier,
+    is_timm_name,
+    train_only,
+    trainable_counts,
+)
+from hf_tasks.tasks.base import BadInputError
+
+CIFAR10 = [str(index) for index in range(10)]
+TINY_DEIT_DISTILLED = dict(img_size=32, embed_dim=32, depth=2, num_heads=2)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def paper_models():
+    """The four paper backbones with random weights, built once. On the meta device: parameter
+    shapes (all that the counts depend on) without allocating ~700 MB or running timm's init."""
+    with torch.device("meta"):
+        return {
+            name: TimmForImageClassification.from_timm(name, CIFAR10, pretrained_backbone=False)
+            for name in ("densenet201", "vgg19", "cait_s24_224", "deit_base_distilled_patch16_224")
+        }
+
+
+def _paper_counts(model) -> dict[str, int]:
+    train_only(model, "paper")
+    return trainable_counts(model)
+
+
+def test_densenet201_last_dense_block_matches_the_paper(paper_models):
+    counts = _paper_counts(paper_models["densenet201"])
+    assert counts["backbone_trainable_params"] == 6_982_400
+    assert counts["head_trainable_params"] == 1920 * 256 + 256 + 256 * 10 + 10
+
+
+def test_vgg19_block5_and_head_on_512_pooled_features_match_the_paper(paper_models):
+    model = paper_models["vgg19"]
+    counts = _paper_counts(model)
+    assert counts["backbone_trainable_params"] + counts["head_trainable_params"] == 9_573_130
+    assert model.head[1].in_features == 512
+    # fc6/fc7 (timm's ConvMlp pre_logits) are gone: only the 16 convs of the feature extractor remain.
+    assert counts["backbone_params"] == sum(p.numel() for p in model.backbone.features.parameters())
+
+
+def test_cait_s24_last_class_attention_block_matches_the_paper(paper_models):
+    counts = _paper_counts(paper_models["cait_s24_224"])
+    assert counts["backbone_trainable_params"] + counts["head_trainable_params"] == 1_877_130
+
+
+def test_deit_base_distilled_last_block_and_both_heads_match_the_paper(paper_models):
+    model = paper_models["deit_base_distilled_patch16_224"]
+    counts = _paper_counts(model)
+    assert model.head_dist is not None
+    assert counts["backbone_trainable_params"] + counts["head_trainable_params"] == 7_488_276
+
+
+def test_meta_device_counts_equal_a_real_cpu_build(paper_models):
+    real = TimmForImageClassification.from_timm("densenet201", CIFAR10, pretrained_backbone=False)
+    assert _paper_counts(real) == _paper_counts(paper_models["densenet201"])
+
+
+def test_head_only_and_all_specs(paper_models):
+    model = paper_models["cait_s24_224"]
+    train_only(model, "none")
+    assert trainable_counts(model)["backbone_trainable_params"] == 0
+    train_only(model, "all")
+    counts = trainable_counts(model)
+    assert counts["backbone_trainable_params"] == counts["backbone_params"] > 0
+    assert counts["head_trainable_params"] == counts["head_params"] > 0
+
+
+def test_spec_naming_a_missing_module_lists_the_top_level_modules(paper_models):
+    model = paper_models["densenet201"]
+    with pytest.raises(BadInputError) as raised:
+        train_only(model, "features.denseblock9")
+    message = str(raised.value)
+    assert "denseblock9" in message and "features, global_pool" in message and "denseblock4" in message
+    with pytest.raises(BadInputError, match="out of range"):
+        train_only(paper_models["vgg19"], "features.99")
+
+
+def test_negative_indices_name_the_last_block(paper_models):
+    model = paper_models["deit_base_distilled_patch16_224"]
+    train_only(model, "blocks.-1")
+    trainable = {name for name, p in model.backbone.named_parameters() if p.requires_grad}
+    assert trainable and all(name.startswith("blocks.11.") for name in trainable)
+
+
+def test_random_backbone_keeps_timms_own_initialisation():
+    # transformers' generic init (normal(0.02) on every conv/linear) must not replace timm's.
+    torch.manual_seed(0)
+    reference = timm.create_model("test_resnet", pretrained=False, num_classes=0)
+    torch.manual_seed(0)
+    model = TimmForImageClassification.from_timm("test_resnet", ["a", "b"], pretrained_backbone=False)
+    ours = model.backbone.state_dict()
+    assert all(torch.equal(value, ours[key]) for key, value in reference.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    "name, timm_kwargs",
+    [("test_resnet", None), ("deit_tiny_distilled_patch16_224", TINY_DEIT_DISTILLED)],
+)
+def test_save_and_reload_give_identical_logits(tmp_path, name, timm_kwargs):
+    torch.manual_seed(0)
+    model = TimmForImageClassification.from_timm(
+        name, ["cat", "dog", "frog"], pretrained_backbone=False, timm_kwargs=timm_kwargs
+    ).eval()
+    pixels = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        output = model(pixel_values=pixels, labels=torch.tensor([0, 1, 2, 0]))
+    assert output.logits.shape == (4, 3) and output.loss.ndim == 0
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    assert isinstance(reloaded, TimmForImageClassification)
+    assert reloaded.config.id2label == {0: "cat", 1: "dog", 2: "frog"}
+    with torch.no_grad():
+        assert torch.equal(reloaded(pixel_values=pixels).logits, output.logits)
+
+
+def test_distilled_deit_averages_a_head_on_each_token():
+    torch.manual_seed(0)
+    model = TimmForImageClassification.from_timm(
+        "deit_tiny_distilled_patch16_224", ["a", "b"], pretrained_backbone=False, timm_kwargs=TINY_DEIT_DISTILLED
+    ).eval()
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = model(pixel_values=pixels).logits
+        model.head_dist[-1].bias.add_(torch.tensor([2.0, -2.0]))
+        after = model(pixel_values=pixels).logits
+    # Shifting only the distillation head's output bias moves the averaged logits by half of it.
+    torch.testing.assert_close(after - before, torch.tensor([[1.0, -1.0], [1.0, -1.0]]))
+
+
+def test_paper_head_layers():
+    model = TimmForImageClassification.from_timm("test_resnet", ["a", "b", "c"], pretrained_backbone=False)
+    kinds = [type(layer).__name__ for layer in model.head]
+    assert kinds == ["Flatten", "Linear", "ELU", "Dropout", "Linear"]
+    assert model.head[1].out_features == 256 and model.head[3].p == 0.5 and model.head[4].out_features == 3
+    assert model.head_dist is None
+    linear = TimmForImageClassification.from_timm("test_resnet", ["a", "b"], pretrained_backbone=False, head="linear")
+    assert [type(layer).__name__ for layer in linear.head] == ["Flatten", "Linear"]
+
+
+def test_timm_names_are_told_apart_from_hub_ids(tmp_path):
+    assert is_timm_name("densenet201") and is_timm_name("vit_base_patch16_224.augreg_in21k")
+    assert is_timm_name("hf-hub:timm/densenet201.tv_in1k") and is_timm_name(f"local-dir:{tmp_path}")
+    assert not is_timm_name("facebook/deit-small-distilled-patch16-224")
+    assert not is_timm_name(str(tmp_path))
+
+
+def test_transformers_image_models_build_with_the_labels_and_the_paper_spec(tmp_path):
+    config = ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+    )
+    ViTForImageClassification(config).save_pretrained(tmp_path)
+    model = build_image_classifier(str(tmp_path), ["a", "b", "c"], TransferArguments(pretrained_backbone=True))
+    assert isinstance(model, ViTForImageClassification) and model.config.num_labels == 3
+    assert train_only(model, "paper") == ["layers.-1", "layernorm"]
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert any(name.startswith("vit.layers.1.") for name in trainable)
+    assert not any(name.startswith(("vit.layers.0.", "vit.embeddings")) for name in trainable)
+    assert {"classifier.weight", "classifier.bias"} <= trainable
+
+
+def test_unknown_timm_model_and_unknown_paper_spec_fail_clearly():
+    with pytest.raises(BadInputError, match="No paper"):
+        train_only(TimmForImageClassification.from_timm("test_convnext", ["a", "b"], pretrained_backbone=False), "paper")
+    with pytest.raises(BadInputError, match="timm has no model"):
+        TimmForImageClassification.from_timm("no_such_model_xyz", ["a", "b"], pretrained_backbone=False)
