@@ -1,0 +1,81 @@
+"""Reading one clip: decode, mix down to mono, resample to the model's rate, optionally trim silence.
+
+Every failure is a `BadInputError` naming the clip, so a data set with a few broken files can be
+reported in one go (or skipped with `--skip_bad_rows`).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+from hf_tasks.tasks.base import BadInputError
+
+#: The shortest clip a wav2vec2-family feature encoder turns into one frame: 400 samples at 16 kHz.
+MIN_SECONDS = 0.025
+
+
+@dataclass
+class Clip:
+    """A mono float32 clip at the model's rate, and what it was before conversion."""
+
+    samples: np.ndarray
+    source_rate: int
+    source_channels: int
+    trimmed_samples: int = 0
+
+
+def read_clip(
+    source: str | Path | bytes,
+    name: str,
+    target_rate: int,
+    *,
+    trim_top_db: float | None = None,
+) -> Clip:
+    """Decode `source` (a path or the file's bytes) into a mono clip at `target_rate`.
+
+    `name` is how errors refer to the clip. With `trim_top_db`, leading and trailing parts quieter
+    than the peak minus `trim_top_db` dB are cut.
+    """
+    try:
+        data, rate = soundfile.read(
+            io.BytesIO(source) if isinstance(source, bytes) else str(source), dtype="float32", always_2d=True
+        )
+    except (soundfile.SoundFileError, RuntimeError, OSError) as error:
+        raise BadInputError(
+            f"{name}: unreadable audio ({error}). Check that the file exists and is WAV/FLAC/OGG/MP3; "
+            "re-export it or remove it."
+        ) from None
+    if data.shape[0] == 0:
+        raise BadInputError(f"{name}: the clip is empty (0 samples); remove it or replace it with the real recording.")
+    if not np.isfinite(data).all():
+        raise BadInputError(f"{name}: the clip holds NaN or infinite samples; re-export it.")
+    channels = data.shape[1]
+    samples = data.mean(axis=1) if channels > 1 else data[:, 0]
+    if rate != target_rate:
+        samples = soxr.resample(samples, rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+    if not np.any(samples):
+        raise BadInputError(f"{name}: every sample is zero (a silent or broken recording); remove it.")
+    trimmed = 0
+    if trim_top_db is not None:
+        samples, trimmed = trim_silence(samples, trim_top_db)
+    minimum = int(np.ceil(MIN_SECONDS * target_rate))
+    if samples.size < minimum:
+        raise BadInputError(
+            f"{name}: only {samples.size} samples at {target_rate} Hz ({samples.size / target_rate * 1000:.1f} ms); "
+            f"speech encoders need at least {minimum} ({MIN_SECONDS * 1000:.0f} ms). Remove the clip."
+        )
+    return Clip(np.ascontiguousarray(samples, dtype=np.float32), int(rate), int(channels), trimmed)
+
+
+def trim_silence(samples: np.ndarray, top_db: float) -> tuple[np.ndarray, int]:
+    """`samples` without leading/trailing silence, and how many samples were cut."""
+    import librosa
+
+    kept, _ = librosa.effects.trim(samples, top_db=top_db)
+    return kept, samples.size - kept.size
