@@ -42,7 +42,7 @@ class TextArguments:
     id_column: str | None = field(
         default="id", metadata={"help": "Column copied into prediction files to identify rows (none: unset)."}
     )
-    label_names: list[str] = field(
+    class_names: list[str] = field(
         default_factory=lambda: ["real", "fake"],
         metadata={"help": "Class names in label-id order. With --binary_sigmoid the second is the positive class."},
     )
@@ -150,7 +150,7 @@ class TextClassificationTask(ClassificationTask):
     `ClassificationTask`'s scoring and prediction files (which show the id and the original text)."""
 
     def __init__(self, data_args, text_args: TextArguments, tokenizer):
-        super().__init__(text_args.label_names, binary_sigmoid=text_args.binary_sigmoid)
+        super().__init__(text_args.class_names, binary_sigmoid=text_args.binary_sigmoid)
         self.data_args, self.text_args, self.tokenizer = data_args, text_args, tokenizer
         self.normalize = text_args.normalizer()
         self.max_seq_length = min(data_args.max_seq_length or 128, tokenizer.model_max_length)
