@@ -37,6 +37,8 @@ from datasets.fingerprint import Hasher
 from hf_tasks.audio.augment import Augmenter, AugmentSettings, random_crop
 from hf_tasks.audio.io import read_clip
 from hf_tasks.audio.splits import SPLIT_METHODS, split_pool
+from hf_tasks.surgery import freeze
+from hf_tasks.surgery.freeze import FREEZE_HELP
 from hf_tasks.tasks.base import SPLIT_OF_PREFIX, BadInputError, load_splits
 from hf_tasks.tasks.classification import ClassificationTask, label_maps
 
@@ -66,7 +68,7 @@ class AudioArguments(AugmentSettings):
         default=True, metadata={"help": "Keep the convolutional waveform encoder fixed while fine-tuning."}
     )
     freeze: list[str] | None = field(
-        default=None, metadata={"help": "Parts to freeze (hf_tasks.surgery), e.g. layers:0-5 or all_layers."}
+        default=None, metadata={"help": FREEZE_HELP}
     )
     split: str = field(
         default="speaker",
@@ -246,7 +248,9 @@ class AudioCollator:
     """
 
     def __init__(self, feature_extractor, *, always_mask: bool = False):
-        if getattr(feature_extractor, "feature_size", None) != 1 or "input_values" not in feature_extractor.model_input_names:
+        from transformers import Wav2Vec2FeatureExtractor
+
+        if not isinstance(feature_extractor, Wav2Vec2FeatureExtractor):
             raise ValueError(
                 f"{type(feature_extractor).__name__} does not take raw waveforms; the audio task supports "
                 "wav2vec2-family feature extractors (wav2vec2, HuBERT, WavLM, data2vec-audio)."
@@ -585,7 +589,5 @@ def load_audio_classifier(model_args, audio_args: AudioArguments, task: AudioCla
             raise BadInputError(f"{type(model).__name__} has no feature encoder to freeze; pass --freeze_feature_encoder false.")
         model.freeze_feature_encoder()
     if audio_args.freeze:
-        from hf_tasks.surgery.freeze import freeze
-
         freeze(model, audio_args.freeze)
     return model
