@@ -52,7 +52,7 @@ class TransferArguments:
     )
     head: str = field(
         default="paper",
-        metadata={"help": "timm models: 'paper' (Linear(256), ELU, Dropout, Linear) or 'linear'. HF models keep theirs."},
+        metadata={"help": "timm models: 'paper' (Linear(256), ELU, Dropout, Linear) or 'linear'; HF keep theirs."},
     )
     head_hidden_size: int = field(default=256, metadata={"help": "Hidden units of the paper head."})
     head_dropout: float = field(default=0.5, metadata={"help": "Dropout of the paper head."})
@@ -118,7 +118,9 @@ class TimmConfig(PreTrainedConfig):
 def _create_backbone(config: TimmConfig, pretrained: bool) -> nn.Module:
     """The timm model without its classifier, giving pooled features from `forward_head(pre_logits=True)`."""
     try:
-        backbone = timm.create_model(config.timm_name, pretrained=pretrained, num_classes=0, **(config.timm_kwargs or {}))
+        backbone = timm.create_model(
+            config.timm_name, pretrained=pretrained, num_classes=0, **(config.timm_kwargs or {})
+        )
     except RuntimeError as error:
         if "Unknown model" in str(error):
             raise BadInputError(
@@ -344,10 +346,13 @@ def train_only(model: PreTrainedModel, spec: str = "paper") -> list[str]:
     if spec == "all":
         backbone.requires_grad_(True)
         return ["all"]
-    paths = [] if spec == "none" else (
-        list(paper_trainable_modules(model)) if spec == "paper" else [path.strip() for path in spec.split(",") if path.strip()]
-    )
-    if spec not in ("none", "paper") and not paths:
+    if spec == "none":
+        paths = []
+    elif spec == "paper":
+        paths = list(paper_trainable_modules(model))
+    else:
+        paths = [path.strip() for path in spec.split(",") if path.strip()]
+    if spec != "none" and not paths:
         raise BadInputError("--trainable_modules is empty; give 'paper', 'all', 'none' or module paths.")
     modules = [resolve_module(backbone, path) for path in paths]
     backbone.requires_grad_(False)
@@ -358,7 +363,8 @@ def train_only(model: PreTrainedModel, spec: str = "paper") -> list[str]:
 
 def trainable_counts(model: PreTrainedModel) -> dict[str, int]:
     """Trainable and total parameters of the backbone (`base_model`) and of the head (everything else)."""
-    backbone_ids = {id(parameter) for parameter in model.base_model.parameters()} if model.base_model is not model else set()
+    backbone = model.base_model if model.base_model is not model else None
+    backbone_ids = {id(parameter) for parameter in backbone.parameters()} if backbone is not None else set()
     counts = {"backbone_trainable_params": 0, "backbone_params": 0, "head_trainable_params": 0, "head_params": 0}
     seen: set[int] = set()
     for parameter in model.parameters():
