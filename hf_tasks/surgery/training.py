@@ -63,7 +63,8 @@ class SurgeryArguments:
     prune_schedule: str = field(
         default="one_shot",
         metadata={"help": "'one_shot': prune before training; 'iterative': mask more heads at each epoch end "
-                          "(reaching the target at the last epoch) and remove them when training ends."},
+                          "(all by the second-to-last epoch, so the last one recovers) and remove them when "
+                          "training ends."},
     )
     prune_importance_split: str = field(
         default="validation",
@@ -142,8 +143,9 @@ def _prune_target(surgery_args: SurgeryArguments, model: nn.Module) -> int | Non
 
 
 class IterativeHeadPruning(TrainerCallback):
-    """Masks the least important heads at each epoch end, reaching the target at the last epoch, and
-    removes the masked heads physically when training ends (so the saved model is the small one).
+    """Masks the least important heads at each epoch end, reaching the target at the end of the
+    second-to-last epoch (the last one recovers; a one-epoch run masks all at its end), and removes the
+    masked heads physically when training ends (so the saved model is the small one).
 
     Masked heads are gated to zero, which is exactly what removing them does; their parameters stay
     in the optimizer until the end, so nothing about the optimizer changes during training. Masks are
@@ -193,8 +195,9 @@ class IterativeHeadPruning(TrainerCallback):
         self._ensure_gates(model)
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
-        epochs = max(float(state.num_train_epochs or 1), 1.0)
-        self._mask_up_to(model, min(round(state.epoch) / epochs, 1.0))
+        # Reach the target one epoch before the end, so the last epoch trains the pruned structure.
+        pruning_epochs = max(round(float(state.num_train_epochs or 1)) - 1, 1)
+        self._mask_up_to(model, min(round(state.epoch) / pruning_epochs, 1.0))
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         self._mask_up_to(model, 1.0)

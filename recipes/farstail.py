@@ -1,0 +1,47 @@
+"""Persian NLI on FarsTail (premise, hypothesis → entailment / contradiction / neutral), with model
+surgery: freezing, layer deletion and attention-head pruning (`hf_tasks.surgery`).
+
+    accelerate launch recipes/farstail.py --config recipes/configs/farstail/parsbert.yaml
+    python recipes/farstail.py --config recipes/configs/farstail/tiny.yaml     # offline demo on CPU
+    python -m hf_tasks.study recipes/configs/farstail/*.yaml --output_dir runs/study   # the comparison table
+"""
+
+from transformers import AutoModelForSequenceClassification, TrainingArguments
+
+from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.modeling.auto import load_config, load_processor
+from hf_tasks.runner import run, setup
+from hf_tasks.surgery import SurgeryArguments, apply_surgery, from_pretrained
+from hf_tasks.tasks.classification import label_maps
+from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask
+
+
+def main(model_args: ModelArguments, data_args: DataArguments, pair_args: PairArguments,
+         surgery_args: SurgeryArguments, training_args: TrainingArguments):
+    setup(training_args)
+    tokenizer = load_processor(model_args)
+    task = PairClassificationTask(data_args, pair_args, tokenizer)
+    config = load_config(model_args, **label_maps(task.label_names))
+    if model_args.model_name_or_path is None:
+        model = AutoModelForSequenceClassification.from_config(config)
+    else:
+        # Through hf_tasks.surgery so that a run folder with pruned heads loads too (e.g. --do_eval only).
+        model = from_pretrained(AutoModelForSequenceClassification, model_args.model_name_or_path, config=config,
+                                **model_args.pretrained_kwargs())
+    callbacks = apply_surgery(model, surgery_args, splits=task.features(training_args),
+                              data_collator=task.data_collator, seed=training_args.seed)
+    return run(
+        task,
+        model,
+        training_args,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        arguments=(model_args, data_args, pair_args, surgery_args, training_args),
+        model_card={"tags": ["text-classification", "natural-language-inference", "persian", "farstail"],
+                    "description": "Persian natural language inference (entailment / contradiction / neutral) "
+                                   "fine-tuned on FarsTail."},
+    )
+
+
+if __name__ == "__main__":
+    main(*parse(ModelArguments, DataArguments, PairArguments, SurgeryArguments, TrainingArguments))

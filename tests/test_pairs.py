@@ -1,0 +1,124 @@
+"""FarsTail-format pair loading, validation, features and hard-subset scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from datasets import ClassLabel, Dataset, Features, Value
+from transformers import AutoTokenizer, TrainingArguments
+
+from hf_tasks.args import DataArguments
+from hf_tasks.tasks.base import BadInputError
+from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask, read_pair_table
+
+TOKENIZER = "hf_tasks/samples/tiny-bert-farstail"
+PREMISE = "علی که در شهر تهران به دنیا آمده است، سال‌ها به عنوان پزشک کار کرده است."
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(TOKENIZER)
+
+
+def write(path, text: str):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def task_for(tokenizer, tmp_path, **data) -> PairClassificationTask:
+    return PairClassificationTask(DataArguments(**data), PairArguments(), tokenizer)
+
+
+def training_args(tmp_path) -> TrainingArguments:
+    return TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none")
+
+
+def test_quoted_tabs_and_newlines_stay_inside_their_field(tmp_path):
+    path = write(tmp_path / "train.csv", "\ufeffpremise\thypothesis\tlabel\n"
+                 f'"{PREMISE}\tبا یک تب"\t"علی پزشک است.\nدو خط"\te\n'
+                 f"{PREMISE}\tعلی معلم است.\tc\n")
+    header, rows = read_pair_table(path)
+    assert header == ["premise", "hypothesis", "label"]
+    assert rows[0][1] == [f"{PREMISE}\tبا یک تب", "علی پزشک است.\nدو خط", "e"]
+    assert [line for line, _ in rows] == [3, 4]  # line numbers where each record ends
+
+
+def test_features_labels_truncation_and_padding(tmp_path, tokenizer):
+    train = write(tmp_path / "train.tsv", "premise\thypothesis\tlabel\n" + "".join(
+        f"{PREMISE}\tعلی پزشک است.\t{label}\n" for label in ("e", "c", "n", "E", "neutral")))
+    task = task_for(tokenizer, tmp_path, train_file=str(train), max_seq_length=12)
+    features = task.features(training_args(tmp_path))
+    assert task.features(training_args(tmp_path)) is features  # built once
+    train_features = features["train"]
+    assert train_features["label"] == [0, 1, 2, 0, 2]
+    assert set(train_features.column_names) == {"input_ids", "token_type_ids", "attention_mask", "label"}
+    assert all(len(ids) == 12 for ids in train_features["input_ids"])
+    # longest_first: the long premise gives up tokens, the short hypothesis keeps all of its own.
+    hypothesis_tokens = tokenizer("علی پزشک است.", add_special_tokens=False)["input_ids"]
+    first = train_features[0]
+    assert first["input_ids"][-len(hypothesis_tokens) - 1:-1] == hypothesis_tokens
+    batch = task.data_collator([train_features[0], {**train_features[1], "input_ids": train_features[1]["input_ids"][:5],
+                                                    "token_type_ids": [0] * 5, "attention_mask": [1] * 5}])
+    assert batch["input_ids"].shape == (2, 12) and batch["labels"].tolist() == [0, 1]
+
+
+def test_unknown_labels_are_listed_with_their_lines(tmp_path, tokenizer):
+    train = write(tmp_path / "train.tsv", "premise\thypothesis\tlabel\n" + "".join(
+        f"{PREMISE}\tعلی پزشک است.\t{label}\n" for label in ("e", "x", "e", "entail", "x")))
+    task = task_for(tokenizer, tmp_path, train_file=str(train))
+    with pytest.raises(BadInputError, match=r"train.tsv: unknown labels: 'x' at lines \[3, 6\]; 'entail' at lines \[5\]"):
+        task.features(training_args(tmp_path))
+
+
+def test_missing_columns_and_empty_texts(tmp_path, tokenizer):
+    bad_header = write(tmp_path / "a.tsv", f"sentence1\tsentence2\tlabel\n{PREMISE}\tعلی\te\n")
+    with pytest.raises(BadInputError, match=r"missing column\(s\) \['premise', 'hypothesis'\].*--premise_column"):
+        task_for(tokenizer, tmp_path, train_file=str(bad_header)).features(training_args(tmp_path))
+    empty = write(tmp_path / "b.tsv", f"premise\thypothesis\tlabel\n{PREMISE}\t \te\n{PREMISE}\tعلی\tn\n")
+    with pytest.raises(BadInputError, match="line 2: empty hypothesis.*--skip_bad_rows"):
+        task_for(tokenizer, tmp_path, train_file=str(empty)).features(training_args(tmp_path))
+    skipping = task_for(tokenizer, tmp_path, train_file=str(empty), skip_bad_rows=True)
+    assert len(skipping.features(training_args(tmp_path))["train"]) == 1
+    assert skipping.skipped_rows == [{"file": str(empty), "line": 2, "reason": "empty hypothesis"}]
+    ragged = write(tmp_path / "c.tsv", f"premise\thypothesis\tlabel\n{PREMISE}\tعلی\te\textra\n")
+    with pytest.raises(BadInputError, match="line 2 has 4 fields, the header 3"):
+        task_for(tokenizer, tmp_path, train_file=str(ragged)).features(training_args(tmp_path))
+
+
+def test_hard_subset_accuracies_on_the_test_split_only(tmp_path, tokenizer):
+    rows = [("e", "1", "0"), ("c", "1", "1"), ("n", "0", "0"), ("e", "0", "1")]
+    test = write(tmp_path / "test.tsv", "premise\thypothesis\tlabel\thard(hypothesis)\thard(overlap)\n" + "".join(
+        f"{PREMISE}\tعلی پزشک است.\t{label}\t{hyp}\t{overlap}\n" for label, hyp, overlap in rows))
+    validation = write(tmp_path / "validation.tsv", "premise\thypothesis\tlabel\n" + f"{PREMISE}\tعلی\tn\n" * 2)
+    task = task_for(tokenizer, tmp_path, validation_file=str(validation), test_file=str(test))
+    features = task.features(training_args(tmp_path))
+    # Predicted: entailment, entailment, neutral, contradiction → hard(hypothesis) rows 0,1: 1 of 2 right;
+    # hard(overlap) rows 1,3: none right.
+    logits = np.eye(3)[[0, 0, 2, 1]] * 5
+    metrics = task.score("test", logits, np.asarray(features["test"]["label"]))
+    assert metrics["accuracy"] == 0.5
+    assert metrics["accuracy_hard_hypothesis"] == 0.5 and metrics["accuracy_hard_overlap"] == 0.0
+    eval_metrics = task.score("eval", np.eye(3)[[2, 2]], np.asarray(features["eval"]["label"]))
+    assert eval_metrics["accuracy"] == 1.0 and not any(key.startswith("accuracy_hard") for key in eval_metrics)
+
+
+def test_unlabelled_test_rows_are_allowed_but_not_in_training(tmp_path, tokenizer):
+    unlabelled = "premise\thypothesis\tlabel\n" + f"{PREMISE}\tعلی\t\n{PREMISE}\tعلی\tc\n"
+    test = write(tmp_path / "test.tsv", unlabelled)
+    features = task_for(tokenizer, tmp_path, test_file=str(test)).features(training_args(tmp_path))
+    assert features["test"]["label"] == [-100, 1]
+    train = write(tmp_path / "train.tsv", unlabelled)
+    with pytest.raises(BadInputError, match="unknown labels: '' at lines \\[2\\]"):
+        task_for(tokenizer, tmp_path, train_file=str(train)).features(training_args(tmp_path))
+
+
+def test_dataset_folder_with_class_labels(tmp_path, tokenizer):
+    features = Features({"premise": Value("string"), "hypothesis": Value("string"),
+                         "label": ClassLabel(names=["c", "e", "n"])})
+    folder = tmp_path / "farstail_hub"
+    folder.mkdir()
+    Dataset.from_dict({"premise": [PREMISE] * 3, "hypothesis": ["علی"] * 3, "label": [0, 1, 2]},
+                      features=features).to_parquet(folder / "train.parquet")
+    task = task_for(tokenizer, tmp_path, dataset_name=str(folder), dataset_cache_dir=str(tmp_path / "cache"))
+    built = task.features(training_args(tmp_path))
+    assert built["train"]["label"] == [1, 0, 2]  # mapped by name onto entailment, contradiction, neutral
