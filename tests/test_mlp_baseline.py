@@ -7,11 +7,12 @@ import pytest
 import torch
 from datasets import Dataset
 from torch import nn
-from transformers import AutoModelForImageClassification, Trainer, TrainingArguments
+from transformers import AutoConfig, AutoModelForImageClassification, Trainer, TrainingArguments
 
 from hf_tasks.modeling.mlp import MLPForImageClassification, build_mlp_classifier
 from hf_tasks.modeling.timm_model import train_only
 from hf_tasks.tasks.image import collate_images
+from tests.conftest import REPO
 
 CLASSES = ["top-left", "top-right", "bottom-left", "bottom-right"]
 
@@ -34,6 +35,13 @@ def test_default_layers_are_the_seed_baseline():
     widths = [linears[0].in_features] + [linear.out_features for linear in linears]
     assert widths == [3072, 4096, 2048, 1024, 512, 256, 64, 10]
     assert model.base_model is model.mlp and model.classifier is linears[-1]
+
+
+def test_cifar10_config_builds_the_seed_mlp_for_ten_classes():
+    config = AutoConfig.from_pretrained(str(REPO / "recipes/configs/cifar10/mlp_baseline.json"), num_labels=10)
+    model = AutoModelForImageClassification.from_config(config)
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    assert [linears[0].in_features] + [linear.out_features for linear in linears] == [3072, 4096, 2048, 1024, 512, 256, 64, 10]
 
 
 def test_saves_and_reloads_through_the_auto_class(tmp_path):
