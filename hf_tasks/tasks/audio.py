@@ -296,7 +296,7 @@ class AudioClassificationTask(ClassificationTask):
             raise ValueError("Give either --data_dir (ShEMO folder) or --dataset_name/--train_file, not both.")
         if data_args.data_dir:
             rows, bad = list_shemo_folder(data_args.data_dir)
-            self._skip_or_fail("listing", bad)
+            self._skip_or_fail([{"split": "listing", **item} for item in bad])
             if not rows:
                 raise BadInputError(f"--data_dir {data_args.data_dir}: no usable ShEMO file names.")
             label_names = list(SHEMO_EMOTIONS.values())
@@ -350,6 +350,11 @@ class AudioClassificationTask(ClassificationTask):
             listing = split.map(
                 describe, batched=True, with_indices=True,
                 remove_columns=[column for column in split.column_names if column != audio_column],
+                # Explicit types: a reused column name (label) would otherwise keep its ClassLabel type.
+                features=datasets.Features({
+                    audio_column: split.features[audio_column], "file": datasets.Value("string"),
+                    "label": datasets.Value("string"), "speaker": datasets.Value("string"),
+                }),
                 desc=f"Listing {name} clips",
             )
             if audio_column != "audio":
@@ -384,18 +389,19 @@ class AudioClassificationTask(ClassificationTask):
             for name, listing in listings.items()
         }
 
-    def _skip_or_fail(self, split: str, bad: list[dict[str, str]]) -> None:
+    def _skip_or_fail(self, bad: list[dict[str, str]]) -> None:
+        """Stop on unusable clips (each {"split", "file", "reason"}), or skip them with --skip_bad_rows."""
         if not bad:
             return
         if not self.data_args.skip_bad_rows:
             shown = "\n  ".join(item["reason"] for item in bad[:5])
             more = f"\n  ... and {len(bad) - 5} more" if len(bad) > 5 else ""
             raise BadInputError(
-                f"{len(bad)} unusable clip(s) in the {split} data:\n  {shown}{more}\n"
+                f"{len(bad)} unusable clip(s):\n  {shown}{more}\n"
                 "Fix or remove them, or pass --skip_bad_rows to leave them out (listed in skipped_rows.json)."
             )
-        logger.warning("Skipping %d unusable clip(s) in the %s data (see skipped_rows.json).", len(bad), split)
-        self.skipped_rows += [{"split": split, **item} for item in bad]
+        logger.warning("Skipping %d unusable clip(s) (listed in skipped_rows.json).", len(bad))
+        self.skipped_rows += bad
 
     # ----- class balance -----
 
@@ -456,11 +462,15 @@ class AudioClassificationTask(ClassificationTask):
     def features(self, training_args) -> dict[str, Dataset]:
         with training_args.main_process_first(desc="decoding audio"):
             decoded = {split: self._decode(split, listing, training_args) for split, listing in self.listings.items()}
-        usable = {}
-        for split, clips in decoded.items():
-            errors = clips["error"]
-            self._skip_or_fail(split, [{"file": f, "reason": e} for f, e in zip(clips["file"], errors) if e])
-            usable[split] = clips.select([row for row, error in enumerate(errors) if not error])
+        errors = {split: clips["error"] for split, clips in decoded.items()}
+        self._skip_or_fail([
+            {"split": split, "file": file, "reason": error}
+            for split, clips in decoded.items() for file, error in zip(clips["file"], errors[split]) if error
+        ])
+        usable = {
+            split: clips.select([row for row, error in enumerate(errors[split]) if not error])
+            for split, clips in decoded.items()
+        }
         self.conversions = self._conversions(usable)
         self._log_conversions()
         if training_args.process_index == 0:
