@@ -29,7 +29,9 @@ COLOURS = {"blue": (0, 0, 255), "green": (0, 255, 0), "red": (255, 0, 0)}
 
 @pytest.fixture
 def training_args(tmp_path):
-    return TrainingArguments(output_dir=str(tmp_path / "out"), remove_unused_columns=False, use_cpu=True, report_to="none", seed=7)
+    return TrainingArguments(
+        output_dir=str(tmp_path / "out"), remove_unused_columns=False, use_cpu=True, report_to="none", seed=7
+    )
 
 
 def solid_tree(root: Path, per_class: dict[str, int], size: int = 8) -> Path:
@@ -143,7 +145,8 @@ def write_parquet_dataset(folder: Path, splits: dict[str, tuple[list, list]], la
     features = Features({"img": ImageFeature(), "label": label_feature})
     for split, (colours, labels) in splits.items():
         images = [Image.new("RGB", (6, 6), colour) for colour in colours]
-        Dataset.from_dict({"img": images, "label": labels}, features=features).to_parquet(str(folder / f"{split}.parquet"))
+        dataset = Dataset.from_dict({"img": images, "label": labels}, features=features)
+        dataset.to_parquet(str(folder / f"{split}.parquet"))
     return folder
 
 
@@ -154,7 +157,8 @@ def test_hub_style_dataset_columns_are_detected(tmp_path, training_args):
         {"train": ([(255, 0, 0), (0, 0, 255)] * 5, [0, 1] * 5), "test": ([(0, 0, 255)], [1])},
         ClassLabel(names=names),
     )
-    task = make_task(training_args, dataset_name=str(folder), image_args=ImageArguments(image_size=4, normalization="imagenet", validation_fraction=0.2))
+    image_args = ImageArguments(image_size=4, normalization="imagenet", validation_fraction=0.2)
+    task = make_task(training_args, dataset_name=str(folder), image_args=image_args)
     assert task.label_names == names and (task.image_column, task.label_column) == ("img", "label")
     assert sorted(task.splits["validation"]["label"]) == [0, 1]
     features = task.features(training_args)
@@ -208,7 +212,8 @@ def write_cifar_batches(folder: Path, rng: np.random.Generator) -> dict[str, np.
 
 def test_cifar_python_batches_load_losslessly(tmp_path, training_args):
     arrays = write_cifar_batches(tmp_path / "cifar-10-batches-py", np.random.default_rng(0))
-    task = make_task(training_args, data_dir=str(tmp_path), image_args=ImageArguments(validation_fraction=0.0, normalization="cifar10"))
+    image_args = ImageArguments(validation_fraction=0.0, normalization="cifar10")
+    task = make_task(training_args, data_dir=str(tmp_path), image_args=image_args)
     assert task.label_names == [f"class{index}" for index in range(10)]
     assert len(task.splits["train"]) == 20 and len(task.splits["test"]) == 5 and "validation" not in task.splits
     first = decode_image(task.splits["test"][0]["image"], "test/0")

@@ -179,6 +179,7 @@ def test_transformers_image_models_build_with_the_labels_and_the_paper_spec(tmp_
 
 def test_unknown_timm_model_and_unknown_paper_spec_fail_clearly():
     with pytest.raises(BadInputError, match="No paper"):
-        train_only(TimmForImageClassification.from_timm("test_convnext", ["a", "b"], pretrained_backbone=False), "paper")
+        convnext = TimmForImageClassification.from_timm("test_convnext", ["a", "b"], pretrained_backbone=False)
+        train_only(convnext, "paper")
     with pytest.raises(BadInputError, match="timm has no model"):
         TimmForImageClassification.from_timm("no_such_model_xyz", ["a", "b"], pretrained_backbone=False)

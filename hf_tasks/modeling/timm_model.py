@@ -342,10 +342,10 @@ def train_only(model: PreTrainedModel, spec: str = "paper") -> list[str]:
     builds its optimizer.
     """
     spec = spec.strip()
-    backbone = _backbone_of(model)
     if spec == "all":
-        backbone.requires_grad_(True)
+        model.requires_grad_(True)
         return ["all"]
+    backbone = _backbone_of(model)
     if spec == "none":
         paths = []
     elif spec == "paper":

@@ -1,0 +1,92 @@
+"""CIFAR-10 transfer learning by fine-tuning a single trainable block (Malpure et al. 2021).
+
+    accelerate launch recipes/cifar10.py --config recipes/configs/cifar10/deit_base_distilled.yaml
+    python recipes/cifar10.py --config recipes/configs/cifar10/tiny.yaml    # offline demo, CPU
+
+Backbones: any timm model name (wrapped with the paper's MLP head) or a transformers image model
+(`facebook/deit-small-distilled-patch16-224`). The backbone is frozen except its last block
+(`--trainable_modules paper`, see `hf_tasks.modeling.timm_model.PAPER_TRAINABLE_MODULES`). Data:
+`--dataset_name uoft-cs/cifar10`, or `--data_dir` with an ImageFolder tree or the CIFAR-10 python
+batches; see `hf_tasks.tasks.image`. The schedule is Adam with ReduceLROnPlateau on validation
+accuracy, from the config; `epoch_times.json` records each epoch's train/eval time and images/s.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import EarlyStoppingCallback, TrainingArguments
+
+import hf_tasks.modeling.mlp  # noqa: F401  (registers the model type of mlp_baseline.yaml)
+from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.callbacks import EpochTimingCallback, check_plateau_schedule
+from hf_tasks.modeling.timm_model import (
+    TransferArguments,
+    backbone_statistics,
+    build_image_classifier,
+    train_only,
+    trainable_counts,
+)
+from hf_tasks.runner import run, setup
+from hf_tasks.samples.images import write_shapes_tree
+from hf_tasks.tasks.image import ImageArguments, ImageClassificationTask
+
+
+@dataclass
+class Cifar10Arguments(ImageArguments, TransferArguments):
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "Stop after this many evaluations without improvement (needs load_best_model_at_end)."},
+    )
+    generate_synthetic_data: bool = field(
+        default=False, metadata={"help": "Write the coloured-shapes ImageFolder tree into --data_dir if it is missing."}
+    )
+
+    def __post_init__(self):
+        ImageArguments.__post_init__(self)
+        TransferArguments.__post_init__(self)
+
+
+def main(
+    model_args: ModelArguments, data_args: DataArguments, task_args: Cifar10Arguments, training_args: TrainingArguments
+):
+    setup(training_args)
+    check_plateau_schedule(training_args)
+    if task_args.generate_synthetic_data:
+        if not data_args.data_dir:
+            raise ValueError("--generate_synthetic_data writes into --data_dir; give one.")
+        with training_args.main_process_first(desc="writing synthetic images"):
+            if training_args.process_index == 0 and not Path(data_args.data_dir).exists():
+                write_shapes_tree(data_args.data_dir, seed=training_args.seed)
+    task = ImageClassificationTask(data_args, task_args, training_args)
+    name = model_args.model_name_or_path or model_args.config_name
+    model = build_image_classifier(name, task.label_names, task_args, **model_args.pretrained_kwargs())
+    trainable = train_only(model, task_args.trainable_modules)
+    counts = trainable_counts(model)
+    print(
+        f"Trainable parameters: backbone {counts['backbone_trainable_params']:,} of {counts['backbone_params']:,} "
+        f"({', '.join(trainable) or 'none'}), head {counts['head_trainable_params']:,}, "
+        f"total {counts['backbone_trainable_params'] + counts['head_trainable_params']:,}"
+    )
+    if task_args.normalization == "backbone":
+        task.set_backbone_statistics(backbone_statistics(model, name, **model_args.pretrained_kwargs()))
+    callbacks = [EpochTimingCallback()]
+    if task_args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=task_args.early_stopping_patience))
+    return run(
+        task,
+        model,
+        training_args,
+        processing_class=task.image_processor(),
+        callbacks=callbacks,
+        arguments=(model_args, data_args, task_args, training_args),
+        model_card={
+            "tags": ["image-classification", "cifar10", "transfer-learning"],
+            "description": f"`{name}` fine-tuned with one trainable block ({', '.join(trainable) or 'none'}; "
+            f"backbone {counts['backbone_trainable_params']:,} + head {counts['head_trainable_params']:,} "
+            "trainable parameters), after Malpure et al. 2021.",
+        },
+    )
+
+
+if __name__ == "__main__":
+    main(*parse(ModelArguments, DataArguments, Cifar10Arguments, TrainingArguments))
