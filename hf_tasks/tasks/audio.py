@@ -570,6 +570,12 @@ def load_audio_classifier(model_args, audio_args: AudioArguments, task: AudioCla
     labels = label_maps(task.label_names)
     weights = task.class_weights() if audio_args.class_weighted_loss else None
     takes_mask = bool(task.feature_extractor.return_attention_mask)
+    if takes_mask and getattr(load_config(model_args), "feat_extract_norm", None) == "group":
+        logger.warning(
+            "The feature extractor asks for an attention mask, but the encoder's feature encoder uses group norm "
+            "(such checkpoints were trained without masks); following the feature extractor. Set "
+            "return_attention_mask to false in its preprocessor_config.json if that is wrong."
+        )
     if audio_args.head == "auto":
         config = load_config(model_args)
         if isinstance(config, PooledAudioClassifierConfig):

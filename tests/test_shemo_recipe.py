@@ -1,0 +1,90 @@
+"""End to end: the ShEMO recipe on synthetic tone clips with a tiny HuBERT built from config."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForAudioClassification, TrainingArguments, Wav2Vec2FeatureExtractor
+
+import shemo
+from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.audio.io import read_clip
+from hf_tasks.modeling.audio import PooledAudioClassifier
+from hf_tasks.tasks.audio import AudioArguments, AudioCollator
+from tests.conftest import recipe_args
+
+CONFIG = "recipes/configs/shemo/tiny.yaml"
+ARGUMENT_TYPES = (ModelArguments, DataArguments, AudioArguments, TrainingArguments)
+
+
+def run_recipe(output_dir, data_dir, *overrides):
+    arguments = recipe_args(CONFIG, output_dir, "--data_dir", str(data_dir),
+                            "--dataset_cache_dir", str(data_dir.parent / "cache"), *overrides)
+    return shemo.main(*parse(*ARGUMENT_TYPES, args=arguments))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shemo")
+    output_dir = root / "run"
+    return output_dir, root / "clips", run_recipe(output_dir, root / "clips", "--save_strategy", "no")
+
+
+def test_tiny_hubert_learns_the_tone_task_well_above_chance(trained):
+    _, _, results = trained
+    chance = 1 / 6
+    assert results["eval_accuracy"] > chance + 0.4, results["eval_accuracy"]
+    assert results["test_accuracy"] > chance + 0.4, results["test_accuracy"]
+    assert results["test_uar"] > chance + 0.4
+    assert "test_recall_fear" in results and "test_support_fear" in results
+
+
+def test_run_folder_holds_split_conversions_predictions_and_per_class_report(trained):
+    output_dir, clips, results = trained
+    split = json.loads((output_dir / "split.json").read_text())
+    speakers = [set(part["speakers"]) for part in split["splits"].values()]
+    assert len(speakers) == 3 and not (speakers[0] & speakers[1] or speakers[0] & speakers[2] or speakers[1] & speakers[2])
+    conversions = json.loads((output_dir / "audio_conversions.json").read_text())
+    assert set(conversions["resampled_from_rate"]) == {"22050", "44100"}
+    assert conversions["mixed_to_mono_from_channels"] == {"2": 16}
+    report = (output_dir / "test_classification_report.txt").read_text()
+    assert "fear" in report and "UAR" in report
+    for name in ("eval_confusion_matrix.png", "config.yaml", "README.md", "model.safetensors", "preprocessor_config.json"):
+        assert (output_dir / name).is_file(), name
+    with (output_dir / "test_predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == results["test_support_anger"] + sum(
+        results[f"test_support_{name}"] for name in ("fear", "happiness", "neutral", "sadness", "surprise"))
+    assert {row["speaker"] for row in rows} == set(split["splits"]["test"]["speakers"])
+
+
+def test_saved_model_reloads_and_repeats_the_runs_predictions(trained):
+    output_dir, clips, _ = trained
+    model = AutoModelForAudioClassification.from_pretrained(output_dir).eval()
+    assert isinstance(model, PooledAudioClassifier)
+    collator = AudioCollator(Wav2Vec2FeatureExtractor.from_pretrained(output_dir), always_mask=True)
+    with (output_dir / "test_predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    batch = collator([{"input_values": read_clip(clips / row["file"], row["file"], 16000).samples, "labels": 0}
+                      for row in rows])
+    with torch.no_grad():
+        logits = model(batch["input_values"], batch["attention_mask"]).logits
+    predicted = [model.config.id2label[index] for index in logits.argmax(-1).tolist()]
+    assert predicted == [row["predicted_label"] for row in rows]
+    probabilities = torch.softmax(logits, -1).max(-1).values.numpy()
+    np.testing.assert_allclose(probabilities, [float(row["predicted_probability"]) for row in rows], atol=1e-4)
+
+
+def test_stock_head_and_stratified_split_run_through_the_recipe(tmp_path):
+    results = run_recipe(
+        tmp_path / "run", tmp_path / "clips", "--head", "auto", "--split", "stratified", "--num_train_epochs", "1",
+        "--oversample", "false", "--time_stretch_prob", "0", "--save_strategy", "no", "--eval_strategy", "no",
+        "--do_predict", "false",
+    )
+    assert 0 <= results["eval_accuracy"] <= 1
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert split["method"] == "stratified"
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["model_type"] == "hubert" and config["id2label"]["1"] == "fear"
