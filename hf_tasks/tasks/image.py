@@ -106,6 +106,24 @@ def decode_image(value: Any, where: str) -> Image.Image:
     return to_rgb(image)
 
 
+def image_transform(
+    size: int, mean: Sequence[float], std: Sequence[float], *, horizontal_flip: float = 0.0
+) -> v2.Compose:
+    """PIL RGB image → float tensor (3, size, size): flip (with this probability), bilinear resize,
+    scale to [0, 1], normalise."""
+    # Flip and resize the uint8 tensor (cheaper than resizing a PIL image), then scale and normalise.
+    steps: list = [v2.ToImage()]
+    if horizontal_flip > 0:
+        steps.append(v2.RandomHorizontalFlip(p=horizontal_flip))
+    steps += [
+        v2.Resize((size, size), interpolation=v2.InterpolationMode.BILINEAR, antialias=True),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=list(mean), std=list(std)),
+        v2.ToPureTensor(),
+    ]
+    return v2.Compose(steps)
+
+
 def collate_images(rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     """Stack `pixel_values` (and `labels` when the rows have them)."""
     batch = {"pixel_values": torch.stack([row["pixel_values"] for row in rows])}
@@ -369,22 +387,11 @@ class ImageClassificationTask(ClassificationTask):
         self.mean_std = statistics
 
     def transform(self, train: bool) -> v2.Compose:
-        """PIL RGB image → normalised float tensor (3, image_size, image_size)."""
+        """PIL RGB image → normalised float tensor (3, image_size, image_size); flips only when training."""
         if self.mean_std is None:
             raise ValueError("--normalization backbone: call set_backbone_statistics(...) before building features.")
-        mean, std = self.mean_std
-        size = self.image_args.image_size
-        # Flip and resize the uint8 tensor (cheaper than resizing a PIL image), then scale and normalise.
-        steps: list = [v2.ToImage()]
-        if train and self.image_args.horizontal_flip > 0:
-            steps.append(v2.RandomHorizontalFlip(p=self.image_args.horizontal_flip))
-        steps += [
-            v2.Resize((size, size), interpolation=v2.InterpolationMode.BILINEAR, antialias=True),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean=list(mean), std=list(std)),
-            v2.ToPureTensor(),
-        ]
-        return v2.Compose(steps)
+        flip = self.image_args.horizontal_flip if train else 0.0
+        return image_transform(self.image_args.image_size, *self.mean_std, horizontal_flip=flip)
 
     def image_processor(self):
         """A transformers image processor doing the evaluation transform, saved with the model for inference."""
