@@ -9,8 +9,8 @@ The model step is what the Trainer runs per batch (forward with labels, backward
 random pixels already on the device, with the paper's trainable block (`--trainable_modules`) and
 head. The pipeline figure is one process decoding CIFAR-sized PNGs and applying the training
 transform (flip, resize to the model's size and to the paper's 224 px, normalise): divide the
-model figure by it for the `dataloader_num_workers` that keep the device fed. Random weights (`pretrained=False`), offline.
-Writes results/cifar10.json and appends a row to results/cifar10.md.
+model figure by it for the `dataloader_num_workers` that keep the device fed. Random weights
+(`pretrained=False`), offline. Writes results/cifar10.json and appends a row to results/cifar10.md.
 """
 
 from __future__ import annotations
