@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
-from transformers import AutoModelForImageClassification, ViTConfig, ViTForImageClassification
+from transformers import (
+    AutoModelForImageClassification,
+    DeiTConfig,
+    DeiTForImageClassification,
+    ViTConfig,
+    ViTForImageClassification,
+)
 
 from hf_tasks.modeling.timm_model import (
     TimmForImageClassification,
@@ -67,6 +73,18 @@ def test_deit_base_distilled_last_block_and_both_heads_match_the_paper(paper_mod
     counts = _paper_counts(model)
     assert model.head_dist is not None
     assert counts["backbone_trainable_params"] + counts["head_trainable_params"] == 7_488_276
+
+
+@pytest.mark.parametrize(
+    "name, pooled",
+    [("densenet201", 1920), ("vgg19", 512), ("cait_s24_224", 384), ("deit_base_distilled_patch16_224", 768)],
+)
+def test_paper_heads_sit_on_the_pooled_features(paper_models, name, pooled):
+    model = paper_models[name]
+    pixels = torch.empty(2, 3, 224, 224, device="meta")  # shapes only
+    features = model.backbone.forward_head(model.backbone.forward_features(pixels), pre_logits=True)
+    assert features.shape == (2, pooled) and model.head[1].in_features == pooled
+    assert model(pixel_values=pixels).logits.shape == (2, 10)
 
 
 def test_meta_device_counts_equal_a_real_cpu_build(paper_models):
@@ -163,17 +181,21 @@ def test_timm_names_are_told_apart_from_hub_ids(tmp_path):
     assert not is_timm_name(str(tmp_path))
 
 
-def test_transformers_image_models_build_with_the_labels_and_the_paper_spec(tmp_path):
-    config = ViTConfig(
+@pytest.mark.parametrize(
+    "config_class, model_class", [(ViTConfig, ViTForImageClassification), (DeiTConfig, DeiTForImageClassification)]
+)
+def test_transformers_image_models_build_with_the_labels_and_the_paper_spec(tmp_path, config_class, model_class):
+    config = config_class(
         image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
     )
-    ViTForImageClassification(config).save_pretrained(tmp_path)
+    model_class(config).save_pretrained(tmp_path)
     model = build_image_classifier(str(tmp_path), ["a", "b", "c"], TransferArguments(pretrained_backbone=True))
-    assert isinstance(model, ViTForImageClassification) and model.config.num_labels == 3
+    assert isinstance(model, model_class) and model.config.num_labels == 3
     assert train_only(model, "paper") == ["layers.-1", "layernorm"]
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-    assert any(name.startswith("vit.layers.1.") for name in trainable)
-    assert not any(name.startswith(("vit.layers.0.", "vit.embeddings")) for name in trainable)
+    prefix = model.base_model_prefix
+    assert any(name.startswith(f"{prefix}.layers.1.") for name in trainable)
+    assert not any(name.startswith((f"{prefix}.layers.0.", f"{prefix}.embeddings")) for name in trainable)
     assert {"classifier.weight", "classifier.bias"} <= trainable
 
 
