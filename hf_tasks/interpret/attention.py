@@ -269,14 +269,16 @@ def write_model_view(maps: AttentionMaps, path: str | Path, *, display_mode: str
 def plot_attention_grid(maps: AttentionMaps, path: str | Path, *, label_tokens_up_to: int = 40) -> Path:
     """A PNG with one attention-map panel per head: rows are layers, columns heads.
 
-    Token labels are drawn on the left column and bottom row when the input has at most
-    `label_tokens_up_to` tokens (beyond that they are unreadable).
+    Token labels are drawn on each row's first and each column's lowest panel when the input has
+    at most `label_tokens_up_to` tokens (beyond that they are unreadable).
     """
     from matplotlib.figure import Figure
 
     num_columns = max(max(layer_heads) + 1 for layer_heads in maps.heads)
     num_rows = len(maps.layers)
     label = len(maps.tokens) <= label_tokens_up_to
+    lowest_row = {column: max(row for row, heads in enumerate(maps.heads) if column in heads)
+                  for column in set().union(*maps.heads)}
     panel = 1.6 + (0.08 * len(maps.tokens) if label else 0.0)
     figure = Figure(figsize=(panel * num_columns + 1.0, panel * num_rows + 1.2), layout="constrained")
     axes = figure.subplots(num_rows, num_columns, squeeze=False)
@@ -289,11 +291,13 @@ def plot_attention_grid(maps: AttentionMaps, path: str | Path, *, label_tokens_u
             weights = layer_map[layer_heads.index(column)]
             axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max()), 1e-9), interpolation="nearest")
             axis.set_title(f"layer {layer} head {column}", fontsize=7)
-            axis.set_xticks(range(len(maps.tokens)) if label and row == num_rows - 1 else [])
-            axis.set_yticks(range(len(maps.tokens)) if label and column == 0 else [])
-            if label and row == num_rows - 1:
+            label_x = label and lowest_row[column] == row
+            label_y = label and column == min(layer_heads)
+            axis.set_xticks(range(len(maps.tokens)) if label_x else [])
+            axis.set_yticks(range(len(maps.tokens)) if label_y else [])
+            if label_x:
                 axis.set_xticklabels(maps.tokens, rotation=90, fontsize=6)
-            if label and column == 0:
+            if label_y:
                 axis.set_yticklabels(maps.tokens, fontsize=6)
     figure.suptitle(
         f"{maps.title[:120]}\nrows: queries, columns: keys; brighter = more attention (each panel scaled to its maximum)",
