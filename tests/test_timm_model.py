@@ -129,6 +129,20 @@ def test_random_backbone_keeps_timms_own_initialisation():
     assert all(torch.equal(value, ours[key]) for key, value in reference.state_dict().items())
 
 
+def test_frozen_batch_norm_keeps_its_statistics_in_train_mode():
+    model = TimmForImageClassification.from_timm("test_resnet", ["a", "b"], pretrained_backbone=False)
+    train_only(model, "layer4")
+    model.train()
+    frozen, trainable = model.backbone.bn1, model.backbone.layer4[0].bn1
+    assert not frozen.training and trainable.training and model.head.training
+    frozen_before, trainable_before = frozen.running_mean.clone(), trainable.running_mean.clone()
+    model(pixel_values=torch.randn(4, 3, 32, 32) * 3 + 1)
+    assert torch.equal(frozen.running_mean, frozen_before)
+    assert not torch.equal(trainable.running_mean, trainable_before)
+    train_only(model, "all")
+    assert model.train().backbone.bn1.training
+
+
 @pytest.mark.parametrize(
     "name, timm_kwargs",
     [("test_resnet", None), ("deit_tiny_distilled_patch16_224", TINY_DEIT_DISTILLED)],

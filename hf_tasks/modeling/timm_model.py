@@ -190,6 +190,18 @@ class TimmForImageClassification(PreTrainedModel):
         if hasattr(module, "init_non_persistent_buffers"):
             module.init_non_persistent_buffers()
 
+    def train(self, mode: bool = True) -> "TimmForImageClassification":
+        """Train mode, except that frozen BatchNorm layers stay in eval mode: a frozen layer keeps its
+        pretrained running statistics instead of drifting to the new data (as Keras freezes them)."""
+        super().train(mode)
+        if mode:
+            for module in self.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                    parameter.requires_grad for parameter in module.parameters()
+                ):
+                    module.eval()
+        return self
+
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> ImageClassifierOutput:
         features = self.backbone.forward_features(pixel_values.to(self.dtype))
         if self.head_dist is not None:
