@@ -134,6 +134,7 @@ def test_surgery_freezes_encoder_layers_inside_the_pooled_head():
     assert all(p.requires_grad for n, p in model.named_parameters() if n.startswith("encoder.encoder.layers.1."))
 
 
+@pytest.mark.filterwarnings("ignore:At least one mel filter")
 def test_collator_refuses_spectrogram_feature_extractors():
     from transformers import ASTFeatureExtractor
 

@@ -218,3 +218,23 @@ def test_hub_format_dataset_with_audio_and_label_columns_is_split_by_speaker(tmp
     path = next(p for p in files if p.name == row["file"])
     np.testing.assert_array_equal(features["test"][0]["input_values"], read_clip(path, "", RATE).samples)
     assert names[features["test"][0]["labels"]] == names[letters.index(path.stem[3])]
+
+
+def test_given_hub_splits_are_kept_and_an_unlabelled_test_split_is_allowed(tmp_path, shemo_dir, feature_extractor):
+    files = sorted(shemo_dir.rglob("*.wav"))
+    (tmp_path / "hub").mkdir()
+    for split, chosen, labelled in (("train", files[:24], True), ("test", files[24:30], False)):
+        datasets.Dataset.from_dict({
+            "audio": [str(path) for path in chosen],
+            "label": [path.stem[3] if labelled else None for path in chosen],
+        }).to_parquet(str(tmp_path / "hub" / f"{split}.parquet"))
+    task, features = build(tmp_path, feature_extractor, {"dataset_name": str(tmp_path / "hub")})
+    assert task.split_method == "given" and set(features) == {"train", "test"}
+    assert task.label_names == sorted({path.stem[3] for path in files[:24]})
+    assert list(features["test"]["labels"]) == [-100] * 6
+    assert list(task.raw["test"]["file"]) == [str(path) for path in files[24:30]]
+
+    datasets.Dataset.from_dict({"audio": [str(files[0]), str(files[1])], "label": ["A", None]}).to_parquet(
+        str(tmp_path / "hub" / "train.parquet"))
+    with pytest.raises(BadInputError, match="have no label"):
+        build(tmp_path, feature_extractor, {"dataset_name": str(tmp_path / "hub")})

@@ -7,7 +7,7 @@ task applies this only to the training split).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,16 +16,19 @@ import numpy as np
 class AugmentSettings:
     """Probabilities (0 turns a transform off) and ranges of the random transforms."""
 
-    pitch_shift_prob: float = 0.0
-    pitch_shift_semitones: float = 2.0
-    time_stretch_prob: float = 0.0
-    time_stretch_min: float = 0.9
-    time_stretch_max: float = 1.1
-    gain_prob: float = 0.0
-    gain_db: float = 6.0
-    noise_prob: float = 0.0
-    noise_snr_min: float = 15.0
-    noise_snr_max: float = 35.0
+    pitch_shift_prob: float = field(default=0.0, metadata={"help": "Chance of a random pitch shift per training clip."})
+    pitch_shift_semitones: float = field(default=2.0, metadata={"help": "Largest pitch shift, up or down, in semitones."})
+    time_stretch_prob: float = field(default=0.0, metadata={"help": "Chance of a random tempo change per training clip."})
+    time_stretch_min: float = field(default=0.9, metadata={"help": "Slowest tempo factor (below 1 lengthens the clip)."})
+    time_stretch_max: float = field(default=1.1, metadata={"help": "Fastest tempo factor."})
+    gain_prob: float = field(
+        default=0.0,
+        metadata={"help": "Chance of a random gain change (no effect when the feature extractor normalises clips: do_normalize)."},
+    )
+    gain_db: float = field(default=6.0, metadata={"help": "Largest gain change, up or down, in dB."})
+    noise_prob: float = field(default=0.0, metadata={"help": "Chance of added white noise per training clip."})
+    noise_snr_min: float = field(default=15.0, metadata={"help": "Lowest signal-to-noise ratio of the noise, dB."})
+    noise_snr_max: float = field(default=35.0, metadata={"help": "Highest signal-to-noise ratio of the noise, dB."})
 
     def __post_init__(self):
         for name in ("pitch_shift_prob", "time_stretch_prob", "gain_prob", "noise_prob"):

@@ -308,6 +308,8 @@ class AudioClassificationTask(ClassificationTask):
         listings = {name: self._with_label_ids(split, label_names) for name, split in splits.items()}
         if set(listings) == {"train"}:
             return self._split(listings["train"], label_names, encoded=True), label_names
+        if "train" in listings:
+            self._require_labels(listings["train"], "training split")
         return listings, label_names
 
     def _hub_listings(self) -> tuple[dict[str, Dataset], list[str]]:
@@ -327,7 +329,9 @@ class AudioClassificationTask(ClassificationTask):
         if isinstance(label_feature, datasets.ClassLabel):
             label_names = list(label_feature.names)
         else:
-            label_names = sorted({str(label) for split in splits.values() for label in split[audio_args.label_column]})
+            label_names = sorted(
+                {str(label) for split in splits.values() for label in split[audio_args.label_column] if label is not None}
+            )
         audio_column = audio_args.audio_column
         listings = {}
         for name, split in splits.items():
@@ -362,16 +366,27 @@ class AudioClassificationTask(ClassificationTask):
             listings[name] = self._with_label_ids(listing, label_names)
         if set(listings) == {"train"}:
             return self._split(listings["train"], label_names, encoded=True), label_names
+        if "train" in listings:
+            self._require_labels(listings["train"], "training split")
         return listings, label_names
 
     def _with_label_ids(self, listing: Dataset, label_names: list[str]) -> Dataset:
         ids = {name: index for index, name in enumerate(label_names)}
-        return listing.add_column("labels", [ids[label] if label is not None else -1 for label in listing["label"]])
+        # -100: no label (an unlabelled test split); the loss ignores it and scoring leaves it out.
+        return listing.add_column("labels", [ids[label] if label is not None else -100 for label in listing["label"]])
+
+    def _require_labels(self, listing: Dataset, what: str) -> None:
+        missing = [file for file, label in zip(listing["file"], listing["labels"]) if label < 0]
+        if missing:
+            raise BadInputError(
+                f"{len(missing)} clip(s) of the {what} have no label (first: {missing[0]}); label them or leave them out."
+            )
 
     def _split(self, pool: Dataset, label_names: list[str], encoded: bool = False) -> dict[str, Dataset]:
         audio_args = self.audio_args
         if not encoded:
             pool = self._with_label_ids(pool, label_names)
+        self._require_labels(pool, "data to split")
         speakers = pool["speaker"]
         has_speakers = all(speakers)
         indices = split_pool(

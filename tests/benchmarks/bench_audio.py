@@ -5,8 +5,8 @@
 Measures, on one process: reading + mixing down + resampling 44.1 kHz stereo and 48 kHz mono WAV
 files to 16 kHz (`hf_tasks.audio.io.read_clip`); the audio task's whole decode step over a ShEMO-style
 folder (listing, reading, resampling, writing the `datasets` cache); each augmentation alone and the
-training transform with the HuBERT-base config's settings (crop to 6 s; pitch shift, time stretch,
-gain and noise each with probability 0.3); and the collator (per-clip normalisation + padding,
+training transform with the HuBERT-base config's settings (crop to 6 s; pitch shift, time stretch
+and noise each with probability 0.3); and the collator (per-clip normalisation + padding,
 batches of 8). Writes results/audio.json and appends a row to results/audio.md.
 """
 
@@ -116,7 +116,7 @@ def main() -> None:
         augmenter(clips16k[0], rng)  # librosa compiles its phase vocoder on first use
         figures[f"augment_{name}"] = best_rate(len(clips16k), lambda: [augmenter(clip, rng) for clip in clips16k])
 
-    hubert_base = AugmentSettings(pitch_shift_prob=0.3, time_stretch_prob=0.3, gain_prob=0.3, noise_prob=0.3)
+    hubert_base = AugmentSettings(pitch_shift_prob=0.3, time_stretch_prob=0.3, noise_prob=0.3)
     transform = TrainingClips(Augmenter(hubert_base, RATE), max_samples=6 * RATE)
     batch = {"input_values": [clip.tolist() for clip in clips16k], "labels": [0] * len(clips16k)}
     figures["training_transform_hubert_base"] = best_rate(len(clips16k), lambda: transform(batch))
