@@ -1,14 +1,26 @@
-"""The MLP image baseline: the seed's layer sizes, Auto-class round trip, and learning a synthetic task."""
+"""The image baselines: the MLP (seed layer sizes, Auto-class round trip, learning a synthetic task)
+and the MLP and BEiT configs of the CIFAR-10 recipe."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from datasets import Dataset
 from torch import nn
-from transformers import AutoConfig, AutoModelForImageClassification, Trainer, TrainingArguments
+from transformers import (
+    AutoConfig,
+    AutoModelForImageClassification,
+    BeitConfig,
+    BeitForImageClassification,
+    BeitImageProcessor,
+    Trainer,
+    TrainingArguments,
+)
 
+import cifar10
+from hf_tasks.args import DataArguments, ModelArguments, parse
 from hf_tasks.modeling.mlp import MLPForImageClassification, build_mlp_classifier
 from hf_tasks.modeling.timm_model import train_only
 from hf_tasks.tasks.image import collate_images
@@ -87,3 +99,43 @@ def test_learns_a_synthetic_task_well_above_chance(tmp_path):
     accuracy = float((predicted == test_labels).float().mean())
     assert accuracy > 0.9, f"accuracy {accuracy:.3f}; chance is {1 / len(CLASSES):.2f}"
     assert np.unique(predicted.numpy()).size == len(CLASSES)
+
+
+# ---- through the CIFAR-10 recipe (generated shapes, one short epoch) ---------------------------
+
+def run_cifar10(tmp_path, config: str, *overrides: str) -> dict:
+    args = ["--config", str(REPO / "recipes/configs/cifar10" / config), "--dataset_name", "",
+            "--data_dir", str(tmp_path / "shapes"), "--generate_synthetic_data", "true",
+            "--output_dir", str(tmp_path / "run"), "--use_cpu", "true", "--bf16", "false", "--report_to", "none",
+            "--num_train_epochs", "1", "--max_train_samples", "32", "--max_eval_samples", "16",
+            "--max_predict_samples", "16", "--per_device_train_batch_size", "16", "--dataloader_num_workers", "0",
+            "--save_strategy", "no", "--load_best_model_at_end", "false", "--disable_tqdm", "true", *overrides]
+    parsed = parse(ModelArguments, DataArguments, cifar10.Cifar10Arguments, TrainingArguments, args=args)
+    return cifar10.main(*parsed)
+
+
+def test_mlp_baseline_config_runs_through_the_cifar10_recipe(tmp_path):
+    small = tmp_path / "mlp.json"
+    small.write_text('{"model_type": "hf_tasks_mlp", "image_size": 32, "hidden_sizes": [16, 8]}')
+    results = run_cifar10(tmp_path, "mlp_baseline.yaml", "--config_name", str(small))
+    expected = (3072 * 16 + 16) + (16 * 8 + 8) + (8 * 4 + 4)  # four shape classes
+    assert results["trainable_params"] == results["total_params"] == expected
+    assert 0 <= results["test_accuracy"] <= 1
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path / "run")
+    assert isinstance(reloaded, MLPForImageClassification) and list(reloaded.config.hidden_sizes) == [16, 8]
+
+
+def test_beit_config_trains_only_the_last_block_norms_and_head(tmp_path):
+    backbone = tmp_path / "tiny-beit"
+    config = BeitConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+                        intermediate_size=64, use_mean_pooling=True)
+    BeitForImageClassification(config).save_pretrained(backbone)
+    BeitImageProcessor(size={"height": 32, "width": 32}).save_pretrained(backbone)
+    results = run_cifar10(tmp_path, "beit_base.yaml", "--model_name_or_path", str(backbone), "--image_size", "32")
+
+    spec = yaml.safe_load((REPO / "recipes/configs/cifar10/beit_base.yaml").read_text())["trainable_modules"]
+    model = AutoModelForImageClassification.from_pretrained(tmp_path / "run")
+    trainable_parts = [model.beit.layers[-1], model.beit.layernorm, model.beit.pooler, model.classifier]
+    assert spec == "layers.-1,layernorm,pooler"
+    assert results["trainable_params"] == sum(p.numel() for part in trainable_parts for p in part.parameters())
+    assert results["trainable_params"] < results["total_params"]
