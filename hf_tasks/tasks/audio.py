@@ -291,7 +291,7 @@ class AudioClassificationTask(ClassificationTask):
     # ----- listing and splitting (no audio is read yet) -----
 
     def _load_listings(self) -> tuple[dict[str, Dataset], list[str]]:
-        data_args, audio_args = self.data_args, self.audio_args
+        data_args = self.data_args
         if data_args.data_dir and (data_args.dataset_name or data_args.train_file):
             raise ValueError("Give either --data_dir (ShEMO folder) or --dataset_name/--train_file, not both.")
         if data_args.data_dir:
@@ -449,7 +449,7 @@ class AudioClassificationTask(ClassificationTask):
 
     # ----- features -----
 
-    def _decode(self, split: str, listing: Dataset, training_args) -> Dataset:
+    def _decode(self, split: str, listing: Dataset) -> Dataset:
         audio_args, data_args = self.audio_args, self.data_args
         trim_top_db = audio_args.trim_top_db if audio_args.trim_silence else None
         content = [listing._fingerprint]
@@ -476,7 +476,7 @@ class AudioClassificationTask(ClassificationTask):
 
     def features(self, training_args) -> dict[str, Dataset]:
         with training_args.main_process_first(desc="decoding audio"):
-            decoded = {split: self._decode(split, listing, training_args) for split, listing in self.listings.items()}
+            decoded = {split: self._decode(split, listing) for split, listing in self.listings.items()}
         errors = {split: clips["error"] for split, clips in decoded.items()}
         self._skip_or_fail([
             {"split": split, "file": file, "reason": error}
