@@ -120,6 +120,20 @@ def test_freeze_speech_and_vision_encoders():
     assert [name for name, p in vit.named_parameters() if p.requires_grad] == ["classifier.weight", "classifier.bias"]
 
 
+def test_freeze_and_delete_layers_of_a_timm_vision_transformer():
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=3,
+                              num_classes=5)
+    freeze(model, ["layers:0-1", "embeddings"])
+    trainable = {name.split(".")[0] + ("." + name.split(".")[1] if name.startswith("blocks") else "")
+                 for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"blocks.2", "norm", "head"}
+    freeze(model, ["backbone"])
+    assert [name for name, p in model.named_parameters() if p.requires_grad] == ["head.weight", "head.bias"]
+    with pytest.raises(BadInputError, match="3 encoder layers .* fused query/key/value"):
+        freeze(model, ["pooler"])
+
+
 def test_bad_specs_say_what_exists():
     model = tiny_bert()
     with pytest.raises(BadInputError, match=r"outside the model's layers 0-3"):

@@ -112,3 +112,16 @@ def test_albert_shares_weights_so_only_fewer_runs_make_sense(tmp_path):
 def test_bad_keep_spec_names_the_layers_that_exist():
     with pytest.raises(BadInputError, match=r"0-3 \(4 layers\)"):
         keep_layers(tiny_bert(), "0-5")
+
+
+def test_deleting_layers_renumbers_recorded_pruned_heads(tmp_path):
+    from hf_tasks.surgery import from_pretrained, prune_heads
+
+    model = tiny_bert()
+    prune_heads(model, {1: [0], 2: [3], 3: [1, 2]})
+    keep_layers(model, "2-3")
+    assert model.config.pruned_heads == {"0": [3], "1": [1, 2]}
+    batch = text_batch()
+    expected = logits(model, batch)
+    model.save_pretrained(tmp_path)
+    assert torch.equal(logits(from_pretrained(AutoModelForSequenceClassification, str(tmp_path)).eval(), batch), expected)

@@ -27,7 +27,7 @@ def keep_layers(model: nn.Module, spec: str) -> list[int]:
     Returns the original indices of the kept layers.
     """
     encoder = find_encoder(model)
-    kept = parse_layer_set(spec, encoder.num_layers, what="keep_layers")
+    kept = parse_layer_set(spec, encoder.num_layers, what=f"keep_layers {spec!r}")
     config = encoder.config
     if encoder.shares_layers:
         # ALBERT runs its shared layer weights num_hidden_layers times; fewer layers = fewer runs.

@@ -138,9 +138,12 @@ class Encoder:
     def describe(self) -> str:
         """One line naming what exists, for error messages."""
         heads = {block.num_heads for block in self.attention_blocks}
-        head_text = f"{heads.pop()} heads each" if len(heads) == 1 else "heads per layer " + str(
-            [block.num_heads for block in self.attention_blocks]
-        )
+        if not heads:
+            head_text = "attention with fused query/key/value projections"
+        elif len(heads) == 1:
+            head_text = f"{heads.pop()} heads each"
+        else:
+            head_text = "heads per layer " + str([block.num_heads for block in self.attention_blocks])
         if self.shares_layers:
             return (
                 f"{type(self.model).__name__} runs {self.num_layers} encoder layers (0-{self.num_layers - 1}) that "
@@ -188,14 +191,17 @@ def find_encoder(model: nn.Module) -> Encoder:
 LAYER_SET_HELP = "'0-8', '0,2,4', '0-3,8', 'first:9', 'last:3' or 'every:2' (every other layer from 0)"
 
 
-def parse_layer_set(spec: str, num_layers: int, what: str = "layer set") -> list[int]:
-    """Sorted layer indices named by `spec` (see `LAYER_SET_HELP`), checked against `num_layers`."""
+def parse_layer_set(spec: str, num_layers: int, what: str | None = None) -> list[int]:
+    """Sorted layer indices named by `spec` (see `LAYER_SET_HELP`), checked against `num_layers`.
+
+    `what` names the spec in error messages (default: "layer set '<spec>'")."""
+    what = what or f"layer set {spec!r}"
     text = str(spec).strip().replace(" ", "")
     keyword = re.fullmatch(r"(first|last|every):(\d+)", text)
     if keyword:
         kind, count = keyword.group(1), int(keyword.group(2))
         if count < 1 or (kind != "every" and count > num_layers):
-            raise BadInputError(f"{what} {spec!r}: {kind}:N needs 1 <= N <= {num_layers} (the model has {num_layers} layers).")
+            raise BadInputError(f"{what}: {kind}:N needs 1 <= N <= {num_layers} (the model has {num_layers} layers).")
         if kind == "first":
             return list(range(count))
         if kind == "last":
@@ -205,11 +211,11 @@ def parse_layer_set(spec: str, num_layers: int, what: str = "layer set") -> list
     for part in text.split(","):
         match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not match:
-            raise BadInputError(f"{what} {spec!r}: cannot read {part!r}; write {LAYER_SET_HELP}.")
+            raise BadInputError(f"{what}: cannot read {part!r}; write {LAYER_SET_HELP}.")
         start, end = int(match.group(1)), int(match.group(2) or match.group(1))
         if start > end or end >= num_layers:
             raise BadInputError(
-                f"{what} {spec!r}: {part!r} is outside the model's layers 0-{num_layers - 1} ({num_layers} layers)."
+                f"{what}: {part!r} is outside the model's layers 0-{num_layers - 1} ({num_layers} layers)."
             )
         indices.update(range(start, end + 1))
     return sorted(indices)

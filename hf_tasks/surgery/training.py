@@ -126,6 +126,16 @@ class HeadRanker:
         return head_importance(model, self.batches)
 
 
+def _same_on_every_process(chosen: dict[int, list[int]]) -> dict[int, list[int]]:
+    """Rank 0's choice of heads, so that floating-point ties or nondeterministic kernels can never
+    make processes prune different heads and their models diverge."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return chosen
+    shared = [chosen]
+    torch.distributed.broadcast_object_list(shared, src=0)
+    return shared[0]
+
+
 def _total_heads(model: nn.Module) -> int:
     return sum(block.num_heads for block in find_encoder(model).attention_blocks)
 
@@ -181,7 +191,7 @@ class IterativeHeadPruning(TrainerCallback):
         else:
             count = round(self.target * share) - sum(len(heads) for heads in self.masked.values())
             new = lowest_heads(scores, count=max(count, 0), excluded=self.masked) if count > 0 else {}
-        for layer, heads in new.items():
+        for layer, heads in _same_on_every_process(new).items():
             self.masked.setdefault(layer, set()).update(heads)
             for head in heads:
                 gates.values[layer][head] = 0.0
@@ -248,7 +258,7 @@ def apply_surgery(
         else:
             scores = ranker.scores(model)
             chosen = lowest_heads(scores, count=_prune_target(surgery_args, model), per_layer=surgery_args.prune_heads_per_layer)
-            prune_heads(model, _to_original(model, chosen))
+            prune_heads(model, _to_original(model, _same_on_every_process(chosen)))
     if surgery_args.freeze:
         freeze(model, surgery_args.freeze)
     after = parameter_counts(model)
