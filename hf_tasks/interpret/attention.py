@@ -108,11 +108,24 @@ def load_model_and_tokenizer(
     import hf_tasks.modeling.bigru  # noqa: F401  registers the toolkit's BiGRU head with the Auto classes
 
     path = Path(model_name_or_path)
-    looks_local = path.is_absolute() or model_name_or_path.startswith(".") or model_name_or_path.count("/") > 1
+    # A hub id is "org/name"; anything else, or a path under an existing local folder such as
+    # runs/, is a folder that must exist.
+    looks_local = (
+        path.is_absolute()
+        or model_name_or_path.startswith(".")
+        or model_name_or_path.count("/") > 1
+        or (len(path.parts) > 1 and Path(path.parts[0]).is_dir())
+    )
     if looks_local and not path.exists():
         raise BadInputError(f"{path}: no such model folder; give a hub id, a model folder or a run folder.")
     kwargs = {"cache_dir": cache_dir, "revision": revision, "trust_remote_code": trust_remote_code}
-    config = AutoConfig.from_pretrained(model_name_or_path, **kwargs)
+    try:
+        config = AutoConfig.from_pretrained(model_name_or_path, **kwargs)
+    except OSError as error:
+        raise BadInputError(
+            f"{model_name_or_path}: not a local model folder and not loadable from the Hub ({error}). A run "
+            "folder is the output_dir of a recipe run; a hub id looks like org/name."
+        ) from error
     model_class = AutoModelForSequenceClassification if _has_classification_head(config) else AutoModel
     model = from_pretrained(model_class, model_name_or_path, attn_implementation="eager", **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(_tokenizer_source(model_name_or_path, tokenizer_name), **kwargs)

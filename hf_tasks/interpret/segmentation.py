@@ -38,8 +38,14 @@ def load_segmenter(
 ) -> tuple[PreTrainedModel, Any]:
     """Segmentation model (e.g. `BeitForSemanticSegmentation`) in eval mode, and its image processor."""
     kwargs = {"cache_dir": cache_dir, "revision": revision, "trust_remote_code": trust_remote_code}
-    model = AutoModelForSemanticSegmentation.from_pretrained(model_name_or_path, **kwargs)
-    processor = AutoImageProcessor.from_pretrained(processor_name or model_name_or_path, **kwargs)
+    try:
+        model = AutoModelForSemanticSegmentation.from_pretrained(model_name_or_path, **kwargs)
+        processor = AutoImageProcessor.from_pretrained(processor_name or model_name_or_path, **kwargs)
+    except OSError as error:
+        raise BadInputError(
+            f"{model_name_or_path}: not a local segmentation model folder (config, weights and image processor) "
+            f"and not loadable from the Hub ({error})."
+        ) from error
     return model.eval(), processor
 
 
