@@ -8,12 +8,14 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import AutoConfig, TrainingArguments
 
 import covid_fakenews
 from hf_tasks.args import DataArguments, ModelArguments, parse
 from hf_tasks.tasks.base import BadInputError
-from hf_tasks.tasks.text import TextArguments, read_text_table
+from hf_tasks.modeling.auto import load_processor
+from hf_tasks.tasks.text import TextArguments, TextClassificationTask, read_text_table
 from tests.conftest import REPO, recipe_args
 
 CONFIG = "recipes/configs/covid_fakenews/tiny.yaml"
@@ -85,6 +87,22 @@ def test_cached_features_give_the_same_metrics_as_running_the_frozen_backbone(tm
     gru, hidden = config.gru_hidden_size, config.encoder.hidden_size
     head = 2 * 3 * (gru * hidden + gru * gru + 2 * gru) + 2 * gru + 1
     assert cached["trainable_params"] == uncached["trainable_params"] == head < cached["total_params"]
+
+
+def test_linear_head_with_one_sigmoid_output_trains_with_binary_cross_entropy(tmp_path):
+    model_args, data_args, text_args, head_args, training_args = parse(
+        *ARGUMENT_TYPES, args=recipe_args(CONFIG, tmp_path, "--binary_sigmoid", "true", "--max_train_samples", "4"))
+    tokenizer = load_processor(model_args)
+    task = TextClassificationTask(data_args, text_args, tokenizer)
+    model = covid_fakenews.build_model(model_args, head_args, task).eval()
+    assert model.config.num_labels == 1 and model.config.id2label == {0: "fake"}
+    batch = task.data_collator([row for row in task.features(training_args)["train"]])
+    output = model(**batch)
+    gold = batch["labels"][:, 0]
+    probability = torch.sigmoid(output.logits[:, 0])
+    by_hand = -(gold * probability.log() + (1 - gold) * (1 - probability).log()).mean()
+    torch.testing.assert_close(output.loss, by_hand)
+    assert set(gold.tolist()) == {0.0, 1.0}
 
 
 def test_cache_features_without_feature_based_is_refused(tmp_path):

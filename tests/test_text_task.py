@@ -151,3 +151,13 @@ def test_inspection_command_prints_a_row_of_a_file(capsys):
     rows = read_text_table(SAMPLE / "train.csv")
     assert f"row 5: id='5', label={rows[4]['label']!r}" in printed
     assert "twitterurl" in printed.splitlines()[-1] and "\\n" not in printed.splitlines()[-1]
+
+
+def test_blank_lines_between_records_do_not_shift_row_numbers(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("id,tweet,label\n1,fine,real\n\n2,odd,maybe\n", encoding="utf-8")
+    assert [row["id"] for row in read_text_table(path)] == ["1", "2"]
+    data_args = DataArguments(train_file=str(path))
+    task = TextClassificationTask(data_args, TextArguments(), AutoTokenizer.from_pretrained(TOKENIZER))
+    with pytest.raises(BadInputError, match=r"'maybe' \(row 2\)"):
+        task.features(training_args(tmp_path))

@@ -7,10 +7,9 @@ Padded positions never reach the GRU: sequences are packed by their attention-ma
 same text gives the same logits however much padding its batch has.
 
 `BiGRUConfig` holds the backbone's config and the head options; both classes are registered with
-`AutoConfig` / `AutoModelForSequenceClassification` when this module is imported, so a saved model
-reloads with `AutoModelForSequenceClassification.from_pretrained(folder)` (after
-`import hf_tasks.modeling.bigru`)
-and pushes to the Hub like any other.
+`AutoConfig` / `AutoModelForSequenceClassification` when this module is imported, so after
+`import hf_tasks.modeling.bigru` a saved model reloads with
+`AutoModelForSequenceClassification.from_pretrained(folder_or_hub_id)` and pushes to the Hub like any other.
 """
 
 from __future__ import annotations

@@ -130,15 +130,16 @@ def read_text_table(path: str | Path, required_columns: Sequence[str] = ()) -> l
     if missing:
         raise BadInputError(
             f"{path}: no column {', '.join(repr(c) for c in missing)} (the header has {header}). Rename the "
-            "column in the file, or name the right one with --text_column / --label_column."
+            "column in the file, or name the right one with --text_column / --id_column (--id_column '' when "
+            "the file has no ids)."
         )
     rows = []
-    for number, fields in enumerate(reader, start=1):
+    for fields in reader:
         if not fields:
-            continue  # a blank line between records
+            continue  # a blank line between records is not a row
         if len(fields) != len(header):
             raise BadInputError(
-                f"{path}: row {number} (ending on line {reader.line_num}) has {len(fields)} fields but the header "
+                f"{path}: row {len(rows) + 1} (ending on line {reader.line_num}) has {len(fields)} fields but the header "
                 f"has {len(header)}. Quote fields that contain '{delimiter}' or line breaks (\"...\")."
             )
         rows.append(dict(zip(header, fields)))
