@@ -54,6 +54,8 @@ class FeatureCache:
 
     Stored tensors stay on the device they were computed on: for `tokens` that is
     examples × tokens × hidden floats (the Constraint data at 128 tokens with BERT-base: ~1.5 GB).
+    Under DDP each process keeps its own cache; as the sampler reshuffles shards every epoch, each
+    one fills up to the whole dataset within a few epochs.
     """
 
     def __init__(self, backbone: nn.Module, mode: CacheMode = "tokens"):
