@@ -131,6 +131,16 @@ def context_offsets(features: Dataset, width: int) -> np.ndarray:
     return offsets
 
 
+def _top_k(logits: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest logits of each row, largest first (a partition, then a sort of k)."""
+    if k < logits.shape[1]:
+        candidates = np.argpartition(logits, -k, axis=1)[:, -k:]
+    else:
+        candidates = np.broadcast_to(np.arange(logits.shape[1]), logits.shape)
+    order = np.argsort(-np.take_along_axis(logits, candidates, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(candidates, order, axis=1)
+
+
 def best_spans(
     start_logits: np.ndarray,
     end_logits: np.ndarray,
@@ -145,8 +155,7 @@ def best_spans(
     """
     k = min(n_best_size, start_logits.shape[1])
     rows = np.arange(len(start_logits))[:, None]
-    top_starts = np.argsort(start_logits, axis=1)[:, ::-1][:, :k]
-    top_ends = np.argsort(end_logits, axis=1)[:, ::-1][:, :k]
+    top_starts, top_ends = _top_k(start_logits, k), _top_k(end_logits, k)
     in_context = offsets[:, :, 0] >= 0
     starts, ends = top_starts[:, :, None], top_ends[:, None, :]
     valid = (
@@ -182,8 +191,9 @@ def postprocess(
     firsts = np.concatenate([[0], boundaries])
     if np.any(np.diff(example_index) < 0) or len(firsts) != n_examples:
         raise ValueError("QA windows are not grouped by example; build features with QuestionAnsweringTask.")
-    best_window = np.array([first + np.argmax(span_scores[first:last])
-                            for first, last in zip(firsts, np.append(boundaries, len(span_scores)))])
+    # Sort windows by example, then by score (best first), then by position: the first of each example wins.
+    ranked = np.lexsort((np.arange(len(span_scores)), -span_scores, example_index))
+    best_window = ranked[firsts]
     best_scores = span_scores[best_window]
     example_null = np.minimum.reduceat(null_scores, firsts)
     texts = []
@@ -293,7 +303,7 @@ class QuestionAnsweringTask(Task):
         return encoded
 
     def score(self, prefix: str, predictions: Any, label_ids: Any) -> dict[str, float]:
-        start_logits, end_logits = (np.asarray(array, dtype=np.float64) for array in predictions[:2])
+        start_logits, end_logits = (np.asarray(array) for array in predictions[:2])
         windows, examples = self.windows[prefix], self.examples[prefix]
         width = start_logits.shape[1]
         if (prefix, width) not in self._offsets:

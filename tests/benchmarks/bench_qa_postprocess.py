@@ -32,8 +32,9 @@ def synthetic_windows(n_examples: int, width: int = 384, seed: int = 0):
     offsets[:, question_tokens:-1, 0] = starts
     offsets[:, question_tokens:-1, 1] = starts + 2
     lengths = rng.integers(width // 2, width, size=n_windows)
-    start_logits = rng.normal(size=(n_windows, width))
-    end_logits = rng.normal(size=(n_windows, width))
+    # float32, as the Trainer gathers them.
+    start_logits = rng.normal(size=(n_windows, width)).astype(np.float32)
+    end_logits = rng.normal(size=(n_windows, width)).astype(np.float32)
     for window, length in enumerate(lengths):  # dynamic padding: logits past the window are -100
         offsets[window, length:] = -1
         start_logits[window, length:] = end_logits[window, length:] = -100.0
@@ -47,8 +48,12 @@ def main() -> None:
     inputs = synthetic_windows(args.examples)
     timings = {}
     for name, function in (("vectorised", postprocess), ("reference_loop", reference_postprocess)):
-        began = time.perf_counter()
-        timings[name] = (function(*inputs), time.perf_counter() - began)
+        seconds = []
+        for _ in range(3):  # best of three: the first call also pays for imports and caches
+            began = time.perf_counter()
+            output = function(*inputs)
+            seconds.append(time.perf_counter() - began)
+        timings[name] = (output, min(seconds))
     (fast_texts, fast_diffs), fast_seconds = timings["vectorised"]
     (slow_texts, slow_diffs), slow_seconds = timings["reference_loop"]
     identical = fast_texts == slow_texts and np.allclose(fast_diffs, slow_diffs)
