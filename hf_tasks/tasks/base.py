@@ -46,6 +46,9 @@ class Task(abc.ABC):
         """Metrics (keys without prefix) for the split scored under `prefix` ("eval" or "test").
 
         Keep what `write_predictions` needs (for example the decoded predictions) on `self`.
+        A "loss" key replaces the Trainer's evaluation loss. Tasks compute it from the gathered
+        predictions because the Trainer averages per-batch means, and under several processes the
+        last batches are topped up with repeated rows, so its loss depends on the process count.
         """
 
     def write_predictions(self, prefix: str, output_dir: Path) -> list[Path]:
@@ -70,7 +73,7 @@ def load_splits(data_args, read_local: Callable[[Path], Dataset]) -> dict[str, D
     """Raw splits from `--dataset_name` (hub id or a local dataset folder) or from local files.
 
     `read_local(path)` reads one local file of the task's format and validates it. The
-    `--max_*_samples` limits are applied here, once, for every task.
+    `--max_*_samples` limits are applied here (`limit_splits`), once, for every task.
     """
     from datasets import load_dataset
 
@@ -93,12 +96,17 @@ def load_splits(data_args, read_local: Callable[[Path], Dataset]) -> dict[str, D
             raise BadInputError(
                 "No data given: pass --dataset_name (hub id) or --train_file/--validation_file/--test_file."
             )
+    return limit_splits(splits, data_args)
+
+
+def limit_splits(splits: dict[str, Dataset], data_args) -> dict[str, Dataset]:
+    """The first `--max_train_samples` / `--max_eval_samples` / `--max_predict_samples` rows of each split."""
     limits = {
         "train": data_args.max_train_samples,
         "validation": data_args.max_eval_samples,
         "test": data_args.max_predict_samples,
     }
     return {
-        name: split.select(range(min(len(split), limits[name]))) if limits[name] else split
+        name: split.select(range(min(len(split), limits[name]))) if limits.get(name) else split
         for name, split in splits.items()
     }

@@ -171,6 +171,9 @@ class ClassificationTask(Task):
             return {}
         labelled = scored.labelled
         scored.metrics = classification_metrics(labels[labelled], predicted[labelled], self.label_names)
+        # Cross-entropy of each labelled row counted once; see `Task.score` for why the task computes it.
+        gold_probabilities = probabilities[labelled, labels[labelled]]
+        scored.metrics["loss"] = float(-np.log(np.clip(gold_probabilities, 1e-12, None)).mean())
         scored.metrics.update(self._subset_accuracies(prefix, scored))
         return dict(scored.metrics)
 

@@ -317,11 +317,11 @@ class QuestionAnsweringTask(Task):
             self.qa_args.n_best_size,
             self.qa_args.max_answer_length,
         )
+        metrics: dict[str, float] = {"loss": self.window_loss(prefix, start_logits, end_logits)}
         ids = examples["id"]
         references = {row_id: answers["text"] for row_id, answers in zip(ids, examples["answers"])}
         best_texts = dict(zip(ids, texts))
         diffs = dict(zip(ids, score_diffs.tolist()))
-        metrics: dict[str, float] = {}
         if prefix == "eval" and self.qa_args.tune_null_threshold:
             self.null_threshold, _ = best_null_threshold(diffs, best_texts, references, self.qa_args.answer_language)
             metrics["null_threshold"] = self.null_threshold
@@ -330,6 +330,19 @@ class QuestionAnsweringTask(Task):
         if any(references.values()) or SPLIT_OF_PREFIX[prefix] != "test":
             metrics.update(squad_v2_scores(answers, references, self.qa_args.answer_language))
         return metrics
+
+    def window_loss(self, prefix: str, start_logits: np.ndarray, end_logits: np.ndarray) -> float:
+        """Mean over windows of the start/end cross-entropy over each window's own tokens (no padding)."""
+        windows = self.windows[prefix]
+        lengths = np.array([len(ids) for ids in windows["input_ids"]])
+        padding = np.arange(start_logits.shape[1])[None, :] >= lengths[:, None]
+        losses = []
+        for logits, positions in ((start_logits, windows["start_positions"]), (end_logits, windows["end_positions"])):
+            logits = np.where(padding, -np.inf, logits.astype(np.float64))
+            top = logits.max(axis=1, keepdims=True)
+            log_normaliser = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+            losses.append(log_normaliser - logits[np.arange(len(logits)), np.asarray(positions)])
+        return float(np.mean((losses[0] + losses[1]) / 2))
 
     def write_predictions(self, prefix: str, output_dir: Path) -> list[Path]:
         scored = self.scored.get(prefix)
