@@ -145,6 +145,7 @@ def run(
         trainer.save_model()
         trainer.save_state()
         results.update(train_output.metrics)
+        results.update(parameter_counts(trainer.model))  # surgery during training (pruning) may shrink it
     if training_args.do_eval:
         _require(features, "eval", "--do_eval")
         results.update(trainer.evaluate())

@@ -9,9 +9,9 @@ surgery: freezing, layer deletion and attention-head pruning (`hf_tasks.surgery`
 from transformers import AutoModelForSequenceClassification, TrainingArguments
 
 from hf_tasks.args import DataArguments, ModelArguments, parse
-from hf_tasks.modeling.auto import load_config, load_processor
+from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run, setup
-from hf_tasks.surgery import SurgeryArguments, apply_surgery, from_pretrained
+from hf_tasks.surgery import SurgeryArguments, apply_surgery
 from hf_tasks.tasks.classification import label_maps
 from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask
 
@@ -21,13 +21,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, pair_args: PairAr
     setup(training_args)
     tokenizer = load_processor(model_args)
     task = PairClassificationTask(data_args, pair_args, tokenizer)
-    config = load_config(model_args, **label_maps(task.label_names))
-    if model_args.model_name_or_path is None:
-        model = AutoModelForSequenceClassification.from_config(config)
-    else:
-        # Through hf_tasks.surgery so that a run folder with pruned heads loads too (e.g. --do_eval only).
-        model = from_pretrained(AutoModelForSequenceClassification, model_args.model_name_or_path, config=config,
-                                **model_args.pretrained_kwargs())
+    model = load_model(AutoModelForSequenceClassification, model_args, **label_maps(task.label_names))
     callbacks = apply_surgery(model, surgery_args, splits=task.features(training_args),
                               data_collator=task.data_collator, seed=training_args.seed)
     return run(

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from transformers import AutoConfig, AutoTokenizer
 
+from hf_tasks.surgery import from_pretrained
+
 
 def load_config(model_args, **overrides):
-    """The model's config (or `--config_name`'s) with task overrides such as `num_labels` or `id2label`."""
+    """The pretrained model's config (else `--config_name`'s) with task overrides such as `id2label`.
+
+    The model's own config wins over `--config_name`, so a tiny config that builds from scratch can
+    also evaluate a trained run folder given as `--model_name_or_path`.
+    """
     return AutoConfig.from_pretrained(
-        model_args.config_name or model_args.model_name_or_path, **overrides, **model_args.pretrained_kwargs()
+        model_args.model_name_or_path or model_args.config_name, **overrides, **model_args.pretrained_kwargs()
     )
 
 
@@ -17,7 +23,8 @@ def load_model(auto_class, model_args, **config_overrides):
     config = load_config(model_args, **config_overrides)
     if model_args.model_name_or_path is None:
         return auto_class.from_config(config, trust_remote_code=model_args.trust_remote_code)
-    return auto_class.from_pretrained(model_args.model_name_or_path, config=config, **model_args.pretrained_kwargs())
+    # Through surgery's loader, so run folders with pruned heads reload too.
+    return from_pretrained(auto_class, model_args.model_name_or_path, config=config, **model_args.pretrained_kwargs())
 
 
 def load_processor(model_args, auto_class=AutoTokenizer, **kwargs):

@@ -29,7 +29,7 @@ from datasets import Image as ImageFeature
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.tasks.base import BadInputError, limit_splits
 from hf_tasks.tasks.classification import ClassificationTask
 
 logger = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class ImageClassificationTask(ClassificationTask):
         super().__init__(label_names)
         self._check_labels(splits)
         splits = self._carve_validation(splits)
-        self.splits = {name: self._limit(name, split) for name, split in splits.items()}
+        self.splits = limit_splits(splits, data_args)
         statistics = NORMALIZATIONS[image_args.normalization]
         self.mean_std: tuple[Sequence[float], Sequence[float]] | None = statistics
         logger.info(
@@ -352,14 +352,6 @@ class ImageClassificationTask(ClassificationTask):
             ) from error
         logger.info("No validation split: carved a stratified %.0f%% of train (seed %d).", 100 * fraction, self.seed)
         return {**splits, "train": parts["train"], "validation": parts["test"]}
-
-    def _limit(self, name: str, split: Dataset) -> Dataset:
-        limit = {
-            "train": self.data_args.max_train_samples,
-            "validation": self.data_args.max_eval_samples,
-            "test": self.data_args.max_predict_samples,
-        }[name]
-        return split.select(range(min(len(split), limit))) if limit else split
 
     def _check_labels(self, splits: dict[str, Dataset]) -> None:
         count = len(self.label_names)
