@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -86,19 +87,29 @@ def test_two_process_evaluation_equals_one_process(trained, tmp_path):
     assert double["eval_loss"] == pytest.approx(single["eval_loss"], rel=1e-4)
 
 
+def logged_values(run_log: bytes, key: str) -> list:
+    """Values logged under `key` in an offline wandb run log (protobuf items: key, then field 16 JSON)."""
+    values = []
+    for match in re.finditer(re.escape(key.encode()) + rb"\x82\x01", run_log):
+        size = run_log[match.end()]
+        values.append(json.loads(run_log[match.end() + 1: match.end() + 1 + size]))
+    return values
+
+
 def test_wandb_offline_run_holds_config_and_eval_metrics(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    run_recipe(tmp_path / "run", "--max_train_samples", "32", "--max_eval_samples", "16", "--max_steps", "2",
-               "--do_predict", "false", "--report_to", "wandb", "--run_name", "tiny-wandb-check")
+    results = run_recipe(tmp_path / "run", "--max_train_samples", "32", "--max_eval_samples", "16", "--max_steps", "2",
+                         "--do_predict", "false", "--report_to", "wandb", "--run_name", "tiny-wandb-check")
     import wandb
 
     wandb.finish()
-    runs = list((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1
-    config = (runs[0] / "files" / "config.yaml").read_text()
-    assert "learning_rate" in config and "doc_stride" in config and "answer_language" in config
-    summary = json.loads((runs[0] / "files" / "wandb-summary.json").read_text())
-    assert "eval/exact" in summary and "eval/f1" in summary
+    logs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(logs) == 1
+    run_log = logs[0].read_bytes()
+    for config_key in (b"learning_rate", b"doc_stride", b"answer_language", b"tiny-wandb-check"):
+        assert config_key in run_log, config_key
+    assert results["eval_exact"] in logged_values(run_log, "eval/exact")
+    assert results["eval_f1"] in logged_values(run_log, "eval/f1")
