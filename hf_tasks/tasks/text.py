@@ -70,15 +70,7 @@ class TextArguments:
         self.label_map = parse_label_map(self.label_map)
 
     def normalizer(self) -> TweetNormalizer:
-        return TweetNormalizer(
-            unescape_html=self.unescape_html,
-            replace_urls=self.replace_urls,
-            replace_mentions=self.replace_mentions,
-            demojize=self.demojize,
-            collapse_whitespace=self.collapse_whitespace,
-            url_token=self.url_token,
-            mention_token=self.mention_token,
-        )
+        return TweetNormalizer.from_options(self)
 
 
 def parse_label_map(value: str | dict | None) -> dict[str, str]:

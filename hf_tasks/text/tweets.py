@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import emoji
 
@@ -40,6 +40,11 @@ class TweetNormalizer:
     collapse_whitespace: bool = True
     url_token: str = "twitterurl"
     mention_token: str = "twitteruser"
+
+    @classmethod
+    def from_options(cls, options) -> "TweetNormalizer":
+        """The normaliser described by any object carrying the same attribute names (CLI args, dataclass)."""
+        return cls(**{step.name: getattr(options, step.name) for step in fields(cls)})
 
     def __call__(self, text: str) -> str:
         if self.unescape_html:
@@ -75,15 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--text_column", default="tweet")
     add_normalizer_arguments(parser)
     args = parser.parse_args(argv)
-    normalize = TweetNormalizer(
-        unescape_html=args.unescape_html,
-        replace_urls=args.replace_urls,
-        replace_mentions=args.replace_mentions,
-        demojize=args.demojize,
-        collapse_whitespace=args.collapse_whitespace,
-        url_token=args.url_token,
-        mention_token=args.mention_token,
-    )
+    normalize = TweetNormalizer.from_options(args)
     if args.text is not None:
         original = args.text
     else:
