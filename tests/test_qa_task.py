@@ -17,7 +17,9 @@ TOKENIZER = "hf_tasks/samples/tiny-bert-fa"
 
 def squad_file(tmp_path: Path, document: dict, name="data.json") -> Path:
     path = tmp_path / name
-    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    text = json.dumps(document, ensure_ascii=False)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:  # rewriting would invalidate caches
+        path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -127,3 +129,16 @@ def test_skip_bad_rows_records_every_skipped_id(tmp_path):
     task, features = build(tmp_path, train_doc=document, skip_bad_rows=True)
     assert [row["id"] for row in task.skipped_rows] == [answerable["id"]]
     assert "answer_start" in task.skipped_rows[0]["reason"]
+
+
+def test_windows_are_cached_per_file_tokenizer_and_arguments(tmp_path):
+    document = make_split(4, seed=5, prefix="c")
+    _, first = build(tmp_path, train_doc=document)
+    _, second = build(tmp_path, train_doc=document)
+    _, other_stride = build(tmp_path, train_doc=document, doc_stride=8)
+    cached = first["train"].cache_files
+    assert cached and cached == second["train"].cache_files
+    assert other_stride["train"].cache_files != cached
+    assert first["train"]["input_ids"] == second["train"]["input_ids"]
+    _, fresh = build(tmp_path, train_doc=document, overwrite_cache=True)
+    assert fresh["train"].cache_files != cached

@@ -18,7 +18,16 @@ from datasets import Dataset
 from transformers import DataCollatorWithPadding
 
 from hf_tasks.metrics.squad import best_null_threshold, squad_v2_scores
-from hf_tasks.tasks.base import SPLIT_OF_PREFIX, BadInputError, Task, load_splits
+from hf_tasks.tasks.base import (
+    LOCAL_SPLIT_FILES,
+    SPLIT_OF_PREFIX,
+    BadInputError,
+    Task,
+    file_fingerprint,
+    load_splits,
+    preprocessing_cache,
+    tokenizer_fingerprint,
+)
 
 SQUAD_SHAPE = '{"data": [{"title": ..., "paragraphs": [{"context": ..., "qas": [{"id", "question", "answers"}]}]}]}'
 
@@ -251,12 +260,24 @@ class QuestionAnsweringTask(Task):
                     num_proc=self.data_args.preprocessing_num_workers,
                     load_from_cache_file=not self.data_args.overwrite_cache,
                     desc=f"Windows of {name}",
+                    **(self.windows_cache(name, examples, prefix != "train") or {}),
                 )
                 if prefix != "train":
                     self.examples[prefix], self.windows[prefix] = examples, windows
                 built[prefix] = windows.remove_columns([c for c in ("example_id", "example_index", "offset_mapping")
                                                         if c in windows.column_names])
         return built
+
+    def windows_cache(self, split: str, examples: Dataset, keep_offsets: bool) -> dict[str, str] | None:
+        """An on-disk cache for the windows of a split read from a local file (hub data caches itself)."""
+        if self.data_args.dataset_name:
+            return None
+        source = getattr(self.data_args, LOCAL_SPLIT_FILES[split])
+        return preprocessing_cache(
+            self.data_args, "qa-windows", QuestionAnsweringTask.tokenize_windows.__code__.co_code,
+            file_fingerprint(source), len(examples), self.skipped_rows,
+            tokenizer_fingerprint(self.tokenizer), self.max_seq_length, self.qa_args.doc_stride, keep_offsets,
+        )
 
     def tokenize_windows(self, examples: dict[str, list], indices: list[int], keep_offsets: bool) -> dict[str, list]:
         """Overlapping windows of question + context with answer token positions ([CLS] when absent)."""
