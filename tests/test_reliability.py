@@ -146,3 +146,95 @@ def test_resuming_after_a_signal_reaches_the_uninterrupted_result(tmp_path, stop
     assert resumed.evaluate()["eval_loss"] == pytest.approx(expected["eval_loss"], rel=1e-5)
     for name, weight in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], weight, msg=name)
+
+
+# --- Recipe runs: same seed, resume, secrets --------------------------------------------------------
+
+QUICK = ["--max_train_samples", "160", "--max_eval_samples", "64", "--max_predict_samples", "64",
+         "--num_train_epochs", "2", "--per_device_train_batch_size", "16", "--learning_rate", "0.002",
+         "--eval_strategy", "epoch", "--save_strategy", "epoch", "--save_total_limit", "5", "--logging_steps", "2"]
+
+
+def run_farstail(output_dir, *overrides):
+    arguments = parse(ModelArguments, DataArguments, PairArguments, SurgeryArguments, TrainingArguments,
+                      args=recipe_args("recipes/configs/farstail/tiny.yaml", output_dir, *QUICK, *overrides))
+    return farstail.main(*arguments)
+
+
+def scores(results: dict) -> dict:
+    return {key: value for key, value in results.items()
+            if key.startswith(("eval_", "test_")) and not key.endswith(("_runtime", "_per_second"))}
+
+
+def logged_losses(output_dir) -> dict[int, float]:
+    history = json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
+    return {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("farstail-straight")
+    return output_dir, run_farstail(output_dir)
+
+
+def test_two_runs_with_the_same_seed_give_identical_metrics(straight_run, tmp_path):
+    _, first = straight_run
+    again = run_farstail(tmp_path / "again")
+    assert {"eval_loss", "eval_accuracy", "test_accuracy", "test_macro_f1"} <= set(scores(first))
+    assert scores(again) == scores(first)
+    assert again["train_loss"] == first["train_loss"]
+    other_seed = run_farstail(tmp_path / "other-seed", "--seed", "3")
+    assert other_seed["eval_loss"] != first["eval_loss"]  # the comparison above can tell runs apart
+
+
+def test_resuming_from_an_intermediate_checkpoint_reaches_the_uninterrupted_result(straight_run, tmp_path):
+    straight_dir, straight = straight_run
+    saved = sorted(straight_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+    assert len(saved) == 2, saved  # one per epoch
+    shutil.copytree(saved[0], tmp_path / saved[0].name)
+    first_epoch_weights = tmp_path / saved[0].name / "model.safetensors"
+    copied_at = first_epoch_weights.stat().st_mtime_ns
+    resumed = run_farstail(tmp_path, "--resume_from_checkpoint", "latest")
+    assert first_epoch_weights.stat().st_mtime_ns == copied_at  # epoch 1 was not trained (and saved) again
+    # Step by step training losses (train_loss itself only averages the steps this process ran).
+    after_resume = {step: loss for step, loss in logged_losses(tmp_path).items() if step > int(saved[0].name[11:])}
+    assert after_resume and after_resume == pytest.approx(
+        {step: logged_losses(straight_dir)[step] for step in after_resume}, rel=1e-5)
+    for key, value in scores(straight).items():
+        assert resumed[key] == pytest.approx(value, rel=1e-4), key
+
+
+SECRET = "hf_FAKESECRET123"
+
+
+def test_hub_token_never_reaches_the_run_folder_or_the_logs(tmp_path, capsys, caplog):
+    output_dir = tmp_path / "run"
+    with caplog.at_level(logging.DEBUG):
+        run_farstail(output_dir, "--hub_token", SECRET, "--num_train_epochs", "1", "--report_to", "none")
+    files = [path for path in output_dir.rglob("*") if path.is_file()]
+    assert {"results.json", "config.yaml", "README.md", "training_args.bin"} <= {path.name for path in files}
+    leaking = [str(path.relative_to(output_dir)) for path in files if SECRET.encode() in path.read_bytes()]
+    assert leaking == []
+    captured = capsys.readouterr()
+    assert SECRET not in captured.out and SECRET not in captured.err
+    assert SECRET not in caplog.text
+
+
+def test_wandb_key_never_reaches_the_run_folder_the_wandb_files_or_the_logs(tmp_path, monkeypatch, capsys, caplog):
+    pytest.importorskip("wandb")
+    key = "0123456789abcdef0123FAKEWANDBKEY456789ab"
+    monkeypatch.setenv("WANDB_API_KEY", key)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    with caplog.at_level(logging.DEBUG):
+        run_farstail(tmp_path / "run", "--num_train_epochs", "1", "--report_to", "wandb")
+    import wandb
+
+    wandb.finish()
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    logs = [path for path in files if path.suffix == ".wandb"]
+    assert logs and b"learning_rate" in logs[0].read_bytes()  # the scan below reads what wandb recorded
+    assert [str(path.relative_to(tmp_path)) for path in files if key.encode() in path.read_bytes()] == []
+    captured = capsys.readouterr()
+    assert key not in captured.out + captured.err + caplog.text
