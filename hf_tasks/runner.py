@@ -21,6 +21,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from hf_tasks.args import resolved_config
+from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
 from hf_tasks.surgery import parameter_counts
 from hf_tasks.tasks.base import Task
@@ -124,6 +125,9 @@ def run(
     callbacks = list(callbacks)
     if "wandb" in (training_args.report_to or []):
         callbacks.append(RunConfigToWandb(resolved_config(*arguments)))
+    interrupt = GracefulInterrupt()
+    if training_args.do_train:
+        callbacks.append(interrupt)
 
     trainer = TaskTrainer(
         model=model,
@@ -142,6 +146,10 @@ def run(
     if training_args.do_train:
         _require(features, "train", "--do_train")
         train_output = trainer.train(resume_from_checkpoint=checkpoint)
+        if interrupt.stopped_by is not None:
+            logger.warning("Stopped by %s at step %s with a checkpoint saved; continue with "
+                           "--resume_from_checkpoint latest.", interrupt.stopped_by, interrupt.stopped_at_step)
+            return {**results, **train_output.metrics, "interrupted_at_step": interrupt.stopped_at_step}
         trainer.save_model()
         trainer.save_state()
         results.update(train_output.metrics)

@@ -4,15 +4,18 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
 import pytest
-from transformers import TrainingArguments
+from transformers import AutoModelForQuestionAnswering, TrainerCallback, TrainingArguments
 
 import parsquad
 from hf_tasks.args import DataArguments, ModelArguments, parse
-from hf_tasks.tasks.qa import QAArguments
+from hf_tasks.modeling.auto import load_model, load_processor
+from hf_tasks.runner import run
+from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
 from tests.conftest import REPO, recipe_args
 
 CONFIG = "recipes/configs/parsquad/tiny.yaml"
@@ -113,3 +116,26 @@ def test_wandb_offline_run_holds_config_and_eval_metrics(tmp_path, monkeypatch):
         assert config_key in run_log, config_key
     assert results["eval_exact"] in logged_values(run_log, "eval/exact")
     assert results["eval_f1"] in logged_values(run_log, "eval/f1")
+
+
+class SignalAtStep(TrainerCallback):
+    """Sends SIGTERM to this process when training reaches `step`, as a cluster would."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_during_training_saves_a_checkpoint_and_returns(tmp_path):
+    model_args, data_args, qa_args, training_args = parse(*ARGUMENT_TYPES, args=recipe_args(
+        CONFIG, tmp_path, "--max_train_samples", "64", "--num_train_epochs", "3", "--save_strategy", "no"))
+    tokenizer = load_processor(model_args)
+    task = QuestionAnsweringTask(data_args, qa_args, tokenizer)
+    model = load_model(AutoModelForQuestionAnswering, model_args)
+    results = run(task, model, training_args, processing_class=tokenizer, callbacks=[SignalAtStep(3)])
+    assert results["interrupted_at_step"] == 3
+    assert (tmp_path / "checkpoint-3").is_dir()
+    assert not (tmp_path / "results.json").exists()
