@@ -12,12 +12,13 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
 
-import farstail  # recipes/ is on sys.path through conftest
 from hf_tasks.args import DataArguments, ModelArguments, parse
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.surgery import SurgeryArguments
 from hf_tasks.tasks.pairs import PairArguments
-from tests.conftest import recipe_args
+from tests.conftest import recipe_args  # first: puts recipes/ on sys.path (also when run by torchrun -m)
+
+import farstail  # noqa: E402
 
 # --- GracefulInterrupt on a tiny Trainer run ------------------------------------------------------
 

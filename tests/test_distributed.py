@@ -1,0 +1,216 @@
+"""Two CPU processes (torchrun, gloo) against one: the same evaluation of a saved model (metrics,
+eval loss, every validation row scored once), the same training steps with the batch split across
+processes, and a signal to one process stopping all of them at the same step with a checkpoint.
+
+Each recipe trains a tiny model once in-process; its run folder is then evaluated in-process and by
+`python -m torch.distributed.run --nproc_per_node 2 recipes/<recipe>.py ... --use_cpu true`.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from transformers import BertConfig, TrainingArguments
+
+from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.tasks.text import read_text_table
+from tests.conftest import REPO, recipe_args  # first: puts recipes/ on sys.path (also when run by torchrun -m)
+
+pytestmark = pytest.mark.distributed
+
+LAUNCH = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+TIMEOUT = 300  # a process waiting for a peer that stopped (a collective mismatch) must not hang the suite
+
+
+def launch(*arguments: str, module: bool = False) -> subprocess.CompletedProcess:
+    """Run a recipe script (or with `module`, a module) in two CPU processes; fail with its output."""
+    command = [*LAUNCH, *(["-m"] if module else []), *arguments]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert finished.returncode == 0, (finished.stdout[-3000:], finished.stderr[-3000:])
+    return finished
+
+
+@dataclass
+class Recipe:
+    name: str
+    task_arguments: Callable[[object], tuple]  # the recipe module -> its task dataclasses, in parse order
+    train: tuple[str, ...]  # a few quick steps that leave a model with more than one predicted class
+    evaluate: tuple[str, ...]  # how the recipe loads its own run folder back
+    row_id: str  # the column of eval_predictions.csv that names the example
+    data_dir: bool = False  # the recipe writes synthetic data into --data_dir
+
+    def arguments(self, output_dir: Path, *overrides: str) -> list[str]:
+        return recipe_args(f"recipes/configs/{self.name}/tiny.yaml", output_dir, *overrides)
+
+    def run_in_process(self, output_dir: Path, *overrides: str) -> dict:
+        module = importlib.import_module(self.name)
+        types = (ModelArguments, DataArguments, *self.task_arguments(module), TrainingArguments)
+        return module.main(*parse(*types, args=self.arguments(output_dir, *overrides)))
+
+
+def _pair_arguments(module):
+    from hf_tasks.surgery import SurgeryArguments
+    from hf_tasks.tasks.pairs import PairArguments
+
+    return PairArguments, SurgeryArguments
+
+
+def _text_arguments(module):
+    from hf_tasks.tasks.text import TextArguments
+
+    return TextArguments, module.HeadArguments
+
+
+def _audio_arguments(module):
+    from hf_tasks.tasks.audio import AudioArguments
+
+    return (AudioArguments,)
+
+
+NO_EXTRAS = ("--do_predict", "false", "--save_strategy", "no")
+RECIPES = {
+    recipe.name: recipe
+    for recipe in (
+        Recipe("farstail", _pair_arguments,
+               train=("--max_train_samples", "256", "--num_train_epochs", "4", "--learning_rate", "0.002",
+                      "--per_device_train_batch_size", "16", "--eval_strategy", "no", *NO_EXTRAS),
+               evaluate=(), row_id="row"),
+        Recipe("covid_fakenews", _text_arguments,
+               train=("--max_train_samples", "256", "--num_train_epochs", "3", "--eval_strategy", "no", *NO_EXTRAS),
+               evaluate=(), row_id="id"),
+        Recipe("cifar10", lambda module: (module.Cifar10Arguments,),
+               # The plateau schedule needs evaluations; the last one is of the saved model.
+               train=("--max_train_samples", "256", "--num_train_epochs", "3", "--eval_strategy", "epoch",
+                      "--load_best_model_at_end", "false", *NO_EXTRAS),
+               evaluate=("--pretrained_backbone", "true"), row_id="image_id", data_dir=True),
+        Recipe("shemo", _audio_arguments,
+               train=("--num_train_epochs", "3", "--eval_strategy", "no", *NO_EXTRAS),
+               evaluate=("--head", "auto"), row_id="file", data_dir=True),
+    )
+}
+
+
+def validation_rows(recipe: Recipe, data_dir: Path, single_dir: Path) -> list[str]:
+    """The validation examples as the data defines them, independently of the predictions."""
+    if recipe.name == "farstail":
+        with open(REPO / "hf_tasks/samples/farstail/validation.tsv", encoding="utf-8", newline="") as handle:
+            return [str(index) for index, _ in enumerate(csv.DictReader(handle, delimiter="\t"), start=2)]
+    if recipe.name == "covid_fakenews":
+        return [row["id"] for row in read_text_table(REPO / "hf_tasks/samples/constraint/validation.csv")]
+    if recipe.name == "shemo":
+        return json.loads((single_dir / "split.json").read_text())["splits"]["validation"]["files"]
+    return []  # cifar10: a seeded share of the training tree; checked against the one-process rows
+
+
+def read_predictions(folder: Path) -> list[dict]:
+    with open(folder / "eval_predictions.csv", encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def scored(results: dict) -> dict:
+    return {key: value for key, value in results.items()
+            if key.startswith("eval_") and not key.endswith(("_runtime", "_per_second", "_preparation_time"))}
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_two_process_evaluation_equals_one_process(name, tmp_path):
+    recipe = RECIPES[name]
+    data = ()
+    if recipe.data_dir:
+        data = ("--data_dir", str(tmp_path / "data"), "--dataset_cache_dir", str(tmp_path / "cache"))
+    trained = recipe.run_in_process(tmp_path / "trained", *data, *recipe.train)
+    evaluation = ("--model_name_or_path", str(tmp_path / "trained"), *recipe.evaluate, *data,
+                  "--do_train", "false", "--do_predict", "false")
+    single = recipe.run_in_process(tmp_path / "one", *evaluation)
+    # The run folder loaded back: its evaluation is the one the training run ended with.
+    assert single["eval_loss"] == pytest.approx(trained["eval_loss"], rel=1e-5)
+    assert single["eval_accuracy"] == trained["eval_accuracy"]
+
+    launch(str(REPO / f"recipes/{name}.py"), *recipe.arguments(tmp_path / "two", *evaluation))
+    double = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert set(scored(double)) == set(scored(single))
+    for key, value in scored(single).items():
+        assert double[key] == pytest.approx(value, rel=1e-4), key
+
+    one, two = read_predictions(tmp_path / "one"), read_predictions(tmp_path / "two")
+    ids = [row[recipe.row_id] for row in two]
+    assert len(set(ids)) == len(ids), "a validation row was scored twice"
+    assert ids == [row[recipe.row_id] for row in one]
+    expected = validation_rows(recipe, tmp_path / "data", tmp_path / "one")
+    if expected:
+        assert sorted(ids) == sorted(expected)
+    supports = sum(value for key, value in double.items() if key.startswith("eval_support_"))
+    assert supports == len(ids)
+    assert [row["predicted_label"] for row in two] == [row["predicted_label"] for row in one]
+    assert len({row["predicted_label"] for row in one}) > 1, "a constant model would make the comparison weak"
+
+
+def test_two_processes_with_half_batches_train_like_one_process(tmp_path):
+    """2 x batch 8 and 1 x batch 16 see the same 16 examples per step, so every logged training loss
+    and gradient norm must agree; a loss scaled by the world size (the Trainer's `num_items_in_batch`
+    path for models whose forward takes **kwargs) would show as twice the value."""
+    model = tmp_path / "no-dropout-bert"
+    shutil.copytree(REPO / "hf_tasks/samples/tiny-bert-farstail", model)
+    config = BertConfig.from_pretrained(model)
+    # Dropout draws differ per process; without it a step depends only on the weights and the batch.
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+    config.num_hidden_layers = 2
+    config.save_pretrained(model)
+    steps = ("--config_name", str(model), "--max_train_samples", "64", "--max_steps", "4", "--logging_steps", "1",
+             "--learning_rate", "0.002", "--do_eval", "false", "--eval_strategy", "no", "--do_predict", "false",
+             "--save_strategy", "no")
+    recipe = RECIPES["farstail"]
+    recipe.run_in_process(tmp_path / "one", *steps, "--per_device_train_batch_size", "16")
+    launch(str(REPO / "recipes/farstail.py"),
+           *recipe.arguments(tmp_path / "two", *steps, "--per_device_train_batch_size", "8"))
+
+    def logged(folder: Path) -> list[dict]:
+        history = json.loads((folder / "trainer_state.json").read_text())["log_history"]
+        return [entry for entry in history if "loss" in entry]
+
+    one, two = logged(tmp_path / "one"), logged(tmp_path / "two")
+    assert [entry["step"] for entry in two] == [entry["step"] for entry in one] == [1, 2, 3, 4]
+    for first, second in zip(one, two):
+        assert second["loss"] == pytest.approx(first["loss"], rel=1e-4), first["step"]
+        assert second["grad_norm"] == pytest.approx(first["grad_norm"], rel=1e-4), first["step"]
+
+
+def test_a_signal_to_one_process_stops_all_at_the_same_step_with_a_checkpoint(tmp_path):
+    launch("tests.test_distributed", "--interrupt-worker", str(tmp_path), module=True)
+    reports = {rank: json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)}
+    assert reports[1] == {"global_step": 2, "stopped_by": "SIGTERM"}
+    assert reports[0] == {"global_step": 2, "stopped_by": "another process"}
+    state = json.loads((tmp_path / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    assert (tmp_path / "checkpoint-2" / "model.safetensors").is_file()
+
+
+def _interrupt_worker(output_dir: Path) -> None:
+    """One process of the test above: process 1 alone is sent SIGTERM at step 2."""
+    import signal
+
+    from hf_tasks.interrupt import GracefulInterrupt
+    from tests.test_reliability import SignalAtStep, tiny_trainer
+
+    rank = int(os.environ["RANK"])
+    interrupt = GracefulInterrupt()
+    callbacks = [SignalAtStep(signal.SIGTERM, step=2)] if rank == 1 else []
+    trainer = tiny_trainer(output_dir, [*callbacks, interrupt])
+    trainer.train()
+    report = {"global_step": trainer.state.global_step, "stopped_by": interrupt.stopped_by}
+    (output_dir / f"rank{rank}.json").write_text(json.dumps(report))
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--interrupt-worker"]:
+    _interrupt_worker(Path(sys.argv[2]))
