@@ -109,7 +109,8 @@ def validation_rows(recipe: Recipe, data_dir: Path, single_dir: Path) -> list[st
     if recipe.name == "covid_fakenews":
         return [row["id"] for row in read_text_table(REPO / "hf_tasks/samples/constraint/validation.csv")]
     if recipe.name == "shemo":
-        return json.loads((single_dir / "split.json").read_text())["splits"]["validation"]["files"]
+        split = json.loads((single_dir / "split.json").read_text())
+        return [clip["file"] for clip in split["splits"]["validation"]["files"]]
     return []  # cifar10: a seeded share of the training tree; checked against the one-process rows
 
 
