@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,11 @@ def setup(training_args: TrainingArguments) -> None:
     datasets.utils.logging.set_verbosity(level)
     transformers.utils.logging.set_verbosity(level)
     set_seed(training_args.seed)
+    if training_args.hub_token:
+        # The Trainer pickles its arguments into every checkpoint (training_args.bin); the token must
+        # not travel with them. huggingface_hub reads it from the environment when pushing.
+        os.environ["HF_TOKEN"] = training_args.hub_token
+        training_args.hub_token = None
 
 
 class TaskTrainer(Trainer):
@@ -145,7 +151,10 @@ def run(
 
     if training_args.do_train:
         _require(features, "train", "--do_train")
-        train_output = trainer.train(resume_from_checkpoint=checkpoint)
+        try:
+            train_output = trainer.train(resume_from_checkpoint=checkpoint)
+        finally:
+            interrupt.restore()  # train() may raise before on_train_end puts the signal handlers back
         if interrupt.stopped_by is not None:
             logger.warning("Stopped by %s at step %s with a checkpoint saved; continue with "
                            "--resume_from_checkpoint latest.", interrupt.stopped_by, interrupt.stopped_at_step)

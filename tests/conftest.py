@@ -31,3 +31,15 @@ def recipe_args(config: str, output_dir: Path, *overrides: str) -> list[str]:
     """Command-line arguments for running a recipe in-process on CPU without reporting."""
     return ["--config", str(REPO / config), "--output_dir", str(output_dir), "--use_cpu", "true",
             "--report_to", "none", "--disable_tqdm", "true", *overrides]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_wandb():
+    """wandb keeps its settings (the run directory among them) in a process-wide singleton; reset it
+    after each test so the next test's WANDB_DIR is honoured."""
+    yield
+    if "wandb" in sys.modules:
+        import wandb
+
+        wandb.finish()
+        wandb.teardown()

@@ -615,6 +615,8 @@ def load_audio_classifier(model_args, audio_args: AudioArguments, task: AudioCla
         model = PooledAudioClassifier.from_encoder(
             model_args.model_name_or_path, config, **model_args.pretrained_kwargs()
         )
+    # The mask follows the model, not --head: `--head auto` also loads a saved pooled classifier.
+    task.data_collator = AudioCollator(task.feature_extractor, always_mask=isinstance(model, PooledAudioClassifier))
     if audio_args.freeze_feature_encoder:
         if not hasattr(model, "freeze_feature_encoder"):
             raise BadInputError(f"{type(model).__name__} has no feature encoder to freeze; pass --freeze_feature_encoder false.")
