@@ -43,11 +43,7 @@ def main(model_args: ModelArguments, attention_args: AttentionArguments) -> dict
     if model_args.model_name_or_path is None:
         raise BadInputError("Attention views need a trained model: pass --model_name_or_path.")
     model, tokenizer = load_model_and_tokenizer(
-        model_args.model_name_or_path,
-        tokenizer_name=model_args.tokenizer_name,
-        cache_dir=model_args.cache_dir,
-        revision=model_args.model_revision,
-        trust_remote_code=model_args.trust_remote_code,
+        model_args.model_name_or_path, tokenizer_name=model_args.tokenizer_name, **model_args.pretrained_kwargs()
     )
     if torch.cuda.is_available() and not attention_args.use_cpu:
         model.to("cuda")

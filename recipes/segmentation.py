@@ -102,11 +102,7 @@ def main(model_args: ModelArguments, args: SegmentationArguments) -> dict[str, A
     if model_args.model_name_or_path is None:
         raise BadInputError("Segmentation needs a trained model: pass --model_name_or_path.")
     model, processor = load_segmenter(
-        model_args.model_name_or_path,
-        processor_name=model_args.tokenizer_name,
-        cache_dir=model_args.cache_dir,
-        revision=model_args.model_revision,
-        trust_remote_code=model_args.trust_remote_code,
+        model_args.model_name_or_path, processor_name=model_args.tokenizer_name, **model_args.pretrained_kwargs()
     )
     if torch.cuda.is_available() and not args.use_cpu:
         model.to("cuda")
