@@ -122,3 +122,17 @@ def test_dataset_folder_with_class_labels(tmp_path, tokenizer):
     task = task_for(tokenizer, tmp_path, dataset_name=str(folder), dataset_cache_dir=str(tmp_path / "cache"))
     built = task.features(training_args(tmp_path))
     assert built["train"]["label"] == [1, 0, 2]  # mapped by name onto entailment, contradiction, neutral
+
+
+def test_tokenised_pairs_are_cached_by_content_tokenizer_and_length(tmp_path, tokenizer):
+    train = write(tmp_path / "train.tsv", "premise\thypothesis\tlabel\n" + "".join(
+        f"{PREMISE}\tعلی پزشک است.\t{label}\n" for label in ("e", "c", "n")))
+
+    def cache_files(**data):
+        task = task_for(tokenizer, tmp_path, train_file=str(train), **data)
+        return task.features(training_args(tmp_path))["train"].cache_files
+
+    first = cache_files(max_seq_length=12)
+    assert first and cache_files(max_seq_length=12) == first
+    assert cache_files(max_seq_length=16) != first
+    assert cache_files(max_seq_length=12, overwrite_cache=True) != first

@@ -131,7 +131,7 @@ def test_skip_bad_rows_records_every_skipped_id(tmp_path):
     assert "answer_start" in task.skipped_rows[0]["reason"]
 
 
-def test_windows_are_cached_per_file_tokenizer_and_arguments(tmp_path):
+def test_windows_are_cached_per_content_tokenizer_and_arguments(tmp_path):
     document = make_split(4, seed=5, prefix="c")
     _, first = build(tmp_path, train_doc=document)
     _, second = build(tmp_path, train_doc=document)

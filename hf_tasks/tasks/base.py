@@ -112,12 +112,6 @@ def limit_splits(splits: dict[str, Dataset], data_args) -> dict[str, Dataset]:
     }
 
 
-def file_fingerprint(path: str | Path) -> tuple[str, int, int]:
-    """What identifies a local data file's content for caching: its path, size and modification time."""
-    stat = Path(path).stat()
-    return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns
-
-
 def tokenizer_fingerprint(tokenizer) -> str:
     """The tokenizer's full definition, without the truncation/padding state that calls leave on it."""
     import json
@@ -128,20 +122,20 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return json.dumps(definition, sort_keys=True)
 
 
-def preprocessing_cache(data_args, *key) -> dict[str, str] | None:
-    """`map` keyword arguments that cache preprocessing on disk under a fingerprint of `key`.
+def preprocessing_cache(data_args, dataset: Dataset, *key) -> dict[str, str] | None:
+    """`map` keyword arguments that cache a preprocessing of `dataset` on disk, keyed by its content and `key`.
 
     `datasets` caches `map` only for datasets backed by files in its cache; tables built in memory
-    from our own readers would be preprocessed again on every run. Keying the cache by the data
-    files, the tokenizer and the arguments lets a second run start training at once. None (no
-    explicit cache) with --overwrite_cache.
+    by our readers would be preprocessed again on every run. The key is the dataset's content
+    fingerprint plus what the caller passes (tokenizer, arguments, the preprocessing code), so a
+    second run with the same data and settings starts training at once. None with --overwrite_cache.
     """
     import datasets
     from datasets.fingerprint import Hasher
 
     if data_args.overwrite_cache:
         return None
-    fingerprint = Hasher.hash(key)
+    fingerprint = Hasher.hash((dataset._fingerprint, key))
     folder = Path(datasets.config.HF_DATASETS_CACHE) / "hf_tasks"
     folder.mkdir(parents=True, exist_ok=True)
     return {"cache_file_name": str(folder / f"{fingerprint}.arrow"), "new_fingerprint": fingerprint}

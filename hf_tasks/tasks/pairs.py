@@ -20,7 +20,7 @@ from typing import Any
 from datasets import ClassLabel, Dataset
 from transformers import DataCollatorWithPadding
 
-from hf_tasks.tasks.base import BadInputError, load_splits
+from hf_tasks.tasks.base import BadInputError, load_splits, preprocessing_cache, tokenizer_fingerprint
 from hf_tasks.tasks.classification import ClassificationTask
 from hf_tasks.text.persian import normalize_persian
 
@@ -214,6 +214,11 @@ class PairClassificationTask(ClassificationTask):
                     num_proc=self.data_args.preprocessing_num_workers,
                     load_from_cache_file=not self.data_args.overwrite_cache,
                     desc=f"Tokenising {name} pairs",
+                    **(preprocessing_cache(
+                        self.data_args, raw, "pairs", PairClassificationTask.tokenize.__code__.co_code,
+                        normalize_persian.__code__.co_code, self.pair_args.normalize_persian,
+                        tokenizer_fingerprint(self.tokenizer), self.max_seq_length,
+                    ) or {}),
                 )
                 if prefix != "train":
                     self.raw[prefix] = raw

@@ -19,11 +19,9 @@ from transformers import DataCollatorWithPadding
 
 from hf_tasks.metrics.squad import best_null_threshold, squad_v2_scores
 from hf_tasks.tasks.base import (
-    LOCAL_SPLIT_FILES,
     SPLIT_OF_PREFIX,
     BadInputError,
     Task,
-    file_fingerprint,
     load_splits,
     preprocessing_cache,
     tokenizer_fingerprint,
@@ -260,7 +258,7 @@ class QuestionAnsweringTask(Task):
                     num_proc=self.data_args.preprocessing_num_workers,
                     load_from_cache_file=not self.data_args.overwrite_cache,
                     desc=f"Windows of {name}",
-                    **(self.windows_cache(name, examples, prefix != "train") or {}),
+                    **(self.windows_cache(examples, prefix != "train") or {}),
                 )
                 if prefix != "train":
                     self.examples[prefix], self.windows[prefix] = examples, windows
@@ -268,14 +266,10 @@ class QuestionAnsweringTask(Task):
                                                         if c in windows.column_names])
         return built
 
-    def windows_cache(self, split: str, examples: Dataset, keep_offsets: bool) -> dict[str, str] | None:
-        """An on-disk cache for the windows of a split read from a local file (hub data caches itself)."""
-        if self.data_args.dataset_name:
-            return None
-        source = getattr(self.data_args, LOCAL_SPLIT_FILES[split])
+    def windows_cache(self, examples: Dataset, keep_offsets: bool) -> dict[str, str] | None:
+        """An on-disk cache of a split's windows, keyed by its rows, the tokenizer and the window settings."""
         return preprocessing_cache(
-            self.data_args, "qa-windows", QuestionAnsweringTask.tokenize_windows.__code__.co_code,
-            file_fingerprint(source), len(examples), self.skipped_rows,
+            self.data_args, examples, "qa-windows", QuestionAnsweringTask.tokenize_windows.__code__.co_code,
             tokenizer_fingerprint(self.tokenizer), self.max_seq_length, self.qa_args.doc_stride, keep_offsets,
         )
 

@@ -24,7 +24,7 @@ import torch
 from datasets import ClassLabel, Dataset
 from transformers import DataCollatorWithPadding
 
-from hf_tasks.tasks.base import BadInputError, load_splits
+from hf_tasks.tasks.base import BadInputError, load_splits, preprocessing_cache, tokenizer_fingerprint
 from hf_tasks.tasks.classification import ClassificationTask
 from hf_tasks.text.tweets import TweetNormalizer
 
@@ -255,6 +255,11 @@ class TextClassificationTask(ClassificationTask):
                     remove_columns=rows.column_names,
                     num_proc=self.data_args.preprocessing_num_workers,
                     desc=f"Tokenising {name}",
+                    **(preprocessing_cache(
+                        self.data_args, rows, "text", TextClassificationTask.tokenize.__code__.co_code,
+                        TweetNormalizer.__call__.__code__.co_code, repr(self.normalize), self.text_args.text_column,
+                        tokenizer_fingerprint(self.tokenizer), self.max_seq_length,
+                    ) or {}),
                 )
                 unlabelled = sum(label == -1 for label in rows["label"])
                 if unlabelled and name != "test":
