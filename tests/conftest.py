@@ -43,3 +43,24 @@ def _fresh_wandb():
 
         wandb.finish()
         wandb.teardown()
+
+
+def wandb_run_log(wandb_dir: Path, expected: bytes = b"learning_rate", timeout: float = 60.0) -> bytes:
+    """The transaction log of the one offline wandb run under `wandb_dir`, once wandb has flushed it.
+
+    `wandb.finish()` can return before wandb's service process has written the whole log, so wait
+    (bounded) until the log holds `expected`.
+    """
+    import time
+
+    import wandb
+
+    wandb.finish()
+    deadline = time.monotonic() + timeout
+    while True:
+        logs = list(Path(wandb_dir).glob("wandb/offline-run-*/run-*.wandb"))
+        assert len(logs) <= 1, logs
+        content = logs[0].read_bytes() if logs else b""
+        if expected in content or time.monotonic() > deadline:
+            return content
+        time.sleep(0.5)

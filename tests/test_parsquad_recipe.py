@@ -16,7 +16,7 @@ from hf_tasks.args import DataArguments, ModelArguments, parse
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
-from tests.conftest import REPO, recipe_args
+from tests.conftest import REPO, recipe_args, wandb_run_log
 
 CONFIG = "recipes/configs/parsquad/tiny.yaml"
 ARGUMENT_TYPES = (ModelArguments, DataArguments, QAArguments, TrainingArguments)
@@ -106,12 +106,7 @@ def test_wandb_offline_run_holds_config_and_eval_metrics(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     results = run_recipe(tmp_path / "run", "--max_train_samples", "32", "--max_eval_samples", "16", "--max_steps", "2",
                          "--do_predict", "false", "--report_to", "wandb", "--run_name", "tiny-wandb-check")
-    import wandb
-
-    wandb.finish()
-    logs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert len(logs) == 1
-    run_log = logs[0].read_bytes()
+    run_log = wandb_run_log(tmp_path)
     for config_key in (b"learning_rate", b"doc_stride", b"answer_language", b"tiny-wandb-check"):
         assert config_key in run_log, config_key
     assert results["eval_exact"] in logged_values(run_log, "eval/exact")
