@@ -126,6 +126,9 @@ def run(
     started = time.perf_counter()
     output_dir = Path(training_args.output_dir)
     features = task.features(training_args)
+    for flag, split in (("do_train", "train"), ("do_eval", "eval"), ("do_predict", "test")):
+        if getattr(training_args, flag) and features.get(split) is None:
+            raise ValueError(f"--{flag} needs the {split} split, but the task built none; give the matching data.")
     checkpoint = resolve_checkpoint(training_args) if training_args.do_train else None
     arguments = tuple(arguments)
     callbacks = list(callbacks)
@@ -150,7 +153,6 @@ def run(
     logger.info("Parameters: %(trainable_params)s trainable of %(total_params)s", results)
 
     if training_args.do_train:
-        _require(features, "train", "--do_train")
         try:
             train_output = trainer.train(resume_from_checkpoint=checkpoint)
         finally:
@@ -164,10 +166,8 @@ def run(
         results.update(train_output.metrics)
         results.update(parameter_counts(trainer.model))  # surgery during training (pruning) may shrink it
     if training_args.do_eval:
-        _require(features, "eval", "--do_eval")
         results.update(trainer.evaluate())
     if training_args.do_predict:
-        _require(features, "test", "--do_predict")
         results.update(trainer.predict(features["test"], metric_key_prefix="test").metrics)
     results["wall_time_seconds"] = round(time.perf_counter() - started, 2)
 
@@ -178,11 +178,6 @@ def run(
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="hf_tasks run")
     return results
-
-
-def _require(features: dict, split: str, flag: str) -> None:
-    if features.get(split) is None:
-        raise ValueError(f"{flag} needs a {split} split, but the task built none; give the matching data file.")
 
 
 def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: Iterable, card: dict) -> list[Path]:

@@ -142,3 +142,14 @@ def test_windows_are_cached_per_content_tokenizer_and_arguments(tmp_path):
     assert first["train"]["input_ids"] == second["train"]["input_ids"]
     _, fresh = build(tmp_path, train_doc=document, overwrite_cache=True)
     assert fresh["train"].cache_files != cached
+
+
+def test_asking_for_a_split_the_data_lacks_fails_before_training(tmp_path):
+    from hf_tasks.runner import run
+
+    data_args = DataArguments(train_file=str(squad_file(tmp_path, make_split(2, seed=0, prefix="r"))),
+                              max_seq_length=64)
+    task = QuestionAnsweringTask(data_args, QAArguments(doc_stride=16), AutoTokenizer.from_pretrained(TOKENIZER))
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, do_train=True, do_eval=True)
+    with pytest.raises(ValueError, match="--do_eval needs the eval split"):
+        run(task, model=None, training_args=args)
