@@ -14,6 +14,10 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+
+# A two-layer convolutional feature encoder small enough for CPU tests of HuBERT/wav2vec2 models.
+TINY_SPEECH_FEATURE_ENCODER = dict(conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 4),
+                                   num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4)
 RECIPES = REPO / "recipes"
 sys.path.insert(0, str(RECIPES))
 # Configs name sample files relative to the repository root, as the README commands run them.

@@ -21,6 +21,7 @@ from transformers import (
 
 from hf_tasks.surgery import SurgeryCallback, SurgeryArguments, freeze, parameter_counts, parse_layer_set
 from hf_tasks.tasks.base import BadInputError
+from tests.conftest import TINY_SPEECH_FEATURE_ENCODER
 
 H, I, V, P, T, LAYERS = 16, 32, 50, 40, 2, 4
 
@@ -105,8 +106,7 @@ def test_freeze_backbone_nested_in_a_custom_head():
 
 def test_freeze_speech_and_vision_encoders():
     hubert = HubertForSequenceClassification(HubertConfig(
-        hidden_size=H, num_hidden_layers=2, num_attention_heads=4, intermediate_size=I, conv_dim=(8, 8),
-        conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4))
+        hidden_size=H, num_hidden_layers=2, num_attention_heads=4, intermediate_size=I, **TINY_SPEECH_FEATURE_ENCODER))
     freeze(hubert, ["embeddings", "layers:0"])
     trainable = {name.split(".")[1] for name, p in hubert.named_parameters() if p.requires_grad and name.startswith("hubert.")}
     assert trainable == {"encoder"}

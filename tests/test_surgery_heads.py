@@ -27,6 +27,7 @@ from hf_tasks.surgery import (
     pruned_heads_of,
 )
 from hf_tasks.tasks.base import BadInputError
+from tests.conftest import TINY_SPEECH_FEATURE_ENCODER
 
 H, HEADS, I = 16, 4, 32
 D = H // HEADS
@@ -125,9 +126,7 @@ def test_other_encoders_prune_and_reload(tmp_path, kind):
         model = DeiTForImageClassification(DeiTConfig(image_size=16, patch_size=8, **common))
         batch = {"pixel_values": torch.randn(2, 3, 16, 16)}
     else:
-        model = HubertForSequenceClassification(HubertConfig(
-            conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=8,
-            num_conv_pos_embedding_groups=4, **common))
+        model = HubertForSequenceClassification(HubertConfig(**TINY_SPEECH_FEATURE_ENCODER, **common))
         batch = {"input_values": torch.randn(2, 1000)}
     model.eval()
     gated = gated_logits(model, batch, {0: [1, 2]})

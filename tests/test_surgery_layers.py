@@ -18,6 +18,7 @@ from transformers import (
 
 from hf_tasks.surgery import keep_layers, parameter_counts
 from hf_tasks.tasks.base import BadInputError
+from tests.conftest import TINY_SPEECH_FEATURE_ENCODER
 
 H, I = 16, 32
 LAYER = 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H
@@ -79,9 +80,7 @@ def test_vision_and_speech_encoders_reload_identically(tmp_path, kind):
         model = ViTForImageClassification(ViTConfig(image_size=16, patch_size=8, **common))
         batch = {"pixel_values": torch.randn(2, 3, 16, 16)}
     else:
-        model = HubertForSequenceClassification(HubertConfig(
-            conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=8,
-            num_conv_pos_embedding_groups=4, **common))
+        model = HubertForSequenceClassification(HubertConfig(**TINY_SPEECH_FEATURE_ENCODER, **common))
         batch = {"input_values": torch.randn(2, 1000)}
     model.eval()
     keep_layers(model, "0,2")
