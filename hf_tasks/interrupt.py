@@ -9,6 +9,11 @@ was there before (Python's KeyboardInterrupt for Ctrl-C, immediate exit for SIGT
 transformers' own `--enable_jit_checkpoint` is not used: it watches SIGTERM only, waits a fixed
 3 s on a timer, and lets each process decide alone, so under DDP one process can stop while the
 others wait for it forever in the next all-reduce.
+
+The processes agree through a separate gloo group on a CPU tensor. An all-reduce of a CUDA tensor
+followed by `.item()` would make the host wait for the whole step to finish on the GPU at every
+step; the Trainer itself avoids such syncs (it keeps the running loss on the device between logging
+steps) so that the next batch is prepared and queued while the GPU still works.
 """
 
 from __future__ import annotations
@@ -50,10 +55,13 @@ class GracefulInterrupt(TrainerCallback):
         self._previous: dict[signal.Signals, Handler] = {}
         self._received: signal.Signals | None = None
         self._received_at = 0.0
+        self._group: torch.distributed.ProcessGroup | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.stopped_by = self.stopped_at_step = None
         self._received = None
+        if self._group is None and _world_size() > 1:
+            self._group = torch.distributed.new_group(backend="gloo")  # collective: every process begins training
         if self._previous:
             return  # already installed (train called again without train end)
         if threading.current_thread() is not threading.main_thread():
@@ -65,7 +73,7 @@ class GracefulInterrupt(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         signalled = self._received is not None
-        if not self._any_process(signalled, args.device):
+        if not self._any_process(signalled):
             return control
         self.stopped_by = self._received.name if signalled else "another process"
         self.stopped_at_step = state.global_step
@@ -114,16 +122,19 @@ class GracefulInterrupt(TrainerCallback):
         self.restore()
         signal.raise_signal(number)
 
-    @staticmethod
-    def _any_process(signalled: bool, device: torch.device) -> bool:
+    def _any_process(self, signalled: bool) -> bool:
         """Whether any process was signalled: all must stop at the same step or the others hang."""
-        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        if self._group is None:
             return signalled
-        if torch.distributed.get_world_size() == 1:
-            return signalled
-        flag = torch.tensor([int(signalled)], device=device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        flag = torch.tensor([int(signalled)])
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=self._group)
         return bool(flag.item())
+
+
+def _world_size() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1
 
 
 def _completes_epoch(state) -> bool:
