@@ -15,6 +15,7 @@ from transformers import (
     HubertConfig,
     HubertForSequenceClassification,
 )
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 from hf_tasks.surgery import (
     HeadGates,
@@ -150,6 +151,28 @@ def test_a_head_useless_by_construction_ranks_lowest():
         assert torch.isclose(score.norm(), torch.tensor(1.0))
     assert lowest_heads(scores, count=1) == {1: [2]}
     assert all(p.grad is None for p in model.parameters())  # only the gates were differentiated
+
+
+class OneRowAtATime(torch.nn.Module):
+    """Runs each example through the wrapped model alone, as the pooled audio head does with padded clips."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, labels):
+        logits = torch.cat([self.model(input_ids=input_ids[row:row + 1], attention_mask=attention_mask[row:row + 1]).logits
+                            for row in range(len(input_ids))])
+        return SequenceClassifierOutput(loss=torch.nn.functional.cross_entropy(logits, labels), logits=logits)
+
+
+def test_head_importance_of_a_model_that_runs_rows_separately_matches_the_batched_model():
+    model = tiny_bert()
+    batches = [text_batch(labels=True, seed=seed) for seed in range(2)]
+    batched = head_importance(model, batches)
+    row_by_row = head_importance(OneRowAtATime(model), batches)
+    for layer in range(3):
+        torch.testing.assert_close(row_by_row[layer], batched[layer])
 
 
 def test_lowest_heads_keeps_one_head_per_layer():

@@ -74,11 +74,14 @@ class HeadGates:
 
     Set `values[layer]` to a tensor of shape (heads,) — the same gate for every example — or
     (batch, heads) — one gate per example; None leaves the layer untouched. Call `remove()` when done.
+    A model that runs a batch in pieces, in order (the pooled audio head runs padded clips one at a
+    time in evaluation), gets the per-example gates of each piece's rows.
     """
 
     def __init__(self, model: nn.Module):
         self.blocks = _check_prunable(find_encoder(model))
         self.values: list[torch.Tensor | None] = [None] * len(self.blocks)
+        self._next_row = [0] * len(self.blocks)
         self._handles = [
             block.output.register_forward_pre_hook(self._hook(index)) for index, block in enumerate(self.blocks)
         ]
@@ -89,6 +92,10 @@ class HeadGates:
             if gate is None:
                 return None
             context = args[0]
+            if gate.dim() == 2 and context.shape[0] != gate.shape[0]:
+                start = self._next_row[index]
+                self._next_row[index] = (start + context.shape[0]) % gate.shape[0]
+                gate = gate[start : start + context.shape[0]]
             heads = context.view(*context.shape[:-1], gate.shape[-1], -1)
             if gate.dim() == 1:
                 broadcast = gate.view(*([1] * (heads.dim() - 2)), -1, 1)
