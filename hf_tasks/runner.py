@@ -259,6 +259,6 @@ def _summary(task: Task, results: dict, output_dir: Path, files: list[Path]) -> 
             lines.append(f"{name:>10}: {task.summary(scored)}")
     lines.append(f"parameters: {results['trainable_params']:,} trainable of {results['total_params']:,}")
     lines.append(f"    output: {output_dir.resolve()}")
-    lines.append(f"     files: results.json, config.yaml, README.md, " + ", ".join(path.name for path in files))
+    lines.append("     files: results.json, config.yaml, README.md, " + ", ".join(path.name for path in files))
     lines.append("=" * 72)
     return "\n".join(lines)

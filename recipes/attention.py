@@ -39,6 +39,9 @@ class AttentionArguments:
             raise BadInputError(f"--display_mode {self.display_mode!r}: use 'light' or 'dark'.")
 
 
+ARGUMENTS = (ModelArguments, AttentionArguments)  # main's parameters, in order
+
+
 def main(model_args: ModelArguments, attention_args: AttentionArguments) -> dict[str, Path]:
     if model_args.model_name_or_path is None:
         raise BadInputError("Attention views need a trained model: pass --model_name_or_path.")
@@ -71,4 +74,4 @@ def main(model_args: ModelArguments, attention_args: AttentionArguments) -> dict
 
 
 if __name__ == "__main__":
-    main(*parse(ModelArguments, AttentionArguments))
+    main(*parse(*ARGUMENTS))

@@ -46,6 +46,9 @@ class Cifar10Arguments(ImageArguments, TransferArguments):
         TransferArguments.__post_init__(self)
 
 
+ARGUMENTS = (ModelArguments, DataArguments, Cifar10Arguments, TrainingArguments)  # main's parameters, in order
+
+
 def main(
     model_args: ModelArguments, data_args: DataArguments, task_args: Cifar10Arguments, training_args: TrainingArguments
 ):
@@ -89,4 +92,4 @@ def main(
 
 
 if __name__ == "__main__":
-    main(*parse(ModelArguments, DataArguments, Cifar10Arguments, TrainingArguments))
+    main(*parse(*ARGUMENTS))

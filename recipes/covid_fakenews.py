@@ -82,6 +82,9 @@ def build_model(model_args: ModelArguments, head_args: HeadArguments, task: Text
     )
 
 
+ARGUMENTS = (ModelArguments, DataArguments, TextArguments, HeadArguments, TrainingArguments)  # main's parameters, in order
+
+
 def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextArguments, head_args: HeadArguments,
          training_args: TrainingArguments):
     setup(training_args)
@@ -110,4 +113,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextAr
 
 
 if __name__ == "__main__":
-    main(*parse(ModelArguments, DataArguments, TextArguments, HeadArguments, TrainingArguments))
+    main(*parse(*ARGUMENTS))

@@ -16,6 +16,9 @@ from hf_tasks.tasks.classification import label_maps
 from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask
 
 
+ARGUMENTS = (ModelArguments, DataArguments, PairArguments, SurgeryArguments, TrainingArguments)  # main's parameters, in order
+
+
 def main(model_args: ModelArguments, data_args: DataArguments, pair_args: PairArguments,
          surgery_args: SurgeryArguments, training_args: TrainingArguments):
     setup(training_args)
@@ -38,4 +41,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, pair_args: PairAr
 
 
 if __name__ == "__main__":
-    main(*parse(ModelArguments, DataArguments, PairArguments, SurgeryArguments, TrainingArguments))
+    main(*parse(*ARGUMENTS))

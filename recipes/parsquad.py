@@ -12,6 +12,9 @@ from hf_tasks.runner import run, setup
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
 
 
+ARGUMENTS = (ModelArguments, DataArguments, QAArguments, TrainingArguments)  # main's parameters, in order
+
+
 def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArguments, training_args: TrainingArguments):
     setup(training_args)
     tokenizer = load_processor(model_args)
@@ -29,4 +32,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArgume
 
 
 if __name__ == "__main__":
-    main(*parse(ModelArguments, DataArguments, QAArguments, TrainingArguments))
+    main(*parse(*ARGUMENTS))

@@ -98,6 +98,9 @@ def _batches(inputs, count: int, size: int):
         yield batch
 
 
+ARGUMENTS = (ModelArguments, SegmentationArguments)  # main's parameters, in order
+
+
 def main(model_args: ModelArguments, args: SegmentationArguments) -> dict[str, Any]:
     if model_args.model_name_or_path is None:
         raise BadInputError("Segmentation needs a trained model: pass --model_name_or_path.")
@@ -144,4 +147,4 @@ def main(model_args: ModelArguments, args: SegmentationArguments) -> dict[str, A
 
 
 if __name__ == "__main__":
-    main(*parse(ModelArguments, SegmentationArguments))
+    main(*parse(*ARGUMENTS))

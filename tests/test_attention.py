@@ -11,7 +11,7 @@ from scipy import ndimage
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
 import attention as attention_recipe
-from hf_tasks.args import ModelArguments, parse
+from hf_tasks.args import parse
 from hf_tasks.interpret.attention import (
     compute_attentions,
     load_model_and_tokenizer,
@@ -174,7 +174,7 @@ def test_missing_model_folder_and_empty_text_fail_early(model_dir, tmp_path):
 def test_recipe_writes_views_and_prints_prediction(model_dir, tmp_path, capsys):
     args = ["--model_name_or_path", str(model_dir), "--text", "the cat sat on the mat", "--text_pair",
             "the cat is sleeping", "--output_dir", str(tmp_path / "views"), "--layers", "last:2", "--use_cpu"]
-    paths = attention_recipe.main(*parse(ModelArguments, attention_recipe.AttentionArguments, args=args))
+    paths = attention_recipe.main(*parse(*attention_recipe.ARGUMENTS, args=args))
     assert {path.name for path in paths.values()} == {"head_view.html", "model_view.html", "attention_heads.png"}
     assert all(path.is_file() for path in paths.values())
     assert count_heatmap_panels(paths["grid"]) == 2 * NUM_HEADS
@@ -184,6 +184,6 @@ def test_recipe_writes_views_and_prints_prediction(model_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("config", sorted((REPO / "recipes/configs/attention").glob("*.yaml")), ids=lambda p: p.stem)
 def test_configs_parse(config):
-    model_args, attention_args = parse(ModelArguments, attention_recipe.AttentionArguments, args=["--config", str(config)])
+    model_args, attention_args = parse(*attention_recipe.ARGUMENTS, args=["--config", str(config)])
     assert model_args.model_name_or_path and attention_args.text
     assert attention_args.output_dir.startswith("runs/")

@@ -12,13 +12,12 @@ from PIL import Image
 from transformers import (
     AutoImageProcessor,
     AutoModelForImageClassification,
-    TrainingArguments,
     ViTConfig,
     ViTForImageClassification,
     ViTImageProcessor,
 )
 
-from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.args import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "recipes" / "configs" / "cifar10"
@@ -42,14 +41,14 @@ def one_thread():
 
 
 def run_recipe(recipe, *args: str):
-    parsed = parse(ModelArguments, DataArguments, recipe.Cifar10Arguments, TrainingArguments, args=list(args))
+    parsed = parse(*recipe.ARGUMENTS, args=list(args))
     return recipe.main(*parsed)
 
 
 def test_every_config_parses(recipe):
     for config in sorted(CONFIGS.glob("*.yaml")):
         model_args, data_args, task_args, training_args = parse(
-            ModelArguments, DataArguments, recipe.Cifar10Arguments, TrainingArguments,
+            *recipe.ARGUMENTS,
             args=["--config", str(config), "--use_cpu", "--bf16", "false"],
         )
         assert training_args.remove_unused_columns is False, config.name

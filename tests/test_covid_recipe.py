@@ -9,23 +9,22 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoConfig, TrainingArguments
+from transformers import AutoConfig
 
 import covid_fakenews
-from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.args import parse
 from hf_tasks.tasks.base import BadInputError
 from hf_tasks.modeling.auto import load_processor
-from hf_tasks.tasks.text import TextArguments, TextClassificationTask, read_text_table
+from hf_tasks.tasks.text import TextClassificationTask, read_text_table
 from tests.conftest import REPO, recipe_args
 
 CONFIG = "recipes/configs/covid_fakenews/tiny.yaml"
-ARGUMENT_TYPES = (ModelArguments, DataArguments, TextArguments, covid_fakenews.HeadArguments, TrainingArguments)
 EXPERIMENTS = ("bert_base_uncased", "bert_base_uncased_feature_based", "bert_bigru", "bert_bigru_feature_based",
                "ct_bert_bigru", "ct_bert_bigru_feature_based")
 
 
 def run_recipe(output_dir, *overrides, config=CONFIG):
-    return covid_fakenews.main(*parse(*ARGUMENT_TYPES, args=recipe_args(config, output_dir, *overrides)))
+    return covid_fakenews.main(*parse(*covid_fakenews.ARGUMENTS, args=recipe_args(config, output_dir, *overrides)))
 
 
 def majority_share(split: str) -> float:
@@ -91,7 +90,7 @@ def test_cached_features_give_the_same_metrics_as_running_the_frozen_backbone(tm
 
 def test_linear_head_with_one_sigmoid_output_trains_with_binary_cross_entropy(tmp_path):
     model_args, data_args, text_args, head_args, training_args = parse(
-        *ARGUMENT_TYPES, args=recipe_args(CONFIG, tmp_path, "--binary_sigmoid", "true", "--max_train_samples", "4"))
+        *covid_fakenews.ARGUMENTS, args=recipe_args(CONFIG, tmp_path, "--binary_sigmoid", "true", "--max_train_samples", "4"))
     tokenizer = load_processor(model_args)
     task = TextClassificationTask(data_args, text_args, tokenizer)
     model = covid_fakenews.build_model(model_args, head_args, task).eval()
@@ -113,7 +112,7 @@ def test_cache_features_without_feature_based_is_refused(tmp_path):
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_study_configs_name_their_backbone_head_and_mode(name):
     path = REPO / f"recipes/configs/covid_fakenews/{name}.yaml"
-    config = parse(*ARGUMENT_TYPES, args=["--config", str(path), "--use_cpu", "true"])
+    config = parse(*covid_fakenews.ARGUMENTS, args=["--config", str(path), "--use_cpu", "true"])
     model_args, data_args, _, head_args, training_args = config
     backbone = "digitalepidemiologylab/covid-twitter-bert-v2" if name.startswith("ct_bert") else "bert-base-uncased"
     assert model_args.model_name_or_path == backbone

@@ -7,12 +7,10 @@ import json
 import shutil
 
 import pytest
-from transformers import AutoConfig, BertConfig, BertForSequenceClassification, TrainingArguments
+from transformers import AutoConfig, BertConfig, BertForSequenceClassification
 
 import farstail  # recipes/ is on sys.path through conftest
-from hf_tasks.args import DataArguments, ModelArguments, parse
-from hf_tasks.surgery import SurgeryArguments
-from hf_tasks.tasks.pairs import PairArguments
+from hf_tasks.args import parse
 from tests.conftest import recipe_args
 
 CHANCE = 1 / 3
@@ -32,7 +30,7 @@ def model_folder(tmp_path_factory):
 
 
 def run_recipe(output_dir, *overrides):
-    arguments = parse(ModelArguments, DataArguments, PairArguments, SurgeryArguments, TrainingArguments,
+    arguments = parse(*farstail.ARGUMENTS,
                       args=recipe_args("recipes/configs/farstail/tiny.yaml", output_dir, *overrides))
     return farstail.main(*arguments)
 

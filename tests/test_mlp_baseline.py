@@ -20,7 +20,7 @@ from transformers import (
 )
 
 import cifar10
-from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.args import parse
 from hf_tasks.modeling.mlp import MLPForImageClassification, build_mlp_classifier
 from hf_tasks.modeling.timm_model import train_only
 from hf_tasks.tasks.image import collate_images
@@ -110,7 +110,7 @@ def run_cifar10(tmp_path, config: str, *overrides: str) -> dict:
             "--num_train_epochs", "1", "--max_train_samples", "32", "--max_eval_samples", "16",
             "--max_predict_samples", "16", "--per_device_train_batch_size", "16", "--dataloader_num_workers", "0",
             "--save_strategy", "no", "--load_best_model_at_end", "false", "--disable_tqdm", "true", *overrides]
-    parsed = parse(ModelArguments, DataArguments, cifar10.Cifar10Arguments, TrainingArguments, args=args)
+    parsed = parse(*cifar10.ARGUMENTS, args=args)
     return cifar10.main(*parsed)
 
 

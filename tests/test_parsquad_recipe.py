@@ -9,21 +9,20 @@ import subprocess
 import sys
 
 import pytest
-from transformers import AutoModelForQuestionAnswering, TrainerCallback, TrainingArguments
+from transformers import AutoModelForQuestionAnswering, TrainerCallback
 
 import parsquad
-from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.args import parse
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run
-from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
+from hf_tasks.tasks.qa import QuestionAnsweringTask
 from tests.conftest import REPO, recipe_args, wandb_run_log
 
 CONFIG = "recipes/configs/parsquad/tiny.yaml"
-ARGUMENT_TYPES = (ModelArguments, DataArguments, QAArguments, TrainingArguments)
 
 
 def run_recipe(output_dir, *overrides):
-    return parsquad.main(*parse(*ARGUMENT_TYPES, args=recipe_args(CONFIG, output_dir, *overrides)))
+    return parsquad.main(*parse(*parsquad.ARGUMENTS, args=recipe_args(CONFIG, output_dir, *overrides)))
 
 
 def null_baseline(split="validation") -> float:
@@ -125,7 +124,7 @@ class SignalAtStep(TrainerCallback):
 
 
 def test_sigterm_during_training_saves_a_checkpoint_and_returns(tmp_path):
-    model_args, data_args, qa_args, training_args = parse(*ARGUMENT_TYPES, args=recipe_args(
+    model_args, data_args, qa_args, training_args = parse(*parsquad.ARGUMENTS, args=recipe_args(
         CONFIG, tmp_path, "--max_train_samples", "64", "--num_train_epochs", "3", "--save_strategy", "no"))
     tokenizer = load_processor(model_args)
     task = QuestionAnsweringTask(data_args, qa_args, tokenizer)

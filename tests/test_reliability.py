@@ -12,10 +12,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
 
-from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.args import parse
 from hf_tasks.interrupt import GracefulInterrupt
-from hf_tasks.surgery import SurgeryArguments
-from hf_tasks.tasks.pairs import PairArguments
 from tests.conftest import recipe_args, wandb_run_log  # first: puts recipes/ on sys.path (also when run by torchrun -m)
 
 import farstail  # noqa: E402
@@ -157,7 +155,7 @@ QUICK = ["--max_train_samples", "160", "--max_eval_samples", "64", "--max_predic
 
 
 def run_farstail(output_dir, *overrides):
-    arguments = parse(ModelArguments, DataArguments, PairArguments, SurgeryArguments, TrainingArguments,
+    arguments = parse(*farstail.ARGUMENTS,
                       args=recipe_args("recipes/configs/farstail/tiny.yaml", output_dir, *QUICK, *overrides))
     return farstail.main(*arguments)
 

@@ -11,7 +11,7 @@ from PIL import Image
 from transformers import BeitConfig, BeitForSemanticSegmentation, BeitImageProcessor
 
 import segmentation as segmentation_recipe
-from hf_tasks.args import ModelArguments, parse
+from hf_tasks.args import parse
 from hf_tasks.interpret.segmentation import overlay, palette, predict_masks, load_segmenter, reduce_labels, side_by_side
 from hf_tasks.metrics.segmentation import confusion_counts, mean_iou
 from hf_tasks.tasks.base import BadInputError
@@ -103,7 +103,7 @@ def image_dir(tmp_path_factory):
 def run_recipe(beit_dir, output_dir, *overrides):
     args = ["--model_name_or_path", str(beit_dir), "--output_dir", str(output_dir), "--use_cpu", "--batch_size", "2",
             *overrides]
-    return segmentation_recipe.main(*parse(ModelArguments, segmentation_recipe.SegmentationArguments, args=args))
+    return segmentation_recipe.main(*parse(*segmentation_recipe.ARGUMENTS, args=args))
 
 
 def test_masks_match_the_input_size(beit_dir, image_dir):
@@ -181,5 +181,5 @@ def test_bad_inputs_fail_early(beit_dir, image_dir, tmp_path):
 
 @pytest.mark.parametrize("config", sorted((REPO / "recipes/configs/segmentation").glob("*.yaml")), ids=lambda p: p.stem)
 def test_configs_parse(config):
-    model_args, args = parse(ModelArguments, segmentation_recipe.SegmentationArguments, args=["--config", str(config)])
+    model_args, args = parse(*segmentation_recipe.ARGUMENTS, args=["--config", str(config)])
     assert model_args.model_name_or_path and args.output_dir.startswith("runs/")

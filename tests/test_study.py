@@ -72,17 +72,14 @@ QUICK = ["--max_train_samples", "32", "--max_eval_samples", "24", "--max_predict
 
 def test_study_runs_each_config_through_its_recipe(tmp_path, monkeypatch):
     import farstail
-    from transformers import TrainingArguments
 
-    from hf_tasks.args import DataArguments, ModelArguments, parse
-    from hf_tasks.surgery import SurgeryArguments
-    from hf_tasks.tasks.pairs import PairArguments
+    from hf_tasks.args import parse
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     output_dir = tmp_path / "study"
     # The full-model row comes from a run made here (reused by --skip_existing); the layer-deleted
     # row from a run the study launches itself, as a separate process.
-    farstail.main(*parse(ModelArguments, DataArguments, PairArguments, SurgeryArguments, TrainingArguments,
+    farstail.main(*parse(*farstail.ARGUMENTS,
                          args=["--config", "recipes/configs/farstail/tiny.yaml",
                                "--output_dir", str(output_dir / "farstail-tiny"), *QUICK]))
     tiny = yaml.safe_load((REPO / "recipes/configs/farstail/tiny.yaml").read_text())
