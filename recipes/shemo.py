@@ -5,7 +5,9 @@
 
 `--data_dir` is ShEMO's folder (female/ and male/ wav files, any depth); `--dataset_name` (hub audio
 dataset with audio/label columns) or `--train_file` CSVs (path,label[,speaker]) work too. The default
-split is speaker-independent; see `hf_tasks.tasks.audio` for the options.
+split is speaker-independent; see `hf_tasks.tasks.audio` for the options. The surgery flags of
+`recipes/farstail.py` work on the speech encoder too (`--freeze layers:0-5`, `--keep_layers 0-5`,
+`--prune_fraction 0.3`).
 """
 
 from transformers import AutoFeatureExtractor, TrainingArguments
@@ -14,10 +16,15 @@ from hf_tasks.args import DataArguments, ModelArguments, parse
 from hf_tasks.modeling.auto import load_processor
 from hf_tasks.runner import run, setup
 from hf_tasks.samples.shemo import write_synthetic_shemo
+from hf_tasks.surgery import SurgeryArguments, apply_surgery
 from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask, load_audio_classifier
 
 
-def main(model_args: ModelArguments, data_args: DataArguments, audio_args: AudioArguments, training_args: TrainingArguments):
+ARGUMENTS = (ModelArguments, DataArguments, AudioArguments, SurgeryArguments, TrainingArguments)  # main's parameters, in order
+
+
+def main(model_args: ModelArguments, data_args: DataArguments, audio_args: AudioArguments,
+         surgery_args: SurgeryArguments, training_args: TrainingArguments):
     setup(training_args)
     if audio_args.generate_synthetic_data:
         if not data_args.data_dir:
@@ -28,12 +35,15 @@ def main(model_args: ModelArguments, data_args: DataArguments, audio_args: Audio
     feature_extractor = load_processor(model_args, AutoFeatureExtractor)
     task = AudioClassificationTask(data_args, audio_args, feature_extractor)
     model = load_audio_classifier(model_args, audio_args, task)
+    callbacks = apply_surgery(model, surgery_args, splits=task.features(training_args),
+                              data_collator=task.data_collator, seed=training_args.seed)
     return run(
         task,
         model,
         training_args,
         processing_class=feature_extractor,
-        arguments=(model_args, data_args, audio_args, training_args),
+        callbacks=callbacks,
+        arguments=(model_args, data_args, audio_args, surgery_args, training_args),
         model_card={
             "tags": ["audio-classification", "speech-emotion-recognition", "persian", "shemo"],
             "description": "Speech emotion recognition (anger, fear, happiness, neutral, sadness, surprise) "
@@ -43,4 +53,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, audio_args: Audio
 
 
 if __name__ == "__main__":
-    main(*parse(ModelArguments, DataArguments, AudioArguments, TrainingArguments))
+    main(*parse(*ARGUMENTS))

@@ -17,12 +17,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from transformers import BertConfig, TrainingArguments
+from transformers import BertConfig
 
-from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.args import parse
 from hf_tasks.tasks.text import read_text_table
 from tests.conftest import REPO, recipe_args  # first: puts recipes/ on sys.path (also when run by torchrun -m)
 
@@ -44,7 +43,6 @@ def launch(*arguments: str, module: bool = False) -> subprocess.CompletedProcess
 @dataclass
 class Recipe:
     name: str
-    task_arguments: Callable[[object], tuple]  # the recipe module -> its task dataclasses, in parse order
     train: tuple[str, ...]  # a few quick steps that leave a model with more than one predicted class
     evaluate: tuple[str, ...]  # how the recipe loads its own run folder back
     row_id: str  # the column of eval_predictions.csv that names the example
@@ -55,46 +53,26 @@ class Recipe:
 
     def run_in_process(self, output_dir: Path, *overrides: str) -> dict:
         module = importlib.import_module(self.name)
-        types = (ModelArguments, DataArguments, *self.task_arguments(module), TrainingArguments)
-        return module.main(*parse(*types, args=self.arguments(output_dir, *overrides)))
-
-
-def _pair_arguments(module):
-    from hf_tasks.surgery import SurgeryArguments
-    from hf_tasks.tasks.pairs import PairArguments
-
-    return PairArguments, SurgeryArguments
-
-
-def _text_arguments(module):
-    from hf_tasks.tasks.text import TextArguments
-
-    return TextArguments, module.HeadArguments
-
-
-def _audio_arguments(module):
-    from hf_tasks.tasks.audio import AudioArguments
-
-    return (AudioArguments,)
+        return module.main(*parse(*module.ARGUMENTS, args=self.arguments(output_dir, *overrides)))
 
 
 NO_EXTRAS = ("--do_predict", "false", "--save_strategy", "no")
 RECIPES = {
     recipe.name: recipe
     for recipe in (
-        Recipe("farstail", _pair_arguments,
+        Recipe("farstail",
                train=("--max_train_samples", "256", "--num_train_epochs", "4", "--learning_rate", "0.002",
                       "--per_device_train_batch_size", "16", "--eval_strategy", "no", *NO_EXTRAS),
                evaluate=(), row_id="row"),
-        Recipe("covid_fakenews", _text_arguments,
+        Recipe("covid_fakenews",
                train=("--max_train_samples", "256", "--num_train_epochs", "3", "--eval_strategy", "no", *NO_EXTRAS),
                evaluate=(), row_id="id"),
-        Recipe("cifar10", lambda module: (module.Cifar10Arguments,),
+        Recipe("cifar10",
                # The plateau schedule needs evaluations; the last one is of the saved model.
                train=("--max_train_samples", "256", "--num_train_epochs", "3", "--eval_strategy", "epoch",
                       "--load_best_model_at_end", "false", *NO_EXTRAS),
                evaluate=("--pretrained_backbone", "true"), row_id="image_id", data_dir=True),
-        Recipe("shemo", _audio_arguments,
+        Recipe("shemo",
                train=("--num_train_epochs", "3", "--eval_strategy", "no", *NO_EXTRAS),
                evaluate=("--head", "auto"), row_id="file", data_dir=True),
     )

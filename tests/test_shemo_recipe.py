@@ -6,23 +6,22 @@ import json
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForAudioClassification, TrainingArguments, Wav2Vec2FeatureExtractor
+from transformers import AutoModelForAudioClassification, Wav2Vec2FeatureExtractor
 
 import shemo
-from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.args import parse
 from hf_tasks.audio.io import read_clip
 from hf_tasks.modeling.audio import PooledAudioClassifier
-from hf_tasks.tasks.audio import AudioArguments, AudioCollator
+from hf_tasks.tasks.audio import AudioCollator
 from tests.conftest import recipe_args
 
 CONFIG = "recipes/configs/shemo/tiny.yaml"
-ARGUMENT_TYPES = (ModelArguments, DataArguments, AudioArguments, TrainingArguments)
 
 
 def run_recipe(output_dir, data_dir, *overrides):
     arguments = recipe_args(CONFIG, output_dir, "--data_dir", str(data_dir),
                             "--dataset_cache_dir", str(data_dir.parent / "cache"), *overrides)
-    return shemo.main(*parse(*ARGUMENT_TYPES, args=arguments))
+    return shemo.main(*parse(*shemo.ARGUMENTS, args=arguments))
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +87,19 @@ def test_stock_head_and_stratified_split_run_through_the_recipe(tmp_path):
     assert split["method"] == "stratified"
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["model_type"] == "hubert" and config["id2label"]["1"] == "fear"
+
+
+def test_surgery_flags_prune_the_speech_encoder_and_the_pruned_model_reloads(tmp_path):
+    quick = ("--num_train_epochs", "1", "--save_strategy", "no", "--eval_strategy", "no", "--do_predict", "false")
+    trained = run_recipe(tmp_path / "run", tmp_path / "clips", "--keep_layers", "first:1",
+                         "--prune_heads_per_layer", "2", "--prune_importance", "gradient",
+                         "--freeze", "embeddings", *quick)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["encoder"]["num_hidden_layers"] == 1
+    assert [len(heads) for heads in config["pruned_heads"].values()] == [2]  # recorded on the saved (top) config
+    assert trained["trainable_params"] < trained["total_params"]
+    reloaded = run_recipe(tmp_path / "again", tmp_path / "clips", "--model_name_or_path", str(tmp_path / "run"),
+                          "--head", "auto", "--do_train", "false", "--do_predict", "false")
+    assert reloaded["total_params"] == trained["total_params"]
+    assert reloaded["eval_accuracy"] == trained["eval_accuracy"]
+    assert reloaded["eval_loss"] == pytest.approx(trained["eval_loss"], rel=1e-5)

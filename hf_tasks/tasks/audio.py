@@ -37,8 +37,6 @@ from datasets.fingerprint import Hasher
 from hf_tasks.audio.augment import Augmenter, AugmentSettings, random_crop
 from hf_tasks.audio.io import read_clip
 from hf_tasks.audio.splits import SPLIT_METHODS, split_pool
-from hf_tasks.surgery import freeze
-from hf_tasks.surgery.freeze import FREEZE_HELP
 from hf_tasks.tasks.base import SPLIT_OF_PREFIX, BadInputError, load_splits
 from hf_tasks.tasks.classification import ClassificationTask, label_maps
 
@@ -66,9 +64,6 @@ class AudioArguments(AugmentSettings):
     head_dropout: float = field(default=0.1, metadata={"help": "Dropout of the pooled head."})
     freeze_feature_encoder: bool = field(
         default=True, metadata={"help": "Keep the convolutional waveform encoder fixed while fine-tuning."}
-    )
-    freeze: list[str] | None = field(
-        default=None, metadata={"help": FREEZE_HELP}
     )
     split: str = field(
         default="speaker",
@@ -621,6 +616,4 @@ def load_audio_classifier(model_args, audio_args: AudioArguments, task: AudioCla
         if not hasattr(model, "freeze_feature_encoder"):
             raise BadInputError(f"{type(model).__name__} has no feature encoder to freeze; pass --freeze_feature_encoder false.")
         model.freeze_feature_encoder()
-    if audio_args.freeze:
-        freeze(model, audio_args.freeze)
     return model
