@@ -19,7 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from transformers import BertConfig
+import torch
+import yaml
+from transformers import (
+    AlbertConfig,
+    AlbertForQuestionAnswering,
+    BertConfig,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    XLMRobertaConfig,
+    XLMRobertaForQuestionAnswering,
+)
 
 from hf_tasks.args import parse
 from hf_tasks.tasks.text import read_text_table
@@ -193,3 +203,30 @@ def _interrupt_worker(output_dir: Path) -> None:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--interrupt-worker"]:
     _interrupt_worker(Path(sys.argv[2]))
+
+
+def _unused_search_off(config: Path) -> bool:
+    return yaml.safe_load(config.read_text(encoding="utf-8")).get("ddp_find_unused_parameters") is False
+
+
+@pytest.mark.parametrize("model_class, config_class", [
+    (BertForQuestionAnswering, BertConfig),  # parsquad: ParsBERT
+    (AlbertForQuestionAnswering, AlbertConfig),  # parsquad: ALBERT-fa
+    (XLMRobertaForQuestionAnswering, XLMRobertaConfig),  # parsquad: XLM-R
+    (BertForSequenceClassification, BertConfig),  # farstail, every surgery variant
+])
+def test_models_of_configs_that_skip_the_unused_parameter_search_give_every_weight_a_gradient(model_class, config_class):
+    # DDP with find_unused_parameters false waits forever for a gradient that never comes.
+    families = {"parsquad": ("bert", "albert", "xlm-roberta"), "farstail": ("bert",)}
+    assert all(_unused_search_off(config) for recipe in families for config in (REPO / "recipes/configs" / recipe).glob("*.yaml"))
+    classifies = model_class is BertForSequenceClassification
+    config = config_class(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                          embedding_size=16, num_labels=3 if classifies else 2)
+    model = model_class(config).train()
+    inputs = {"input_ids": torch.randint(5, 64, (2, 12)), "attention_mask": torch.ones(2, 12, dtype=torch.long)}
+    if classifies:
+        labels = {"labels": torch.tensor([0, 2])}
+    else:
+        labels = {"start_positions": torch.tensor([1, 3]), "end_positions": torch.tensor([2, 5])}
+    model(**inputs, **labels).loss.backward()
+    assert [name for name, weight in model.named_parameters() if weight.requires_grad and weight.grad is None] == []
