@@ -1,0 +1,30 @@
+"""Running a recipe's own `main` inside a benchmark, with its call to `hf_tasks.runner.run` wrapped.
+
+Benchmarks time what users run, so they call the recipe script's `main` with its real argument
+parsing; `wrap` receives the recipe's `run` and returns the function `main` calls in its place
+(to add a timing callback, or to swap the runner for a bare Trainer).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from hf_tasks.args import parse
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_recipe(recipe: str, args: list[str], wrap: Callable[[Callable], Callable]) -> dict[str, Any]:
+    """`recipes/<recipe>.py`'s `main(*parse(..., args))` with `run` replaced by `wrap(run)`; its results."""
+    if str(REPO / "recipes") not in sys.path:
+        sys.path.insert(0, str(REPO / "recipes"))
+    module = importlib.import_module(recipe)
+    runner = module.run
+    module.run = wrap(runner)
+    try:
+        return module.main(*parse(*module.ARGUMENTS, args=args))
+    finally:
+        module.run = runner
