@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,6 +36,20 @@ def recipe_args(config: str, output_dir: Path, *overrides: str) -> list[str]:
     """Command-line arguments for running a recipe in-process on CPU without reporting."""
     return ["--config", str(REPO / config), "--output_dir", str(output_dir), "--use_cpu", "true",
             "--report_to", "none", "--disable_tqdm", "true", *overrides]
+
+
+TWO_PROCESSES = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+TWO_PROCESS_TIMEOUT = 300  # a process waiting for a peer that stopped (a collective mismatch) must not hang the suite
+
+
+def launch_two_processes(*arguments: str, module: bool = False) -> subprocess.CompletedProcess:
+    """Run a recipe script (or with `module`, a module) in two CPU processes under torchrun (gloo); fail
+    with its output."""
+    command = [*TWO_PROCESSES, *(["-m"] if module else []), *arguments]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=TWO_PROCESS_TIMEOUT)
+    assert finished.returncode == 0, (finished.stdout[-3000:], finished.stderr[-3000:])
+    return finished
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,6 @@ import importlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,21 +32,9 @@ from transformers import (
 
 from hf_tasks.args import parse
 from hf_tasks.tasks.text import read_text_table
-from tests.conftest import REPO, recipe_args  # first: puts recipes/ on sys.path (also when run by torchrun -m)
+from tests.conftest import REPO, launch_two_processes, recipe_args  # first: puts recipes/ on sys.path (also when run by torchrun -m)
 
 pytestmark = pytest.mark.distributed
-
-LAUNCH = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-TIMEOUT = 300  # a process waiting for a peer that stopped (a collective mismatch) must not hang the suite
-
-
-def launch(*arguments: str, module: bool = False) -> subprocess.CompletedProcess:
-    """Run a recipe script (or with `module`, a module) in two CPU processes; fail with its output."""
-    command = [*LAUNCH, *(["-m"] if module else []), *arguments]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT)
-    assert finished.returncode == 0, (finished.stdout[-3000:], finished.stderr[-3000:])
-    return finished
 
 
 @dataclass
@@ -126,7 +113,7 @@ def test_two_process_evaluation_equals_one_process(name, tmp_path):
     assert single["eval_loss"] == pytest.approx(trained["eval_loss"], rel=1e-5)
     assert single["eval_accuracy"] == trained["eval_accuracy"]
 
-    launch(str(REPO / f"recipes/{name}.py"), *recipe.arguments(tmp_path / "two", *evaluation))
+    launch_two_processes(str(REPO / f"recipes/{name}.py"), *recipe.arguments(tmp_path / "two", *evaluation))
     double = json.loads((tmp_path / "two" / "results.json").read_text())
     assert set(scored(double)) == set(scored(single))
     for key, value in scored(single).items():
@@ -161,7 +148,7 @@ def test_two_processes_with_half_batches_train_like_one_process(tmp_path):
              "--save_strategy", "no")
     recipe = RECIPES["farstail"]
     recipe.run_in_process(tmp_path / "one", *steps, "--per_device_train_batch_size", "16")
-    launch(str(REPO / "recipes/farstail.py"),
+    launch_two_processes(str(REPO / "recipes/farstail.py"),
            *recipe.arguments(tmp_path / "two", *steps, "--per_device_train_batch_size", "8"))
 
     def logged(folder: Path) -> list[dict]:
@@ -176,7 +163,7 @@ def test_two_processes_with_half_batches_train_like_one_process(tmp_path):
 
 
 def test_a_signal_to_one_process_stops_all_at_the_same_step_with_a_checkpoint(tmp_path):
-    launch("tests.test_distributed", "--interrupt-worker", str(tmp_path), module=True)
+    launch_two_processes("tests.test_distributed", "--interrupt-worker", str(tmp_path), module=True)
     reports = {rank: json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)}
     assert reports[1] == {"global_step": 2, "stopped_by": "SIGTERM"}
     assert reports[0] == {"global_step": 2, "stopped_by": "another process"}

@@ -5,8 +5,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 
 import pytest
 from transformers import AutoModelForQuestionAnswering, TrainerCallback
@@ -16,7 +14,7 @@ from hf_tasks.args import parse
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run
 from hf_tasks.tasks.qa import QuestionAnsweringTask
-from tests.conftest import REPO, recipe_args, wandb_run_log
+from tests.conftest import REPO, launch_two_processes, recipe_args, wandb_run_log
 
 CONFIG = "recipes/configs/parsquad/tiny.yaml"
 
@@ -77,11 +75,7 @@ def test_two_process_evaluation_equals_one_process(trained, tmp_path):
     model_dir, _ = trained
     common = ["--model_name_or_path", str(model_dir), "--do_train", "false", "--do_predict", "false"]
     single = run_recipe(tmp_path / "one", *common)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               str(REPO / "recipes/parsquad.py"), *recipe_args(CONFIG, tmp_path / "two", *common)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert finished.returncode == 0, finished.stderr[-3000:]
+    launch_two_processes(str(REPO / "recipes/parsquad.py"), *recipe_args(CONFIG, tmp_path / "two", *common))
     double = json.loads((tmp_path / "two" / "results.json").read_text())
     assert double["eval_total"] == single["eval_total"]
     for key in ("eval_exact", "eval_f1", "eval_HasAns_exact", "eval_NoAns_exact"):
