@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +16,9 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 import attention as attention_recipe
 from hf_tasks.args import parse
 from hf_tasks.interpret.attention import (
+    AttentionMaps,
     compute_attentions,
+    displayed_token,
     load_model_and_tokenizer,
     plot_attention_grid,
     write_head_view,
@@ -99,6 +104,25 @@ def test_html_views_are_standalone_pages_with_the_tokens(pair_maps, tmp_path):
 def test_png_grid_has_one_panel_per_head(pair_maps, tmp_path):
     path = plot_attention_grid(pair_maps, tmp_path / "grid.png")
     assert count_heatmap_panels(path) == NUM_LAYERS * NUM_HEADS
+
+
+def test_persian_tokens_are_drawn_joined_and_right_to_left():
+    assert displayed_token("[CLS]") == "[CLS]"
+    drawn = displayed_token("کتاب")  # kaf, teh, alef, beh
+    # Presentation forms (U+FB50-U+FEFF) carry the joined shapes; the last letter comes first on screen
+    # (alef never joins the letter after it, so that beh stands isolated).
+    assert len(drawn) == 4 and all(0xFB50 <= ord(letter) <= 0xFEFF for letter in drawn)
+    assert [unicodedata.name(letter) for letter in drawn] == [
+        "ARABIC LETTER BEH ISOLATED FORM", "ARABIC LETTER ALEF FINAL FORM", "ARABIC LETTER TEH MEDIAL FORM",
+        "ARABIC LETTER KEHEH INITIAL FORM"]
+
+
+def test_png_grid_of_persian_tokens_needs_no_missing_glyphs(tmp_path):
+    tokens = ["[CLS]", "کتاب", "##ها", "خوب", "[SEP]"]
+    maps = AttentionMaps(layers=[0], heads=[[0]], attentions=[np.full((1, 5, 5), 0.2)], tokens=tokens, title="fa")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font"
+        assert count_heatmap_panels(plot_attention_grid(maps, tmp_path / "fa.png")) == 1
 
 
 def test_head_pruned_model_reloads_and_draws_only_its_heads(model_dir, tmp_path):

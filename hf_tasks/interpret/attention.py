@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,21 @@ def write_model_view(maps: AttentionMaps, path: str | Path, *, display_mode: str
     return path
 
 
+RIGHT_TO_LEFT = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")  # Hebrew and Arabic-script blocks
+
+
+def displayed_token(token: str) -> str:
+    """A token as matplotlib must be given it to show it readably. Matplotlib draws characters one by
+    one from left to right, so Persian (and any Arabic-script) text appears as isolated letters in
+    reverse order; it needs the joined letter forms and the visual order of the bidi algorithm."""
+    if not RIGHT_TO_LEFT.search(token):
+        return token
+    import arabic_reshaper
+    from bidi.algorithm import get_display
+
+    return get_display(arabic_reshaper.reshape(token))
+
+
 def plot_attention_grid(maps: AttentionMaps, path: str | Path, *, label_tokens_up_to: int = 40) -> Path:
     """A PNG with one attention-map panel per head: rows are layers, columns heads.
 
@@ -290,6 +306,7 @@ def plot_attention_grid(maps: AttentionMaps, path: str | Path, *, label_tokens_u
     num_columns = max(max(layer_heads) + 1 for layer_heads in maps.heads)
     num_rows = len(maps.layers)
     label = len(maps.tokens) <= label_tokens_up_to
+    labels = [displayed_token(token) for token in maps.tokens]
     lowest_row = {column: max(row for row, heads in enumerate(maps.heads) if column in heads)
                   for column in set().union(*maps.heads)}
     panel = 1.6 + (0.08 * len(maps.tokens) if label else 0.0)
@@ -309,9 +326,9 @@ def plot_attention_grid(maps: AttentionMaps, path: str | Path, *, label_tokens_u
             axis.set_xticks(range(len(maps.tokens)) if label_x else [])
             axis.set_yticks(range(len(maps.tokens)) if label_y else [])
             if label_x:
-                axis.set_xticklabels(maps.tokens, rotation=90, fontsize=6)
+                axis.set_xticklabels(labels, rotation=90, fontsize=6)
             if label_y:
-                axis.set_yticklabels(maps.tokens, fontsize=6)
+                axis.set_yticklabels(labels, fontsize=6)
     figure.suptitle(
         f"{maps.title[:120]}\nrows: queries, columns: keys; brighter = more attention (each panel scaled to its maximum)",
         fontsize=9,
