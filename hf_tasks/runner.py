@@ -204,11 +204,29 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
     (output_dir / "config.yaml").write_text(
         yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
-    (output_dir / "README.md").write_text(_model_card(config, results, card), encoding="utf-8")
+    location = trainer.args.hub_model_id if trainer.args.push_to_hub and trainer.args.hub_model_id else str(output_dir)
+    usage = loading_code(trainer.accelerator.unwrap_model(trainer.model), location)
+    (output_dir / "README.md").write_text(_model_card(config, results, card, usage), encoding="utf-8")
     return files
 
 
-def _model_card(config: dict, results: dict, card: dict) -> str:
+def loading_code(model, location: str) -> str:
+    """Python that loads the saved model: the concrete class (custom heads live in hf_tasks, and
+    importing their module registers them), through `hf_tasks.surgery.from_pretrained` when heads
+    were pruned, since plain `from_pretrained` cannot rebuild projections of per-layer sizes."""
+    model_class = type(model)
+    exported = getattr(transformers, model_class.__name__, None) is model_class
+    module = "transformers" if exported else model_class.__module__
+    lines = [f"from {module} import {model_class.__name__}"]
+    if getattr(model.config, "pruned_heads", None):
+        lines += ["from hf_tasks.surgery import from_pretrained", "",
+                  f"model = from_pretrained({model_class.__name__}, {json.dumps(location, ensure_ascii=False)})"]
+    else:
+        lines += ["", f"model = {model_class.__name__}.from_pretrained({json.dumps(location, ensure_ascii=False)})"]
+    return "\n".join(lines)
+
+
+def _model_card(config: dict, results: dict, card: dict, usage: str) -> str:
     base_model = config.get("model_name_or_path")
     dataset = config.get("dataset_name")
     front = {"library_name": "transformers", "tags": ["hf_tasks", *card.get("tags", [])]}
@@ -231,6 +249,7 @@ def _model_card(config: dict, results: dict, card: dict) -> str:
         f"Base model: `{base_model or config.get('config_name')}`. "
         f"Data: `{dataset or config.get('train_file') or config.get('data_dir')}`.\n\n"
         f"## Results\n\n| metric | value |\n|---|---|\n{metric_rows}\n\n"
+        f"## Load it\n\n```python\n{usage}\n```\n\n"
         f"## Training\n\n| hyperparameter | value |\n|---|---|\n{hyper_rows}\n\n"
         f"Trainable parameters: {results.get('trainable_params')} of {results.get('total_params')}. "
         "The full configuration is in `config.yaml`; rerun it with "

@@ -56,6 +56,12 @@ def test_learns_above_chance_with_each_surgery(tmp_path, model_folder, surgery):
     assert saved["test_accuracy"] == results["test_accuracy"]
     config = AutoConfig.from_pretrained(output_dir)
     assert config.id2label == {0: "entailment", 1: "contradiction", 2: "neutral"}
+    # The model card's loading code loads this run's model, pruned or not.
+    card = (output_dir / "README.md").read_text()
+    namespace = {}
+    exec(card.split("```python\n")[1].split("```")[0], namespace)
+    assert sum(p.numel() for p in namespace["model"].parameters()) == results["total_params"]
+    assert ("from hf_tasks.surgery import from_pretrained" in card) == surgery.startswith("prune")
     if surgery == "freeze":
         assert results["trainable_params"] < results["total_params"]
     if surgery == "keep_layers":

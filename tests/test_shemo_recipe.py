@@ -98,6 +98,10 @@ def test_surgery_flags_prune_the_speech_encoder_and_the_pruned_model_reloads(tmp
     assert config["encoder"]["num_hidden_layers"] == 1
     assert [len(heads) for heads in config["pruned_heads"].values()] == [2]  # recorded on the saved (top) config
     assert trained["trainable_params"] < trained["total_params"]
+    card = (tmp_path / "run" / "README.md").read_text()
+    namespace = {}
+    exec(card.split("```python\n")[1].split("```")[0], namespace)  # the card's loading code
+    assert sum(p.numel() for p in namespace["model"].parameters()) == trained["total_params"]
     reloaded = run_recipe(tmp_path / "again", tmp_path / "clips", "--model_name_or_path", str(tmp_path / "run"),
                           "--head", "auto", "--do_train", "false", "--do_predict", "false")
     assert reloaded["total_params"] == trained["total_params"]
