@@ -31,6 +31,7 @@ from transformers import (
 )
 
 from hf_tasks.args import parse
+from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
 from hf_tasks.tasks.text import read_text_table
 from tests.conftest import REPO, launch_two_processes, recipe_args  # first: puts recipes/ on sys.path (also when run by torchrun -m)
 
@@ -196,24 +197,33 @@ def _unused_search_off(config: Path) -> bool:
     return yaml.safe_load(config.read_text(encoding="utf-8")).get("ddp_find_unused_parameters") is False
 
 
-@pytest.mark.parametrize("model_class, config_class", [
-    (BertForQuestionAnswering, BertConfig),  # parsquad: ParsBERT
-    (AlbertForQuestionAnswering, AlbertConfig),  # parsquad: ALBERT-fa
-    (XLMRobertaForQuestionAnswering, XLMRobertaConfig),  # parsquad: XLM-R
-    (BertForSequenceClassification, BertConfig),  # farstail, every surgery variant
-])
-def test_models_of_configs_that_skip_the_unused_parameter_search_give_every_weight_a_gradient(model_class, config_class):
+def _tiny(config_class, **options):
+    return config_class(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, embedding_size=16, **options)
+
+
+SPANS = {"start_positions": torch.tensor([1, 3]), "end_positions": torch.tensor([2, 5])}
+CLASSES = {"labels": torch.tensor([0, 1])}
+MODELS_THAT_USE_EVERY_WEIGHT = {
+    "parsquad: ParsBERT": (lambda: BertForQuestionAnswering(_tiny(BertConfig)), SPANS),
+    "parsquad: ALBERT-fa": (lambda: AlbertForQuestionAnswering(_tiny(AlbertConfig)), SPANS),
+    "parsquad: XLM-R": (lambda: XLMRobertaForQuestionAnswering(_tiny(XLMRobertaConfig)), SPANS),
+    "farstail (every surgery), covid_fakenews linear head": (
+        lambda: BertForSequenceClassification(_tiny(BertConfig, num_labels=3)), CLASSES),
+    "covid_fakenews BiGRU head": (
+        lambda: BiGRUForSequenceClassification(BiGRUConfig(encoder=_tiny(BertConfig).to_dict(), num_labels=2,
+                                                           gru_hidden_size=8)), CLASSES),
+}
+
+
+@pytest.mark.parametrize("family", list(MODELS_THAT_USE_EVERY_WEIGHT))
+def test_configs_that_skip_the_unused_parameter_search_have_models_that_use_every_weight(family):
     # DDP with find_unused_parameters false waits forever for a gradient that never comes.
-    families = {"parsquad": ("bert", "albert", "xlm-roberta"), "farstail": ("bert",)}
-    assert all(_unused_search_off(config) for recipe in families for config in (REPO / "recipes/configs" / recipe).glob("*.yaml"))
-    classifies = model_class is BertForSequenceClassification
-    config = config_class(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                          embedding_size=16, num_labels=3 if classifies else 2)
-    model = model_class(config).train()
+    configs = [path for recipe in ("parsquad", "farstail", "covid_fakenews")
+               for path in (REPO / "recipes/configs" / recipe).glob("*.yaml")]
+    assert [path.name for path in configs if not _unused_search_off(path)] == []
+    build, labels = MODELS_THAT_USE_EVERY_WEIGHT[family]
+    model = build().train()
     inputs = {"input_ids": torch.randint(5, 64, (2, 12)), "attention_mask": torch.ones(2, 12, dtype=torch.long)}
-    if classifies:
-        labels = {"labels": torch.tensor([0, 2])}
-    else:
-        labels = {"start_positions": torch.tensor([1, 3]), "end_positions": torch.tensor([2, 5])}
     model(**inputs, **labels).loss.backward()
     assert [name for name, weight in model.named_parameters() if weight.requires_grad and weight.grad is None] == []
