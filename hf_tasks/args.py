@@ -19,6 +19,9 @@ from transformers import HfArgumentParser
 
 # Fields never written to config.yaml, results or model cards.
 SECRET_FIELDS = frozenset({"hub_token", "token", "push_to_hub_token", "wandb_api_key"})
+# Fields about one launch rather than the experiment: a config.yaml rerun in a fresh folder must not
+# look for the checkpoint the original run resumed from.
+LAUNCH_FIELDS = frozenset({"resume_from_checkpoint"})
 
 
 @dataclass
@@ -116,12 +119,13 @@ def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple:
 
 
 def resolved_config(*instances: Any) -> dict[str, Any]:
-    """All argument values of the run as one flat, YAML-safe mapping, secrets removed."""
+    """All argument values of the run as one flat, YAML-safe mapping, without secrets and without
+    the fields that belong to one launch (`resume_from_checkpoint`)."""
     resolved: dict[str, Any] = {}
     for instance in instances:
         values = instance.to_dict() if hasattr(instance, "to_dict") else dataclasses.asdict(instance)
         for name, value in values.items():
-            if name in SECRET_FIELDS or name.startswith("_"):
+            if name in SECRET_FIELDS or name in LAUNCH_FIELDS or name.startswith("_"):
                 continue
             resolved[name] = value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
     return resolved

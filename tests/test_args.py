@@ -46,3 +46,10 @@ def test_resolved_config_drops_secrets(tmp_path):
     resolved = resolved_config(ModelArguments(model_name_or_path="x"), training_args)
     assert "hf_secret_value" not in str(resolved)
     assert resolved["model_name_or_path"] == "x"
+
+
+def test_resolved_config_reruns_in_a_fresh_folder_after_a_resumed_run(tmp_path):
+    training_args = TrainingArguments(output_dir=str(tmp_path), resume_from_checkpoint="latest", use_cpu=True)
+    resolved = resolved_config(ModelArguments(model_name_or_path="x"), training_args)
+    assert "resume_from_checkpoint" not in resolved
+    assert resolved["output_dir"] == str(tmp_path)
