@@ -83,6 +83,7 @@ def main(
         callbacks=callbacks,
         arguments=(model_args, data_args, task_args, training_args),
         model_card={
+            "recipe": "recipes/cifar10.py",
             "tags": ["image-classification", "cifar10", "transfer-learning"],
             "description": f"`{name}` fine-tuned with one trainable block ({', '.join(trainable) or 'none'}; "
             f"backbone {counts['backbone_trainable_params']:,} + head {counts['head_trainable_params']:,} "

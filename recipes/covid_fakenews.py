@@ -3,7 +3,7 @@ head, fine-tuned end to end or feature-based (frozen backbone, optionally with c
 
     accelerate launch recipes/covid_fakenews.py --config recipes/configs/covid_fakenews/bert_bigru.yaml
     python recipes/covid_fakenews.py --config recipes/configs/covid_fakenews/tiny.yaml     # offline demo on CPU
-    python -m hf_tasks.text.tweets --train_file data/constraint/train.csv --row 12         # what the model reads
+    python -m hf_tasks.text.tweets --train_file data/constraint/Constraint_Train.csv --row 12   # what the model reads
 """
 
 import logging
@@ -102,9 +102,12 @@ def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextAr
         training_args,
         processing_class=tokenizer,
         arguments=(model_args, data_args, text_args, head_args, training_args),
-        model_card={"tags": ["text-classification", "covid-19", "fake-news", "tweets"],
-                    "description": f"COVID-19 tweet real/fake classification, {head_args.head} head, "
-                                   + ("feature-based (frozen backbone)." if head_args.feature_based else "fine-tuned.")},
+        model_card={
+            "recipe": "recipes/covid_fakenews.py",
+            "tags": ["text-classification", "covid-19", "fake-news", "tweets"],
+            "description": f"COVID-19 tweet real/fake classification, {head_args.head} head, "
+                           + ("feature-based (frozen backbone)." if head_args.feature_based else "fine-tuned."),
+        },
     )
     if cache is not None:
         logger.info("Feature cache: %d examples stored, %d lookups served from it, %d computed.",

@@ -34,9 +34,12 @@ def main(model_args: ModelArguments, data_args: DataArguments, pair_args: PairAr
         processing_class=tokenizer,
         callbacks=callbacks,
         arguments=(model_args, data_args, pair_args, surgery_args, training_args),
-        model_card={"tags": ["text-classification", "natural-language-inference", "persian", "farstail"],
-                    "description": "Persian natural language inference (entailment / contradiction / neutral) "
-                                   "fine-tuned on FarsTail."},
+        model_card={
+            "recipe": "recipes/farstail.py",
+            "tags": ["text-classification", "natural-language-inference", "persian", "farstail"],
+            "description": "Persian natural language inference (entailment / contradiction / neutral) "
+                           "fine-tuned on FarsTail.",
+        },
     )
 
 

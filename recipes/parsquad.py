@@ -26,8 +26,11 @@ def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArgume
         training_args,
         processing_class=tokenizer,
         arguments=(model_args, data_args, qa_args, training_args),
-        model_card={"tags": ["question-answering", "persian", "pquad"],
-                    "description": "Extractive question answering with unanswerable questions (SQuAD v2 style)."},
+        model_card={
+            "recipe": "recipes/parsquad.py",
+            "tags": ["question-answering", "persian", "pquad"],
+            "description": "Extractive question answering with unanswerable questions (SQuAD v2 style).",
+        },
     )
 
 

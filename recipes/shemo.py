@@ -6,7 +6,7 @@
 `--data_dir` is ShEMO's folder (female/ and male/ wav files, any depth); `--dataset_name` (hub audio
 dataset with audio/label columns) or `--train_file` CSVs (path,label[,speaker]) work too. The default
 split is speaker-independent; see `hf_tasks.tasks.audio` for the options. The surgery flags of
-`recipes/farstail.py` work on the speech encoder too (`--freeze layers:0-5`, `--keep_layers 0-5`,
+`recipes/farstail.py` work on the speech encoder too (`--freeze layers:0-5`, `--keep_layers first:6`,
 `--prune_fraction 0.3`).
 """
 
@@ -45,6 +45,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, audio_args: Audio
         callbacks=callbacks,
         arguments=(model_args, data_args, audio_args, surgery_args, training_args),
         model_card={
+            "recipe": "recipes/shemo.py",
             "tags": ["audio-classification", "speech-emotion-recognition", "persian", "shemo"],
             "description": "Speech emotion recognition (anger, fear, happiness, neutral, sadness, surprise) "
                            f"with a {audio_args.split} split; per-class results in the classification report.",

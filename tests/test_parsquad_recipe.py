@@ -54,7 +54,8 @@ def test_run_folder_holds_results_predictions_config_and_card(trained):
     assert all(isinstance(text, str) for text in predictions.values())
     for name in ("config.yaml", "README.md", "training_curves.png", "model.safetensors", "test_predictions.json"):
         assert (output_dir / name).is_file(), name
-    assert "eval_f1" in (output_dir / "README.md").read_text(encoding="utf-8")
+    card = (output_dir / "README.md").read_text(encoding="utf-8")
+    assert "eval_f1" in card and "python recipes/parsquad.py --config config.yaml" in card
 
 
 def test_resuming_from_a_checkpoint_reaches_the_uninterrupted_result(tmp_path):
