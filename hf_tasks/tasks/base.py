@@ -14,8 +14,10 @@ from typing import Any, Callable
 import numpy as np
 from datasets import Dataset
 
-# Prefixes the runner scores under: "eval" is the validation split, "test" the test split.
-SPLIT_OF_PREFIX = {"eval": "validation", "test": "test"}
+# The key of each data split in `Task.features()`, which is also the prefix of its metrics.
+FEATURE_KEY_OF_SPLIT = {"train": "train", "validation": "eval", "test": "test"}
+# The splits the runner scores, by prefix: "eval" is the validation split, "test" the test split.
+SPLIT_OF_PREFIX = {key: split for split, key in FEATURE_KEY_OF_SPLIT.items() if split != "train"}
 
 
 class BadInputError(ValueError):

@@ -29,7 +29,7 @@ from datasets import Image as ImageFeature
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
-from hf_tasks.tasks.base import BadInputError, limit_splits
+from hf_tasks.tasks.base import FEATURE_KEY_OF_SPLIT, BadInputError, limit_splits
 from hf_tasks.tasks.classification import ClassificationTask
 
 logger = logging.getLogger(__name__)
@@ -415,7 +415,7 @@ class ImageClassificationTask(ClassificationTask):
                 "(the Trainer would otherwise drop the image column before the transform sees it)."
             )
         features = {}
-        for split, prefix in (("train", "train"), ("validation", "eval"), ("test", "test")):
+        for split, prefix in FEATURE_KEY_OF_SPLIT.items():
             if split not in self.splits:
                 continue
             dataset = self.splits[split]

@@ -20,7 +20,13 @@ from typing import Any
 from datasets import ClassLabel, Dataset
 from transformers import DataCollatorWithPadding
 
-from hf_tasks.tasks.base import BadInputError, load_splits, preprocessing_cache, tokenizer_fingerprint
+from hf_tasks.tasks.base import (
+    FEATURE_KEY_OF_SPLIT,
+    BadInputError,
+    load_splits,
+    preprocessing_cache,
+    tokenizer_fingerprint,
+)
 from hf_tasks.tasks.classification import ClassificationTask
 from hf_tasks.text.persian import normalize_persian
 
@@ -203,7 +209,7 @@ class PairClassificationTask(ClassificationTask):
                       for name, split in splits.items()}
         built = {}
         with training_args.main_process_first(desc="tokenising pairs"):
-            for name, prefix in (("train", "train"), ("validation", "eval"), ("test", "test")):
+            for name, prefix in FEATURE_KEY_OF_SPLIT.items():
                 if name not in splits:
                     continue
                 raw = splits[name]

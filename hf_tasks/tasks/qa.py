@@ -19,6 +19,7 @@ from transformers import DataCollatorWithPadding
 
 from hf_tasks.metrics.squad import best_null_threshold, squad_v2_scores
 from hf_tasks.tasks.base import (
+    FEATURE_KEY_OF_SPLIT,
     SPLIT_OF_PREFIX,
     BadInputError,
     Task,
@@ -245,7 +246,7 @@ class QuestionAnsweringTask(Task):
                 self.skipped_rows)) for name, split in splits.items()}
         built = {}
         with training_args.main_process_first(desc="QA windows"):
-            for name, prefix in (("train", "train"), ("validation", "eval"), ("test", "test")):
+            for name, prefix in FEATURE_KEY_OF_SPLIT.items():
                 if name not in splits:
                     continue
                 examples = splits[name]

@@ -24,13 +24,18 @@ import torch
 from datasets import ClassLabel, Dataset
 from transformers import DataCollatorWithPadding
 
-from hf_tasks.tasks.base import BadInputError, load_splits, preprocessing_cache, tokenizer_fingerprint
+from hf_tasks.tasks.base import (
+    FEATURE_KEY_OF_SPLIT,
+    BadInputError,
+    load_splits,
+    preprocessing_cache,
+    tokenizer_fingerprint,
+)
 from hf_tasks.tasks.classification import ClassificationTask
 from hf_tasks.text.tweets import TweetNormalizer
 
 logger = logging.getLogger(__name__)
 
-PREFIX_OF_SPLIT = {"train": "train", "validation": "eval", "test": "test"}
 # How many row numbers a message lists per problem before "and N more".
 ROWS_SHOWN = 8
 
@@ -245,7 +250,7 @@ class TextClassificationTask(ClassificationTask):
         self._show_examples(splits)
         built = {}
         with training_args.main_process_first(desc="tokenising texts"):
-            for name, prefix in PREFIX_OF_SPLIT.items():
+            for name, prefix in FEATURE_KEY_OF_SPLIT.items():
                 if name not in splits:
                     continue
                 rows = splits[name]
