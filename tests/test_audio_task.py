@@ -108,6 +108,8 @@ def test_split_and_conversions_are_written_to_the_run_folder(tmp_path, shemo_dir
     assert conversions["resampled_from_rate"] == rates
     assert conversions["mixed_to_mono_from_channels"] == {"2": per_speaker}
     assert conversions["clips"] == 8 * per_speaker
+    # Decoded once: the runner and surgery (head importance) share the task's features.
+    assert task.features(training_args(tmp_path)) is features
 
 
 def test_a_different_split_seed_gives_a_different_speaker_split(tmp_path, shemo_dir, feature_extractor):

@@ -15,14 +15,14 @@ NLI = ["entailment", "contradiction", "neutral"]
 class ToyTask(ClassificationTask):
     display_columns = ("id", "text")
 
-    def features(self, training_args):
+    def build_features(self, training_args):
         return {}
 
 
 class HardSubsetTask(ClassificationTask):
     subset_columns = ("hard(hypothesis)",)
 
-    def features(self, training_args):
+    def build_features(self, training_args):
         return {}
 
 

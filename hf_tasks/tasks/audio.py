@@ -469,7 +469,7 @@ class AudioClassificationTask(ClassificationTask):
             desc=f"Decoding {split} clips at {self.sampling_rate} Hz",
         )
 
-    def features(self, training_args) -> dict[str, Dataset]:
+    def build_features(self, training_args) -> dict[str, Dataset]:
         with training_args.main_process_first(desc="decoding audio"):
             decoded = {split: self._decode(split, listing) for split, listing in self.listings.items()}
         errors = {split: clips["error"] for split, clips in decoded.items()}

@@ -34,10 +34,18 @@ class Task(abc.ABC):
 
     #: Collator passed to the Trainer; None means the Trainer default.
     data_collator: Callable | None = None
+    _built_features: dict[str, Dataset] | None = None
+
+    def features(self, training_args) -> dict[str, Dataset]:
+        """Model-ready datasets keyed by "train", "eval" and/or "test", built once per task: the
+        runner and surgery (head importance) both ask for them."""
+        if self._built_features is None:
+            self._built_features = self.build_features(training_args)
+        return self._built_features
 
     @abc.abstractmethod
-    def features(self, training_args) -> dict[str, Dataset]:
-        """Model-ready datasets keyed by "train", "eval" and/or "test".
+    def build_features(self, training_args) -> dict[str, Dataset]:
+        """Build what `features` returns.
 
         Build them inside `training_args.main_process_first(...)` so that only the main process
         preprocesses and the others read the `datasets` cache.

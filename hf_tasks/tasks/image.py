@@ -408,7 +408,7 @@ class ImageClassificationTask(ClassificationTask):
             out["labels"] = [label if label >= 0 else -100 for label in batch[self.label_column]]
         return out
 
-    def features(self, training_args) -> dict[str, Dataset]:
+    def build_features(self, training_args) -> dict[str, Dataset]:
         if training_args.remove_unused_columns:
             raise ValueError(
                 "Images are decoded on the fly from the raw columns: set --remove_unused_columns false "

@@ -89,7 +89,6 @@ class PairClassificationTask(ClassificationTask):
         self.skipped_rows: list[dict[str, Any]] = []
         self.label_ids = self._label_spellings()
         self.subset_columns_of: dict[str, tuple[str, ...]] = {}
-        self._features: dict[str, Dataset] | None = None
 
     def _label_spellings(self) -> dict[str, int]:
         spellings = {name.lower(): index for index, name in enumerate(self.label_names)}
@@ -199,10 +198,8 @@ class PairClassificationTask(ClassificationTask):
         encoded["label"] = [-100 if label < 0 else label for label in batch["label"]]
         return encoded
 
-    def features(self, training_args) -> dict[str, Dataset]:
-        """Tokenised splits keyed train/eval/test (built once; surgery reuses them for head importance)."""
-        if self._features is not None:
-            return self._features
+    def build_features(self, training_args) -> dict[str, Dataset]:
+        """Tokenised splits keyed train/eval/test."""
         splits = load_splits(self.data_args, self.read_local)
         if self.data_args.dataset_name:
             splits = {name: self._from_hub(split, f"{self.data_args.dataset_name}[{name}]")
@@ -230,7 +227,6 @@ class PairClassificationTask(ClassificationTask):
                     self.raw[prefix] = raw
                     self.subset_columns_of[prefix] = tuple(c for c in HARD_COLUMNS if c in raw.column_names)
         logger.info("Pairs: %s; classes %s", ", ".join(f"{k} {len(v)}" for k, v in built.items()), self.label_names)
-        self._features = built
         return built
 
     def _subset_accuracies(self, prefix, scored):

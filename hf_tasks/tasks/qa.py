@@ -238,7 +238,7 @@ class QuestionAnsweringTask(Task):
         rows = validate_rows(read_squad_json(path), str(path), self.data_args.skip_bad_rows, self.skipped_rows)
         return Dataset.from_list(rows)
 
-    def features(self, training_args) -> dict[str, Dataset]:
+    def build_features(self, training_args) -> dict[str, Dataset]:
         splits = load_splits(self.data_args, self.read_local)
         if self.data_args.dataset_name:
             splits = {name: Dataset.from_list(validate_rows(

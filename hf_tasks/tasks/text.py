@@ -242,7 +242,7 @@ class TextClassificationTask(ClassificationTask):
                 row[args.label_column] = feature.int2str(value) if value is not None and value >= 0 else None
         return self.checked(rows, source)
 
-    def features(self, training_args) -> dict[str, Dataset]:
+    def build_features(self, training_args) -> dict[str, Dataset]:
         splits = load_splits(self.data_args, self.read_local)
         if self.data_args.dataset_name:
             splits = {name: self._checked_hub_split(split, f"{self.data_args.dataset_name}[{name}]")
