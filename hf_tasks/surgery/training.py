@@ -34,11 +34,12 @@ from hf_tasks.surgery.heads import (
 )
 from hf_tasks.surgery.layers import keep_layers
 from hf_tasks.surgery.structure import LAYER_SET_HELP, find_encoder
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.tasks.base import FEATURE_KEY_OF_SPLIT, BadInputError
 
 logger = logging.getLogger(__name__)
 
-IMPORTANCE_SPLITS = {"validation": "eval", "train": "train"}
+# Held-out or training data, never the test split.
+IMPORTANCE_SPLITS = ("train", "validation")
 
 
 @dataclass
@@ -241,7 +242,7 @@ def apply_surgery(
     if surgery_args.ranks_heads:
         batches = None
         if surgery_args.needs_importance_data:
-            key = IMPORTANCE_SPLITS[surgery_args.prune_importance_split]
+            key = FEATURE_KEY_OF_SPLIT[surgery_args.prune_importance_split]
             dataset = (splits or {}).get(key)
             if dataset is None:
                 raise BadInputError(
