@@ -45,8 +45,6 @@ class MLPForImageClassification(PreTrainedModel):
     base_model_prefix = "mlp"
     main_input_name = "pixel_values"
     input_modalities = ("image",)
-    # The loss is a plain batch mean: the Trainer must not rescale it by num_items_in_batch.
-    accepts_loss_kwargs = False
 
     def __init__(self, config: MLPImageClassifierConfig):
         super().__init__(config)

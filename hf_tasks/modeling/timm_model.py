@@ -143,8 +143,6 @@ class TimmForImageClassification(PreTrainedModel):
     base_model_prefix = "backbone"
     main_input_name = "pixel_values"
     input_modalities = ("image",)
-    # The loss is a plain batch mean: the Trainer must not rescale it by num_items_in_batch.
-    accepts_loss_kwargs = False
 
     def __init__(self, config: TimmConfig, backbone: nn.Module | None = None):
         super().__init__(config)
