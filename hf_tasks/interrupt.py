@@ -60,7 +60,7 @@ class GracefulInterrupt(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self.stopped_by = self.stopped_at_step = None
         self._received = None
-        if self._group is None and _world_size() > 1:
+        if self._group is None and args.world_size > 1:
             self._group = torch.distributed.new_group(backend="gloo")  # collective: every process begins training
         if self._previous:
             return  # already installed (train called again without train end)
@@ -129,12 +129,6 @@ class GracefulInterrupt(TrainerCallback):
         flag = torch.tensor([int(signalled)])
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=self._group)
         return bool(flag.item())
-
-
-def _world_size() -> int:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size()
-    return 1
 
 
 def _completes_epoch(state) -> bool:
