@@ -117,7 +117,8 @@ def measure(size: str, questions: int, epochs: int, workdir: Path, cuda: bool) -
     model_folder.mkdir(parents=True, exist_ok=True)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(REPO / TOKENIZER / name, model_folder / name)
-    BertConfig(max_position_embeddings=512, **SIZES[size]).save_pretrained(model_folder)
+    config = BertConfig(max_position_embeddings=512, **SIZES[size])
+    config.save_pretrained(model_folder)
     train_file = workdir / "train.json"
     write_squad(train_file, questions)
 
@@ -147,7 +148,6 @@ def measure(size: str, questions: int, epochs: int, workdir: Path, cuda: bool) -
     if clock.epochs == 0:
         raise RuntimeError("no epoch was timed: give --epochs 2 or more (the first is a warm-up)")
     lengths = seen["lengths"]
-    config = BertConfig.from_pretrained(model_folder)
     flops = training_flops(seen["model"], config, lengths) * clock.epochs
     return {
         "windows_per_epoch": len(lengths),
