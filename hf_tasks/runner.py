@@ -217,13 +217,11 @@ def loading_code(model, location: str) -> str:
     model_class = type(model)
     exported = getattr(transformers, model_class.__name__, None) is model_class
     module = "transformers" if exported else model_class.__module__
-    lines = [f"from {module} import {model_class.__name__}"]
+    name, quoted = model_class.__name__, json.dumps(location, ensure_ascii=False)
     if getattr(model.config, "pruned_heads", None):
-        lines += ["from hf_tasks.surgery import from_pretrained", "",
-                  f"model = from_pretrained({model_class.__name__}, {json.dumps(location, ensure_ascii=False)})"]
-    else:
-        lines += ["", f"model = {model_class.__name__}.from_pretrained({json.dumps(location, ensure_ascii=False)})"]
-    return "\n".join(lines)
+        return (f"from {module} import {name}\nfrom hf_tasks.surgery import from_pretrained\n\n"
+                f"model = from_pretrained({name}, {quoted})")
+    return f"from {module} import {name}\n\nmodel = {name}.from_pretrained({quoted})"
 
 
 def _model_card(config: dict, results: dict, card: dict, usage: str) -> str:
