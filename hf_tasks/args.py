@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+import transformers
 from transformers import HfArgumentParser
 
 # Fields never written to config.yaml, results or model cards.
 SECRET_FIELDS = frozenset({"hub_token", "token", "push_to_hub_token", "wandb_api_key"})
 # Fields about one launch rather than the experiment: a config.yaml rerun in a fresh folder must not
 # look for the checkpoint the original run resumed from.
-LAUNCH_FIELDS = frozenset({"resume_from_checkpoint"})
+LAUNCH_FIELDS = frozenset({"resume_from_checkpoint", "overwrite_output_dir"})
 
 
 @dataclass
@@ -77,6 +78,17 @@ class DataArguments:
     skip_bad_rows: bool = field(
         default=False,
         metadata={"help": "Skip rows that fail validation (listed in skipped_rows.json) instead of stopping."},
+    )
+
+
+@dataclass
+class TrainingArguments(transformers.TrainingArguments):
+    """The Trainer's arguments, plus the run folder's safety rule (transformers 5.x dropped the flag)."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Train into an --output_dir that already holds files, replacing the earlier run's own "
+                          "files (files it did not write stay). Without it such a folder stops the run."},
     )
 
 

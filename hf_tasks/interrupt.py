@@ -3,7 +3,7 @@
 Clusters send SIGTERM before they preempt or cancel a job, and Ctrl-C sends SIGINT; both normally
 kill a run and lose everything since the last checkpoint. With `GracefulInterrupt` among the
 Trainer's callbacks the first signal makes the Trainer save `checkpoint-<step>` and return, so the
-run resumes with `--resume_from_checkpoint latest`. A second signal hands over to the handler that
+run resumes with `--resume_from_checkpoint auto`. A second signal hands over to the handler that
 was there before (Python's KeyboardInterrupt for Ctrl-C, immediate exit for SIGTERM).
 
 transformers' own `--enable_jit_checkpoint` is not used: it watches SIGTERM only, waits a fixed
@@ -41,9 +41,9 @@ class GracefulInterrupt(TrainerCallback):
     the previous handlers and re-sends the signal, which stops the process at once. Under several
     processes all of them stop at the same step as soon as any one was signalled.
 
-    After `trainer.train()` returns, `stopped_by` names the signal ("another process" when a peer
-    was signalled) and `stopped_at_step` the step of the saved checkpoint; both are None after a
-    run that finished normally. Handlers are installed at train begin and restored at train end;
+    After `trainer.train()` returns, `stopped_by` names the signal (with "on another process" when a
+    peer was signalled), `signal_number` is its number and `stopped_at_step` the step of the saved
+    checkpoint; all are None after a run that finished normally. Handlers are installed at train begin and restored at train end;
     call `restore()` in a `finally` if training may raise.
     """
 
@@ -51,6 +51,7 @@ class GracefulInterrupt(TrainerCallback):
         self.signals = tuple(signal.Signals(number) for number in signals)
         self.repeat_grace_seconds = repeat_grace_seconds
         self.stopped_by: str | None = None
+        self.signal_number: int | None = None
         self.stopped_at_step: int | None = None
         self._previous: dict[signal.Signals, Handler] = {}
         self._received: signal.Signals | None = None
@@ -58,7 +59,7 @@ class GracefulInterrupt(TrainerCallback):
         self._group: torch.distributed.ProcessGroup | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.stopped_by = self.stopped_at_step = None
+        self.stopped_by = self.signal_number = self.stopped_at_step = None
         self._received = None
         if self._group is None and args.world_size > 1:
             self._group = torch.distributed.new_group(backend="gloo")  # collective: every process begins training
@@ -72,10 +73,11 @@ class GracefulInterrupt(TrainerCallback):
             self._previous[number] = signal.signal(number, self._handle)
 
     def on_step_end(self, args, state, control, **kwargs):
-        signalled = self._received is not None
-        if not self._any_process(signalled):
+        number = self._signal_on_any_process(self._received.value if self._received is not None else 0)
+        if not number:
             return control
-        self.stopped_by = self._received.name if signalled else "another process"
+        self.signal_number = number
+        self.stopped_by = signal.Signals(number).name + ("" if self._received is not None else " on another process")
         self.stopped_at_step = state.global_step
         control.should_training_stop = True
         # At an epoch's last step the Trainer evaluates and saves at epoch end right after (see
@@ -84,7 +86,7 @@ class GracefulInterrupt(TrainerCallback):
         if not _completes_epoch(state):
             control.should_save = True
         logger.warning(
-            "%s: saving checkpoint-%d in %s and stopping. Resume with --resume_from_checkpoint latest.",
+            "%s: saving checkpoint-%d in %s and stopping. Resume with --resume_from_checkpoint auto.",
             self.stopped_by, state.global_step, args.output_dir,
         )
         return control
@@ -122,13 +124,14 @@ class GracefulInterrupt(TrainerCallback):
         self.restore()
         signal.raise_signal(number)
 
-    def _any_process(self, signalled: bool) -> bool:
-        """Whether any process was signalled: all must stop at the same step or the others hang."""
+    def _signal_on_any_process(self, number: int) -> int:
+        """The (highest) signal number any process received, 0 for none: all must stop at the same
+        step or the others hang, and all exit with the same status."""
         if self._group is None:
-            return signalled
-        flag = torch.tensor([int(signalled)])
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=self._group)
-        return bool(flag.item())
+            return number
+        received = torch.tensor([number])
+        torch.distributed.all_reduce(received, op=torch.distributed.ReduceOp.MAX, group=self._group)
+        return int(received.item())
 
 
 def _completes_epoch(state) -> bool:

@@ -19,11 +19,11 @@ import datasets
 import transformers
 import yaml
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
-
 from hf_tasks.args import resolved_config
+from hf_tasks.errors import TrainingInterrupted
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
+from hf_tasks.run_folder import check_output_dir, clear_previous_run, resolve_checkpoint, snapshot, write_manifest
 from hf_tasks.surgery import parameter_counts
 from hf_tasks.tasks.base import Task
 
@@ -31,7 +31,14 @@ logger = logging.getLogger("hf_tasks")
 
 
 def setup(training_args: TrainingArguments) -> None:
-    """Logging (info on the main process, warnings elsewhere) and the seed, before any model is built."""
+    """Before any data is read or model built: the output folder's rules (see `hf_tasks.run_folder`),
+    logging (info on the main process, warnings elsewhere) and the seed."""
+    check_output_dir(training_args)
+    if training_args.do_train and getattr(training_args, "overwrite_output_dir", False) \
+            and resolve_checkpoint(training_args) is None:
+        with training_args.main_process_first(desc="clearing the earlier run"):
+            if training_args.process_index == 0:
+                clear_previous_run(training_args.output_dir)
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
@@ -81,6 +88,18 @@ class TaskTrainer(Trainer):
             super().create_model_card(**kwargs)
 
 
+class HideCompletionNotice(logging.Filter):
+    """Drops the Trainer's "Training completed" notice when a signal stopped training: an interrupted
+    run must not read as a finished one."""
+
+    def __init__(self, interrupt: GracefulInterrupt):
+        super().__init__()
+        self.interrupt = interrupt
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.interrupt.stopped_by is None or "Training completed" not in record.getMessage()
+
+
 class RunConfigToWandb(TrainerCallback):
     """Adds the recipe's own arguments (task, data, model) to the wandb run the Trainer starts."""
 
@@ -92,23 +111,6 @@ class RunConfigToWandb(TrainerCallback):
 
         if wandb.run is not None:
             wandb.config.update(self.config, allow_val_change=True)
-
-
-def resolve_checkpoint(training_args: TrainingArguments) -> str | None:
-    """`--resume_from_checkpoint` as a path: `latest`/`true` mean the newest checkpoint in output_dir."""
-    requested = training_args.resume_from_checkpoint
-    if requested is None or str(requested).lower() in {"false", "no", ""}:
-        return None
-    if str(requested).lower() in {"true", "latest", "yes"}:
-        last = get_last_checkpoint(training_args.output_dir) if Path(training_args.output_dir).is_dir() else None
-        if last is None:
-            raise FileNotFoundError(
-                f"--resume_from_checkpoint {requested}: no checkpoint-* folder in {training_args.output_dir}."
-            )
-        return last
-    if not Path(requested).is_dir():
-        raise FileNotFoundError(f"--resume_from_checkpoint {requested}: no such checkpoint folder.")
-    return str(requested)
 
 
 def run(
@@ -125,6 +127,7 @@ def run(
     """Train / evaluate / predict as `training_args` asks, write the run folder, return the results."""
     started = time.perf_counter()
     output_dir = Path(training_args.output_dir)
+    folder_before = snapshot(output_dir) if training_args.process_index == 0 else {}
     features = task.features(training_args)
     for flag, split in (("do_train", "train"), ("do_eval", "eval"), ("do_predict", "test")):
         if getattr(training_args, flag) and features.get(split) is None:
@@ -153,14 +156,20 @@ def run(
     logger.info("Parameters: %(trainable_params)s trainable of %(total_params)s", results)
 
     if training_args.do_train:
+        trainer_logger, notice_filter = logging.getLogger(Trainer.__module__), HideCompletionNotice(interrupt)
+        trainer_logger.addFilter(notice_filter)
         try:
             train_output = trainer.train(resume_from_checkpoint=checkpoint)
         finally:
             interrupt.restore()  # train() may raise before on_train_end puts the signal handlers back
+            trainer_logger.removeFilter(notice_filter)
         if interrupt.stopped_by is not None:
-            logger.warning("Stopped by %s at step %s with a checkpoint saved; continue with "
-                           "--resume_from_checkpoint latest.", interrupt.stopped_by, interrupt.stopped_at_step)
-            return {**results, **train_output.metrics, "interrupted_at_step": interrupt.stopped_at_step}
+            # Nothing final is written: no model, results or card that would pass for a finished run.
+            saved = output_dir / f"checkpoint-{interrupt.stopped_at_step}"
+            logger.warning("Interrupted by %s at step %s; %s holds the checkpoint. Continue with the same "
+                           "command plus --resume_from_checkpoint auto.", interrupt.stopped_by,
+                           interrupt.stopped_at_step, saved)
+            raise TrainingInterrupted(interrupt.signal_number, interrupt.stopped_at_step, str(saved))
         trainer.save_model()
         trainer.save_state()
         results.update(train_output.metrics)
@@ -173,6 +182,7 @@ def run(
 
     if trainer.is_world_process_zero():
         files = _write_run_folder(trainer, task, results, arguments, model_card or {})
+        write_manifest(output_dir, folder_before)
         _log_to_wandb(training_args, results, files)
         print(_summary(task, results, output_dir, files))
     if training_args.push_to_hub:

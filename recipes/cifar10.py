@@ -12,12 +12,11 @@ accuracy, from the config; `epoch_times.json` records each epoch's train/eval ti
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from transformers import EarlyStoppingCallback, TrainingArguments
+from transformers import EarlyStoppingCallback
 
 import hf_tasks.modeling.mlp  # noqa: F401  (registers the model type of mlp_baseline.yaml)
-from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
 from hf_tasks.callbacks import EpochTimingCallback, check_plateau_schedule
 from hf_tasks.modeling.timm_model import (
     TransferArguments,
@@ -28,6 +27,7 @@ from hf_tasks.modeling.timm_model import (
 )
 from hf_tasks.runner import run, setup
 from hf_tasks.samples.images import write_shapes_tree
+from hf_tasks.samples.owned_folder import generate_into_data_dir
 from hf_tasks.tasks.image import ImageArguments, ImageClassificationTask
 
 
@@ -38,7 +38,7 @@ class Cifar10Arguments(ImageArguments, TransferArguments):
         metadata={"help": "Stop after this many evaluations without improvement (needs load_best_model_at_end)."},
     )
     generate_synthetic_data: bool = field(
-        default=False, metadata={"help": "Write the coloured-shapes ImageFolder tree into --data_dir if it is missing."}
+        default=False, metadata={"help": "Write the coloured-shapes ImageFolder tree into --data_dir first (a new folder, or one it wrote)."}
     )
 
     def __post_init__(self):
@@ -55,11 +55,8 @@ def main(
     setup(training_args)
     check_plateau_schedule(training_args)
     if task_args.generate_synthetic_data:
-        if not data_args.data_dir:
-            raise ValueError("--generate_synthetic_data writes into --data_dir; give one.")
-        with training_args.main_process_first(desc="writing synthetic images"):
-            if training_args.process_index == 0 and not Path(data_args.data_dir).exists():
-                write_shapes_tree(data_args.data_dir, seed=training_args.seed)
+        generate_into_data_dir(data_args.data_dir, training_args,
+                               lambda folder: write_shapes_tree(folder, seed=training_args.seed))
     task = ImageClassificationTask(data_args, task_args, training_args)
     name = model_args.model_name_or_path or model_args.config_name
     model = build_image_classifier(name, task.label_names, task_args, **model_args.pretrained_kwargs())

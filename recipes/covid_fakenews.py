@@ -10,9 +10,9 @@ import logging
 from dataclasses import dataclass, field
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, TrainingArguments
+from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
 from hf_tasks.modeling.auto import load_config, load_model, load_processor
 from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
 from hf_tasks.modeling.feature_cache import feature_based

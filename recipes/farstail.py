@@ -6,9 +6,9 @@ surgery: freezing, layer deletion and attention-head pruning (`hf_tasks.surgery`
     python -m hf_tasks.study recipes/configs/farstail/*.yaml --output_dir runs/study   # the comparison table
 """
 
-from transformers import AutoModelForSequenceClassification, TrainingArguments
+from transformers import AutoModelForSequenceClassification
 
-from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run, setup
 from hf_tasks.surgery import SurgeryArguments, apply_surgery

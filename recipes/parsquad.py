@@ -4,9 +4,9 @@
     python recipes/parsquad.py --config recipes/configs/parsquad/tiny.yaml     # offline demo on CPU
 """
 
-from transformers import AutoModelForQuestionAnswering, TrainingArguments
+from transformers import AutoModelForQuestionAnswering
 
-from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run, setup
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask

@@ -10,11 +10,12 @@ split is speaker-independent; see `hf_tasks.tasks.audio` for the options. The su
 `--prune_fraction 0.3`).
 """
 
-from transformers import AutoFeatureExtractor, TrainingArguments
+from transformers import AutoFeatureExtractor
 
-from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
 from hf_tasks.modeling.auto import load_processor
 from hf_tasks.runner import run, setup
+from hf_tasks.samples.owned_folder import generate_into_data_dir
 from hf_tasks.samples.shemo import write_synthetic_shemo
 from hf_tasks.surgery import SurgeryArguments, apply_surgery
 from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask, load_audio_classifier
@@ -27,11 +28,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, audio_args: Audio
          surgery_args: SurgeryArguments, training_args: TrainingArguments):
     setup(training_args)
     if audio_args.generate_synthetic_data:
-        if not data_args.data_dir:
-            raise ValueError("--generate_synthetic_data writes into --data_dir; give one.")
-        with training_args.main_process_first(desc="writing synthetic clips"):
-            if training_args.process_index == 0:
-                write_synthetic_shemo(data_args.data_dir)
+        generate_into_data_dir(data_args.data_dir, training_args, write_synthetic_shemo)
     feature_extractor = load_processor(model_args, AutoFeatureExtractor)
     task = AudioClassificationTask(data_args, audio_args, feature_extractor)
     model = load_audio_classifier(model_args, audio_args, task)

@@ -167,7 +167,7 @@ def test_a_signal_to_one_process_stops_all_at_the_same_step_with_a_checkpoint(tm
     launch_two_processes("tests.test_distributed", "--interrupt-worker", str(tmp_path), module=True)
     reports = {rank: json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)}
     assert reports[1] == {"global_step": 2, "stopped_by": "SIGTERM"}
-    assert reports[0] == {"global_step": 2, "stopped_by": "another process"}
+    assert reports[0] == {"global_step": 2, "stopped_by": "SIGTERM on another process"}
     state = json.loads((tmp_path / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     assert (tmp_path / "checkpoint-2" / "model.safetensors").is_file()

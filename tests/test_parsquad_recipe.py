@@ -11,6 +11,7 @@ from transformers import AutoModelForQuestionAnswering, TrainerCallback
 
 import parsquad
 from hf_tasks.args import parse
+from hf_tasks.errors import TrainingInterrupted
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run
 from hf_tasks.tasks.qa import QuestionAnsweringTask
@@ -118,13 +119,14 @@ class SignalAtStep(TrainerCallback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_sigterm_during_training_saves_a_checkpoint_and_returns(tmp_path):
+def test_sigterm_during_training_saves_a_checkpoint_and_stops_with_status_143(tmp_path):
     model_args, data_args, qa_args, training_args = parse(*parsquad.ARGUMENTS, args=recipe_args(
         CONFIG, tmp_path, "--max_train_samples", "64", "--num_train_epochs", "3", "--save_strategy", "no"))
     tokenizer = load_processor(model_args)
     task = QuestionAnsweringTask(data_args, qa_args, tokenizer)
     model = load_model(AutoModelForQuestionAnswering, model_args)
-    results = run(task, model, training_args, processing_class=tokenizer, callbacks=[SignalAtStep(3)])
-    assert results["interrupted_at_step"] == 3
+    with pytest.raises(TrainingInterrupted) as stopped:
+        run(task, model, training_args, processing_class=tokenizer, callbacks=[SignalAtStep(3)])
+    assert stopped.value.step == 3 and stopped.value.code == 128 + signal.SIGTERM
     assert (tmp_path / "checkpoint-3").is_dir()
     assert not (tmp_path / "results.json").exists()

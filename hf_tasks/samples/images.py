@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from hf_tasks.samples.owned_folder import write_owned_folder
+
 SHAPES = ("circle", "square", "triangle", "cross")
 
 
@@ -53,18 +55,21 @@ def write_shapes_tree(
     size: int = 32,
     seed: int = 0,
 ) -> Path:
-    """Write `root/{train,test[,validation]}/<shape>/<n>.png` and return `root`."""
-    root = Path(root)
-    rng = np.random.default_rng(seed)
+    """Write `root/{train,test[,validation]}/<shape>/<n>.png` and return `root`: a new or empty folder,
+    or one this generator made (see `hf_tasks.samples.owned_folder`; anything else stops with BadInputError)."""
     counts = {"train": train_per_class, "validation": validation_per_class, "test": test_per_class}
-    for split, count in counts.items():
-        for shape in SHAPES:
-            folder = root / split / shape
-            if count:
-                folder.mkdir(parents=True, exist_ok=True)
-            for index in range(count):
-                draw_shape(shape, rng, size).save(folder / f"{index:04d}.png")
-    return root
+
+    def write(staging: Path) -> None:
+        rng = np.random.default_rng(seed)
+        for split, count in counts.items():
+            for shape in SHAPES:
+                folder = staging / split / shape
+                if count:
+                    folder.mkdir(parents=True, exist_ok=True)
+                for index in range(count):
+                    draw_shape(shape, rng, size).save(folder / f"{index:04d}.png")
+
+    return write_owned_folder(root, "shapes", {**counts, "size": size, "seed": seed}, write)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,12 +13,12 @@ speakers are recorded at 22.05 or 44.1 kHz and one in stereo, so loading has to 
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile
+
+from hf_tasks.samples.owned_folder import write_owned_folder
 
 SAMPLES = Path(__file__).parent
 TINY_HUBERT = SAMPLES / "tiny-hubert"
@@ -45,30 +45,27 @@ def tone(pitch: float, seconds: float, rate: int, rng: np.random.Generator) -> n
 def write_synthetic_shemo(
     folder: str | Path, *, utterances: int = 3, fear_utterances: int = 1, seed: int = 0
 ) -> Path:
-    """Write the clips into `folder` (replacing its `female/` and `male/`) and return it.
+    """Write the clips into `folder` and return it: a new or empty folder, or one this generator made
+    (see `hf_tasks.samples.owned_folder`; anything else stops with BadInputError).
 
     Every speaker says `utterances` clips per emotion, `fear_utterances` for fear; clips last 0.6-1.4 s.
     """
-    folder = Path(folder)
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    # Write next to the target and move into place, so a reader never sees half a data set.
-    staging = Path(tempfile.mkdtemp(prefix=".shemo-", dir=folder))
-    for speaker, rate, channels in SPEAKERS:
-        speaker_shift = rng.uniform(0.97, 1.03)
-        subfolder = staging / ("female" if speaker.startswith("F") else "male")
-        subfolder.mkdir(exist_ok=True)
-        for letter, pitch in EMOTION_PITCH.items():
-            for utterance in range(1, (fear_utterances if letter == "F" else utterances) + 1):
-                clip = tone(pitch * speaker_shift * rng.uniform(0.98, 1.02), rng.uniform(0.6, 1.4), rate, rng)
-                if channels == 2:
-                    clip = np.stack([clip, 0.8 * clip], axis=1)
-                soundfile.write(subfolder / f"{speaker}{letter}{utterance:02d}.wav", clip, rate, subtype="PCM_16")
-    for name in ("female", "male"):
-        shutil.rmtree(folder / name, ignore_errors=True)
-        (staging / name).rename(folder / name)
-    staging.rmdir()
-    return folder
+
+    def write(staging: Path) -> None:
+        rng = np.random.default_rng(seed)
+        for speaker, rate, channels in SPEAKERS:
+            speaker_shift = rng.uniform(0.97, 1.03)
+            subfolder = staging / ("female" if speaker.startswith("F") else "male")
+            subfolder.mkdir(exist_ok=True)
+            for letter, pitch in EMOTION_PITCH.items():
+                for utterance in range(1, (fear_utterances if letter == "F" else utterances) + 1):
+                    clip = tone(pitch * speaker_shift * rng.uniform(0.98, 1.02), rng.uniform(0.6, 1.4), rate, rng)
+                    if channels == 2:
+                        clip = np.stack([clip, 0.8 * clip], axis=1)
+                    soundfile.write(subfolder / f"{speaker}{letter}{utterance:02d}.wav", clip, rate, subtype="PCM_16")
+
+    settings = {"utterances": utterances, "fear_utterances": fear_utterances, "seed": seed}
+    return write_owned_folder(folder, "ShEMO", settings, write)
 
 
 def write_tiny_hubert(folder: str | Path = TINY_HUBERT, *, layer_norm: bool = False) -> Path:

@@ -91,7 +91,7 @@ class AudioArguments(AugmentSettings):
     )
     generate_synthetic_data: bool = field(
         default=False,
-        metadata={"help": "Write synthetic ShEMO-style tone clips into --data_dir first (the offline demo)."},
+        metadata={"help": "Write synthetic ShEMO-style tone clips into --data_dir first (a new folder, or one it wrote)."},
     )
 
     def __post_init__(self):

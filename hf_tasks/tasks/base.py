@@ -14,14 +14,12 @@ from typing import Any, Callable
 import numpy as np
 from datasets import Dataset
 
+from hf_tasks.errors import BadInputError
+
 # The key of each data split in `Task.features()`, which is also the prefix of its metrics.
 FEATURE_KEY_OF_SPLIT = {"train": "train", "validation": "eval", "test": "test"}
 # The splits the runner scores, by prefix: "eval" is the validation split, "test" the test split.
 SPLIT_OF_PREFIX = {key: split for split, key in FEATURE_KEY_OF_SPLIT.items() if split != "train"}
-
-
-class BadInputError(ValueError):
-    """Input data that cannot be used as it is. The message names the file, the row and the fix."""
 
 
 class Task(abc.ABC):
