@@ -18,6 +18,8 @@ import yaml
 import transformers
 from transformers import HfArgumentParser
 
+from hf_tasks.errors import BadInputError
+
 # Fields never written to config.yaml, results or model cards.
 SECRET_FIELDS = frozenset({"hub_token", "token", "push_to_hub_token", "wandb_api_key"})
 # Fields about one launch rather than the experiment: a config.yaml rerun in a fresh folder must not
@@ -45,7 +47,7 @@ class ModelArguments:
 
     def __post_init__(self):
         if self.model_name_or_path is None and self.config_name is None:
-            raise ValueError("Give --model_name_or_path (pretrained) or --config_name (train from scratch).")
+            raise BadInputError("Give --model_name_or_path (pretrained) or --config_name (train from scratch).")
 
     def pretrained_kwargs(self) -> dict[str, Any]:
         """Keyword arguments every `from_pretrained` call of a recipe shares."""
@@ -94,14 +96,21 @@ class TrainingArguments(transformers.TrainingArguments):
 
 def _yaml_defaults(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
     if not path.is_file():
-        raise FileNotFoundError(f"--config {path}: no such file.")
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raise BadInputError(f"--config {path}: no such file; check the path.")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        raise BadInputError(f"--config {where}: not valid YAML ({getattr(error, 'problem', None) or error}); "
+                            "fix the file.") from error
     if not isinstance(loaded, dict):
-        raise ValueError(f"--config {path}: expected a mapping of argument names to values, got {type(loaded).__name__}.")
+        raise BadInputError(f"--config {path}: expected a mapping of argument names to values, got "
+                            f"{type(loaded).__name__}; write one 'name: value' per line.")
     known = {action.dest for action in parser._actions}
     unknown = sorted(set(loaded) - known)
     if unknown:
-        raise ValueError(f"--config {path}: unknown argument(s) {unknown}; run the recipe with --help for the list.")
+        raise BadInputError(f"--config {path}: unknown argument(s) {unknown}; run the recipe with --help for the list.")
     return loaded
 
 

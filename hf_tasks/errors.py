@@ -1,9 +1,14 @@
 """What a user caused, said in one line: bad data, bad flags, a folder the run may not write into.
 
-Recipes let these propagate; the command line shows their message, not a traceback.
+Recipes let these propagate; `one_line_errors` shows the command line their message, not a traceback.
 """
 
 from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Iterator
 
 
 class BadInputError(ValueError):
@@ -22,3 +27,23 @@ class TrainingInterrupted(SystemExit):
         self.signal_number = signal_number
         self.step = step
         self.checkpoint_folder = checkpoint_folder
+
+
+DEBUG_FLAG = "--debug"
+DEBUG_VARIABLE = "HF_TASKS_DEBUG"
+
+
+@contextlib.contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Around a command line's work: an error the user caused prints as one line on stderr and exits
+    with status 2. `--debug` (taken out of sys.argv here) or HF_TASKS_DEBUG=1 shows the traceback."""
+    debug = DEBUG_FLAG in sys.argv[1:] or os.environ.get(DEBUG_VARIABLE, "") not in {"", "0"}
+    sys.argv[1:] = [argument for argument in sys.argv[1:] if argument != DEBUG_FLAG]
+    try:
+        yield
+    except BadInputError as error:
+        if debug:
+            raise
+        message = " ".join(str(error).split())  # one line, whatever the message's own line breaks
+        print(f"error: {message} (add {DEBUG_FLAG} for the traceback)", file=sys.stderr)
+        raise SystemExit(2) from None

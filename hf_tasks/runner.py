@@ -261,7 +261,7 @@ def _model_card(config: dict, results: dict, card: dict, usage: str) -> str:
         f"## Training\n\n| hyperparameter | value |\n|---|---|\n{hyper_rows}\n\n"
         f"Trainable parameters: {results.get('trainable_params')} of {results.get('total_params')}. "
         "The full configuration is in `config.yaml`; rerun it with "
-        f"`python {card.get('recipe', 'recipes/<recipe>.py')} --config config.yaml`.\n"
+        f"`python {card.get('recipe', 'recipes/<recipe>.py')} --config config.yaml --output_dir <a new folder>`.\n"
     )
 
 

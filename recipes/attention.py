@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from hf_tasks.args import ModelArguments, parse
+from hf_tasks.errors import one_line_errors
 from hf_tasks.interpret.attention import compute_attentions, load_model_and_tokenizer, write_attention_views
 from hf_tasks.surgery.structure import LAYER_SET_HELP, parse_layer_set
 from hf_tasks.tasks.base import BadInputError
@@ -74,4 +75,5 @@ def main(model_args: ModelArguments, attention_args: AttentionArguments) -> dict
 
 
 if __name__ == "__main__":
-    main(*parse(*ARGUMENTS))
+    with one_line_errors():
+        main(*parse(*ARGUMENTS))

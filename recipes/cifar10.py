@@ -18,6 +18,7 @@ from transformers import EarlyStoppingCallback
 import hf_tasks.modeling.mlp  # noqa: F401  (registers the model type of mlp_baseline.yaml)
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
 from hf_tasks.callbacks import EpochTimingCallback, check_plateau_schedule
+from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.timm_model import (
     TransferArguments,
     backbone_statistics,
@@ -90,4 +91,5 @@ def main(
 
 
 if __name__ == "__main__":
-    main(*parse(*ARGUMENTS))
+    with one_line_errors():
+        main(*parse(*ARGUMENTS))

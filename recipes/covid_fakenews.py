@@ -13,6 +13,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
+from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_config, load_model, load_processor
 from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
 from hf_tasks.modeling.feature_cache import feature_based
@@ -116,4 +117,5 @@ def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextAr
 
 
 if __name__ == "__main__":
-    main(*parse(*ARGUMENTS))
+    with one_line_errors():
+        main(*parse(*ARGUMENTS))

@@ -9,6 +9,7 @@ surgery: freezing, layer deletion and attention-head pruning (`hf_tasks.surgery`
 from transformers import AutoModelForSequenceClassification
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
+from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run, setup
 from hf_tasks.surgery import SurgeryArguments, apply_surgery
@@ -44,4 +45,5 @@ def main(model_args: ModelArguments, data_args: DataArguments, pair_args: PairAr
 
 
 if __name__ == "__main__":
-    main(*parse(*ARGUMENTS))
+    with one_line_errors():
+        main(*parse(*ARGUMENTS))

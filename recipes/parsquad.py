@@ -7,6 +7,7 @@
 from transformers import AutoModelForQuestionAnswering
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
+from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run, setup
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
@@ -35,4 +36,5 @@ def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArgume
 
 
 if __name__ == "__main__":
-    main(*parse(*ARGUMENTS))
+    with one_line_errors():
+        main(*parse(*ARGUMENTS))

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hf_tasks.args import ModelArguments, parse
+from hf_tasks.errors import one_line_errors
 from hf_tasks.interpret.segmentation import (
     class_fractions,
     class_names,
@@ -147,4 +148,5 @@ def main(model_args: ModelArguments, args: SegmentationArguments) -> dict[str, A
 
 
 if __name__ == "__main__":
-    main(*parse(*ARGUMENTS))
+    with one_line_errors():
+        main(*parse(*ARGUMENTS))

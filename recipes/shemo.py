@@ -13,6 +13,7 @@ split is speaker-independent; see `hf_tasks.tasks.audio` for the options. The su
 from transformers import AutoFeatureExtractor
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
+from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_processor
 from hf_tasks.runner import run, setup
 from hf_tasks.samples.owned_folder import generate_into_data_dir
@@ -51,4 +52,5 @@ def main(model_args: ModelArguments, data_args: DataArguments, audio_args: Audio
 
 
 if __name__ == "__main__":
-    main(*parse(*ARGUMENTS))
+    with one_line_errors():
+        main(*parse(*ARGUMENTS))

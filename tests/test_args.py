@@ -1,9 +1,14 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from transformers import TrainingArguments
 
 from hf_tasks.args import DataArguments, ModelArguments, parse, resolved_config
+from hf_tasks.errors import BadInputError
+from tests.conftest import REPO
 
 
 def write_config(tmp_path: Path, text: str) -> Path:
@@ -32,7 +37,7 @@ def test_unknown_yaml_key_names_the_file_and_key(tmp_path):
 
 
 def test_missing_config_file_is_reported(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+    with pytest.raises(BadInputError, match="nope.yaml"):
         parse(ModelArguments, DataArguments, args=["--config", str(tmp_path / "nope.yaml")])
 
 
@@ -53,3 +58,30 @@ def test_resolved_config_reruns_in_a_fresh_folder_after_a_resumed_run(tmp_path):
     resolved = resolved_config(ModelArguments(model_name_or_path="x"), training_args)
     assert "resume_from_checkpoint" not in resolved
     assert resolved["output_dir"] == str(tmp_path)
+
+
+def run_recipe_command(*arguments: str, debug: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HF_TASKS_DEBUG", None)
+    return subprocess.run([sys.executable, "recipes/farstail.py", *arguments, *(["--debug"] if debug else [])],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_yaml_syntax_error_is_one_line_naming_the_file_and_line_with_status_2(tmp_path):
+    config = write_config(tmp_path, "config_name: hf_tasks/samples/tiny-bert-farstail\nlearning_rate: [1e-3\n")
+    finished = run_recipe_command("--config", str(config), "--output_dir", str(tmp_path / "run"))
+    assert finished.returncode == 2
+    lines = finished.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in finished.stderr, finished.stderr
+    assert lines[0].startswith(f"error: --config {config}:3:") and "not valid YAML" in lines[0]
+
+
+def test_an_output_dir_holding_files_stops_in_one_line_and_debug_shows_the_traceback(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    arguments = ("--config", "recipes/configs/farstail/tiny.yaml", "--output_dir", str(tmp_path), "--use_cpu", "true")
+    finished = run_recipe_command(*arguments)
+    assert finished.returncode == 2 and finished.stderr.count("\n") == 1, finished.stderr
+    assert "notes.txt" in finished.stderr and "--overwrite_output_dir" in finished.stderr
+    debugged = run_recipe_command(*arguments, debug=True)
+    assert debugged.returncode != 0 and "Traceback" in debugged.stderr and "BadInputError" in debugged.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine" and sorted(os.listdir(tmp_path)) == ["notes.txt"]
