@@ -27,6 +27,20 @@ SECRET_FIELDS = frozenset({"hub_token", "token", "push_to_hub_token", "wandb_api
 LAUNCH_FIELDS = frozenset({"resume_from_checkpoint", "overwrite_output_dir"})
 
 
+def _check_folder_or_hub_id(flag: str, value: str | None) -> None:
+    """A value that is no folder here and cannot be a hub id either ("org/name") is a missing folder:
+    say so, instead of the Hub client's "Repo id must be in the form ..."."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if value is None or Path(value).exists() or value.startswith("hf-hub:"):  # timm's prefix for hub models
+        return
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        raise BadInputError(f"--{flag} {value}: no such folder (and not a hub id such as org/name); "
+                            "check the path.") from None
+
+
 @dataclass
 class ModelArguments:
     model_name_or_path: str | None = field(
@@ -48,6 +62,8 @@ class ModelArguments:
     def __post_init__(self):
         if self.model_name_or_path is None and self.config_name is None:
             raise BadInputError("Give --model_name_or_path (pretrained) or --config_name (train from scratch).")
+        for flag in ("model_name_or_path", "config_name", "tokenizer_name"):
+            _check_folder_or_hub_id(flag, getattr(self, flag))
 
     def pretrained_kwargs(self) -> dict[str, Any]:
         """Keyword arguments every `from_pretrained` call of a recipe shares."""
@@ -81,6 +97,13 @@ class DataArguments:
         default=False,
         metadata={"help": "Skip rows that fail validation (listed in skipped_rows.json) instead of stopping."},
     )
+
+    def __post_init__(self):
+        for flag in ("max_train_samples", "max_eval_samples", "max_predict_samples", "max_seq_length",
+                     "preprocessing_num_workers"):
+            value = getattr(self, flag)
+            if value is not None and value < 1:
+                raise BadInputError(f"--{flag} {value}: give a whole number of at least 1, or leave it out for all.")
 
 
 @dataclass

@@ -85,3 +85,16 @@ def test_an_output_dir_holding_files_stops_in_one_line_and_debug_shows_the_trace
     debugged = run_recipe_command(*arguments, debug=True)
     assert debugged.returncode != 0 and "Traceback" in debugged.stderr and "BadInputError" in debugged.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine" and sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_a_sample_limit_below_one_is_refused_naming_the_flag(value):
+    with pytest.raises(BadInputError, match=f"--max_train_samples {value}: give a whole number of at least 1"):
+        parse(ModelArguments, DataArguments, args=["--config_name", "bert-base-uncased", "--max_train_samples", value])
+
+
+def test_a_missing_model_folder_is_named_as_a_missing_folder(tmp_path):
+    missing = str(tmp_path / "runs" / "my-model")
+    with pytest.raises(BadInputError, match=f"--model_name_or_path {missing}: no such folder"):
+        parse(ModelArguments, args=["--model_name_or_path", missing])
+    parse(ModelArguments, args=["--model_name_or_path", "HooshvareLab/bert-fa-base-uncased"])  # a hub id stays
