@@ -79,7 +79,7 @@ def write_owned_folder(
         (staging / OWNER_MARKER).write_text(
             json.dumps({"generator": generator, "settings": settings, "files": written}, indent=1), encoding="utf-8"
         )
-        if folder.is_dir():
+        if marker is not None:
             # Only the generator's own earlier output is here (checked above); the folder itself stays,
             # so a path the user holds to it remains valid.
             for relative in marker["files"]:
