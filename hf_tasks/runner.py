@@ -18,20 +18,56 @@ from typing import Any, Iterable
 import datasets
 import transformers
 import yaml
+from accelerate.utils import get_int_from_env, parse_flag_from_env
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
+from transformers.training_args import ParallelMode
 
 from hf_tasks.args import resolved_config
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
 from hf_tasks.surgery import parameter_counts
-from hf_tasks.tasks.base import Task
+from hf_tasks.tasks.base import BadInputError, Task
 
 logger = logging.getLogger("hf_tasks")
 
 
+# What the launchers export: torchrun and accelerate set WORLD_SIZE, MPI launchers their own names.
+LAUNCHED_PROCESSES_ENV = ["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"]
+# accelerate launch exports these for its FSDP and DeepSpeed config types.
+LAUNCH_TYPE_ENV = {"ACCELERATE_USE_FSDP": "an FSDP", "ACCELERATE_USE_DEEPSPEED": "a DeepSpeed"}
+
+
+class LaunchError(BadInputError):
+    """A launch the Trainer would not run as the one job the user asked for; the message is one line."""
+
+
+def check_launch(training_args: TrainingArguments) -> None:
+    """Stop when the launcher started several processes but the Trainer would run each on its own.
+
+    Each such process trains the whole model alone and writes the same output folder, and the run ends
+    with whichever wrote last. Every process sees the same environment, so every process stops here,
+    before any data is read and without waiting on the others.
+    """
+    launched = get_int_from_env(LAUNCHED_PROCESSES_ENV, 1)
+    if launched <= 1 or training_args.parallel_mode not in (ParallelMode.NOT_PARALLEL, ParallelMode.NOT_DISTRIBUTED):
+        return
+    config = next((kind for variable, kind in LAUNCH_TYPE_ENV.items() if parse_flag_from_env(variable)), "this")
+    raise LaunchError(
+        f"The launcher started {launched} processes with {config} launch config, but the Trainer would run each "
+        f"alone on {training_args.device} (parallel mode {training_args.parallel_mode.value}), every one training "
+        "the whole model into the same --output_dir. Without GPUs, launch with `accelerate launch --config_file "
+        "recipes/accelerate/cpu_ddp.yaml` or `torchrun --nproc_per_node N` and pass --use_cpu true; the FSDP "
+        "and DeepSpeed presets need GPUs."
+    )
+
+
 def setup(training_args: TrainingArguments) -> None:
-    """Logging (info on the main process, warnings elsewhere) and the seed, before any model is built."""
+    """Logging (info on the main process, warnings elsewhere) and the seed, before any model is built.
+
+    First of all, a launch the Trainer would not run as one job stops (`check_launch`).
+    """
+    check_launch(training_args)
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
