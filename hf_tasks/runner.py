@@ -18,9 +18,12 @@ from typing import Any, Iterable
 import datasets
 import transformers
 import yaml
+from accelerate.utils import get_int_from_env, parse_flag_from_env
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.training_args import ParallelMode
+
 from hf_tasks.args import resolved_config
-from hf_tasks.errors import TrainingInterrupted
+from hf_tasks.errors import BadInputError, TrainingInterrupted
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
 from hf_tasks.run_folder import check_output_dir, clear_previous_run, resolve_checkpoint, snapshot, write_manifest
@@ -30,9 +33,41 @@ from hf_tasks.tasks.base import Task
 logger = logging.getLogger("hf_tasks")
 
 
+# What the launchers export: torchrun and accelerate set WORLD_SIZE, MPI launchers their own names.
+LAUNCHED_PROCESSES_ENV = ["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"]
+# accelerate launch exports these for its FSDP and DeepSpeed config types.
+LAUNCH_TYPE_ENV = {"ACCELERATE_USE_FSDP": "an FSDP", "ACCELERATE_USE_DEEPSPEED": "a DeepSpeed"}
+
+
+class LaunchError(BadInputError):
+    """A launch the Trainer would not run as the one job the user asked for; the message is one line."""
+
+
+def check_launch(training_args: TrainingArguments) -> None:
+    """Stop when the launcher started several processes but the Trainer would run each on its own.
+
+    Each such process trains the whole model alone and writes the same output folder, and the run ends
+    with whichever wrote last. Every process sees the same environment, so every process stops here,
+    before any data is read and without waiting on the others.
+    """
+    launched = get_int_from_env(LAUNCHED_PROCESSES_ENV, 1)
+    if launched <= 1 or training_args.parallel_mode not in (ParallelMode.NOT_PARALLEL, ParallelMode.NOT_DISTRIBUTED):
+        return
+    config = next((kind for variable, kind in LAUNCH_TYPE_ENV.items() if parse_flag_from_env(variable)), "this")
+    raise LaunchError(
+        f"The launcher started {launched} processes with {config} launch config, but the Trainer would run each "
+        f"alone on {training_args.device} (parallel mode {training_args.parallel_mode.value}), every one training "
+        "the whole model into the same --output_dir. Without GPUs, launch with `accelerate launch --config_file "
+        "recipes/accelerate/cpu_ddp.yaml` or `torchrun --nproc_per_node N` and pass --use_cpu true; the FSDP "
+        "and DeepSpeed presets need GPUs."
+    )
+
+
 def setup(training_args: TrainingArguments) -> None:
-    """Before any data is read or model built: the output folder's rules (see `hf_tasks.run_folder`),
-    logging (info on the main process, warnings elsewhere) and the seed."""
+    """Before any data is read or model built: a launch the Trainer would not run as one job stops
+    (`check_launch`), then the output folder's rules (see `hf_tasks.run_folder`), logging (info on the
+    main process, warnings elsewhere) and the seed."""
+    check_launch(training_args)
     check_output_dir(training_args)
     if training_args.do_train and getattr(training_args, "overwrite_output_dir", False) \
             and resolve_checkpoint(training_args) is None:

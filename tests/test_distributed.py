@@ -3,7 +3,9 @@ eval loss, every validation row scored once), the same training steps with the b
 processes, and a signal to one process stopping all of them at the same step with a checkpoint.
 
 Each recipe trains a tiny model once in-process; its run folder is then evaluated in-process and by
-`python -m torch.distributed.run --nproc_per_node 2 recipes/<recipe>.py ... --use_cpu true`.
+`python -m torch.distributed.run --nproc_per_node 2 recipes/<recipe>.py ... --use_cpu true`, and
+FarsTail's also by `accelerate launch` with the CPU preset. A launch the Trainer would not run as one
+job (an FSDP preset on a machine without GPUs) stops before it writes anything.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import importlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +36,12 @@ from transformers import (
 from hf_tasks.args import parse
 from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
 from hf_tasks.tasks.text import read_text_table
-from tests.conftest import REPO, launch_two_processes, recipe_args  # first: puts recipes/ on sys.path (also when run by torchrun -m)
+from tests.conftest import (  # first: puts recipes/ on sys.path (also when run by torchrun -m)
+    REPO,
+    TWO_PROCESS_TIMEOUT,
+    launch_two_processes,
+    recipe_args,
+)
 
 pytestmark = pytest.mark.distributed
 
@@ -115,22 +123,77 @@ def test_two_process_evaluation_equals_one_process(name, tmp_path):
     assert single["eval_accuracy"] == trained["eval_accuracy"]
 
     launch_two_processes(str(REPO / f"recipes/{name}.py"), *recipe.arguments(tmp_path / "two", *evaluation))
-    double = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert_same_evaluation(recipe, tmp_path, single, tmp_path / "one", tmp_path / "two")
+
+
+def assert_same_evaluation(recipe: Recipe, tmp_path: Path, single: dict, one_dir: Path, two_dir: Path) -> None:
+    """The two-process run folder `two_dir` scored every validation row once, as the one-process run did."""
+    double = json.loads((two_dir / "results.json").read_text())
     assert set(scored(double)) == set(scored(single))
     for key, value in scored(single).items():
         assert double[key] == pytest.approx(value, rel=1e-4), key
 
-    one, two = read_predictions(tmp_path / "one"), read_predictions(tmp_path / "two")
+    one, two = read_predictions(one_dir), read_predictions(two_dir)
     ids = [row[recipe.row_id] for row in two]
     assert len(set(ids)) == len(ids), "a validation row was scored twice"
     assert ids == [row[recipe.row_id] for row in one]
-    expected = validation_rows(recipe, tmp_path / "data", tmp_path / "one")
+    expected = validation_rows(recipe, tmp_path / "data", one_dir)
     if expected:
         assert sorted(ids) == sorted(expected)
     supports = sum(value for key, value in double.items() if key.startswith("eval_support_"))
     assert supports == len(ids)
     assert [row["predicted_label"] for row in two] == [row["predicted_label"] for row in one]
     assert len({row["predicted_label"] for row in one}) > 1, "a constant model would make the comparison weak"
+
+
+ACCELERATE_LAUNCH = [sys.executable, "-m", "accelerate.commands.launch"]
+
+
+def accelerate_launch(config_file: Path, log_dir: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """`accelerate launch --config_file config_file ...`, one thread per process, bounded like torchrun's tests;
+    each process's output is also kept in `log_dir/<run>/attempt_0/<rank>/`."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [*ACCELERATE_LAUNCH, "--config_file", str(config_file), "--log_dir", str(log_dir), "--tee", "3"]
+    return subprocess.run([*command, *arguments], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=TWO_PROCESS_TIMEOUT)
+
+
+def rank_logs(log_dir: Path) -> dict[str, str]:
+    """stderr of each process an `accelerate_launch` started, by rank."""
+    return {path.parent.name: path.read_text() for path in log_dir.rglob("stderr.log")}
+
+
+def test_cpu_preset_two_process_evaluation_equals_one_process(tmp_path):
+    recipe = RECIPES["farstail"]
+    recipe.run_in_process(tmp_path / "trained", *recipe.train)
+    evaluation = ("--model_name_or_path", str(tmp_path / "trained"), "--do_train", "false", "--do_predict", "false")
+    single = recipe.run_in_process(tmp_path / "one", *evaluation)
+    finished = accelerate_launch(REPO / "recipes/accelerate/cpu_ddp.yaml", tmp_path / "logs",
+                                 str(REPO / "recipes/farstail.py"), *recipe.arguments(tmp_path / "two", *evaluation))
+    assert finished.returncode == 0, (finished.stdout[-3000:], finished.stderr[-3000:])
+    assert sorted(rank_logs(tmp_path / "logs")) == ["0", "1"]
+    assert_same_evaluation(recipe, tmp_path, single, tmp_path / "one", tmp_path / "two")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the combination is an FSDP preset on a machine without GPUs")
+def test_fsdp_preset_on_cpu_stops_every_process_before_anything_is_written(tmp_path):
+    """The FSDP preset set to 2 processes and `use_cpu: true`, as a user without GPUs would try it: accelerate
+    starts two processes, but a recipe without --use_cpu true gets a Trainer that would run each on its own."""
+    preset = yaml.safe_load((REPO / "recipes/accelerate/fsdp.yaml").read_text(encoding="utf-8"))
+    preset.update(num_processes=2, use_cpu=True)
+    config = tmp_path / "fsdp_cpu.yaml"
+    config.write_text(yaml.safe_dump(preset), encoding="utf-8")
+    output = tmp_path / "run"
+    finished = accelerate_launch(config, tmp_path / "logs", str(REPO / "recipes/farstail.py"),
+                                 *RECIPES["farstail"].arguments(output, "--use_cpu", "false"))
+    assert finished.returncode != 0
+    stopped = [line for log in rank_logs(tmp_path / "logs").values() for line in log.splitlines()
+               if "LaunchError: " in line]
+    assert stopped, (finished.stdout[-3000:], finished.stderr[-3000:])
+    for line in stopped:
+        assert "started 2 processes with an FSDP launch config" in line
+        assert "recipes/accelerate/cpu_ddp.yaml" in line and "--use_cpu true" in line
+    assert not output.exists() or list(output.iterdir()) == []
 
 
 def test_two_processes_with_half_batches_train_like_one_process(tmp_path):

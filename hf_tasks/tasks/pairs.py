@@ -28,13 +28,15 @@ from hf_tasks.tasks.base import (
     tokenizer_fingerprint,
 )
 from hf_tasks.tasks.classification import ClassificationTask
-from hf_tasks.text.persian import normalize_persian
+from hf_tasks.text.persian import normalization_key, normalize_persian
 
 logger = logging.getLogger(__name__)
 
 FARSTAIL_LABELS = ["entailment", "contradiction", "neutral"]
 HARD_COLUMNS = ("hard(hypothesis)", "hard(overlap)")
 DEFAULT_MAX_SEQ_LENGTH = 128
+# Bump when `PairClassificationTask.tokenize` changes the features it builds (a test holds its source).
+PREPROCESSING_VERSION = 1
 
 
 @dataclass
@@ -188,6 +190,14 @@ class PairClassificationTask(ClassificationTask):
 
     # ---- features ----
 
+    def features_cache(self, raw: Dataset) -> dict[str, str] | None:
+        """An on-disk cache of a split's features, keyed by its rows, the normalisation, tokenizer and settings."""
+        normalization = normalization_key() if self.pair_args.normalize_persian else None
+        return preprocessing_cache(
+            self.data_args, raw, "pairs", PREPROCESSING_VERSION, normalization,
+            tokenizer_fingerprint(self.tokenizer), self.max_seq_length,
+        )
+
     def tokenize(self, batch: dict[str, list]) -> dict[str, list]:
         premises, hypotheses = batch["premise"], batch["hypothesis"]
         if self.pair_args.normalize_persian:
@@ -217,11 +227,7 @@ class PairClassificationTask(ClassificationTask):
                     num_proc=self.data_args.preprocessing_num_workers,
                     load_from_cache_file=not self.data_args.overwrite_cache,
                     desc=f"Tokenising {name} pairs",
-                    **(preprocessing_cache(
-                        self.data_args, raw, "pairs", PairClassificationTask.tokenize.__code__.co_code,
-                        normalize_persian.__code__.co_code, self.pair_args.normalize_persian,
-                        tokenizer_fingerprint(self.tokenizer), self.max_seq_length,
-                    ) or {}),
+                    **(self.features_cache(raw) or {}),
                 )
                 if prefix != "train":
                     self.raw[prefix] = raw

@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 # How many row numbers a message lists per problem before "and N more".
 ROWS_SHOWN = 8
+# Bump when `TextClassificationTask.tokenize` changes the features it builds (a test holds its source).
+PREPROCESSING_VERSION = 1
 
 
 @dataclass
@@ -260,11 +262,7 @@ class TextClassificationTask(ClassificationTask):
                     remove_columns=rows.column_names,
                     num_proc=self.data_args.preprocessing_num_workers,
                     desc=f"Tokenising {name}",
-                    **(preprocessing_cache(
-                        self.data_args, rows, "text", TextClassificationTask.tokenize.__code__.co_code,
-                        TweetNormalizer.__call__.__code__.co_code, repr(self.normalize), self.text_args.text_column,
-                        tokenizer_fingerprint(self.tokenizer), self.max_seq_length,
-                    ) or {}),
+                    **(self.features_cache(rows) or {}),
                 )
                 unlabelled = sum(label == -1 for label in rows["label"])
                 if unlabelled and name != "test":
@@ -282,6 +280,13 @@ class TextClassificationTask(ClassificationTask):
                     self.raw[prefix] = rows
                 built[prefix] = encoded
         return built
+
+    def features_cache(self, rows: Dataset) -> dict[str, str] | None:
+        """An on-disk cache of a split's features, keyed by its rows, the normaliser, tokenizer and settings."""
+        return preprocessing_cache(
+            self.data_args, rows, "text", PREPROCESSING_VERSION, self.normalize.cache_key(),
+            self.text_args.text_column, tokenizer_fingerprint(self.tokenizer), self.max_seq_length,
+        )
 
     def tokenize(self, batch: dict[str, list]) -> dict[str, list]:
         encoded = self.tokenizer(

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import unicodedata
 
+# Bump when `normalize_persian` changes what it produces for the same tables (a test holds its source).
+NORMALIZATION_VERSION = 1
+
 _LETTERS = {
     "\u064a": "\u06cc",  # ARABIC YEH → FARSI YEH
     "\u0649": "\u06cc",  # ALEF MAKSURA → FARSI YEH
@@ -63,3 +66,9 @@ def normalize_persian(text: str) -> str:
     # NFKC first folds Arabic presentation forms (ﻋﻠﻲ → علي), common in scraped or PDF text, and
     # composes ا + madda into آ before the diacritics (madda among them) are dropped.
     return unicodedata.normalize("NFKC", text).translate(_TABLE)
+
+
+def normalization_key() -> tuple:
+    """Everything `normalize_persian` depends on, for caches of what it produced: its version, the
+    translation table and the Unicode database behind NFKC."""
+    return NORMALIZATION_VERSION, unicodedata.unidata_version, sorted(_TABLE.items())

@@ -19,6 +19,9 @@ from dataclasses import dataclass, fields
 
 import emoji
 
+# Bump when `TweetNormalizer.__call__` changes what it produces for the same settings (a test holds its source).
+NORMALIZATION_VERSION = 1
+
 # Scheme or "www." up to the next whitespace: tweets carry shortened links (t.co) and bare www links.
 URL_PATTERN = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 # The look-behind keeps e-mail addresses (name@host) intact.
@@ -59,6 +62,12 @@ class TweetNormalizer:
         if self.collapse_whitespace:
             text = " ".join(text.split())
         return text
+
+    def cache_key(self) -> tuple:
+        """Everything the output depends on, for caches of normalised text: the version, the steps and
+        tokens, the patterns and the emoji names (they change with the emoji package)."""
+        return (NORMALIZATION_VERSION, repr(self), URL_PATTERN.pattern, URL_PATTERN.flags, MENTION_PATTERN.pattern,
+                MENTION_PATTERN.flags, emoji.__version__)
 
 
 def add_normalizer_arguments(parser: argparse.ArgumentParser) -> None:
