@@ -20,6 +20,7 @@ import transformers
 import yaml
 from accelerate.utils import get_int_from_env, parse_flag_from_env
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer_callback import ExportableState
 from transformers.training_args import ParallelMode
 
 from hf_tasks.args import resolved_config
@@ -91,12 +92,45 @@ def setup(training_args: TrainingArguments) -> None:
         training_args.hub_token = None
 
 
+class RunTrainingLoss(TrainerCallback, ExportableState):
+    """The sum of the training losses of every step so far, saved in each checkpoint.
+
+    The Trainer's `train_loss` averages only the steps run since `train()` was called, so after a
+    resume it would describe the resumed part alone. `TaskTrainer` records the sum before each
+    checkpoint is written and, at the end, averages over the whole run.
+    """
+
+    def __init__(self):
+        self.loss_sum = 0.0
+        self.steps = 0
+        self._resumed_sum = 0.0
+        self._resumed_steps = 0
+
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {"loss_sum": self.loss_sum, "steps": self.steps}}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # Read here rather than left to the Trainer, which restores callback states only with
+        # --restore_callback_states_from_checkpoint; setdefault covers checkpoints written without it.
+        stored = state.stateful_callbacks.setdefault(type(self).__name__, self.state())["attributes"]
+        self._resumed_sum, self._resumed_steps = stored["loss_sum"], stored["steps"]
+
+    def record(self, loss_sum_since_resume: float, global_step: int) -> None:
+        self.loss_sum, self.steps = self._resumed_sum + loss_sum_since_resume, global_step
+
+    def whole_run_mean(self, mean_since_resume: float, global_step: int) -> float:
+        steps_since_resume = global_step - self._resumed_steps
+        return (self._resumed_sum + mean_since_resume * steps_since_resume) / max(global_step, 1)
+
+
 class TaskTrainer(Trainer):
-    """A Trainer that scores predictions through the task, so metrics appear wherever eval loss does."""
+    """A Trainer that scores predictions through the task, so metrics appear wherever eval loss does,
+    and whose `train_loss` averages every step of the run, also after a resume."""
 
     def __init__(self, *args, task: Task, **kwargs):
         super().__init__(*args, **kwargs)
         self.task = task
+        self.add_callback(RunTrainingLoss())
         # The Trainer assumes a model whose forward takes **kwargs normalises its loss by the global
         # `num_items_in_batch`, and then multiplies the loss by the number of processes (and skips the
         # division by gradient-accumulation steps). Task heads here return a plain batch mean, so that
@@ -115,6 +149,26 @@ class TaskTrainer(Trainer):
         scores = self.task.score(metric_key_prefix, output.predictions, output.label_ids)
         output.metrics.update({f"{metric_key_prefix}_{name}": value for name, value in scores.items()})
         return output
+
+    def _run_training_loss(self) -> RunTrainingLoss:
+        # Looked up each time: --restore_callback_states_from_checkpoint replaces the instance.
+        return next(callback for callback in self.callback_handler.callbacks if isinstance(callback, RunTrainingLoss))
+
+    def _save_checkpoint(self, model, trial) -> None:
+        # The Trainer's own running sum since train() began: logged steps, plus those not logged yet.
+        since_resume = self._total_loss_scalar + self._tr_loss.item()
+        self._run_training_loss().record(since_resume, self.state.global_step)
+        super()._save_checkpoint(model, trial)
+
+    def train(self, *args, **kwargs):
+        output = super().train(*args, **kwargs)
+        return output._replace(training_loss=output.metrics["train_loss"])
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "train_loss" in logs:
+            # In place: the Trainer returns this same dict as train()'s metrics.
+            logs["train_loss"] = self._run_training_loss().whole_run_mean(logs["train_loss"], self.state.global_step)
+        super().log(logs, start_time)
 
     def create_model_card(self, **kwargs) -> None:
         """Keep the card `run` wrote (the Trainer's own would overwrite it when pushing)."""

@@ -27,7 +27,8 @@ def main(model_args: ModelArguments, data_args: DataArguments, pair_args: PairAr
     task = PairClassificationTask(data_args, pair_args, tokenizer)
     model = load_model(AutoModelForSequenceClassification, model_args, **label_maps(task.label_names))
     callbacks = apply_surgery(model, surgery_args, splits=task.features(training_args),
-                              data_collator=task.data_collator, seed=training_args.seed)
+                              training=training_args.do_train, data_collator=task.data_collator,
+                              seed=training_args.seed)
     return run(
         task,
         model,

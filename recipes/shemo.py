@@ -34,7 +34,8 @@ def main(model_args: ModelArguments, data_args: DataArguments, audio_args: Audio
     task = AudioClassificationTask(data_args, audio_args, feature_extractor)
     model = load_audio_classifier(model_args, audio_args, task)
     callbacks = apply_surgery(model, surgery_args, splits=task.features(training_args),
-                              data_collator=task.data_collator, seed=training_args.seed)
+                              training=training_args.do_train, data_collator=task.data_collator,
+                              seed=training_args.seed)
     return run(
         task,
         model,

@@ -76,3 +76,24 @@ def test_learns_above_chance_with_each_surgery(tmp_path, model_folder, surgery):
         hidden, head_size = full.config.hidden_size, full.config.hidden_size // full.config.num_attention_heads
         per_head = 3 * (hidden * head_size + head_size) + head_size * hidden  # q, k, v rows; output columns
         assert again["total_params"] == sum(p.numel() for p in full.parameters()) - 4 * per_head
+
+
+# Iterative pruning over three epochs with a checkpoint at each epoch end.
+ITERATIVE = ["--max_train_samples", "320", "--max_eval_samples", "64", "--max_predict_samples", "64",
+             "--num_train_epochs", "3", "--per_device_train_batch_size", "32", "--learning_rate", "0.005",
+             "--eval_strategy", "epoch", "--save_strategy", "epoch", "--save_total_limit", "5", "--logging_steps", "4",
+             "--prune_fraction", "0.5", "--prune_schedule", "iterative", "--prune_importance_samples", "32"]
+
+
+def test_resumed_iterative_pruning_ends_like_the_straight_run(tmp_path):
+    straight = run_recipe(tmp_path / "straight", *ITERATIVE)
+    # Resume from the first epoch's checkpoint: its masks, and the loss of its steps, must carry over.
+    shutil.copytree(tmp_path / "straight" / "checkpoint-10", tmp_path / "resumed" / "checkpoint-10")
+    resumed = run_recipe(tmp_path / "resumed", *ITERATIVE, "--resume_from_checkpoint", "latest")
+    pruned = [AutoConfig.from_pretrained(tmp_path / run).pruned_heads for run in ("straight", "resumed")]
+    assert pruned[0] and pruned[1] == pruned[0]
+    for key, value in straight.items():
+        if key.startswith(("eval_", "test_")) and not key.endswith(("_runtime", "_per_second")):
+            assert resumed[key] == pytest.approx(value, rel=1e-5), key
+    # train_loss averages every step of the run, including those before the resume.
+    assert resumed["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-6)

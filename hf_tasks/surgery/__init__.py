@@ -1,7 +1,7 @@
 """Model surgery: freeze parameters, delete encoder layers, prune attention heads.
 
 Each operation is a plain function on a model; `apply_surgery` runs them from `SurgeryArguments`
-before training, and the callbacks act during training (iterative head pruning). Models with pruned
+before training, and a callback prunes ranked heads during training. Models with pruned
 heads reload through `from_pretrained`, which rebuilds the pruned structure before the weights load.
 """
 
@@ -20,12 +20,12 @@ from hf_tasks.surgery.heads import (
 from hf_tasks.surgery.layers import keep_layers
 from hf_tasks.surgery.loading import from_pretrained
 from hf_tasks.surgery.structure import Encoder, find_encoder, parse_layer_set
-from hf_tasks.surgery.training import IterativeHeadPruning, SurgeryArguments, SurgeryCallback, apply_surgery
+from hf_tasks.surgery.training import ScheduledHeadPruning, SurgeryArguments, SurgeryCallback, apply_surgery
 
 __all__ = [
     "Encoder",
     "HeadGates",
-    "IterativeHeadPruning",
+    "ScheduledHeadPruning",
     "SurgeryArguments",
     "SurgeryCallback",
     "apply_surgery",

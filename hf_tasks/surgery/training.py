@@ -1,11 +1,12 @@
 """Surgery in a training run: the arguments recipes add to their parser, `apply_surgery`, and the
-callbacks that act during training.
+callback that prunes heads during training.
 
-Order: delete layers → prune heads (one-shot) → freeze. Layer numbers in later steps refer to the
-model after deletion. Everything that changes parameters runs before the Trainer builds its
-optimizer: `apply_surgery` is called before `run(...)`, and `SurgeryCallback` acts at `on_init_end`.
-Iterative pruning masks heads at epoch ends (the parameters stay, so the optimizer stays valid) and
-removes them physically when training ends, before the runner saves the model.
+Order: delete layers → prune named heads → freeze. Layer numbers in later steps refer to the model
+after deletion. Everything that changes parameters runs before the Trainer builds its optimizer:
+`apply_surgery` is called before `run(...)`, and `SurgeryCallback` acts at `on_init_end`. Heads
+ranked by importance are masked at epoch ends (the parameters stay, so the optimizer stays valid) and
+removed physically when training ends, before the runner saves the model: at every epoch end for
+the iterative schedule, once after fine-tuning for the one-shot one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datasets import Dataset
 from torch import nn
 from torch.utils.data import DataLoader
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from hf_tasks.surgery.counts import parameter_counts
 from hf_tasks.surgery.freeze import FREEZE_HELP, freeze
@@ -63,9 +65,15 @@ class SurgeryArguments:
     )
     prune_schedule: str = field(
         default="one_shot",
-        metadata={"help": "'one_shot': prune before training; 'iterative': mask more heads at each epoch end "
-                          "(all by the second-to-last epoch, so the last one recovers) and remove them when "
-                          "training ends."},
+        metadata={"help": "'one_shot': fine-tune, rank heads on the fine-tuned model, prune them, then train "
+                          "--prune_recovery_epochs more (without --do_train: rank and prune the loaded model); "
+                          "'iterative': mask more heads at each epoch end (all by the second-to-last epoch, so "
+                          "the last one recovers). Masked heads are removed when training ends."},
+    )
+    prune_recovery_epochs: int = field(
+        default=0,
+        metadata={"help": "prune_schedule one_shot: how many of the last num_train_epochs train the pruned model "
+                          "(0: prune when training ends)."},
     )
     prune_importance_split: str = field(
         default="validation",
@@ -88,6 +96,13 @@ class SurgeryArguments:
             raise BadInputError(f"prune_schedule must be 'one_shot' or 'iterative', got {self.prune_schedule!r}.")
         if self.prune_schedule == "iterative" and self.prune_heads:
             raise BadInputError("prune_schedule 'iterative' ranks heads; named prune_heads are removed one-shot.")
+        if self.prune_recovery_epochs < 0:
+            raise BadInputError(f"prune_recovery_epochs must be 0 or more, got {self.prune_recovery_epochs}.")
+        if self.prune_recovery_epochs and not (self.ranks_heads and self.prune_schedule == "one_shot"):
+            raise BadInputError(
+                "prune_recovery_epochs is the recovery after one-shot pruning of ranked heads: give prune_fraction "
+                "or prune_heads_per_layer with prune_schedule one_shot (iterative pruning recovers in its last epoch)."
+            )
         if self.prune_importance_split not in IMPORTANCE_SPLITS:
             raise BadInputError(
                 f"prune_importance_split must be one of {sorted(IMPORTANCE_SPLITS)}, got {self.prune_importance_split!r}."
@@ -153,23 +168,72 @@ def _prune_target(surgery_args: SurgeryArguments, model: nn.Module) -> int | Non
     return round(surgery_args.prune_fraction * _total_heads(model))
 
 
-class IterativeHeadPruning(TrainerCallback):
-    """Masks the least important heads at each epoch end, reaching the target at the end of the
-    second-to-last epoch (the last one recovers; a one-epoch run masks all at its end), and removes the
-    masked heads physically when training ends (so the saved model is the small one).
+def _stored_attributes(state, name: str, current: dict) -> dict:
+    """The attributes a checkpoint saved for the stateful callback `name` (the current, initial ones on
+    a fresh run). Registers `current` when a checkpoint has no entry (one written before this callback
+    saved state), since the Trainer expects an entry for every stateful callback when it saves."""
+    return state.stateful_callbacks.setdefault(name, current)["attributes"]
+
+
+def _refuse_rebuild(args) -> None:
+    if args.restore_callback_states_from_checkpoint:
+        raise BadInputError(
+            "--restore_callback_states_from_checkpoint rebuilds callbacks from their saved arguments, which head "
+            "pruning cannot be rebuilt from (it holds the model's importance data). Pruning restores its own "
+            "masks when training resumes: leave that flag false."
+        )
+
+
+class ScheduledHeadPruning(TrainerCallback, ExportableState):
+    """Masks the least important heads at epoch ends as the schedule says, and removes the masked heads
+    physically when training ends (so the saved model is the small one).
+
+    - iterative: more heads at each epoch end, reaching the target at the end of the second-to-last
+      epoch (the last one recovers; a one-epoch run masks all at its end);
+    - one_shot: all heads at once, ranked on the fine-tuned model (Michel et al. 2019 score a
+      fine-tuned model; before training the classifier is random and would decide the ranking): at
+      the end of epoch num_train_epochs - recovery_epochs, or when training ends without recovery.
 
     Masked heads are gated to zero, which is exactly what removing them does; their parameters stay
-    in the optimizer until the end, so nothing about the optimizer changes during training. Masks are
-    not stored in checkpoints: a resumed run starts masking again from its next epoch end. With
+    in the optimizer until the end, so nothing about the optimizer changes during training. The masks,
+    the number of rankings so far (the random baseline draws a new ranking each time) and the latest
+    importance scores are saved in every checkpoint (`TrainerState.stateful_callbacks`) and restored
+    when training resumes, so a resumed run prunes exactly like an uninterrupted one. With
     `load_best_model_at_end`, the final masks are applied to the best checkpoint's weights.
     """
 
     def __init__(self, surgery_args: SurgeryArguments, ranker: HeadRanker, model: nn.Module):
+        self.schedule = surgery_args.prune_schedule
+        self.recovery_epochs = surgery_args.prune_recovery_epochs
         self.per_layer = surgery_args.prune_heads_per_layer
         self.target = _prune_target(surgery_args, model)
         self.ranker = ranker
         self.gates: HeadGates | None = None
         self.masked: dict[int, set[int]] = {}
+        self.importance: list[list[float]] | None = None
+
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {
+            "masked": {str(layer): sorted(heads) for layer, heads in sorted(self.masked.items())},
+            "rankings": self.ranker.calls,
+            "importance": self.importance,
+        }}
+
+    def begin(self, state, model: nn.Module, attributes: dict) -> None:
+        """At train begin: gate the model and put back the masks, rankings and importance of
+        `attributes` (what `state()` gave when the checkpoint was saved)."""
+        if self.recovery_epochs >= round(float(state.num_train_epochs or 1)):
+            raise BadInputError(
+                f"prune_recovery_epochs={self.recovery_epochs} leaves no epoch to fine-tune before pruning: "
+                f"give fewer than num_train_epochs ({state.num_train_epochs})."
+            )
+        gates = self._ensure_gates(model)
+        self.masked = {int(layer): set(heads) for layer, heads in attributes["masked"].items()}
+        self.ranker.calls = attributes["rankings"]
+        self.importance = attributes["importance"]
+        for layer, heads in self.masked.items():
+            for head in heads:
+                gates.values[layer][head] = 0.0
 
     def _ensure_gates(self, model: nn.Module) -> HeadGates:
         if self.gates is None:
@@ -178,39 +242,63 @@ class IterativeHeadPruning(TrainerCallback):
             self.gates.values = [torch.ones(block.num_heads, device=device) for block in self.gates.blocks]
         return self.gates
 
-    def _mask_up_to(self, model: nn.Module, share: float) -> None:
-        gates = self._ensure_gates(model)
-        scores = self.ranker.scores(model)
+    def _new_heads(self, scores: list[torch.Tensor], share: float) -> dict[int, list[int]]:
         if self.per_layer is not None:
-            goal = round(self.per_layer * share)
             new = {}
             for layer, score in enumerate(scores):
-                extra = goal - len(self.masked.get(layer, ()))
+                extra = round(self.per_layer * share) - len(self.masked.get(layer, ()))
                 if extra > 0:
-                    chosen = lowest_heads([score], per_layer=extra, excluded={0: self.masked.get(layer, ())})
-                    new[layer] = chosen[0]
-        else:
-            count = round(self.target * share) - sum(len(heads) for heads in self.masked.values())
-            new = lowest_heads(scores, count=max(count, 0), excluded=self.masked) if count > 0 else {}
-        for layer, heads in _same_on_every_process(new).items():
+                    new[layer] = lowest_heads([score], per_layer=extra, excluded={0: self.masked.get(layer, ())})[0]
+            return new
+        count = round(self.target * share) - sum(len(heads) for heads in self.masked.values())
+        return lowest_heads(scores, count=count, excluded=self.masked) if count > 0 else {}
+
+    def _short_of(self, share: float) -> bool:
+        """Whether fewer heads are masked than `share` of the target asks (only then is ranking needed)."""
+        if self.per_layer is not None:
+            return any(round(self.per_layer * share) > len(self.masked.get(layer, ()))
+                       for layer in range(len(self.gates.blocks)))
+        return round(self.target * share) > sum(len(heads) for heads in self.masked.values())
+
+    def _mask_up_to(self, model: nn.Module, share: float) -> None:
+        gates = self._ensure_gates(model)
+        if not self._short_of(share):
+            return
+        scores = self.ranker.scores(model)
+        self.importance = [[float(value) for value in score] for score in scores]
+        for layer, heads in _same_on_every_process(self._new_heads(scores, share)).items():
             self.masked.setdefault(layer, set()).update(heads)
             for head in heads:
                 gates.values[layer][head] = 0.0
         logger.info(
-            "Iterative head pruning: masked %d heads so far %s.",
+            "Head pruning (%s): masked %d heads so far %s.", self.schedule,
             sum(len(heads) for heads in self.masked.values()),
             {layer: sorted(heads) for layer, heads in sorted(self.masked.items())},
         )
 
+    def _share_after(self, epoch: int, num_train_epochs: int) -> float:
+        if self.schedule == "one_shot":
+            # Without recovery the ranking waits for train end, after load_best_model_at_end's weights load.
+            return 1.0 if self.recovery_epochs and epoch >= num_train_epochs - self.recovery_epochs else 0.0
+        # Reach the target one epoch before the end, so the last epoch trains the pruned structure.
+        return min(epoch / max(num_train_epochs - 1, 1), 1.0)
+
+    def on_init_end(self, args, state, control, **kwargs):
+        _refuse_rebuild(args)
+
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self._ensure_gates(model)
+        self.begin(state, model, _stored_attributes(state, type(self).__name__, self.state()))
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
-        # Reach the target one epoch before the end, so the last epoch trains the pruned structure.
-        pruning_epochs = max(round(float(state.num_train_epochs or 1)) - 1, 1)
-        self._mask_up_to(model, min(round(state.epoch) / pruning_epochs, 1.0))
+        if not float(state.epoch).is_integer():
+            return  # stopped mid-epoch (interrupted): the checkpoint already holds this epoch's masks
+        self._mask_up_to(model, self._share_after(round(state.epoch), round(float(state.num_train_epochs or 1))))
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
+        self.prune(model)
+
+    def prune(self, model: nn.Module) -> None:
+        """Mask the rest of the target now and remove every masked head physically."""
         self._mask_up_to(model, 1.0)
         self.gates.remove()
         self.gates = None
@@ -224,14 +312,16 @@ def apply_surgery(
     model: nn.Module,
     surgery_args: SurgeryArguments,
     *,
+    training: bool,
     splits: dict[str, Dataset] | None = None,
     data_collator=None,
     seed: int = 0,
 ) -> list[TrainerCallback]:
-    """Delete layers, prune heads one-shot and freeze, as `surgery_args` asks, now.
+    """Delete layers, prune named heads and freeze, as `surgery_args` asks, now.
 
-    `splits` are the task's features keyed "train"/"eval" (needed for gradient importance). Returns
-    the callbacks to pass to the Trainer for what happens during training (iterative pruning).
+    Heads ranked by importance are pruned during `training` by the returned callback (pass it to the
+    Trainer); a run that does not train takes the loaded model as the fine-tuned one and prunes them
+    now. `splits` are the task's features keyed "train"/"eval" (needed for gradient importance).
     """
     before = parameter_counts(model)
     callbacks: list[TrainerCallback] = []
@@ -253,13 +343,11 @@ def apply_surgery(
                 model, dataset, data_collator, surgery_args.prune_importance_batch_size,
                 surgery_args.prune_importance_samples,
             )
-        ranker = HeadRanker(surgery_args, batches, seed)
-        if surgery_args.prune_schedule == "iterative":
-            callbacks.append(IterativeHeadPruning(surgery_args, ranker, model))
+        pruning = ScheduledHeadPruning(surgery_args, HeadRanker(surgery_args, batches, seed), model)
+        if training:
+            callbacks.append(pruning)
         else:
-            scores = ranker.scores(model)
-            chosen = lowest_heads(scores, count=_prune_target(surgery_args, model), per_layer=surgery_args.prune_heads_per_layer)
-            prune_heads(model, _to_original(model, _same_on_every_process(chosen)))
+            pruning.prune(model)
     if surgery_args.freeze:
         freeze(model, surgery_args.freeze)
     after = parameter_counts(model)
@@ -267,37 +355,45 @@ def apply_surgery(
         logger.info(
             "Surgery: %s trainable of %s parameters (before: %s of %s)%s.",
             after["trainable_params"], after["total_params"], before["trainable_params"], before["total_params"],
-            "; heads are masked during training and removed at its end" if callbacks else "",
+            f"; heads are ranked and masked during training ({surgery_args.prune_schedule}) and removed at its end"
+            if callbacks else "",
         )
     return callbacks
 
 
-class SurgeryCallback(TrainerCallback):
+class SurgeryCallback(TrainerCallback, ExportableState):
     """`apply_surgery` as a callback, for a Trainer built elsewhere: surgery at `on_init_end` (the
-    Trainer has not built its optimizer yet), then the iterative-pruning events it needs."""
+    Trainer has not built its optimizer yet), then head pruning during training, its state saved in
+    checkpoints under this callback's name. Without `training` (an evaluation-only Trainer), ranked
+    heads are pruned at `on_init_end`."""
 
-    def __init__(self, surgery_args: SurgeryArguments, *, splits: dict[str, Dataset] | None = None,
-                 data_collator=None, seed: int = 0):
+    def __init__(self, surgery_args: SurgeryArguments, *, training: bool = True,
+                 splits: dict[str, Dataset] | None = None, data_collator=None, seed: int = 0):
         self.surgery_args = surgery_args
+        self.training = training
         self.splits = splits
         self.data_collator = data_collator
         self.seed = seed
-        self.during_training: list[TrainerCallback] = []
+        self.pruning: ScheduledHeadPruning | None = None
+
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {"pruning": self.pruning.state()["attributes"] if self.pruning else None}}
 
     def on_init_end(self, args, state, control, model=None, **kwargs):
-        self.during_training = apply_surgery(
-            model, self.surgery_args, splits=self.splits, data_collator=self.data_collator, seed=self.seed
-        )
+        callbacks = apply_surgery(model, self.surgery_args, training=self.training, splits=self.splits,
+                                  data_collator=self.data_collator, seed=self.seed)
+        self.pruning = next(iter(callbacks), None)
+        if self.pruning is not None:
+            _refuse_rebuild(args)
 
-    def _forward(self, event: str, *args: Any, **kwargs: Any) -> None:
-        for callback in self.during_training:
-            getattr(callback, event)(*args, **kwargs)
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self.pruning is not None:
+            self.pruning.begin(state, model, _stored_attributes(state, type(self).__name__, self.state())["pruning"])
 
-    def on_train_begin(self, *args, **kwargs):
-        self._forward("on_train_begin", *args, **kwargs)
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        if self.pruning is not None:
+            self.pruning.on_epoch_end(args, state, control, model=model)
 
-    def on_epoch_end(self, *args, **kwargs):
-        self._forward("on_epoch_end", *args, **kwargs)
-
-    def on_train_end(self, *args, **kwargs):
-        self._forward("on_train_end", *args, **kwargs)
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if self.pruning is not None:
+            self.pruning.prune(model)
