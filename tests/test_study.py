@@ -29,9 +29,9 @@ def test_study_options_are_kept_and_the_rest_forwarded(tmp_path):
     config = tmp_path / "a.yaml"
     config.write_text("seed: 1\n")
     study = parse_study_args([str(config), "--output_dir", str(tmp_path / "out"), "--max_train_samples", "50",
-                              "--launcher", "accelerate launch --num_processes 2", "--skip_existing",
-                              "--columns=eval_uar", "--bf16", "false"])
-    assert study.configs == [config] and study.skip_existing
+                              "--launcher", "accelerate launch --num_processes 2", "--parallel", "2",
+                              "--columns=eval_uar", "--seeds", "1,2", "--bf16", "false"])
+    assert study.configs == [config] and study.parallel == 2 and study.seeds == [1, 2]
     assert study.launcher == ["accelerate", "launch", "--num_processes", "2"]
     assert study.forwarded == ["--max_train_samples", "50", "--bf16", "false"]
     assert study.columns == ["eval_uar"]
@@ -55,7 +55,7 @@ def test_table_from_finished_runs(tmp_path):
         run_dir.mkdir(parents=True)
         (run_dir / "results.json").write_text(json.dumps(results))
         (run_dir / "model.safetensors").write_bytes(b"0" * (2**20 if name == "full" else 2**19))
-    assert main([*map(str, configs), "--output_dir", str(tmp_path / "study"), "--skip_existing"]) == 0
+    assert main([*map(str, configs), "--output_dir", str(tmp_path / "study")]) == 0
     rows = list(csv.DictReader((tmp_path / "study" / "study.csv").open()))
     assert [row["run"] for row in rows] == ["nli-full", "nli-small"]
     assert [row["test_accuracy"] for row in rows] == ["0.81", "0.775"]
@@ -77,7 +77,7 @@ def test_study_runs_each_config_through_its_recipe(tmp_path, monkeypatch):
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     output_dir = tmp_path / "study"
-    # The full-model row comes from a run made here (reused by --skip_existing); the layer-deleted
+    # The full-model row comes from a run made here (reused: its results.json is there); the layer-deleted
     # row from a run the study launches itself, as a separate process.
     farstail.main(*parse(*farstail.ARGUMENTS,
                          args=["--config", "recipes/configs/farstail/tiny.yaml",
@@ -85,9 +85,8 @@ def test_study_runs_each_config_through_its_recipe(tmp_path, monkeypatch):
     tiny = yaml.safe_load((REPO / "recipes/configs/farstail/tiny.yaml").read_text())
     smaller = tmp_path / "keep1.yaml"
     smaller.write_text(yaml.safe_dump({"recipe": str(REPO / "recipes/farstail.py"), **tiny, "keep_layers": "first:1"}))
-    code = main(["recipes/configs/farstail/tiny.yaml", str(smaller), "--output_dir", str(output_dir),
-                 "--skip_existing", *QUICK])
-    assert code == 0, (output_dir / "farstail-keep1" / "study.log").read_text()[-3000:]
+    code = main(["recipes/configs/farstail/tiny.yaml", str(smaller), "--output_dir", str(output_dir), *QUICK])
+    assert code == 0, (output_dir / "farstail-keep1.log").read_text()[-3000:]
     rows = {row["run"]: row for row in csv.DictReader((output_dir / "study.csv").open())}
     assert {name: row["status"] for name, row in rows.items()} == {"farstail-tiny": "reused", "farstail-keep1": "ok"}
     for name, row in rows.items():
