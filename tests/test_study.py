@@ -199,3 +199,28 @@ def test_a_config_asking_for_more_devices_than_the_study_has_stops_early(tmp_pat
     with pytest.raises(SystemExit, match="num_processes: 4 needs 4 devices but the study has 2"):
         main([str(config), "--output_dir", str(tmp_path / "study"), "--devices", "0,1"])
 
+
+def test_a_three_trial_search_writes_a_best_config_that_reruns_it(tmp_path):
+    import farstail
+
+    from hf_tasks.args import parse
+
+    output_dir = tmp_path / "search"
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"objective": "eval_accuracy", "parameters": {
+        "learning_rate": {"low": 1.0e-4, "high": 1.0e-2, "log": True}, "num_train_epochs": {"low": 1, "high": 2},
+        "per_device_train_batch_size": [8, 16]}}))
+    quick = [flag for flag in QUICK if flag not in ("--num_train_epochs", "1", "--eval_strategy", "no")]
+    code = main(["recipes/configs/farstail/tiny.yaml", "--output_dir", str(output_dir), "--search", str(space),
+                 "--trials", "3", "--parallel", "2", "--eval_strategy", "epoch", "--save_strategy", "epoch", *quick])
+    assert code == 0, [log.read_text()[-2000:] for log in output_dir.glob("*.log")]
+    trials = list(csv.DictReader((output_dir / "search.csv").open()))
+    assert len(trials) == 3 and {row["state"] for row in trials} <= {"COMPLETE", "PRUNED"}
+    best = max((row for row in trials if row["state"] == "COMPLETE"), key=lambda row: float(row["eval_accuracy"]))
+    rerun = yaml.safe_load((output_dir / "best.yaml").read_text())
+    assert rerun["learning_rate"] == pytest.approx(float(best["learning_rate"]))
+    assert rerun["per_device_train_batch_size"] == int(best["per_device_train_batch_size"])
+    results = farstail.main(*parse(*farstail.ARGUMENTS, args=["--config", str(output_dir / "best.yaml"),
+                                                              "--output_dir", str(tmp_path / "rerun")]))
+    assert results["eval_accuracy"] == pytest.approx(float(best["eval_accuracy"]))
+    assert (output_dir / "search.png").stat().st_size > 0
