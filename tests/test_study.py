@@ -29,9 +29,9 @@ def test_study_options_are_kept_and_the_rest_forwarded(tmp_path):
     config = tmp_path / "a.yaml"
     config.write_text("seed: 1\n")
     study = parse_study_args([str(config), "--output_dir", str(tmp_path / "out"), "--max_train_samples", "50",
-                              "--launcher", "accelerate launch --num_processes 2", "--skip_existing",
-                              "--columns=eval_uar", "--bf16", "false"])
-    assert study.configs == [config] and study.skip_existing
+                              "--launcher", "accelerate launch --num_processes 2", "--parallel", "2",
+                              "--columns=eval_uar", "--seeds", "1,2", "--bf16", "false"])
+    assert study.configs == [config] and study.parallel == 2 and study.seeds == [1, 2]
     assert study.launcher == ["accelerate", "launch", "--num_processes", "2"]
     assert study.forwarded == ["--max_train_samples", "50", "--bf16", "false"]
     assert study.columns == ["eval_uar"]
@@ -55,7 +55,7 @@ def test_table_from_finished_runs(tmp_path):
         run_dir.mkdir(parents=True)
         (run_dir / "results.json").write_text(json.dumps(results))
         (run_dir / "model.safetensors").write_bytes(b"0" * (2**20 if name == "full" else 2**19))
-    assert main([*map(str, configs), "--output_dir", str(tmp_path / "study"), "--skip_existing"]) == 0
+    assert main([*map(str, configs), "--output_dir", str(tmp_path / "study")]) == 0
     rows = list(csv.DictReader((tmp_path / "study" / "study.csv").open()))
     assert [row["run"] for row in rows] == ["nli-full", "nli-small"]
     assert [row["test_accuracy"] for row in rows] == ["0.81", "0.775"]
@@ -70,32 +70,157 @@ QUICK = ["--max_train_samples", "32", "--max_eval_samples", "24", "--max_predict
          "--disable_tqdm", "true"]
 
 
-def test_study_runs_each_config_through_its_recipe(tmp_path, monkeypatch):
-    import farstail
-
-    from hf_tasks.args import parse
-
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+def test_study_runs_two_configs_side_by_side_through_their_recipes(tmp_path):
     output_dir = tmp_path / "study"
-    # The full-model row comes from a run made here (reused by --skip_existing); the layer-deleted
-    # row from a run the study launches itself, as a separate process.
-    farstail.main(*parse(*farstail.ARGUMENTS,
-                         args=["--config", "recipes/configs/farstail/tiny.yaml",
-                               "--output_dir", str(output_dir / "farstail-tiny"), *QUICK]))
     tiny = yaml.safe_load((REPO / "recipes/configs/farstail/tiny.yaml").read_text())
     smaller = tmp_path / "keep1.yaml"
     smaller.write_text(yaml.safe_dump({"recipe": str(REPO / "recipes/farstail.py"), **tiny, "keep_layers": "first:1"}))
     code = main(["recipes/configs/farstail/tiny.yaml", str(smaller), "--output_dir", str(output_dir),
-                 "--skip_existing", *QUICK])
-    assert code == 0, (output_dir / "farstail-keep1" / "study.log").read_text()[-3000:]
+                 "--parallel", "2", *QUICK])
+    assert code == 0, (output_dir / "farstail-keep1.log").read_text()[-3000:]
     rows = {row["run"]: row for row in csv.DictReader((output_dir / "study.csv").open())}
-    assert {name: row["status"] for name, row in rows.items()} == {"farstail-tiny": "reused", "farstail-keep1": "ok"}
+    assert {name: row["status"] for name, row in rows.items()} == {"farstail-tiny": "ok", "farstail-keep1": "ok"}
     for name, row in rows.items():
         results = json.loads((output_dir / name / "results.json").read_text())
         assert float(row["test_accuracy"]) == results["test_accuracy"]
         assert float(row["eval_macro_f1"]) == results["eval_macro_f1"]
+        assert "[study] attempt 1" in (output_dir / f"{name}.log").read_text()
     ran = yaml.safe_load((output_dir / "farstail-keep1" / "config.yaml").read_text())
     assert ran["max_train_samples"] == 32 and ran["keep_layers"] == "first:1"  # forwarded flags and the config
     assert int(rows["farstail-keep1"]["total_params"]) < int(rows["farstail-tiny"]["total_params"])
     assert float(rows["farstail-keep1"]["model_size_mb"]) < float(rows["farstail-tiny"]["model_size_mb"])
     assert "[farstail-keep1](farstail-keep1)" in (output_dir / "study.md").read_text()
+    assert (output_dir / "study.png").stat().st_size > 0
+
+
+# A stand-in recipe: records each launch, then behaves as its config says (fail once, stop after a
+# checkpoint as a killed run does, or finish with an accuracy of seed / 10).
+FAKE_RECIPE = """
+import json, os, sys, time
+from pathlib import Path
+import yaml
+argv = sys.argv[1:]
+def value(flag):
+    return argv[argv.index(flag) + 1] if flag in argv else None
+config = yaml.safe_load(Path(value("--config")).read_text())
+out = Path(value("--output_dir"))
+with open(out.parent / "launches.txt", "a") as launches:
+    launches.write(f"{out.name} {value('--resume_from_checkpoint')} {os.environ['WANDB_RUN_GROUP']}\\n")
+out.mkdir(parents=True, exist_ok=True)
+if config.get("fail_first") and not (out / "failed_once").exists():
+    (out / "failed_once").write_text("")
+    sys.exit(1)
+if config.get("hang") and value("--resume_from_checkpoint") is None:
+    (out / "checkpoint-1").mkdir()
+    (out / "checkpoint-1" / "trainer_state.json").write_text("{}")
+    (out / "checkpoint-2").mkdir()  # being written when the kill came: no trainer_state.json yet
+    time.sleep(600)
+(out / "results.json").write_text(json.dumps({"eval_accuracy": config.get("seed", 0) / 10, "trainable_params": 10,
+                                              "train_runtime": 1.0}))
+"""
+
+
+def fake_configs(tmp_path, **behaviours):
+    recipe = tmp_path / "fake_recipe.py"
+    recipe.write_text(FAKE_RECIPE)
+    configs = []
+    for name, behaviour in behaviours.items():
+        configs.append(tmp_path / f"{name}.yaml")
+        configs[-1].write_text(yaml.safe_dump({"recipe": str(recipe), "seed": 3, **behaviour}))
+    return configs
+
+
+def launches(output_dir):
+    return [line.split() for line in (output_dir / "launches.txt").read_text().splitlines()]
+
+
+def test_seeds_aggregate_to_mean_std_and_n(tmp_path):
+    output_dir = tmp_path / "study"
+    configs = fake_configs(tmp_path, a={}, b={"fail_first": True})
+    assert main([*map(str, configs), "--output_dir", str(output_dir), "--seeds", "1,2,6"]) == 0
+    row = next(csv.DictReader((output_dir / "study.csv").open()))
+    # accuracies 0.1, 0.2, 0.6: mean 0.3; sample std sqrt((0.04 + 0.01 + 0.09) / 2) = sqrt(0.07)
+    assert row["run"] == "fake_recipe-a" and row["status"] == "3/3 done"
+    assert float(row["eval_accuracy"]) == pytest.approx(0.3)
+    assert float(row["eval_accuracy_std"]) == pytest.approx(0.07 ** 0.5)
+    assert row["eval_accuracy_n"] == "3"
+    assert "| fake_recipe-a | 0.3000 ± 0.2646 (3) |" in (output_dir / "study.md").read_text()
+    # Each failing seed ran twice: the retry continues in its folder (`auto`: no checkpoint there).
+    retried = [launch for launch in launches(output_dir) if launch[0].startswith("fake_recipe-b")]
+    assert sorted(launch[:2] for launch in retried) == sorted(
+        [[f"fake_recipe-b-seed{seed}", resume] for seed in (1, 2, 6) for resume in ("None", "auto")])
+    assert {launch[2] for launch in launches(output_dir)} == {"study"}  # one wandb group
+    assert (output_dir / "fake_recipe-b-seed2.log").read_text().count("[study] attempt") == 2
+
+
+def test_a_killed_study_continues_without_redoing_finished_runs(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    output_dir = tmp_path / "study"
+    configs = fake_configs(tmp_path, done={}, stopped={"hang": True})
+    command = [sys.executable, "-m", "hf_tasks.study", *map(str, configs), "--output_dir", str(output_dir),
+               "--parallel", "2"]
+    study = subprocess.Popen(command, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL)
+    finished = output_dir / "fake_recipe-done" / "results.json"
+    checkpoint = output_dir / "fake_recipe-stopped" / "checkpoint-2"
+    deadline = time.monotonic() + 60
+    while not (finished.is_file() and checkpoint.is_dir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(study.pid, signal.SIGKILL)  # the study and its runs, as a lost node would
+    study.wait()
+    finished_at = finished.stat().st_mtime_ns
+    assert main([*map(str, configs), "--output_dir", str(output_dir), "--parallel", "2"]) == 0
+    assert finished.stat().st_mtime_ns == finished_at
+    stopped = str(output_dir / "fake_recipe-stopped" / "checkpoint-1")  # checkpoint-2 was cut short
+    assert [launch[:2] for launch in launches(output_dir)] in (
+        [["fake_recipe-done", "None"], ["fake_recipe-stopped", "None"], ["fake_recipe-stopped", stopped]],
+        [["fake_recipe-stopped", "None"], ["fake_recipe-done", "None"], ["fake_recipe-stopped", stopped]])
+    rows = {row["run"]: row["status"] for row in csv.DictReader((output_dir / "study.csv").open())}
+    assert rows == {"fake_recipe-done": "reused", "fake_recipe-stopped": "ok"}
+
+
+def test_a_run_that_fails_twice_is_reported_and_fails_the_study(tmp_path):
+    output_dir = tmp_path / "study"
+    recipe = tmp_path / "broken.py"
+    recipe.write_text("raise SystemExit(3)\n")
+    config = tmp_path / "broken.yaml"
+    config.write_text(f"recipe: {recipe}\n")
+    assert main([str(config), "--output_dir", str(output_dir)]) == 1
+    row = next(csv.DictReader((output_dir / "study.csv").open()))
+    assert row["status"] == "failed twice (exit 3; see broken-broken.log)"
+
+
+def test_a_config_asking_for_more_devices_than_the_study_has_stops_early(tmp_path):
+    config = fake_configs(tmp_path, big={"num_processes": 4})[0]
+    with pytest.raises(SystemExit, match="num_processes: 4 needs 4 devices but the study has 2"):
+        main([str(config), "--output_dir", str(tmp_path / "study"), "--devices", "0,1"])
+
+
+def test_a_three_trial_search_writes_a_best_config_that_reruns_it(tmp_path):
+    import farstail
+
+    from hf_tasks.args import parse
+
+    output_dir = tmp_path / "search"
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"objective": "eval_accuracy", "parameters": {
+        "learning_rate": {"low": 1.0e-4, "high": 1.0e-2, "log": True}, "num_train_epochs": {"low": 1, "high": 2},
+        "per_device_train_batch_size": [8, 16]}}))
+    quick = [flag for flag in QUICK if flag not in ("--num_train_epochs", "1", "--eval_strategy", "no")]
+    code = main(["recipes/configs/farstail/tiny.yaml", "--output_dir", str(output_dir), "--search", str(space),
+                 "--trials", "3", "--parallel", "2", "--eval_strategy", "epoch", "--save_strategy", "epoch", *quick])
+    assert code == 0, [log.read_text()[-2000:] for log in output_dir.glob("*.log")]
+    trials = list(csv.DictReader((output_dir / "search.csv").open()))
+    assert len(trials) == 3 and {row["state"] for row in trials} <= {"COMPLETE", "PRUNED"}
+    best = max((row for row in trials if row["state"] == "COMPLETE"), key=lambda row: float(row["eval_accuracy"]))
+    rerun = yaml.safe_load((output_dir / "best.yaml").read_text())
+    assert rerun["learning_rate"] == pytest.approx(float(best["learning_rate"]))
+    assert rerun["per_device_train_batch_size"] == int(best["per_device_train_batch_size"])
+    results = farstail.main(*parse(*farstail.ARGUMENTS, args=["--config", str(output_dir / "best.yaml"),
+                                                              "--output_dir", str(tmp_path / "rerun")]))
+    assert results["eval_accuracy"] == pytest.approx(float(best["eval_accuracy"]))
+    assert (output_dir / "search.png").stat().st_size > 0

@@ -1,0 +1,5 @@
+import sys
+
+from hf_tasks.study.cli import main
+
+sys.exit(main())

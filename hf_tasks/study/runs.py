@@ -1,0 +1,245 @@
+"""One run of a study: its recipe, its folder, the command that launches it, and the queue that runs
+many of them at once on a set of devices (or CPU slots)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+#: First rendezvous port of a multi-process run; each run adds the index of its first slot.
+BASE_PORT = 29500
+POLL_SECONDS = 1.0
+
+
+def resolve_recipe(config: Path) -> tuple[Path, dict[str, Any]]:
+    """The recipe script of `config` and the config's own values (without a `recipe:` key)."""
+    values = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    if not isinstance(values, dict):
+        raise SystemExit(f"{config}: expected a mapping of argument names to values.")
+    named = values.pop("recipe", None)
+    if named is not None:
+        for candidate in (Path(named), config.parent / named):
+            if candidate.is_file():
+                return candidate, values
+        raise SystemExit(f"{config}: recipe: {named} is not a file (relative to the current folder or the config).")
+    for folder in config.resolve().parents:
+        if folder.parent.name == "configs":
+            script = folder.parent.parent / f"{folder.name}.py"
+            if script.is_file():
+                return script, values
+            break
+    raise SystemExit(
+        f"{config}: cannot tell its recipe. Put it under recipes/configs/<recipe>/ next to recipes/<recipe>.py, "
+        "or add a `recipe: path/to/recipe.py` key."
+    )
+
+
+def weights_size_mb(run_dir: Path) -> float | None:
+    """Size of the saved model weights in the run folder (checkpoints not counted)."""
+    files = [path for path in run_dir.iterdir() if path.suffix in WEIGHT_SUFFIXES] if run_dir.is_dir() else []
+    return round(sum(path.stat().st_size for path in files) / 2**20, 3) if files else None
+
+
+def last_complete_checkpoint(run_dir: Path) -> Path | None:
+    """The newest `checkpoint-*` that holds its trainer_state.json: the Trainer writes that file last, so
+    a checkpoint a kill cut short is passed over."""
+    if not run_dir.is_dir():
+        return None
+    complete = [path for path in run_dir.glob("checkpoint-*")
+                if path.name.removeprefix("checkpoint-").isdigit() and (path / "trainer_state.json").is_file()]
+    return max(complete, key=lambda path: int(path.name.removeprefix("checkpoint-")), default=None)
+
+
+@dataclass
+class Run:
+    """One launch of a recipe on one config (one seed, or one search trial)."""
+
+    name: str
+    group: str  # the config's name: runs of one config with different seeds are averaged together
+    config: Path
+    recipe: Path
+    run_dir: Path
+    values: dict[str, Any]  # the recipe's arguments: the config's, the study's overrides (seed, trial parameters) applied
+    num_processes: int = 1
+    seed: int | None = None
+    status: str = "queued"
+    results: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    process: subprocess.Popen | None = None
+    slots: list[int] = field(default_factory=list)
+
+    @property
+    def log(self) -> Path:
+        """The run's output, beside its folder (so the folder holds only what the recipe wrote)."""
+        return self.run_dir.with_name(self.run_dir.name + ".log")
+
+    @property
+    def finished(self) -> bool:
+        return (self.run_dir / "results.json").is_file()
+
+    def read_results(self) -> None:
+        self.results = json.loads((self.run_dir / "results.json").read_text(encoding="utf-8"))
+        if self.results.get("model_size_mb") is None:
+            size = weights_size_mb(self.run_dir)
+            if size is not None:
+                self.results["model_size_mb"] = size
+
+
+def make_run(config: Path, output_dir: Path, *, seed: int | None = None, name: str | None = None,
+             overrides: dict[str, Any] | None = None) -> Run:
+    recipe, values = resolve_recipe(config)
+    group = f"{recipe.stem}-{config.stem}"
+    num_processes = values.pop("num_processes", 1)
+    if not isinstance(num_processes, int) or num_processes < 1:
+        raise SystemExit(f"{config}: num_processes: {num_processes!r} must be a whole number of processes, 1 or more.")
+    values = {**values, **(overrides or {}), **({"seed": seed} if seed is not None else {})}
+    name = name or (group if seed is None else f"{group}-seed{seed}")
+    return Run(name, group, config, recipe, output_dir / name, values, num_processes, seed)
+
+
+def resume_flags(run: Run) -> list[str]:
+    """How to relaunch into a folder that already holds the recipe's files but no results.json (a run
+    that was stopped or failed): from its newest complete checkpoint, or with `auto` when it has none
+    (the runner then starts afresh in its own folder)."""
+    if not run.run_dir.is_dir() or not any(run.run_dir.iterdir()):
+        return []
+    checkpoint = last_complete_checkpoint(run.run_dir)
+    return ["--resume_from_checkpoint", str(checkpoint) if checkpoint else "auto"]
+
+
+def launch_command(run: Run, launcher: list[str], config: Path, forwarded: list[str], on_devices: bool) -> list[str]:
+    """The recipe's command line: one process through `launcher`, or several over the run's slots (accelerate
+    on GPUs; torchrun on CPU, where accelerate would ask for a GPU)."""
+    if run.num_processes == 1:
+        prefix = launcher
+    elif on_devices:
+        prefix = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+                  str(run.num_processes), "--main_process_port", str(BASE_PORT + run.slots[0])]
+    else:
+        prefix = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(run.num_processes),
+                  "--master_port", str(BASE_PORT + run.slots[0])]
+    return [*prefix, str(run.recipe), "--config", str(config), "--output_dir", str(run.run_dir), *forwarded,
+            *resume_flags(run)]
+
+
+class Queue:
+    """Runs waiting, running and done. A run takes as many free slots as it has processes; with devices,
+    its slots become its CUDA_VISIBLE_DEVICES. Finished runs (results.json present) are reused, stopped
+    ones continue from their checkpoint, and a failed run is tried once more."""
+
+    def __init__(self, output_dir: Path, *, launcher: list[str], forwarded: list[str],
+                 devices: list[str] | None, parallel: int, group: str):
+        self.output_dir = output_dir
+        self.launcher = launcher
+        self.forwarded = forwarded
+        self.devices = devices
+        self.slot_count = len(devices) if devices else parallel
+        self.free = list(range(self.slot_count))
+        self.waiting: list[Run] = []
+        self.running: list[Run] = []
+        self.env = dict(os.environ)
+        # The recipe imports hf_tasks from this checkout even when the package is not installed.
+        package_root = str(Path(__file__).resolve().parents[2])
+        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, self.env.get("PYTHONPATH")]))
+        # With --report_to wandb, every run of the study lands in one wandb group.
+        self.env.setdefault("WANDB_RUN_GROUP", group)
+        if not devices and "OMP_NUM_THREADS" not in self.env:
+            # Runs side by side on CPU share the cores instead of each starting one thread per core.
+            self.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // parallel))
+
+    def add(self, run: Run) -> None:
+        if run.num_processes > self.slot_count:
+            raise SystemExit(f"{run.config}: num_processes: {run.num_processes} needs {run.num_processes} devices but "
+                             f"the study has {self.slot_count}; give more with --devices/--parallel or lower it.")
+        self.waiting.append(run)
+
+    def run_all(self, on_finish: Callable[[Run], None], *, refill: Callable[[], Run | None] | None = None,
+                should_stop: Callable[[Run], bool] | None = None) -> None:
+        """Launch runs as slots free up until none is left. `refill` supplies a new run when the queue is empty
+        (a search's next trial); `should_stop` is asked about each running run at every poll (pruning), and
+        a run it stops is sent SIGTERM, which makes the recipe save a checkpoint and exit cleanly."""
+        while True:
+            self._start_what_fits(refill)
+            if not self.running:
+                return
+            time.sleep(POLL_SECONDS)
+            for run in list(self.running):
+                if should_stop is not None and run.status == "running" and should_stop(run):
+                    run.status = "pruned"
+                    run.process.terminate()
+                code = run.process.poll()
+                if code is None:
+                    continue
+                self.running.remove(run)
+                self.free += run.slots
+                self._settle(run, code)
+                if run.status == "retry":
+                    self.waiting.insert(0, run)
+                else:
+                    on_finish(run)
+
+    def _start_what_fits(self, refill: Callable[[], Run | None] | None) -> None:
+        while True:
+            if not self.waiting and refill is not None and self.free:
+                new = refill()
+                if new is not None:
+                    self.add(new)
+            fitting = next((run for run in self.waiting if run.num_processes <= len(self.free)), None)
+            if fitting is None:
+                return
+            self.waiting.remove(fitting)
+            if fitting.finished and fitting.attempts == 0:
+                fitting.status = "reused"
+                fitting.read_results()
+                print(f"[study] {fitting.name}: reused {fitting.run_dir / 'results.json'}", flush=True)
+                continue
+            self._start(fitting)
+
+    def _start(self, run: Run) -> None:
+        self.free.sort()
+        run.slots, self.free = self.free[: run.num_processes], self.free[run.num_processes:]
+        run.attempts += 1
+        config = run.config
+        if run.values != yaml.safe_load(run.config.read_text(encoding="utf-8")):
+            # The recipe's parser knows only its own arguments: give it the config without the study's keys
+            # (recipe, num_processes), with this run's seed and trial parameters.
+            config = self.output_dir / "configs" / f"{run.name}.yaml"
+            config.parent.mkdir(parents=True, exist_ok=True)
+            config.write_text(yaml.safe_dump(run.values, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        command = launch_command(run, self.launcher, config, self.forwarded, self.devices is not None)
+        env = dict(self.env)
+        if self.devices:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(self.devices[slot] for slot in run.slots)
+        where = f" on device(s) {env['CUDA_VISIBLE_DEVICES']}" if self.devices else ""
+        print(f"[study] {run.name}: attempt {run.attempts}{where}: {shlex.join(command)}", flush=True)
+        run.log.parent.mkdir(parents=True, exist_ok=True)
+        with run.log.open("a", encoding="utf-8") as log:
+            log.write(f"[study] attempt {run.attempts}{where}: {shlex.join(command)}\n")
+            log.flush()
+            run.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        run.status = "running"
+        self.running.append(run)
+
+    def _settle(self, run: Run, code: int) -> None:
+        if run.status == "pruned":
+            pass
+        elif code == 0 and run.finished:
+            run.status = "ok"
+            run.read_results()
+        elif run.attempts < 2:
+            run.status = "retry"
+        else:
+            why = f"exit {code}" if code != 0 else "no results.json"
+            run.status = f"failed twice ({why}; see {run.log.name})"
+        print(f"[study] {run.name}: {run.status}", flush=True)
