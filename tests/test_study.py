@@ -105,7 +105,8 @@ def value(flag):
 config = yaml.safe_load(Path(value("--config")).read_text())
 out = Path(value("--output_dir"))
 with open(out.parent / "launches.txt", "a") as launches:
-    launches.write(f"{out.name} {value('--resume_from_checkpoint')} {os.environ['WANDB_RUN_GROUP']}\\n")
+    launches.write(f"{out.name} {value('--resume_from_checkpoint')} {value('--overwrite_output_dir')} "
+                   f"{os.environ['WANDB_RUN_GROUP']}\\n")
 out.mkdir(parents=True, exist_ok=True)
 if config.get("fail_first") and not (out / "failed_once").exists():
     (out / "failed_once").write_text("")
@@ -145,11 +146,11 @@ def test_seeds_aggregate_to_mean_std_and_n(tmp_path):
     assert float(row["eval_accuracy_std"]) == pytest.approx(0.07 ** 0.5)
     assert row["eval_accuracy_n"] == "3"
     assert "| fake_recipe-a | 0.3000 ± 0.2646 (3) |" in (output_dir / "study.md").read_text()
-    # Each failing seed ran twice: the retry continues in its folder (`auto`: no checkpoint there).
+    # Each failing seed ran twice: the retry starts afresh over what the failure left (no checkpoint there).
     retried = [launch for launch in launches(output_dir) if launch[0].startswith("fake_recipe-b")]
-    assert sorted(launch[:2] for launch in retried) == sorted(
-        [[f"fake_recipe-b-seed{seed}", resume] for seed in (1, 2, 6) for resume in ("None", "auto")])
-    assert {launch[2] for launch in launches(output_dir)} == {"study"}  # one wandb group
+    assert sorted(launch[:3] for launch in retried) == sorted(
+        [[f"fake_recipe-b-seed{seed}", "None", overwrite] for seed in (1, 2, 6) for overwrite in ("None", "true")])
+    assert {launch[3] for launch in launches(output_dir)} == {"study"}  # one wandb group
     assert (output_dir / "fake_recipe-b-seed2.log").read_text().count("[study] attempt") == 2
 
 

@@ -110,12 +110,12 @@ def make_run(config: Path, output_dir: Path, *, seed: int | None = None, name: s
 
 def resume_flags(run: Run) -> list[str]:
     """How to relaunch into a folder that already holds the recipe's files but no results.json (a run
-    that was stopped or failed): from its newest complete checkpoint, or with `auto` when it has none
-    (the runner then starts afresh in its own folder)."""
+    that was stopped or failed): from its newest complete checkpoint, or, when it has none, afresh over
+    what the failed attempt left (the folder is the study's own, made for this run)."""
     if not run.run_dir.is_dir() or not any(run.run_dir.iterdir()):
         return []
     checkpoint = last_complete_checkpoint(run.run_dir)
-    return ["--resume_from_checkpoint", str(checkpoint) if checkpoint else "auto"]
+    return ["--resume_from_checkpoint", str(checkpoint)] if checkpoint else ["--overwrite_output_dir", "true"]
 
 
 def launch_command(run: Run, launcher: list[str], config: Path, forwarded: list[str], on_devices: bool) -> list[str]:
