@@ -1,8 +1,8 @@
 """A speech encoder with the seed's head: masked mean over time → FC → tanh → FC.
 
 `PooledAudioClassifier` wraps any `transformers` speech encoder (HuBERT, wav2vec2, WavLM, ...) as a
-`PreTrainedModel`, so it saves, reloads and pushes like any Hugging Face model (import this module
-before `AutoModelForAudioClassification.from_pretrained` on a saved one). Unlike the stock
+`PreTrainedModel`, so it saves, reloads and pushes like any Hugging Face model (`import hf_tasks.modeling`
+registers it; run folders ship this self-contained file for `trust_remote_code=True`). Unlike the stock
 `*ForSequenceClassification` heads it
 
 - pools over real frames only, even for encoders that must not see an attention mask (group-norm
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, PreTrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -105,7 +105,3 @@ class PooledAudioClassifier(PreTrainedModel):
                 weight = torch.tensor(self.config.class_weights, dtype=logits.dtype, device=logits.device)
             loss = nn.functional.cross_entropy(logits, labels.view(-1), weight=weight)
         return SequenceClassifierOutput(loss=loss, logits=logits)
-
-
-AutoConfig.register(PooledAudioClassifierConfig.model_type, PooledAudioClassifierConfig, exist_ok=True)
-AutoModelForAudioClassification.register(PooledAudioClassifierConfig, PooledAudioClassifier, exist_ok=True)

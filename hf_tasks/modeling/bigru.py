@@ -6,10 +6,10 @@
 Padded positions never reach the GRU: sequences are packed by their attention-mask lengths, so the
 same text gives the same logits however much padding its batch has.
 
-`BiGRUConfig` holds the backbone's config and the head options; both classes are registered with
-`AutoConfig` / `AutoModelForSequenceClassification` when this module is imported, so after
-`import hf_tasks.modeling.bigru` a saved model reloads with
-`AutoModelForSequenceClassification.from_pretrained(folder_or_hub_id)` and pushes to the Hub like any other.
+`BiGRUConfig` holds the backbone's config and the head options. `import hf_tasks.modeling` registers
+both classes with `AutoConfig` / `AutoModelForSequenceClassification`; a run folder also ships this
+file (it imports only torch and transformers), so it loads with
+`AutoModelForSequenceClassification.from_pretrained(folder_or_hub_id, trust_remote_code=True)` anywhere.
 """
 
 from __future__ import annotations
@@ -17,13 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForSequenceClassification,
-    PreTrainedConfig,
-    PreTrainedModel,
-)
+from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -134,7 +128,3 @@ def _without_pooler(encoder: nn.Module) -> nn.Module:
     if isinstance(getattr(encoder, "pooler", None), nn.Module):
         encoder.pooler = None
     return encoder
-
-
-AutoConfig.register(BiGRUConfig.model_type, BiGRUConfig, exist_ok=True)
-AutoModelForSequenceClassification.register(BiGRUConfig, BiGRUForSequenceClassification, exist_ok=True)
