@@ -61,7 +61,8 @@ def test_learns_above_chance_with_each_surgery(tmp_path, model_folder, surgery):
     namespace = {}
     exec(card.split("```python\n")[1].split("```")[0], namespace)
     assert sum(p.numel() for p in namespace["model"].parameters()) == results["total_params"]
-    assert ("from hf_tasks.surgery import from_pretrained" in card) == surgery.startswith("prune")
+    assert "hf_tasks" not in card.split("```python\n")[1].split("```")[0]
+    assert ("trust_remote_code=True" in card) == surgery.startswith("prune")
     if surgery == "freeze":
         assert results["trainable_params"] < results["total_params"]
     if surgery == "keep_layers":

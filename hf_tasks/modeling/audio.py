@@ -21,6 +21,9 @@ from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedMode
 from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+# Relative, so that the copy shipped beside a saved model (hf_tasks.portable) finds its sibling file.
+from .pruned_heads import remove_recorded_heads
+
 
 class PooledAudioClassifierConfig(PreTrainedConfig):
     """The encoder's config (`encoder`) plus the head's settings."""
@@ -40,6 +43,9 @@ class PooledAudioClassifier(PreTrainedModel):
     base_model_prefix = "encoder"
     main_input_name = "input_values"
     supports_gradient_checkpointing = True
+    # The constructor removes the attention heads `config.pruned_heads` records, so a pruned model
+    # reloads with plain `from_pretrained`.
+    rebuilds_pruned_heads = True
 
     def __init__(self, config: PooledAudioClassifierConfig):
         super().__init__(config)
@@ -52,6 +58,7 @@ class PooledAudioClassifier(PreTrainedModel):
         self.dense = nn.Linear(config.encoder.hidden_size, config.head_hidden_size)
         self.classifier = nn.Linear(config.head_hidden_size, config.num_labels)
         self.post_init()
+        remove_recorded_heads(self)
 
     @classmethod
     def from_encoder(

@@ -8,7 +8,7 @@ same text gives the same logits however much padding its batch has.
 
 `BiGRUConfig` holds the backbone's config and the head options. `import hf_tasks.modeling` registers
 both classes with `AutoConfig` / `AutoModelForSequenceClassification`; a run folder also ships this
-file (it imports only torch and transformers), so it loads with
+file and `pruned_heads.py` (they import only torch and transformers), so it loads with
 `AutoModelForSequenceClassification.from_pretrained(folder_or_hub_id, trust_remote_code=True)` anywhere.
 """
 
@@ -20,6 +20,9 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import SequenceClassifierOutput
+
+# Relative, so that the copy shipped beside a saved model (hf_tasks.portable) finds its sibling file.
+from .pruned_heads import remove_recorded_heads
 
 
 class BiGRUConfig(PreTrainedConfig):
@@ -50,6 +53,9 @@ class BiGRUForSequenceClassification(PreTrainedModel):
     base_model_prefix = "encoder"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
+    # The constructor removes the attention heads `config.pruned_heads` records, so a pruned model
+    # reloads with plain `from_pretrained`.
+    rebuilds_pruned_heads = True
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
@@ -68,6 +74,7 @@ class BiGRUForSequenceClassification(PreTrainedModel):
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(2 * config.gru_hidden_size, config.num_labels)
         self.post_init()
+        remove_recorded_heads(self)
 
     @classmethod
     def from_pretrained_encoder(
