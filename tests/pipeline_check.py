@@ -14,10 +14,11 @@ def prediction_rows(run_folder: Path, prefix: str = "test") -> list[dict[str, st
         return list(csv.DictReader(handle))
 
 
-def assert_pipeline_repeats_predictions(task: str, run_folder: Path, inputs: list, rows: list[dict], **call_kwargs) -> None:
+def assert_pipeline_repeats_predictions(task: str, run_folder: Path, inputs: list, rows: list[dict], *,
+                                        score_atol: float = 1e-4, **call_kwargs) -> None:
     """The pipeline's top label and score equal each row's `predicted_label` and `predicted_probability`."""
     classify = pipeline(task, model=str(run_folder), trust_remote_code=True, device="cpu")
     outputs = [classify(item, top_k=1, **call_kwargs)[0] for item in inputs]
     assert [output["label"] for output in outputs] == [row["predicted_label"] for row in rows]
     np.testing.assert_allclose([output["score"] for output in outputs],
-                               [float(row["predicted_probability"]) for row in rows], atol=1e-4)
+                               [float(row["predicted_probability"]) for row in rows], atol=score_atol)
