@@ -49,6 +49,14 @@ AUTO_CLASSES = (
     AutoModel,
 )
 PRUNED_MODEL_MODULE = "modeling_hf_tasks_pruned"
+# The `transformers.pipeline` task of each Auto class a run folder loads through.
+PIPELINE_TASKS = {
+    "AutoModelForQuestionAnswering": "question-answering",
+    "AutoModelForSequenceClassification": "text-classification",
+    "AutoModelForAudioClassification": "audio-classification",
+    "AutoModelForImageClassification": "image-classification",
+    "AutoModelForTokenClassification": "token-classification",
+}
 
 
 def _header(source: str) -> str:
@@ -77,6 +85,11 @@ def auto_class_names(model) -> list[str]:
         except KeyError:
             continue
     return names
+
+
+def pipeline_task(model) -> str | None:
+    """The `transformers.pipeline` task that runs `model`, if any."""
+    return next((PIPELINE_TASKS[name] for name in auto_class_names(model) if name in PIPELINE_TASKS), None)
 
 
 def is_custom(model) -> bool:

@@ -24,7 +24,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from hf_tasks.args import resolved_config
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
-from hf_tasks.portable import auto_class_names, needs_shipped_code, ship_code
+from hf_tasks.portable import auto_class_names, needs_shipped_code, pipeline_task, ship_code
 from hf_tasks.surgery import parameter_counts
 from hf_tasks.tasks.base import Task
 
@@ -216,12 +216,18 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
 
 def loading_code(model, location: str) -> str:
     """Python that loads the saved model with transformers alone: through its Auto class, with
-    `trust_remote_code=True` when the folder ships its code (custom heads, pruned heads)."""
+    `trust_remote_code=True` when the folder ships its code (custom heads, pruned heads), and the
+    `transformers.pipeline` that runs it."""
     quoted = json.dumps(location, ensure_ascii=False)
     auto_names = auto_class_names(model)
     name = auto_names[0] if auto_names else type(model).__name__
     remote = ", trust_remote_code=True" if needs_shipped_code(model) else ""
-    return f"from transformers import {name}\n\nmodel = {name}.from_pretrained({quoted}{remote})"
+    code = f"from transformers import {name}\n\nmodel = {name}.from_pretrained({quoted}{remote})"
+    task = pipeline_task(model)
+    if task is not None:
+        code += (f"\n\n# or, with its tokenizer or processor:\nfrom transformers import pipeline\n\n"
+                 f"predict = pipeline({json.dumps(task)}, model={quoted}{remote})")
+    return code
 
 
 def _model_card(config: dict, results: dict, card: dict, usage: str) -> str:

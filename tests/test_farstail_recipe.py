@@ -65,6 +65,8 @@ def test_learns_above_chance_with_each_surgery(tmp_path, model_folder, surgery):
     assert sum(p.numel() for p in namespace["model"].parameters()) == results["total_params"]
     assert "hf_tasks" not in card.split("```python\n")[1].split("```")[0]
     assert ("trust_remote_code=True" in card) == surgery.startswith("prune")
+    assert callable(namespace["predict"])  # the card's pipeline line ran
+    assert f'pipeline("text-classification", model="{output_dir}"' in card
     if surgery in ("none", "prune_heads"):
         rows = prediction_rows(output_dir)[:24]
         pairs = [{"text": normalize_persian(row["premise"]), "text_pair": normalize_persian(row["hypothesis"])} for row in rows]
