@@ -27,6 +27,7 @@ from hf_tasks.args import resolved_config
 from hf_tasks.errors import BadInputError, TrainingInterrupted
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
+from hf_tasks.portable import auto_class_names, needs_shipped_code, pipeline_task, ship_code
 from hf_tasks.run_folder import check_output_dir, clear_previous_run, resolve_checkpoint, snapshot, write_manifest
 from hf_tasks.surgery import parameter_counts
 from hf_tasks.tasks.base import Task
@@ -303,24 +304,29 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
     (output_dir / "config.yaml").write_text(
         yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if (output_dir / "config.json").is_file():
+        files += ship_code(model, output_dir)
     location = trainer.args.hub_model_id if trainer.args.push_to_hub and trainer.args.hub_model_id else str(output_dir)
-    usage = loading_code(trainer.accelerator.unwrap_model(trainer.model), location)
+    usage = loading_code(model, location)
     (output_dir / "README.md").write_text(_model_card(config, results, card, usage), encoding="utf-8")
     return files
 
 
 def loading_code(model, location: str) -> str:
-    """Python that loads the saved model: the concrete class (custom heads live in hf_tasks, and
-    importing their module registers them), through `hf_tasks.surgery.from_pretrained` when heads
-    were pruned, since plain `from_pretrained` cannot rebuild projections of per-layer sizes."""
-    model_class = type(model)
-    exported = getattr(transformers, model_class.__name__, None) is model_class
-    module = "transformers" if exported else model_class.__module__
-    name, quoted = model_class.__name__, json.dumps(location, ensure_ascii=False)
-    if getattr(model.config, "pruned_heads", None):
-        return (f"from {module} import {name}\nfrom hf_tasks.surgery import from_pretrained\n\n"
-                f"model = from_pretrained({name}, {quoted})")
-    return f"from {module} import {name}\n\nmodel = {name}.from_pretrained({quoted})"
+    """Python that loads the saved model with transformers alone: through its Auto class, with
+    `trust_remote_code=True` when the folder ships its code (custom heads, pruned heads), and the
+    `transformers.pipeline` that runs it."""
+    quoted = json.dumps(location, ensure_ascii=False)
+    auto_names = auto_class_names(model)
+    name = auto_names[0] if auto_names else type(model).__name__
+    remote = ", trust_remote_code=True" if needs_shipped_code(model) else ""
+    code = f"from transformers import {name}\n\nmodel = {name}.from_pretrained({quoted}{remote})"
+    task = pipeline_task(model)
+    if task is not None:
+        code += (f"\n\n# or, with its tokenizer or processor:\nfrom transformers import pipeline\n\n"
+                 f"predict = pipeline({json.dumps(task)}, model={quoted}{remote})")
+    return code
 
 
 def _model_card(config: dict, results: dict, card: dict, usage: str) -> str:

@@ -18,6 +18,7 @@ from transformers import (
 )
 
 from hf_tasks.args import parse
+from tests.pipeline_check import assert_pipeline_repeats_predictions, prediction_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "recipes" / "configs" / "cifar10"
@@ -79,6 +80,9 @@ def test_tiny_timm_model_learns_the_shapes_well_above_chance(recipe, tmp_path, c
     with torch.no_grad():
         logits = model(**processor(Image.open(image), return_tensors="pt")).logits
     assert logits.shape == (1, 4) and model.config.id2label[0] == "circle"
+    rows = prediction_rows(output)[:16]
+    images = [Image.open(tmp_path / "shapes" / row["image_id"]) for row in rows]
+    assert_pipeline_repeats_predictions("image-classification", output, images, rows)
 
 
 def test_transformers_image_model_with_its_processor_statistics(recipe, tmp_path):

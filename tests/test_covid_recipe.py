@@ -15,8 +15,9 @@ import covid_fakenews
 from hf_tasks.args import parse
 from hf_tasks.tasks.base import BadInputError
 from hf_tasks.modeling.auto import load_processor
-from hf_tasks.tasks.text import TextClassificationTask, read_text_table
+from hf_tasks.tasks.text import TextArguments, TextClassificationTask, read_text_table
 from tests.conftest import REPO, recipe_args
+from tests.pipeline_check import assert_pipeline_repeats_predictions, prediction_rows
 
 CONFIG = "recipes/configs/covid_fakenews/tiny.yaml"
 EXPERIMENTS = ("bert_base_uncased", "bert_base_uncased_feature_based", "bert_bigru", "bert_bigru_feature_based",
@@ -59,6 +60,14 @@ def test_prediction_files_show_the_tweet_and_misclassified_rows_carry_probabilit
     assert all(row["gold_label"] != row["predicted_label"] and float(row["predicted_probability"]) >= 0.5
                for row in wrong)
     assert (output_dir / "eval_confusion_matrix.png").is_file()
+
+
+def test_text_classification_pipeline_repeats_the_runs_test_predictions(fine_tuned):
+    output_dir, _ = fine_tuned
+    rows = prediction_rows(output_dir)[:24]
+    normalize = TextArguments().normalizer()  # the recipe's tweet normalisation, which the tokenizer lacks
+    assert_pipeline_repeats_predictions("text-classification", output_dir, [normalize(row["tweet"]) for row in rows],
+                                        rows, truncation=True, max_length=64)
 
 
 def feature_based_run(output_dir, *extra):

@@ -14,6 +14,7 @@ from hf_tasks.audio.io import read_clip
 from hf_tasks.modeling.audio import PooledAudioClassifier
 from hf_tasks.tasks.audio import AudioCollator
 from tests.conftest import recipe_args
+from tests.pipeline_check import assert_pipeline_repeats_predictions, prediction_rows
 
 CONFIG = "recipes/configs/shemo/tiny.yaml"
 
@@ -74,6 +75,13 @@ def test_saved_model_reloads_and_repeats_the_runs_predictions(trained):
     assert predicted == [row["predicted_label"] for row in rows]
     probabilities = torch.softmax(logits, -1).max(-1).values.numpy()
     np.testing.assert_allclose(probabilities, [float(row["predicted_probability"]) for row in rows], atol=1e-4)
+
+
+def test_audio_classification_pipeline_repeats_the_runs_test_predictions(trained):
+    output_dir, clips, _ = trained
+    rows = prediction_rows(output_dir)
+    audio = [{"raw": read_clip(clips / row["file"], row["file"], 16000).samples, "sampling_rate": 16000} for row in rows]
+    assert_pipeline_repeats_predictions("audio-classification", output_dir, audio, rows)
 
 
 def test_stock_head_and_stratified_split_run_through_the_recipe(tmp_path):

@@ -1,8 +1,8 @@
 """A speech encoder with the seed's head: masked mean over time → FC → tanh → FC.
 
 `PooledAudioClassifier` wraps any `transformers` speech encoder (HuBERT, wav2vec2, WavLM, ...) as a
-`PreTrainedModel`, so it saves, reloads and pushes like any Hugging Face model (import this module
-before `AutoModelForAudioClassification.from_pretrained` on a saved one). Unlike the stock
+`PreTrainedModel`, so it saves, reloads and pushes like any Hugging Face model (`import hf_tasks.modeling`
+registers it; run folders ship this self-contained file for `trust_remote_code=True`). Unlike the stock
 `*ForSequenceClassification` heads it
 
 - pools over real frames only, even for encoders that must not see an attention mask (group-norm
@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, PreTrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import SequenceClassifierOutput
+
+# Relative, so that the copy shipped beside a saved model (hf_tasks.portable) finds its sibling file.
+from .pruned_heads import remove_recorded_heads
 
 
 class PooledAudioClassifierConfig(PreTrainedConfig):
@@ -40,6 +43,9 @@ class PooledAudioClassifier(PreTrainedModel):
     base_model_prefix = "encoder"
     main_input_name = "input_values"
     supports_gradient_checkpointing = True
+    # The constructor removes the attention heads `config.pruned_heads` records, so a pruned model
+    # reloads with plain `from_pretrained`.
+    rebuilds_pruned_heads = True
 
     def __init__(self, config: PooledAudioClassifierConfig):
         super().__init__(config)
@@ -52,6 +58,7 @@ class PooledAudioClassifier(PreTrainedModel):
         self.dense = nn.Linear(config.encoder.hidden_size, config.head_hidden_size)
         self.classifier = nn.Linear(config.head_hidden_size, config.num_labels)
         self.post_init()
+        remove_recorded_heads(self)
 
     @classmethod
     def from_encoder(
@@ -105,7 +112,3 @@ class PooledAudioClassifier(PreTrainedModel):
                 weight = torch.tensor(self.config.class_weights, dtype=logits.dtype, device=logits.device)
             loss = nn.functional.cross_entropy(logits, labels.view(-1), weight=weight)
         return SequenceClassifierOutput(loss=loss, logits=logits)
-
-
-AutoConfig.register(PooledAudioClassifierConfig.model_type, PooledAudioClassifierConfig, exist_ok=True)
-AutoModelForAudioClassification.register(PooledAudioClassifierConfig, PooledAudioClassifier, exist_ok=True)

@@ -6,10 +6,10 @@
 Padded positions never reach the GRU: sequences are packed by their attention-mask lengths, so the
 same text gives the same logits however much padding its batch has.
 
-`BiGRUConfig` holds the backbone's config and the head options; both classes are registered with
-`AutoConfig` / `AutoModelForSequenceClassification` when this module is imported, so after
-`import hf_tasks.modeling.bigru` a saved model reloads with
-`AutoModelForSequenceClassification.from_pretrained(folder_or_hub_id)` and pushes to the Hub like any other.
+`BiGRUConfig` holds the backbone's config and the head options. `import hf_tasks.modeling` registers
+both classes with `AutoConfig` / `AutoModelForSequenceClassification`; a run folder also ships this
+file and `pruned_heads.py` (they import only torch and transformers), so it loads with
+`AutoModelForSequenceClassification.from_pretrained(folder_or_hub_id, trust_remote_code=True)` anywhere.
 """
 
 from __future__ import annotations
@@ -17,15 +17,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForSequenceClassification,
-    PreTrainedConfig,
-    PreTrainedModel,
-)
+from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import SequenceClassifierOutput
+
+# Relative, so that the copy shipped beside a saved model (hf_tasks.portable) finds its sibling file.
+from .pruned_heads import remove_recorded_heads
 
 
 class BiGRUConfig(PreTrainedConfig):
@@ -56,6 +53,9 @@ class BiGRUForSequenceClassification(PreTrainedModel):
     base_model_prefix = "encoder"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
+    # The constructor removes the attention heads `config.pruned_heads` records, so a pruned model
+    # reloads with plain `from_pretrained`.
+    rebuilds_pruned_heads = True
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
@@ -74,6 +74,7 @@ class BiGRUForSequenceClassification(PreTrainedModel):
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(2 * config.gru_hidden_size, config.num_labels)
         self.post_init()
+        remove_recorded_heads(self)
 
     @classmethod
     def from_pretrained_encoder(
@@ -134,7 +135,3 @@ def _without_pooler(encoder: nn.Module) -> nn.Module:
     if isinstance(getattr(encoder, "pooler", None), nn.Module):
         encoder.pooler = None
     return encoder
-
-
-AutoConfig.register(BiGRUConfig.model_type, BiGRUConfig, exist_ok=True)
-AutoModelForSequenceClassification.register(BiGRUConfig, BiGRUForSequenceClassification, exist_ok=True)

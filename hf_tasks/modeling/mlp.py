@@ -1,10 +1,10 @@
 """A multilayer perceptron on flattened pixels: the no-convolution, no-attention image baseline.
 
 The default layers are the seed's CIFAR-10 baseline, 3072 (32x32x3) → 4096 → 2048 → 1024 → 512 →
-256 → 64 → 10. `MLPForImageClassification` is a `PreTrainedModel` registered with `AutoConfig` and
-`AutoModelForImageClassification` (model type `hf_tasks_mlp`), so the Trainer, `save_pretrained`,
-`from_pretrained` and `push_to_hub` treat it like any other image classifier once this module is
-imported. `model.base_model` is the hidden stack (`model.mlp`) and `model.classifier` the output
+256 → 64 → 10. `MLPForImageClassification` is a `PreTrainedModel` (model type `hf_tasks_mlp`) that
+`import hf_tasks.modeling` registers with `AutoConfig` and `AutoModelForImageClassification`, so the
+Trainer, `save_pretrained`, `from_pretrained` and `push_to_hub` treat it like any other image
+classifier; run folders ship this self-contained file for `trust_remote_code=True`. `model.base_model` is the hidden stack (`model.mlp`) and `model.classifier` the output
 layer, so backbone freezing and backbone/head parameter counts work as for pretrained models.
 """
 
@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForImageClassification, PreTrainedConfig, PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import ImageClassifierOutput
@@ -98,7 +98,3 @@ def build_mlp_classifier(
         label2id={name: index for index, name in enumerate(names)},
     )
     return MLPForImageClassification(config)
-
-
-AutoConfig.register(MLPImageClassifierConfig.model_type, MLPImageClassifierConfig, exist_ok=True)
-AutoModelForImageClassification.register(MLPImageClassifierConfig, MLPForImageClassification, exist_ok=True)

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
+from hf_tasks.modeling.pruned_heads import remove_heads
 from hf_tasks.surgery.structure import AttentionBlock, Encoder, find_encoder
 from hf_tasks.tasks.base import BadInputError
 
@@ -229,32 +230,8 @@ def parse_head_spec(spec: Iterable[str]) -> dict[int, list[int]]:
     return heads
 
 
-def _keep_rows(linear: nn.Linear, rows: torch.Tensor, dim: int) -> None:
-    """Keep `rows` of the weight along `dim` (0: output features, 1: input features), in place so
-    that hooks on the module stay attached."""
-    weight = linear.weight
-    linear.weight = nn.Parameter(weight.detach().index_select(dim, rows.to(weight.device)).clone(), requires_grad=weight.requires_grad)
-    if dim == 0:
-        linear.out_features = len(rows)
-        if linear.bias is not None:
-            bias = linear.bias
-            linear.bias = nn.Parameter(bias.detach().index_select(0, rows.to(bias.device)).clone(), requires_grad=bias.requires_grad)
-    else:
-        linear.in_features = len(rows)
-
-
 def _remove_positions(block: AttentionBlock, positions: list[int]) -> None:
-    keep = [head for head in range(block.num_heads) if head not in set(positions)]
-    size = block.head_size
-    rows = torch.cat([torch.arange(head * size, (head + 1) * size) for head in keep])
-    for projection in (block.query, block.key, block.value):
-        _keep_rows(projection, rows, dim=0)
-    _keep_rows(block.output, rows, dim=1)
-    for attribute in ("num_attention_heads", "num_heads"):
-        if isinstance(getattr(block.module, attribute, None), int):
-            setattr(block.module, attribute, len(keep))
-    if isinstance(getattr(block.module, "all_head_size", None), int):
-        block.module.all_head_size = len(keep) * size
+    remove_heads(block.module, block.output, block.head_size, positions)
 
 
 def prune_heads(model: nn.Module, heads: Mapping[int, Iterable[int]]) -> dict[int, list[int]]:

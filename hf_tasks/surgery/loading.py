@@ -45,6 +45,8 @@ def from_pretrained(model_class: type, name_or_path: str, **kwargs: Any) -> PreT
     concrete = (
         _get_model_class(config, model_class._model_mapping) if issubclass(model_class, _BaseAutoModelClass) else model_class
     )
+    if getattr(concrete, "rebuilds_pruned_heads", False):  # hf_tasks' own heads remove them when built
+        return model_class.from_pretrained(name_or_path, **kwargs)
     model = _with_pruned_heads(concrete).from_pretrained(name_or_path, **kwargs)
     model.__class__ = concrete  # the loading subclass adds nothing the model needs afterwards
     return model

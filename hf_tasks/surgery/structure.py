@@ -17,13 +17,9 @@ from functools import cached_property
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
+from hf_tasks.modeling.pruned_heads import OUTPUT_NAMES, PROJECTION_NAMES
 from hf_tasks.tasks.base import BadInputError
 
-# (query, key, value) attribute names of the projections, per naming family.
-PROJECTION_NAMES = (("query", "key", "value"), ("q_proj", "k_proj", "v_proj"))
-# The output projection, on the attention module itself (ALBERT: dense, ViT/DeiT: o_proj, HuBERT: out_proj)
-# or as `output.dense` on its parent (BERT family: attention.self + attention.output.dense).
-OUTPUT_NAMES = ("o_proj", "out_proj", "dense")
 # Modules or parameters, relative to the backbone, that turn raw input into the first hidden states.
 EMBEDDING_NAMES = (
     "embeddings",  # BERT family, ALBERT, ViT, DeiT
