@@ -360,7 +360,8 @@ class QuestionAnsweringTask(Task):
         best_texts = dict(zip(ids, texts))
         diffs = dict(zip(ids, score_diffs.tolist()))
         if prefix == "eval" and self.qa_args.tune_null_threshold:
-            self.tuned_threshold, tuned = best_null_threshold(diffs, best_texts, references, self.qa_args.answer_language)
+            language = self.qa_args.answer_language
+            self.tuned_threshold, tuned = best_null_threshold(diffs, best_texts, references, language)
             metrics.update(tuned_null_threshold=self.tuned_threshold, tuned_exact=tuned["exact"], tuned_f1=tuned["f1"])
             if self.model_config is not None:
                 setattr(self.model_config, NULL_THRESHOLD_KEY, self.tuned_threshold)
