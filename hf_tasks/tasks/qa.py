@@ -365,8 +365,8 @@ class QuestionAnsweringTask(Task):
             metrics.update(tuned_null_threshold=self.tuned_threshold, tuned_exact=tuned["exact"], tuned_f1=tuned["f1"])
             if self.model_config is not None:
                 setattr(self.model_config, NULL_THRESHOLD_KEY, self.tuned_threshold)
-        # Validation is scored at the threshold the run started with, so eval_exact/eval_f1 stay held-out
-        # figures; only the test split gets a threshold tuned in this run.
+        # Validation is scored at the threshold the run started with, so eval_exact/eval_f1 are never
+        # tuned on the questions they score; only the test split gets a threshold tuned in this run.
         threshold = self.default_threshold if prefix == "eval" else self.prediction_threshold()
         metrics["null_threshold"] = threshold
         answers = {row_id: "" if diffs[row_id] > threshold else text for row_id, text in best_texts.items()}
@@ -397,10 +397,10 @@ class QuestionAnsweringTask(Task):
         source = ("tuned for the best F1 on this run's validation split" if self.tuned_threshold is not None
                   else "stored by the model this run started from")
         return (f"## No-answer threshold\n\nA question gets no answer when its null score minus its best span score "
-                f"exceeds {threshold:.6g} ({source}). The value is stored in `config.json` as "
-                f"`{NULL_THRESHOLD_KEY}`, and `recipes/parsquad.py` uses it whenever it evaluates or predicts with "
-                "this model unless `--null_score_diff_threshold` is given. The `transformers` QA pipeline does not "
-                "read it.\n\n")
+                f"exceeds {threshold:.6g} ({source}). The model's config carries it as `{NULL_THRESHOLD_KEY}` "
+                "(saved in `config.json` with the model), and `recipes/parsquad.py` uses it whenever it evaluates or "
+                "predicts with this model unless `--null_score_diff_threshold` is given. The `transformers` QA "
+                "pipeline does not read it.\n\n")
 
     def window_loss(self, prefix: str, start_logits: np.ndarray, end_logits: np.ndarray) -> float:
         """Mean over windows of the start/end cross-entropy over each window's own tokens (no padding)."""
