@@ -86,6 +86,20 @@ def test_a_run_folder_evaluated_later_predicts_with_its_stored_threshold(trained
     assert explicit["test_null_threshold"] == 0.0
 
 
+def test_a_stored_threshold_decides_the_answers(trained, tmp_path):
+    model_dir, results = trained
+    # A threshold no null-minus-span score exceeds answers every question, so unanswerable ones go wrong.
+    edited = tmp_path / "always-answers"
+    shutil.copytree(model_dir, edited)
+    config = json.loads((edited / "config.json").read_text())
+    config["null_score_diff_threshold"] = 1e6
+    (edited / "config.json").write_text(json.dumps(config))
+    always = run_recipe(tmp_path / "eval", "--model_name_or_path", str(edited), "--do_train", "false",
+                        "--do_predict", "false")
+    assert always["eval_null_threshold"] == 1e6
+    assert always["eval_NoAns_exact"] < results["eval_NoAns_exact"] - 50
+
+
 def test_best_model_by_tuned_f1_needs_tuning(tmp_path):
     with pytest.raises(BadInputError, match="--metric_for_best_model tuned_f1 .*--tune_null_threshold"):
         run_recipe(tmp_path, "--metric_for_best_model", "tuned_f1", "--load_best_model_at_end", "true")
