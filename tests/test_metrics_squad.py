@@ -208,13 +208,19 @@ def random_case(rng: random.Random, size: int):
     return predictions, references, dict(shuffled)
 
 
+def assert_same_scores(ours: dict, official: dict) -> None:
+    # Equal to the last bit on Python 3.11; the tolerance only absorbs how newer Pythons' sum() rounds.
+    assert list(ours) == list(official)
+    assert ours == pytest.approx(official, rel=1e-12, abs=1e-12)
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_squad_v2_scores_equal_an_independent_official_implementation(seed):
     rng = random.Random(seed)
     predictions, references, probabilities = random_case(rng, rng.randint(1, 30))
     cutoff = rng.choice([0.0, 0.5, 1.0])
     ours = squad_v2_scores(predictions, references, no_answer_probabilities=probabilities, no_answer_threshold=cutoff)
-    assert ours == official_squad_v2(predictions, references, probabilities, cutoff)
+    assert_same_scores(ours, official_squad_v2(predictions, references, probabilities, cutoff))
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -223,7 +229,7 @@ def test_persian_mode_runs_the_same_algorithm_on_persian_normalisation(seed):
     predictions, references, probabilities = random_case(rng, 25)
     ours = squad_v2_scores(predictions, references, "fa", no_answer_probabilities=probabilities)
     expected = official_squad_v2(predictions, references, probabilities, 1.0, lambda text: normalize_answer(text, "fa"))
-    assert ours == expected
+    assert_same_scores(ours, expected)
 
 
 def test_no_answer_threshold_nulls_confident_questions():
