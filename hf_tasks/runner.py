@@ -266,6 +266,9 @@ def run(
         results.update(parameter_counts(trainer.model))  # surgery during training (pruning) may shrink it
     if training_args.do_eval:
         results.update(trainer.evaluate())
+        if training_args.do_train and training_args.should_save:
+            # Evaluation may tune a setting the model keeps in its config (QA's no-answer threshold).
+            trainer.accelerator.unwrap_model(trainer.model).config.save_pretrained(output_dir)
     if training_args.do_predict:
         results.update(trainer.predict(features["test"], metric_key_prefix="test").metrics)
     results["wall_time_seconds"] = round(time.perf_counter() - started, 2)
@@ -309,7 +312,8 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
         files += ship_code(model, output_dir)
     location = trainer.args.hub_model_id if trainer.args.push_to_hub and trainer.args.hub_model_id else str(output_dir)
     usage = loading_code(model, location)
-    (output_dir / "README.md").write_text(_model_card(config, results, card, usage), encoding="utf-8")
+    card_text = _model_card(config, results, card, usage, task.model_card_notes())
+    (output_dir / "README.md").write_text(card_text, encoding="utf-8")
     return files
 
 
@@ -329,7 +333,7 @@ def loading_code(model, location: str) -> str:
     return code
 
 
-def _model_card(config: dict, results: dict, card: dict, usage: str) -> str:
+def _model_card(config: dict, results: dict, card: dict, usage: str, notes: str = "") -> str:
     base_model = config.get("model_name_or_path")
     dataset = config.get("dataset_name")
     front = {"library_name": "transformers", "tags": ["hf_tasks", *card.get("tags", [])]}
@@ -352,6 +356,7 @@ def _model_card(config: dict, results: dict, card: dict, usage: str) -> str:
         f"Base model: `{base_model or config.get('config_name')}`. "
         f"Data: `{dataset or config.get('train_file') or config.get('data_dir')}`.\n\n"
         f"## Results\n\n| metric | value |\n|---|---|\n{metric_rows}\n\n"
+        f"{notes}"
         f"## Load it\n\n```python\n{usage}\n```\n\n"
         f"## Training\n\n| hyperparameter | value |\n|---|---|\n{hyper_rows}\n\n"
         f"Trainable parameters: {results.get('trainable_params')} of {results.get('total_params')}. "

@@ -19,8 +19,9 @@ ARGUMENTS = (ModelArguments, DataArguments, QAArguments, TrainingArguments)  # m
 def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArguments, training_args: TrainingArguments):
     setup(training_args)
     tokenizer = load_processor(model_args)
-    task = QuestionAnsweringTask(data_args, qa_args, tokenizer)
     model = load_model(AutoModelForQuestionAnswering, model_args)
+    # The task reads a no-answer threshold stored with the model and stores a tuned one there.
+    task = QuestionAnsweringTask(data_args, qa_args, tokenizer, model.config)
     return run(
         task,
         model,

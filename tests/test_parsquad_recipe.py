@@ -14,6 +14,7 @@ from hf_tasks.args import parse
 from hf_tasks.errors import TrainingInterrupted
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run
+from hf_tasks.tasks.base import BadInputError
 from hf_tasks.tasks.qa import QuestionAnsweringTask
 from tests.conftest import REPO, launch_two_processes, recipe_args, wandb_run_log
 
@@ -34,7 +35,7 @@ def null_baseline(split="validation") -> float:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("parsquad")
-    return output_dir, run_recipe(output_dir, "--save_strategy", "no")
+    return output_dir, run_recipe(output_dir, "--save_strategy", "no", "--tune_null_threshold", "true")
 
 
 def test_tiny_model_learns_well_above_the_all_null_baseline(trained):
@@ -57,6 +58,52 @@ def test_run_folder_holds_results_predictions_config_and_card(trained):
         assert (output_dir / name).is_file(), name
     card = (output_dir / "README.md").read_text(encoding="utf-8")
     assert "eval_f1" in card and "python recipes/parsquad.py --config config.yaml" in card
+
+
+def test_tuned_threshold_is_stored_with_the_model_and_in_its_card(trained):
+    output_dir, results = trained
+    tuned = results["eval_tuned_null_threshold"]
+    assert json.loads((output_dir / "config.json").read_text())["null_score_diff_threshold"] == tuned
+    assert results["test_null_threshold"] == tuned
+    # Validation is reported at the starting threshold and, separately, at the one tuned on itself.
+    assert results["eval_null_threshold"] == 0.0
+    assert results["eval_tuned_f1"] >= results["eval_f1"]
+    assert {"eval_tuned_exact", "eval_exact", "eval_HasAns_f1"} <= set(results)
+    card = (output_dir / "README.md").read_text(encoding="utf-8")
+    assert "## No-answer threshold" in card and f"exceeds {tuned:.6g} (tuned" in card
+
+
+def test_a_run_folder_evaluated_later_predicts_with_its_stored_threshold(trained, tmp_path):
+    model_dir, results = trained
+    later = run_recipe(tmp_path / "later", "--model_name_or_path", str(model_dir), "--do_train", "false")
+    stored = results["eval_tuned_null_threshold"]
+    assert later["eval_null_threshold"] == later["test_null_threshold"] == stored
+    assert later["eval_f1"] == pytest.approx(results["eval_tuned_f1"])
+    assert later["test_f1"] == pytest.approx(results["test_f1"])
+    assert (json.loads((tmp_path / "later" / "test_predictions.json").read_text(encoding="utf-8"))
+            == json.loads((model_dir / "test_predictions.json").read_text(encoding="utf-8")))
+    explicit = run_recipe(tmp_path / "explicit", "--model_name_or_path", str(model_dir), "--do_train", "false",
+                          "--do_eval", "false", "--null_score_diff_threshold", "0.0")
+    assert explicit["test_null_threshold"] == 0.0
+
+
+def test_a_stored_threshold_decides_the_answers(trained, tmp_path):
+    model_dir, results = trained
+    # A threshold no null-minus-span score exceeds answers every question, so unanswerable ones go wrong.
+    edited = tmp_path / "always-answers"
+    shutil.copytree(model_dir, edited)
+    config = json.loads((edited / "config.json").read_text())
+    config["null_score_diff_threshold"] = 1e6
+    (edited / "config.json").write_text(json.dumps(config))
+    always = run_recipe(tmp_path / "eval", "--model_name_or_path", str(edited), "--do_train", "false",
+                        "--do_predict", "false")
+    assert always["eval_null_threshold"] == 1e6
+    assert always["eval_NoAns_exact"] < results["eval_NoAns_exact"] - 50
+
+
+def test_best_model_by_tuned_f1_needs_tuning(tmp_path):
+    with pytest.raises(BadInputError, match="--metric_for_best_model tuned_f1 .*--tune_null_threshold"):
+        run_recipe(tmp_path, "--metric_for_best_model", "tuned_f1", "--load_best_model_at_end", "true")
 
 
 def test_resuming_from_a_checkpoint_reaches_the_uninterrupted_result(tmp_path):

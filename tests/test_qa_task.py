@@ -153,3 +153,31 @@ def test_asking_for_a_split_the_data_lacks_fails_before_training(tmp_path):
     args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, do_train=True, do_eval=True)
     with pytest.raises(ValueError, match="--do_eval needs the eval split"):
         run(task, model=None, training_args=args)
+
+
+def threshold_task(model_config, **qa_args) -> QuestionAnsweringTask:
+    return QuestionAnsweringTask(DataArguments(), QAArguments(**qa_args), AutoTokenizer.from_pretrained(TOKENIZER),
+                                 model_config)
+
+
+def test_the_threshold_stored_with_the_model_is_the_default_unless_one_is_given():
+    from transformers import BertConfig
+
+    stored = BertConfig(null_score_diff_threshold=-1.5)
+    assert threshold_task(stored).prediction_threshold() == -1.5
+    assert threshold_task(stored, null_score_diff_threshold=0.25).prediction_threshold() == 0.25
+    assert threshold_task(BertConfig()).prediction_threshold() == 0.0
+
+
+def test_tuning_without_validation_or_stored_threshold_warns(caplog):
+    from transformers import BertConfig
+
+    with caplog.at_level("INFO", logger="hf_tasks"):
+        assert threshold_task(BertConfig(), tune_null_threshold=True).prediction_threshold() == 0.0
+    assert [record.levelname for record in caplog.records] == ["WARNING"]
+    assert "no validation split" in caplog.text and "--null_score_diff_threshold" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="hf_tasks"):
+        stored = BertConfig(null_score_diff_threshold=2.0)
+        assert threshold_task(stored, tune_null_threshold=True).prediction_threshold() == 2.0
+    assert "WARNING" not in [record.levelname for record in caplog.records]

@@ -1,8 +1,11 @@
 """SQuAD v2 exact match and F1, computed locally, with English or Persian answer normalisation.
 
-English follows the official SQuAD v2 evaluation script (lower-case, drop punctuation and the
-articles a/an/the, collapse whitespace); Persian first applies `normalize_persian`, so that ي/ی,
-ZWNJ and Persian/ASCII digits do not decide a match. Keys and numbers match the official script.
+`squad_v2_scores` follows the official SQuAD v2 evaluation algorithm: its keys, the HasAns/NoAns
+grouping (by the raw gold answers), the no-answer threshold and the best_exact/best_f1 search.
+English normalisation is the official one (lower-case, drop ASCII punctuation and the articles
+a/an/the, collapse whitespace). Persian mode is our extension: it first applies
+`normalize_persian`, so that ي/ی, ZWNJ and Persian/ASCII digits do not decide a match, drops all
+Unicode punctuation and keeps every word; the algorithm around it is the same.
 """
 
 from __future__ import annotations
@@ -58,22 +61,27 @@ def f1(prediction: str, gold: str, language: str = "en") -> float:
     return _token_f1(normalize_answer(prediction, language).split(), normalize_answer(gold, language).split())
 
 
-def _question_scores(prediction: str, golds: Sequence[str], language: str) -> tuple[float, float, bool]:
-    """Best exact match and F1 over the gold answers, and whether the question has an answer."""
+def _question_scores(prediction: str, golds: Sequence[str], language: str) -> tuple[float, float]:
+    """Best exact match and F1 of `prediction` over the gold answers.
+
+    As in the official script, gold answers that normalise to nothing are dropped, and a question
+    left without any is scored against "" alone.
+    """
     predicted = normalize_answer(prediction, language).split()
-    # As in the official script, a gold answer that normalises to nothing does not count; a
-    # question left without gold answers is unanswerable and its only gold is "".
     gold_tokens = [tokens for tokens in (normalize_answer(gold, language).split() for gold in golds) if tokens]
-    if not gold_tokens:
-        return float(not predicted), float(not predicted), False
-    exact = max(float(tokens == predicted) for tokens in gold_tokens)
-    return exact, max(_token_f1(predicted, tokens) for tokens in gold_tokens), True
+    gold_tokens = gold_tokens or [[]]
+    return (max(float(tokens == predicted) for tokens in gold_tokens),
+            max(_token_f1(predicted, tokens) for tokens in gold_tokens))
 
 
 def _raw_scores(
     predictions: Mapping[str, str], references: Mapping[str, Sequence[str]], language: str
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """Question ids, exact and F1 per question (no threshold applied), and has-answer flags."""
+    """Question ids, exact and F1 per question (no threshold applied), and has-answer flags.
+
+    A question has an answer when its raw gold list is not empty, as in the official script, even
+    if every gold answer normalises to nothing (its scores are then those of "").
+    """
     if not references:
         raise ValueError("No questions to score: the references are empty.")
     missing = [question for question in references if question not in predictions]
@@ -92,31 +100,55 @@ def _raw_scores(
         if isinstance(golds, str):
             raise ValueError(f"References of {question!r} must be a list of answer texts, got the string {golds!r}.")
         scores.append(_question_scores(predictions[question], golds, language))
-    exact, token_f1, has_answer = zip(*scores)
-    return ids, np.array(exact, dtype=float), np.array(token_f1, dtype=float), np.array(has_answer, dtype=bool)
+    exact, token_f1 = (np.array(column, dtype=float) for column in zip(*scores))
+    has_answer = np.array([len(references[question]) > 0 for question in ids], dtype=bool)
+    return ids, exact, token_f1, has_answer
+
+
+def _percent(values: np.ndarray) -> float:
+    # Summed one by one in question order, as the official script does, so the figures agree to the last bit.
+    return 100.0 * sum(values.tolist()) / len(values)
 
 
 def _eval_dict(exact: np.ndarray, token_f1: np.ndarray, has_answer: np.ndarray) -> dict[str, float]:
     scores: dict[str, float] = {}
     for group, members in (("", np.ones_like(has_answer)), ("HasAns_", has_answer), ("NoAns_", ~has_answer)):
-        count = int(members.sum())
-        if group and not count:
+        if not members.any():
             continue
-        scores[f"{group}exact"] = 100.0 * float(exact[members].sum()) / count if count else 0.0
-        scores[f"{group}f1"] = 100.0 * float(token_f1[members].sum()) / count if count else 0.0
-        scores[f"{group}total"] = count
+        scores[f"{group}exact"] = _percent(exact[members])
+        scores[f"{group}f1"] = _percent(token_f1[members])
+        scores[f"{group}total"] = int(members.sum())
     return scores
 
 
-def _null_sweep(values: np.ndarray, answered_scores: np.ndarray, has_answer: np.ndarray) -> tuple[float, float | None]:
+def _official_best(
+    order: np.ndarray, probabilities: np.ndarray, raw: np.ndarray, has_answer: np.ndarray, answered: np.ndarray
+) -> tuple[float, float]:
+    """The official search for the best no-answer probability threshold: (best score in percent, threshold).
+
+    Start from "no answer everywhere" (the unanswerable count), then answer questions one at a time in
+    `order` (ascending probability): an answerable one adds its raw score, an unanswerable one loses
+    1 if its prediction is a non-empty string (even one that normalises to nothing, such as "the").
+    The first question at which the running total peaks above the start gives the threshold, else 0.0.
+    """
+    change = np.where(has_answer, raw, -answered.astype(float))[order]
+    start = float((~has_answer).sum())
+    # A cumulative sum adds in sequence, like the official loop, so totals and ties are the same.
+    totals = np.cumsum(np.concatenate([[start], change]))[1:]
+    peak = int(np.argmax(totals))
+    if totals[peak] > start:
+        return 100.0 * totals[peak] / len(raw), float(probabilities[order[peak]])
+    return 100.0 * start / len(raw), 0.0
+
+
+def _null_sweep(values: np.ndarray, answered_scores: np.ndarray, null_scores: np.ndarray) -> tuple[float, float | None]:
     """Best total score over thresholds t, where a question is answered iff its value <= t.
 
-    One sort and a cumulative sum instead of rescoring every threshold. Equal values are one step
-    (no threshold separates them), and only finite values are candidates. Returns the best total
-    and the winning value, or None when answering only the -inf questions is best. Unlike the
-    official loop, a prediction that normalises to nothing (e.g. "the") is scored as the "" it is.
+    `null_scores` are the questions' scores when they predict "". One sort and a cumulative sum
+    instead of rescoring every threshold. Equal values are one step (no threshold separates them),
+    and only finite values are candidates. Returns the best total and the winning value, or None
+    when answering only the -inf questions is best.
     """
-    null_scores = (~has_answer).astype(float)  # "" is right exactly for the unanswerable questions
     order = np.argsort(values, kind="stable")
     ordered = values[order]
     totals = null_scores.sum() + np.cumsum(answered_scores[order] - null_scores[order])
@@ -153,7 +185,10 @@ def squad_v2_scores(
 
     `references` maps each question id to its gold answer texts (empty for unanswerable). With
     `no_answer_probabilities`, a question whose probability exceeds `no_answer_threshold` counts as
-    answered "", and `best_exact`/`best_f1` with their thresholds are added (the official search).
+    answered "" (right exactly when its gold list is empty), and `best_exact`/`best_f1` with their
+    thresholds are added by the official search; questions with equal probabilities are taken in
+    the mapping's order, as the official script takes them in its probability file's order. One difference:
+    a missing prediction is an error here, where the official script skips the question.
     """
     ids, exact, token_f1, has_answer = _raw_scores(predictions, references, language)
     if no_answer_probabilities is None:
@@ -164,11 +199,14 @@ def squad_v2_scores(
     scores = _eval_dict(
         np.where(predicted_null, null_scores, exact), np.where(predicted_null, null_scores, token_f1), has_answer
     )
+    position = {question: index for index, question in enumerate(ids)}
+    in_mapping_order = np.array([position[question] for question in no_answer_probabilities if question in position])
+    order = in_mapping_order[np.argsort(probabilities[in_mapping_order], kind="stable")]
+    answered = np.array([predictions[question] != "" for question in ids])
     for name, raw in (("exact", exact), ("f1", token_f1)):
-        best_total, threshold = _null_sweep(probabilities, raw, has_answer)
-        scores[f"best_{name}"] = 100.0 * best_total / len(ids)
-        # The official script reports 0.0 when predicting no answer everywhere is best.
-        scores[f"best_{name}_thresh"] = 0.0 if threshold is None else threshold
+        scores[f"best_{name}"], scores[f"best_{name}_thresh"] = _official_best(
+            order, probabilities, raw, has_answer, answered
+        )
     return scores
 
 
@@ -181,18 +219,20 @@ def best_null_threshold(
     """The threshold on score_diff (null score - best span score) that maximises F1, and the scores at it.
 
     A question predicts "" when its score_diff is greater than the threshold, else its best span
-    text. Ties in F1 go to the lowest threshold. +inf (no valid span) always predicts "".
+    text; the scores are `squad_v2_scores` of those answers. Ties in F1 go to the lowest threshold.
+    +inf (no valid span) always predicts "". Unlike the official search over probabilities, equal
+    values move together (no threshold separates them) and an answer that normalises to nothing
+    counts as the "" it scores as, since these answers are what the model will predict.
     """
     ids, exact, token_f1, has_answer = _raw_scores(best_texts, references, language)
     diffs = _values_of("score_diffs", score_diffs, ids)
-    _, threshold = _null_sweep(diffs, token_f1, has_answer)
+    null_exact, null_f1 = (np.array(column, dtype=float) for column in zip(
+        *(_question_scores("", references[question], language) for question in ids)))
+    _, threshold = _null_sweep(diffs, token_f1, null_f1)
     if threshold is None:
         # Predicting "" wherever possible is best: any value below every finite score_diff does that.
         finite = diffs[np.isfinite(diffs)]
         threshold = float(finite.min()) - 1.0 if finite.size else 0.0
     answered = diffs <= threshold
-    null_scores = (~has_answer).astype(float)
-    scores = _eval_dict(
-        np.where(answered, exact, null_scores), np.where(answered, token_f1, null_scores), has_answer
-    )
+    scores = _eval_dict(np.where(answered, exact, null_exact), np.where(answered, token_f1, null_f1), has_answer)
     return threshold, scores

@@ -63,6 +63,11 @@ class Task(abc.ABC):
         """Write prediction files and plots for the last scored `prefix`; return the paths."""
         return []
 
+    def model_card_notes(self) -> str:
+        """Markdown (ending in a blank line) the model card adds after its results: settings the task
+        stored with the model."""
+        return ""
+
     def summary(self, metrics: dict[str, float]) -> str:
         """A short human line for the end-of-run summary (the headline metrics)."""
         keys = [k for k in metrics if not k.endswith(("_runtime", "_per_second", "_loss"))]

@@ -8,6 +8,7 @@ answer when the null score wins → SQuAD v2 EM/F1 with language-aware normalisa
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,13 @@ from hf_tasks.tasks.base import (
     tokenizer_fingerprint,
 )
 
+logger = logging.getLogger(__name__)
+
 # Bump when `QuestionAnsweringTask.tokenize_windows` changes the windows it builds (a test holds its source).
 WINDOWS_VERSION = 1
+# The model config attribute that carries a tuned no-answer threshold, so it is saved with the model.
+NULL_THRESHOLD_KEY = "null_score_diff_threshold"
+
 SQUAD_SHAPE = '{"data": [{"title": ..., "paragraphs": [{"context": ..., "qas": [{"id", "question", "answers"}]}]}]}'
 
 
@@ -38,12 +44,15 @@ class QAArguments:
     doc_stride: int = field(default=128, metadata={"help": "Tokens shared by consecutive windows of a long context."})
     n_best_size: int = field(default=20, metadata={"help": "Top start and end logits searched per window."})
     max_answer_length: int = field(default=30, metadata={"help": "Longest answer span, in tokens."})
-    null_score_diff_threshold: float = field(
-        default=0.0, metadata={"help": "Predict no answer when null score - best span score exceeds this."}
+    null_score_diff_threshold: float | None = field(
+        default=None,
+        metadata={"help": "Predict no answer when null score - best span score exceeds this. Unset: the threshold "
+                          "stored in the model's config by an earlier --tune_null_threshold run, else 0.0."},
     )
     tune_null_threshold: bool = field(
         default=False,
-        metadata={"help": "Pick the threshold that maximises validation F1, report it, and use it for the test split."},
+        metadata={"help": "Pick the threshold that maximises validation F1, use it for the test split and store it "
+                          "in the model's config; validation EM/F1 at it are eval_tuned_exact/eval_tuned_f1."},
     )
     answer_language: str = field(
         default="fa", metadata={"help": "Answer normalisation for EM/F1: 'fa' (Persian) or 'en' (official SQuAD)."}
@@ -220,7 +229,9 @@ def postprocess(
 class QuestionAnsweringTask(Task):
     """SQuAD v2-style extractive QA: windows in, answer texts and EM/F1 out."""
 
-    def __init__(self, data_args, qa_args: QAArguments, tokenizer):
+    def __init__(self, data_args, qa_args: QAArguments, tokenizer, model_config=None):
+        """`model_config` is the config of the model this task scores: a threshold stored there is the
+        default, and a tuned one is written there, so that it is saved with the model."""
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("QA needs a fast tokenizer (offset mappings); this checkpoint's tokenizer is not one.")
         self.data_args, self.qa_args, self.tokenizer = data_args, qa_args, tokenizer
@@ -229,7 +240,13 @@ class QuestionAnsweringTask(Task):
             raise ValueError(f"--doc_stride {qa_args.doc_stride} must be smaller than --max_seq_length "
                              f"{self.max_seq_length}.")
         self.data_collator = DataCollatorWithPadding(tokenizer)
-        self.null_threshold = qa_args.null_score_diff_threshold
+        self.model_config = model_config
+        self.stored_threshold = getattr(model_config, NULL_THRESHOLD_KEY, None)
+        if qa_args.null_score_diff_threshold is not None:
+            self.default_threshold = qa_args.null_score_diff_threshold
+        else:
+            self.default_threshold = 0.0 if self.stored_threshold is None else self.stored_threshold
+        self.tuned_threshold: float | None = None
         self.skipped_rows: list[dict] = []
         self.examples: dict[str, Dataset] = {}
         self.windows: dict[str, Dataset] = {}
@@ -241,6 +258,10 @@ class QuestionAnsweringTask(Task):
         return Dataset.from_list(rows)
 
     def build_features(self, training_args) -> dict[str, Dataset]:
+        best_metric = training_args.metric_for_best_model or ""
+        if "tuned_" in best_metric and not self.qa_args.tune_null_threshold:
+            raise BadInputError(f"--metric_for_best_model {best_metric} is reported only with --tune_null_threshold "
+                                "true; turn tuning on or choose f1.")
         splits = load_splits(self.data_args, self.read_local)
         if self.data_args.dataset_name:
             splits = {name: Dataset.from_list(validate_rows(
@@ -341,13 +362,47 @@ class QuestionAnsweringTask(Task):
         best_texts = dict(zip(ids, texts))
         diffs = dict(zip(ids, score_diffs.tolist()))
         if prefix == "eval" and self.qa_args.tune_null_threshold:
-            self.null_threshold, _ = best_null_threshold(diffs, best_texts, references, self.qa_args.answer_language)
-            metrics["null_threshold"] = self.null_threshold
-        answers = {row_id: "" if diffs[row_id] > self.null_threshold else text for row_id, text in best_texts.items()}
+            language = self.qa_args.answer_language
+            self.tuned_threshold, tuned = best_null_threshold(diffs, best_texts, references, language)
+            metrics.update(tuned_null_threshold=self.tuned_threshold, tuned_exact=tuned["exact"], tuned_f1=tuned["f1"])
+            if self.model_config is not None:
+                setattr(self.model_config, NULL_THRESHOLD_KEY, self.tuned_threshold)
+        # Validation is scored at the threshold the run started with, so eval_exact/eval_f1 are never
+        # tuned on the questions they score; only the test split gets a threshold tuned in this run.
+        threshold = self.default_threshold if prefix == "eval" else self.prediction_threshold()
+        metrics["null_threshold"] = threshold
+        answers = {row_id: "" if diffs[row_id] > threshold else text for row_id, text in best_texts.items()}
         self.scored[prefix] = {"answers": answers, "score_diffs": diffs}
         if any(references.values()) or SPLIT_OF_PREFIX[prefix] != "test":
             metrics.update(squad_v2_scores(answers, references, self.qa_args.answer_language))
         return metrics
+
+    def prediction_threshold(self) -> float:
+        """The threshold for the test split: tuned in this run, else given, else stored with the model, else 0.0."""
+        if self.tuned_threshold is not None:
+            return self.tuned_threshold
+        if self.qa_args.tune_null_threshold and self.qa_args.null_score_diff_threshold is None:
+            if self.stored_threshold is None:
+                logger.warning(
+                    "--tune_null_threshold: no validation split was scored to tune on and the model stores no "
+                    "threshold, so the test split uses %s; give --validation_file (with --do_eval) or "
+                    "--null_score_diff_threshold.", self.default_threshold)
+            else:
+                logger.info("--tune_null_threshold: no validation split was scored; the test split uses the "
+                            "threshold stored with the model, %s.", self.stored_threshold)
+        return self.default_threshold
+
+    def model_card_notes(self) -> str:
+        threshold = getattr(self.model_config, NULL_THRESHOLD_KEY, None)
+        if threshold is None:
+            return ""
+        source = ("tuned for the best F1 on this run's validation split" if self.tuned_threshold is not None
+                  else "stored by the model this run started from")
+        return (f"## No-answer threshold\n\nA question gets no answer when its null score minus its best span score "
+                f"exceeds {threshold:.6g} ({source}). The model's config carries it as `{NULL_THRESHOLD_KEY}` "
+                "(saved in `config.json` with the model), and `recipes/parsquad.py` uses it whenever it evaluates or "
+                "predicts with this model unless `--null_score_diff_threshold` is given. The `transformers` QA "
+                "pipeline does not read it.\n\n")
 
     def window_loss(self, prefix: str, start_logits: np.ndarray, end_logits: np.ndarray) -> float:
         """Mean over windows of the start/end cross-entropy over each window's own tokens (no padding)."""
@@ -382,4 +437,7 @@ class QuestionAnsweringTask(Task):
                              f"(n={int(metrics[f'{group}_total'])})")
         if "null_threshold" in metrics:
             parts.append(f"null threshold {metrics['null_threshold']:.3f}")
+        if "tuned_f1" in metrics:
+            parts.append(f"tuned on itself: EM/F1 {metrics['tuned_exact']:.2f}/{metrics['tuned_f1']:.2f} at threshold "
+                         f"{metrics['tuned_null_threshold']:.3f}")
         return ", ".join(parts) or "no references to score against"
