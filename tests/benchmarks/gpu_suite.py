@@ -386,7 +386,7 @@ def flattening_check(lengths: list[int], batch_size: int) -> dict:
 def section_bert_options(suite: Suite, smoke: bool, cuda: bool) -> None:
     from transformers import AutoModelForQuestionAnswering, BertConfig
 
-    from tests.benchmarks.bench_bert_finetune import SIZES, peak_tflops, training_flops
+    from tests.benchmarks.bench_bert_finetune import SIZES
 
     recipe = parsbert_speed_settings()
     if smoke:
@@ -436,7 +436,7 @@ def section_bert_options(suite: Suite, smoke: bool, cuda: bool) -> None:
     rows = {}
     for index, (name, baseline, variant, possible) in enumerate(comparisons):
         if index == 1:
-            mfu_at_384(suite, model, config, batch, skip_steps, steps, recipe, cuda, peak_tflops, training_flops)
+            mfu_at_384(suite, model, config, batch, skip_steps, steps, recipe, cuda)
         if not possible:
             rows[name] = {"status": "skipped: TF32 needs an Ampere or newer CUDA GPU"}
             suite.write("bert_options", {"comparisons": rows})
@@ -463,9 +463,11 @@ def section_bert_options(suite: Suite, smoke: bool, cuda: bool) -> None:
     suite.write("bert_options", {"comparisons": rows})
 
 
-def mfu_at_384(suite, model, config, batch, skip_steps, steps, recipe, cuda, peak_tflops, training_flops) -> None:
+def mfu_at_384(suite, model, config, batch, skip_steps, steps, recipe, cuda) -> None:
     """Tokens/s and MFU with every window 384 tokens long (no padding), the recipe's settings, two runs."""
     from transformers import default_data_collator
+
+    from tests.benchmarks.bench_bert_finetune import peak_tflops, training_flops
 
     length = 384
     data = fixed_length_windows(batch * steps, length, config.vocab_size)
