@@ -1,7 +1,8 @@
 """Every GPU figure of issue 18 in one command that fits a short loan of one GPU.
 
     python -m tests.benchmarks.gpu_suite --out results-gpu --budget_s 400   # one CUDA GPU
-    python -m tests.benchmarks.gpu_suite --out /tmp/smoke --smoke           # any machine, tiny sizes, < 2 minutes
+    python -m tests.benchmarks.gpu_suite --out /tmp/smoke --smoke           # any machine: tiny sizes, the same code
+                                                                            # (5 min on a busy 2-core box, sections capped)
 
 Sections run in priority order, each under its own time cap (and the whole under --budget_s,
 counted from the start of this module), and each writes its JSON into --out as soon as a figure is
