@@ -1,0 +1,84 @@
+"""The GPU suite's own machinery, on CPU: A B B A order and ratios, step metering, caps, the padding-free check."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoModelForQuestionAnswering, BertConfig, DataCollatorWithPadding
+
+from tests.benchmarks.bench_qa_windows import TOKENIZER
+from tests.benchmarks.gpu_suite import SectionTimeout, Suite, abba_ratios, flattening_check, time_cap, train_rate
+
+
+def test_abba_ratios_alternate_and_pair_adjacent_runs():
+    calls = []
+    rates = iter([10.0, 20.0, 30.0, 12.0, 11.0, 22.0, 33.0, 11.0])
+
+    def measure(name):
+        def run():
+            calls.append(name)
+            return {"rate": next(rates)}
+        return run
+
+    result = abba_ratios(measure("a"), measure("b"), blocks=2)
+    assert calls == ["a", "b", "b", "a"] * 2
+    # pairs (A1, B1) and (B2, A2) of each block: 20/10, 30/12, 22/11, 33/11 = 2, 2.5, 2, 3
+    assert result["ratio_b_over_a"] == {"median": 2.25, "min": 2.0, "max": 3.0, "n": 4}
+    assert result["a_rate"]["n"] == result["b_rate"]["n"] == 4
+
+
+def test_train_rate_counts_the_real_tokens_of_the_timed_steps_only():
+    lengths = [2, 3, 4, 5, 6, 7]
+    dataset = Dataset.from_dict({
+        "input_ids": [[5] * n for n in lengths], "attention_mask": [[1] * n for n in lengths],
+        "start_positions": [0] * 6, "end_positions": [1] * 6})
+    from transformers import AutoTokenizer
+
+    collator = DataCollatorWithPadding(AutoTokenizer.from_pretrained(TOKENIZER))
+    model = AutoModelForQuestionAnswering.from_config(BertConfig(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=100))
+    figures = train_rate(model, dataset, collator, {"per_device_train_batch_size": 2,
+                                                    "train_sampling_strategy": "sequential"},
+                         steps=3, skip_steps=1, rate_of="tokens")
+    # step 1 (lengths 2, 3) is untimed; steps 2 and 3 pad (4, 5) to 5 and (6, 7) to 7
+    assert figures["timed_items"] == 4
+    assert figures["timed_tokens"] == 4 + 5 + 6 + 7
+    assert figures["timed_padded_tokens"] == 2 * 5 + 2 * 7
+    assert figures["rate"] == figures["tokens_per_second"] > 0
+
+
+def test_flattening_check_counts_tokens_and_tests_the_attention():
+    lengths = [3, 5, 8, 8]
+    figures = flattening_check(lengths, batch_size=2)
+    assert figures["real_tokens"] == 24
+    for order in ("random_order", "group_by_length"):
+        padded = figures[f"padded_tokens_{order}"]
+        assert 24 < padded <= 8 * 4  # each batch pads to its longest; the 3 always shares a batch with a longer one
+        assert figures[f"tokens_saved_vs_{order}"] == round(1 - 24 / padded, 3)
+    # transformers 5.x builds BERT's SDPA mask without the position ids, so packed sequences attend to each other
+    assert figures["bert_sdpa_keeps_flattened_sequences_apart"] is False
+
+
+def test_a_failing_section_is_recorded_and_the_suite_goes_on(tmp_path):
+    suite = Suite(tmp_path, budget_s=600)
+
+    def broken():
+        suite.write("demo", {"first_figure": 1})
+        raise ValueError("no such model")
+
+    suite.run_section("demo", 60, broken)
+    recorded = json.loads((tmp_path / "demo.json").read_text())
+    assert recorded["first_figure"] == 1
+    assert recorded["status"] == "failed: ValueError: no such model"
+    assert "ValueError" in (tmp_path / "suite.log").read_text()
+
+
+def test_time_cap_stops_a_long_step():
+    began = time.monotonic()
+    with pytest.raises(SectionTimeout), time_cap(0.2):
+        time.sleep(5)
+    assert time.monotonic() - began < 2
