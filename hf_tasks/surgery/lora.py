@@ -8,10 +8,8 @@ head, classifier, BiGRU, pooled audio head, the paper's MLP head) trains fully a
 adapter (`modules_to_save`). `--freeze` still applies afterwards, so `--freeze layers:0-8` keeps
 LoRA out of the first nine layers.
 
-The head is wrapped here by its exact name instead of through `LoraConfig.modules_to_save`, which
-peft matches by name suffix: a pooled audio head's `dense` would also catch every `output_dense`
-of the speech encoder. The saved adapter still lists the head in `modules_to_save`, so
-`PeftModel.from_pretrained(base, folder)` restores it.
+peft finds `modules_to_save` by name suffix, so a head named like the end of an encoder module (the
+pooled audio head's `dense`, beside HuBERT's `output_dense`) is refused: the adapter would not load.
 
 A LoRA run folder holds the adapter, `base_model/` (`frozen_base`: the model the adapter applies to;
 a base built from a config or changed by surgery exists nowhere else) and, with `--merge_lora`,
@@ -28,7 +26,7 @@ from torch import nn
 
 from hf_tasks.errors import BadInputError
 from hf_tasks.surgery.counts import parameter_counts
-from hf_tasks.surgery.freeze import freeze
+from hf_tasks.surgery.freeze import freeze_targets
 from hf_tasks.surgery.training import SurgeryArguments
 
 logger = logging.getLogger(__name__)
@@ -124,6 +122,21 @@ def default_target_modules(model: nn.Module) -> list[str]:
     )
 
 
+def _check_unambiguous(model: nn.Module, heads: list[str]) -> None:
+    """peft finds `modules_to_save` by name suffix, when training and when loading the adapter; a head
+    whose name ends another module's name (a `dense` head beside an encoder's `output_dense`) would
+    drag that module along."""
+    for head in heads:
+        # Parameterless matches (a timm backbone's Identity `head`) have nothing to save or load.
+        clashes = [name for name, module in model.named_modules()
+                   if name != head and name.endswith(head) and any(True for _ in module.parameters())]
+        if clashes:
+            raise BadInputError(
+                f"--peft lora: the head module {head!r} of {type(model).__name__} cannot be saved with the adapter, "
+                f"as peft would take {clashes[0]!r} for it too. Use a head without such a name (ShEMO: --head auto)."
+            )
+
+
 def apply_lora(model: nn.Module, lora_args: LoraArguments, surgery_args: SurgeryArguments | None = None,
                *, training: bool = True):
     """`model` with LoRA adapters as `lora_args` ask (unchanged without --peft), after `apply_surgery`
@@ -137,9 +150,11 @@ def apply_lora(model: nn.Module, lora_args: LoraArguments, surgery_args: Surgery
             "or after it (run the merged/ folder of a --merge_lora run without --do_train and with the pruning flags)."
         )
     from peft import LoraConfig, get_peft_model
-    from peft.utils import ModulesToSaveWrapper
 
     heads = head_modules(model)
+    _check_unambiguous(model, heads)
+    # Resolved on the model before LoRA: the layers' structure is what surgery recognises.
+    frozen = freeze_targets(model, surgery_args.freeze) if surgery_args is not None and surgery_args.freeze else []
     targets = lora_args.lora_target_modules or default_target_modules(model)
     target_modules = targets[0] if targets == ["all-linear"] else targets
     config = LoraConfig(
@@ -147,22 +162,16 @@ def apply_lora(model: nn.Module, lora_args: LoraArguments, surgery_args: Surgery
         lora_alpha=lora_args.lora_alpha,
         lora_dropout=lora_args.lora_dropout,
         target_modules=target_modules,
-        # A regex matches whole names, so only the head itself is kept out of LoRA.
-        exclude_modules=rf"({'|'.join(heads)})(\..*)?" if heads else None,
+        modules_to_save=heads,
     )
     before = parameter_counts(model)
     try:
         peft_model = get_peft_model(model, config, adapter_name=ADAPTER_NAME)
     except ValueError as error:
         raise BadInputError(f"--lora_target_modules {' '.join(targets)}: {error}") from None
-    inner = peft_model.get_base_model()
-    for name in heads:
-        wrapper = ModulesToSaveWrapper(getattr(inner, name), ADAPTER_NAME)
-        wrapper.set_adapter(ADAPTER_NAME, inference_mode=False)
-        setattr(inner, name, wrapper)
-    peft_model.peft_config[ADAPTER_NAME].modules_to_save = heads
-    if surgery_args is not None and surgery_args.freeze:
-        freeze(inner, surgery_args.freeze)
+    for name, parameter in peft_model.get_base_model().named_parameters():
+        if any(name == prefix or name.startswith(f"{prefix}.") for prefix in frozen):
+            parameter.requires_grad_(False)
     after = parameter_counts(peft_model)
     logger.info("LoRA (r=%s, alpha=%s) on %s; heads trained and saved with the adapter: %s. Trainable: %s of %s "
                 "parameters (full fine-tuning: %s).", lora_args.lora_r, lora_args.lora_alpha, target_modules,
