@@ -30,6 +30,14 @@ from hf_tasks.plots import plot_training_curves
 from hf_tasks.portable import auto_class_names, needs_shipped_code, pipeline_task, ship_code
 from hf_tasks.run_folder import check_output_dir, clear_previous_run, resolve_checkpoint, snapshot, write_manifest
 from hf_tasks.surgery import parameter_counts
+from hf_tasks.surgery.lora import (
+    BASE_MODEL_FOLDER,
+    MERGED_MODEL_FOLDER,
+    LoraArguments,
+    frozen_base,
+    is_peft_model,
+    merged_model,
+)
 from hf_tasks.tasks.base import Task
 
 logger = logging.getLogger("hf_tasks")
@@ -242,7 +250,7 @@ def run(
         optimizers=optimizers,
         task=task,
     )
-    results: dict[str, Any] = dict(parameter_counts(model))
+    results: dict[str, Any] = _parameter_counts(model)
     logger.info("Parameters: %(trainable_params)s trainable of %(total_params)s", results)
 
     if training_args.do_train:
@@ -263,12 +271,14 @@ def run(
         trainer.save_model()
         trainer.save_state()
         results.update(train_output.metrics)
-        results.update(parameter_counts(trainer.model))  # surgery during training (pruning) may shrink it
+        results.update(_parameter_counts(trainer.model))  # surgery during training (pruning) may shrink it
     if training_args.do_eval:
         results.update(trainer.evaluate())
-        if training_args.do_train and training_args.should_save:
-            # Evaluation may tune a setting the model keeps in its config (QA's no-answer threshold).
-            trainer.accelerator.unwrap_model(trainer.model).config.save_pretrained(output_dir)
+        trained = trainer.accelerator.unwrap_model(trainer.model)
+        if training_args.do_train and training_args.should_save and not is_peft_model(trained):
+            # Evaluation may tune a setting the model keeps in its config (QA's no-answer threshold);
+            # a LoRA run's base_model/ and merged/ are written after this, config included.
+            trained.config.save_pretrained(output_dir)
     if training_args.do_predict:
         results.update(trainer.predict(features["test"], metric_key_prefix="test").metrics)
     results["wall_time_seconds"] = round(time.perf_counter() - started, 2)
@@ -281,6 +291,26 @@ def run(
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="hf_tasks run")
     return results
+
+
+def _parameter_counts(model) -> dict[str, Any]:
+    counts = parameter_counts(model)
+    return {**counts, "trainable_share": round(counts["trainable_params"] / max(counts["total_params"], 1), 6)}
+
+
+def _write_lora_folders(model, output_dir: Path, arguments: Iterable, processing_class) -> dict[str, Any]:
+    """base_model/ (what the adapter applies to) and, with --merge_lora, merged/; each saved and shipped
+    like a run folder's model. Returns folder name → model."""
+    lora_args = next((argument for argument in arguments if isinstance(argument, LoraArguments)), None)
+    folders = {BASE_MODEL_FOLDER: frozen_base(model)}
+    if lora_args is not None and lora_args.merge_lora:
+        folders[MERGED_MODEL_FOLDER] = merged_model(model)
+    for name, folder_model in folders.items():
+        folder_model.save_pretrained(output_dir / name)
+        if processing_class is not None:
+            processing_class.save_pretrained(output_dir / name)
+        ship_code(folder_model, output_dir / name)
+    return folders
 
 
 def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: Iterable, card: dict) -> list[Path]:
@@ -311,7 +341,12 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
     if (output_dir / "config.json").is_file():
         files += ship_code(model, output_dir)
     location = trainer.args.hub_model_id if trainer.args.push_to_hub and trainer.args.hub_model_id else str(output_dir)
-    usage = loading_code(model, location)
+    if is_peft_model(model):
+        folders = _write_lora_folders(model, output_dir, arguments, trainer.processing_class)
+        files += [output_dir / name for name in folders]
+        usage = lora_loading_code(folders, location)
+    else:
+        usage = loading_code(model, location)
     card_text = _model_card(config, results, card, usage, task.model_card_notes())
     (output_dir / "README.md").write_text(card_text, encoding="utf-8")
     return files
@@ -330,6 +365,18 @@ def loading_code(model, location: str) -> str:
     if task is not None:
         code += (f"\n\n# or, with its tokenizer or processor:\nfrom transformers import pipeline\n\n"
                  f"predict = pipeline({json.dumps(task)}, model={quoted}{remote})")
+    return code
+
+
+def lora_loading_code(folders: dict[str, Any], location: str) -> str:
+    """Python that loads a LoRA run: the adapter on base_model/ with peft, and the merged model (if
+    written) with transformers alone."""
+    base = folders[BASE_MODEL_FOLDER]
+    code = loading_code(base, f"{location}/{BASE_MODEL_FOLDER}").replace("model = ", "base = ", 1).split("\n\n# or")[0]
+    code += f"\n\nfrom peft import PeftModel\n\nmodel = PeftModel.from_pretrained(base, {json.dumps(location, ensure_ascii=False)})"
+    if MERGED_MODEL_FOLDER in folders:
+        code += ("\n\n# or the merged model (the adapter folded into the weights), with transformers alone:\n"
+                 + loading_code(folders[MERGED_MODEL_FOLDER], f"{location}/{MERGED_MODEL_FOLDER}"))
     return code
 
 

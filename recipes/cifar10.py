@@ -27,6 +27,7 @@ from hf_tasks.modeling.timm_model import (
     trainable_counts,
 )
 from hf_tasks.runner import run, setup
+from hf_tasks.surgery.lora import LoraArguments, apply_lora
 from hf_tasks.samples.images import write_shapes_tree
 from hf_tasks.samples.owned_folder import generate_into_data_dir
 from hf_tasks.tasks.image import ImageArguments, ImageClassificationTask
@@ -47,11 +48,12 @@ class Cifar10Arguments(ImageArguments, TransferArguments):
         TransferArguments.__post_init__(self)
 
 
-ARGUMENTS = (ModelArguments, DataArguments, Cifar10Arguments, TrainingArguments)  # main's parameters, in order
+ARGUMENTS = (ModelArguments, DataArguments, Cifar10Arguments, LoraArguments, TrainingArguments)  # main's parameters, in order
 
 
 def main(
-    model_args: ModelArguments, data_args: DataArguments, task_args: Cifar10Arguments, training_args: TrainingArguments
+    model_args: ModelArguments, data_args: DataArguments, task_args: Cifar10Arguments, lora_args: LoraArguments,
+    training_args: TrainingArguments,
 ):
     setup(training_args)
     check_plateau_schedule(training_args)
@@ -70,6 +72,8 @@ def main(
     )
     if task_args.normalization == "backbone":
         task.set_backbone_statistics(backbone_statistics(model, name, **model_args.pretrained_kwargs()))
+    # LoRA replaces the trainable block: peft freezes the whole backbone and adapts its attention or convolutions.
+    model = apply_lora(model, lora_args)
     callbacks = [EpochTimingCallback()]
     if task_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=task_args.early_stopping_patience))
@@ -79,7 +83,7 @@ def main(
         training_args,
         processing_class=task.image_processor(),
         callbacks=callbacks,
-        arguments=(model_args, data_args, task_args, training_args),
+        arguments=(model_args, data_args, task_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/cifar10.py",
             "tags": ["image-classification", "cifar10", "transfer-learning"],

@@ -16,8 +16,9 @@ from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, pars
 from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_config, load_model, load_processor
 from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
-from hf_tasks.modeling.feature_cache import feature_based
+from hf_tasks.modeling.feature_cache import FEATURE_BASED_LORA, feature_based
 from hf_tasks.runner import run, setup
+from hf_tasks.surgery.lora import LoraArguments, apply_lora
 from hf_tasks.tasks.base import BadInputError
 from hf_tasks.tasks.classification import label_maps
 from hf_tasks.tasks.text import TextArguments, TextClassificationTask
@@ -83,16 +84,18 @@ def build_model(model_args: ModelArguments, head_args: HeadArguments, task: Text
     )
 
 
-ARGUMENTS = (ModelArguments, DataArguments, TextArguments, HeadArguments, TrainingArguments)  # main's parameters, in order
+ARGUMENTS = (ModelArguments, DataArguments, TextArguments, HeadArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
 
 
 def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextArguments, head_args: HeadArguments,
-         training_args: TrainingArguments):
+         lora_args: LoraArguments, training_args: TrainingArguments):
+    if head_args.feature_based and lora_args.peft:
+        raise BadInputError(FEATURE_BASED_LORA)
     setup(training_args)
     tokenizer = load_processor(model_args)
     tokenizer.padding_side = "right"  # the BiGRU packs sequences by their lengths from the left
     task = TextClassificationTask(data_args, text_args, tokenizer)
-    model = build_model(model_args, head_args, task)
+    model = apply_lora(build_model(model_args, head_args, task), lora_args)
     cache = None
     if head_args.feature_based:
         mode = "tokens" if head_args.head == "bigru" else "first_token"
@@ -102,7 +105,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextAr
         model,
         training_args,
         processing_class=tokenizer,
-        arguments=(model_args, data_args, text_args, head_args, training_args),
+        arguments=(model_args, data_args, text_args, head_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/covid_fakenews.py",
             "tags": ["text-classification", "covid-19", "fake-news", "tweets"],

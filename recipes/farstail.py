@@ -13,15 +13,16 @@ from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run, setup
 from hf_tasks.surgery import SurgeryArguments, apply_surgery
+from hf_tasks.surgery.lora import LoraArguments, apply_lora
 from hf_tasks.tasks.classification import label_maps
 from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask
 
 
-ARGUMENTS = (ModelArguments, DataArguments, PairArguments, SurgeryArguments, TrainingArguments)  # main's parameters, in order
+ARGUMENTS = (ModelArguments, DataArguments, PairArguments, SurgeryArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
 
 
 def main(model_args: ModelArguments, data_args: DataArguments, pair_args: PairArguments,
-         surgery_args: SurgeryArguments, training_args: TrainingArguments):
+         surgery_args: SurgeryArguments, lora_args: LoraArguments, training_args: TrainingArguments):
     setup(training_args)
     tokenizer = load_processor(model_args)
     task = PairClassificationTask(data_args, pair_args, tokenizer)
@@ -29,13 +30,14 @@ def main(model_args: ModelArguments, data_args: DataArguments, pair_args: PairAr
     callbacks = apply_surgery(model, surgery_args, splits=task.features(training_args),
                               training=training_args.do_train, data_collator=task.data_collator,
                               seed=training_args.seed)
+    model = apply_lora(model, lora_args, surgery_args, training=training_args.do_train)
     return run(
         task,
         model,
         training_args,
         processing_class=tokenizer,
         callbacks=callbacks,
-        arguments=(model_args, data_args, pair_args, surgery_args, training_args),
+        arguments=(model_args, data_args, pair_args, surgery_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/farstail.py",
             "tags": ["text-classification", "natural-language-inference", "persian", "farstail"],

@@ -10,24 +10,27 @@ from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, pars
 from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run, setup
+from hf_tasks.surgery.lora import LoraArguments, apply_lora
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
 
 
-ARGUMENTS = (ModelArguments, DataArguments, QAArguments, TrainingArguments)  # main's parameters, in order
+ARGUMENTS = (ModelArguments, DataArguments, QAArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
 
 
-def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArguments, training_args: TrainingArguments):
+def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArguments, lora_args: LoraArguments,
+         training_args: TrainingArguments):
     setup(training_args)
     tokenizer = load_processor(model_args)
     model = load_model(AutoModelForQuestionAnswering, model_args)
     # The task reads a no-answer threshold stored with the model and stores a tuned one there.
     task = QuestionAnsweringTask(data_args, qa_args, tokenizer, model.config)
+    model = apply_lora(model, lora_args)
     return run(
         task,
         model,
         training_args,
         processing_class=tokenizer,
-        arguments=(model_args, data_args, qa_args, training_args),
+        arguments=(model_args, data_args, qa_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/parsquad.py",
             "tags": ["question-answering", "persian", "pquad"],

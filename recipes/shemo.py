@@ -19,14 +19,15 @@ from hf_tasks.runner import run, setup
 from hf_tasks.samples.owned_folder import generate_into_data_dir
 from hf_tasks.samples.shemo import write_synthetic_shemo
 from hf_tasks.surgery import SurgeryArguments, apply_surgery
+from hf_tasks.surgery.lora import LoraArguments, apply_lora
 from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask, load_audio_classifier
 
 
-ARGUMENTS = (ModelArguments, DataArguments, AudioArguments, SurgeryArguments, TrainingArguments)  # main's parameters, in order
+ARGUMENTS = (ModelArguments, DataArguments, AudioArguments, SurgeryArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
 
 
 def main(model_args: ModelArguments, data_args: DataArguments, audio_args: AudioArguments,
-         surgery_args: SurgeryArguments, training_args: TrainingArguments):
+         surgery_args: SurgeryArguments, lora_args: LoraArguments, training_args: TrainingArguments):
     setup(training_args)
     if audio_args.generate_synthetic_data:
         generate_into_data_dir(data_args.data_dir, training_args, write_synthetic_shemo)
@@ -36,13 +37,14 @@ def main(model_args: ModelArguments, data_args: DataArguments, audio_args: Audio
     callbacks = apply_surgery(model, surgery_args, splits=task.features(training_args),
                               training=training_args.do_train, data_collator=task.data_collator,
                               seed=training_args.seed)
+    model = apply_lora(model, lora_args, surgery_args, training=training_args.do_train)
     return run(
         task,
         model,
         training_args,
         processing_class=feature_extractor,
         callbacks=callbacks,
-        arguments=(model_args, data_args, audio_args, surgery_args, training_args),
+        arguments=(model_args, data_args, audio_args, surgery_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/shemo.py",
             "tags": ["audio-classification", "speech-emotion-recognition", "persian", "shemo"],

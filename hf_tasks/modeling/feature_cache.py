@@ -21,11 +21,18 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from hf_tasks.errors import BadInputError
+
 logger = logging.getLogger(__name__)
 
 #: "tokens": every token state (for heads that read the sequence, such as the BiGRU).
 #: "first_token": the first token's state and the pooler output only (for [CLS]/pooler heads).
 CacheMode = Literal["tokens", "first_token"]
+
+FEATURE_BASED_LORA = (
+    "--feature_based trains only the head on a frozen backbone, and LoRA trains adapters inside the backbone, "
+    "so the two cannot be combined (nor can cached features be reused); drop --feature_based or --peft lora."
+)
 
 
 def backbone_of(model: nn.Module) -> nn.Module:
@@ -146,6 +153,8 @@ def feature_based(model: nn.Module, cache: CacheMode | None = None) -> FeatureCa
     with `cache` memoise its outputs. Returns the cache, if any."""
     from hf_tasks.surgery import freeze
 
+    if hasattr(model, "peft_config"):
+        raise BadInputError(FEATURE_BASED_LORA)
     freeze(model, ["backbone"])
     backbone = backbone_of(model)
     keep_in_inference_mode(backbone)
