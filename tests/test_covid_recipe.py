@@ -122,7 +122,7 @@ def test_cache_features_without_feature_based_is_refused(tmp_path):
 def test_study_configs_name_their_backbone_head_and_mode(name):
     path = REPO / f"recipes/configs/covid_fakenews/{name}.yaml"
     config = parse(*covid_fakenews.ARGUMENTS, args=["--config", str(path), "--use_cpu", "true"])
-    model_args, data_args, _, head_args, training_args = config
+    model_args, data_args, _, head_args, _, training_args = config
     backbone = "digitalepidemiologylab/covid-twitter-bert-v2" if name.startswith("ct_bert") else "bert-base-uncased"
     assert model_args.model_name_or_path == backbone
     assert head_args.head == ("bigru" if "bigru" in name else "linear")

@@ -167,7 +167,7 @@ class SignalAtStep(TrainerCallback):
 
 
 def test_sigterm_during_training_saves_a_checkpoint_and_stops_with_status_143(tmp_path):
-    model_args, data_args, qa_args, training_args = parse(*parsquad.ARGUMENTS, args=recipe_args(
+    model_args, data_args, qa_args, _, training_args = parse(*parsquad.ARGUMENTS, args=recipe_args(
         CONFIG, tmp_path, "--max_train_samples", "64", "--num_train_epochs", "3", "--save_strategy", "no"))
     tokenizer = load_processor(model_args)
     task = QuestionAnsweringTask(data_args, qa_args, tokenizer)
