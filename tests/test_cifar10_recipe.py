@@ -48,7 +48,7 @@ def run_recipe(recipe, *args: str):
 
 def test_every_config_parses(recipe):
     for config in sorted(CONFIGS.glob("*.yaml")):
-        model_args, data_args, task_args, training_args = parse(
+        model_args, data_args, task_args, _, training_args = parse(
             *recipe.ARGUMENTS,
             args=["--config", str(config), "--use_cpu", "--bf16", "false"],
         )

@@ -98,7 +98,7 @@ def test_cached_features_give_the_same_metrics_as_running_the_frozen_backbone(tm
 
 
 def test_linear_head_with_one_sigmoid_output_trains_with_binary_cross_entropy(tmp_path):
-    model_args, data_args, text_args, head_args, training_args = parse(
+    model_args, data_args, text_args, head_args, _, training_args = parse(
         *covid_fakenews.ARGUMENTS, args=recipe_args(CONFIG, tmp_path, "--binary_sigmoid", "true", "--max_train_samples", "4"))
     tokenizer = load_processor(model_args)
     task = TextClassificationTask(data_args, text_args, tokenizer)
