@@ -1,4 +1,4 @@
-"""Shared fixtures: every test runs offline, on CPU, with one thread per process."""
+"""Shared fixtures: every test runs offline, on CPU, with one thread per process, on private caches."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.caches import use_private_caches
+
+# Before anything imports datasets, transformers or wandb: they read their cache folders once.
+SESSION_CACHES = use_private_caches("hf_tasks-tests-")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -23,6 +27,16 @@ RECIPES = REPO / "recipes"
 sys.path.insert(0, str(RECIPES))
 # Configs name sample files relative to the repository root, as the README commands run them.
 os.chdir(REPO)
+
+
+@pytest.fixture
+def empty_preprocessing_cache(tmp_path, monkeypatch) -> Path:
+    """The preprocessing cache folder (`<datasets cache>/hf_tasks`), empty, for one test: a cache test
+    can then show that the first build computed its features rather than found them."""
+    import datasets.config
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+    return tmp_path / "datasets-cache" / "hf_tasks"
 
 
 @pytest.fixture(autouse=True, scope="session")
