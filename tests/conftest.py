@@ -52,6 +52,17 @@ def recipe_args(config: str, output_dir: Path, *overrides: str) -> list[str]:
             "--report_to", "none", "--disable_tqdm", "true", *overrides]
 
 
+def accuracy_of_predictions(predictions_csv: Path) -> float:
+    """The share of rows in a classification run's `*_predictions.csv` whose prediction is the gold label:
+    a run's reported accuracy must equal it, whatever the model learned."""
+    import csv
+
+    with Path(predictions_csv).open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and all(row["gold_label"] for row in rows), predictions_csv
+    return sum(row["gold_label"] == row["predicted_label"] for row in rows) / len(rows)
+
+
 TWO_PROCESSES = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
 TWO_PROCESS_TIMEOUT = 300  # a process waiting for a peer that stopped (a collective mismatch) must not hang the suite
 
