@@ -2,13 +2,55 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import BertConfig, BertForQuestionAnswering
 
+from tests.benchmarks import record as recording
+from tests.benchmarks.abba import Ratio, Spread, alternate
 from tests.benchmarks.bench_bert_finetune import measure, peak_tflops, training_flops
+
+
+def test_variants_alternate_in_abba_order_and_the_warmup_round_is_dropped():
+    calls = []
+
+    def variant(name):
+        def run():
+            calls.append(name)
+            return len(calls)
+        return run
+
+    results = alternate({"a": variant("a"), "b": variant("b")}, rounds=3, warmup=1)
+    assert "".join(calls) == "ab" "ba" "ab" "ba"
+    assert results == {"a": [4, 5, 8], "b": [3, 6, 7]}
+
+
+def test_a_ratio_whose_range_holds_one_is_no_measurable_difference():
+    faster = Ratio.within_rounds([2.0, 3.0, 2.4], [1.0, 2.0, 2.0])
+    assert (faster.median, faster.low, faster.high, faster.rounds) == (1.5, 1.2, 2.0, 3)
+    assert faster.measurable and faster.format() == "1.50x (range 1.20-2.00x, 3 rounds)"
+    unclear = Ratio.within_rounds([1.1, 0.9, 1.3], [1.0, 1.0, 1.0])
+    assert not unclear.measurable
+    assert unclear.format() == "no measurable difference: 1.10x (range 0.90-1.30x, 3 rounds)"
+    with pytest.raises(ValueError, match="2 numerators for 3 denominators"):
+        Ratio.within_rounds([1.0, 2.0], [1.0, 1.0, 1.0])
+
+
+def test_recorded_rows_keep_median_and_range_and_a_changed_row_starts_a_new_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(recording, "RESULTS", tmp_path)
+    recording.record("demo", {"speedup": Ratio.of([1.5, 1.25, 2.0])})
+    recording.record("demo", {"speedup": Ratio.of([1.5, 1.25, 2.0])})
+    recording.record("demo", {"speedup": Ratio.of([1.5]), "rate": Spread.of([120.0, 80.0])})
+    assert json.loads((tmp_path / "demo.json").read_text())["rate"] == {
+        "median": 100.0, "low": 80.0, "high": 120.0, "rounds": 2, "text": "100.0 (range 80.0-120.0, 2 rounds)"}
+    lines = (tmp_path / "demo.md").read_text().splitlines()
+    assert [line.split(" | ")[3:] for line in lines if line.startswith("| 2")] == [
+        ["1.50x (range 1.25-2.00x, 3 rounds) |"]] * 2 + [["1.50x (range 1.50-1.50x, 1 rounds)", "100.0 (range 80.0-120.0, 2 rounds) |"]]
+    assert sum(line.startswith("| date |") for line in lines) == 2
 
 
 def test_bert_training_flops_match_torch_flop_counter():
@@ -40,3 +82,4 @@ def test_bert_benchmark_times_the_epochs_after_the_warmup(tmp_path):
     assert 0 < figures["mean_window_tokens"] <= 384
     assert figures["tokens_per_second"] > 0
     assert figures["model_tflops_per_second"] > 0
+

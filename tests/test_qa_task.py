@@ -79,6 +79,14 @@ def test_persian_zwnj_and_mixed_digits_survive_the_round_trip(tmp_path):
 
 
 def test_vectorised_postprocessing_equals_the_reference_loop():
+    # The inputs can tell windows of one example apart: read with another window's offsets, the same
+    # logits give other answers, so an implementation that mixed them up could not pass.
+    contexts, example_index, offsets, starts, ends = synthetic_windows(60, width=96, seed=0)
+    shared = np.flatnonzero(example_index[1:] == example_index[:-1])  # a window whose successor is the same example's
+    swapped = offsets.copy()
+    swapped[shared], swapped[shared + 1] = offsets[shared + 1], offsets[shared]
+    assert reference_postprocess(contexts, example_index, swapped, starts, ends)[0] != \
+        reference_postprocess(contexts, example_index, offsets, starts, ends)[0]
     for seed in range(3):
         inputs = synthetic_windows(60, width=96, seed=seed)
         for n_best, max_length in ((20, 30), (5, 4)):
