@@ -39,7 +39,7 @@ from tests.benchmarks.record import record  # noqa: E402
 from tests.caches import use_private_caches  # noqa: E402
 
 SAMPLES = REPO / "hf_tasks/samples"
-LEARNING_RATES = {"bigru": 1e-3, "linear": 1e-2}
+LEARNING_RATES = {"bigru": 1e-3, "linear": 3e-2}  # at 1e-3 the linear probe predicts only "real"
 SCORES = ("eval_accuracy", "eval_weighted_f1", "eval_f1_real", "eval_f1_fake", "eval_loss")
 
 
@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--head", choices=("bigru", "linear"), default="bigru")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--learning_rate", type=float, help="default: 1e-3 for bigru, 1e-2 for linear")
+    parser.add_argument("--learning_rate", type=float, help="default: 1e-3 for bigru, 3e-2 for linear")
     parser.add_argument("--model_name_or_path", type=Path, default=installed_minilm())
     args = parser.parse_args()
     learning_rate = args.learning_rate or LEARNING_RATES[args.head]
