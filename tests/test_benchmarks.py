@@ -8,11 +8,15 @@ import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from transformers import BertConfig, BertForQuestionAnswering
+from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+from hf_tasks.args import DataArguments
+from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
 
 from tests.benchmarks import record as recording
 from tests.benchmarks.abba import Ratio, Spread, alternate
-from tests.benchmarks.bench_bert_finetune import measure, peak_tflops, training_flops
+from tests.benchmarks.bench_bert_finetune import SIZES, measure, peak_tflops, training_flops
+from tests.benchmarks.bench_qa_windows import TOKENIZER, corpus
 
 
 def test_variants_alternate_in_abba_order_and_the_warmup_round_is_dropped():
@@ -78,8 +82,16 @@ def test_peak_table_prefers_the_specific_name():
 def test_bert_benchmark_times_the_epochs_after_the_warmup(tmp_path):
     figures = measure("tiny", questions=48, epochs=2, workdir=tmp_path, cuda=False)
     assert figures["timed_epochs"] == 1
-    assert figures["windows_per_epoch"] >= 48
-    assert 0 < figures["mean_window_tokens"] <= 384
+    # The windows the benchmark counts are the ones the QA task makes of the corpus at 384/128.
+    task = QuestionAnsweringTask(DataArguments(max_seq_length=384), QAArguments(doc_stride=128),
+                                 AutoTokenizer.from_pretrained(TOKENIZER))
+    lengths = [len(ids) for ids in task.tokenize_windows(corpus(48)[:], list(range(48)), keep_offsets=False)["input_ids"]]
+    assert figures["windows_per_epoch"] == len(lengths)
+    assert figures["mean_window_tokens"] == round(float(np.mean(lengths)), 1)
+    # The model FLOP rate is the token rate times the FLOPs a token of these windows costs (both rounded).
+    config = BertConfig(max_position_embeddings=512, **SIZES["tiny"])
+    flops_per_token = training_flops(BertForQuestionAnswering(config), config, np.array(lengths)) / sum(lengths)
     assert figures["tokens_per_second"] > 0
-    assert figures["model_tflops_per_second"] > 0
+    assert figures["model_tflops_per_second"] == pytest.approx(
+        figures["tokens_per_second"] * flops_per_token / 1e12, abs=5e-4)
 
