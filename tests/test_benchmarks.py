@@ -17,6 +17,8 @@ from tests.benchmarks import record as recording
 from tests.benchmarks.abba import Ratio, Spread, alternate
 from tests.benchmarks.bench_bert_finetune import SIZES, measure, peak_tflops, training_flops
 from tests.benchmarks.bench_qa_windows import TOKENIZER, corpus
+from tests.benchmarks.readme_table import table
+from tests.conftest import REPO
 
 
 def test_variants_alternate_in_abba_order_and_the_warmup_round_is_dropped():
@@ -95,3 +97,8 @@ def test_bert_benchmark_times_the_epochs_after_the_warmup(tmp_path):
     assert figures["model_tflops_per_second"] == pytest.approx(
         figures["tokens_per_second"] * flops_per_token / 1e12, abs=5e-4)
 
+
+def test_readme_benchmark_table_is_the_one_generated_from_the_recorded_rows():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    generated = readme.split("<!-- generated: python -m tests.benchmarks.readme_table -->\n")[1]
+    assert generated.split("<!-- end generated -->")[0] == table()
