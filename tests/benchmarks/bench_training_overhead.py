@@ -2,7 +2,8 @@
 
     python -m tests.benchmarks.bench_training_overhead [--rounds 12] [--epochs 10] [--recipes parsquad ...]
         [--cpu N]
-    # over an hour on 2 CPU cores with the defaults; --recipes and --epochs make it shorter
+    # twice the runs of the earlier 6-pair default (about 40 minutes on 2 CPU cores); --recipes, --epochs
+    # and --rounds make it shorter
 
 Each recipe's tiny config runs twice through the recipe's own `main`: once as written, once with
 `run` swapped for a bare `Trainer` built from the same task features, model, collator, callbacks
