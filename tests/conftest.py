@@ -1,4 +1,4 @@
-"""Shared fixtures: every test runs offline, on CPU, with one thread per process."""
+"""Shared fixtures: every test runs offline, on CPU, with one thread per process, on private caches."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.caches import use_private_caches
+
+# Before anything imports datasets, transformers or wandb: they read their cache folders once.
+SESSION_CACHES = use_private_caches("hf_tasks-tests-")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -25,6 +29,16 @@ sys.path.insert(0, str(RECIPES))
 os.chdir(REPO)
 
 
+@pytest.fixture
+def empty_preprocessing_cache(tmp_path, monkeypatch) -> Path:
+    """The preprocessing cache folder (`<datasets cache>/hf_tasks`), empty, for one test: a cache test
+    can then show that the first build computed its features rather than found them."""
+    import datasets.config
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+    return tmp_path / "datasets-cache" / "hf_tasks"
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
     import torch
@@ -36,6 +50,17 @@ def recipe_args(config: str, output_dir: Path, *overrides: str) -> list[str]:
     """Command-line arguments for running a recipe in-process on CPU without reporting."""
     return ["--config", str(REPO / config), "--output_dir", str(output_dir), "--use_cpu", "true",
             "--report_to", "none", "--disable_tqdm", "true", *overrides]
+
+
+def accuracy_of_predictions(predictions_csv: Path) -> float:
+    """The share of rows in a classification run's `*_predictions.csv` whose prediction is the gold label:
+    a run's reported accuracy must equal it, whatever the model learned."""
+    import csv
+
+    with Path(predictions_csv).open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and all(row["gold_label"] for row in rows), predictions_csv
+    return sum(row["gold_label"] == row["predicted_label"] for row in rows) / len(rows)
 
 
 TWO_PROCESSES = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]

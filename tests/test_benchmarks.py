@@ -2,13 +2,61 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from transformers import BertConfig, BertForQuestionAnswering
+from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
 
-from tests.benchmarks.bench_bert_finetune import measure, peak_tflops, training_flops
+from hf_tasks.args import DataArguments
+from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
+
+from tests.benchmarks import record as recording
+from tests.benchmarks.abba import Ratio, Spread, alternate
+from tests.benchmarks.bench_bert_finetune import SIZES, measure, peak_tflops, training_flops
+from tests.benchmarks.bench_qa_windows import TOKENIZER, corpus
+from tests.benchmarks.readme_table import table
+from tests.conftest import REPO
+
+
+def test_variants_alternate_in_abba_order_and_the_warmup_round_is_dropped():
+    calls = []
+
+    def variant(name):
+        def run():
+            calls.append(name)
+            return len(calls)
+        return run
+
+    results = alternate({"a": variant("a"), "b": variant("b")}, rounds=3, warmup=1)
+    assert "".join(calls) == "ab" "ba" "ab" "ba"
+    assert results == {"a": [4, 5, 8], "b": [3, 6, 7]}
+
+
+def test_a_ratio_whose_range_holds_one_is_no_measurable_difference():
+    faster = Ratio.within_rounds([2.0, 3.0, 2.4], [1.0, 2.0, 2.0])
+    assert (faster.median, faster.low, faster.high, faster.rounds) == (1.5, 1.2, 2.0, 3)
+    assert faster.measurable and faster.format() == "1.50x (range 1.20-2.00x, 3 rounds)"
+    unclear = Ratio.within_rounds([1.1, 0.9, 1.3], [1.0, 1.0, 1.0])
+    assert not unclear.measurable
+    assert unclear.format() == "no measurable difference: 1.10x (range 0.90-1.30x, 3 rounds)"
+    with pytest.raises(ValueError, match="2 numerators for 3 denominators"):
+        Ratio.within_rounds([1.0, 2.0], [1.0, 1.0, 1.0])
+
+
+def test_recorded_rows_keep_median_and_range_and_a_changed_row_starts_a_new_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(recording, "RESULTS", tmp_path)
+    recording.record("demo", {"speedup": Ratio.of([1.5, 1.25, 2.0])})
+    recording.record("demo", {"speedup": Ratio.of([1.5, 1.25, 2.0])})
+    recording.record("demo", {"speedup": Ratio.of([1.5]), "rate": Spread.of([120.0, 80.0])})
+    assert json.loads((tmp_path / "demo.json").read_text())["rate"] == {
+        "median": 100.0, "low": 80.0, "high": 120.0, "rounds": 2, "text": "100.0 (range 80.0-120.0, 2 rounds)"}
+    lines = (tmp_path / "demo.md").read_text().splitlines()
+    assert [line.split(" | ")[3:] for line in lines if line.startswith("| 2")] == [
+        ["1.50x (range 1.25-2.00x, 3 rounds) |"]] * 2 + [["1.50x (range 1.50-1.50x, 1 rounds)", "100.0 (range 80.0-120.0, 2 rounds) |"]]
+    assert sum(line.startswith("| date |") for line in lines) == 2
 
 
 def test_bert_training_flops_match_torch_flop_counter():
@@ -36,7 +84,21 @@ def test_peak_table_prefers_the_specific_name():
 def test_bert_benchmark_times_the_epochs_after_the_warmup(tmp_path):
     figures = measure("tiny", questions=48, epochs=2, workdir=tmp_path, cuda=False)
     assert figures["timed_epochs"] == 1
-    assert figures["windows_per_epoch"] >= 48
-    assert 0 < figures["mean_window_tokens"] <= 384
+    # The windows the benchmark counts are the ones the QA task makes of the corpus at 384/128.
+    task = QuestionAnsweringTask(DataArguments(max_seq_length=384), QAArguments(doc_stride=128),
+                                 AutoTokenizer.from_pretrained(TOKENIZER))
+    lengths = [len(ids) for ids in task.tokenize_windows(corpus(48)[:], list(range(48)), keep_offsets=False)["input_ids"]]
+    assert figures["windows_per_epoch"] == len(lengths)
+    assert figures["mean_window_tokens"] == round(float(np.mean(lengths)), 1)
+    # The model FLOP rate is the token rate times the FLOPs a token of these windows costs (both rounded).
+    config = BertConfig(max_position_embeddings=512, **SIZES["tiny"])
+    flops_per_token = training_flops(BertForQuestionAnswering(config), config, np.array(lengths)) / sum(lengths)
     assert figures["tokens_per_second"] > 0
-    assert figures["model_tflops_per_second"] > 0
+    assert figures["model_tflops_per_second"] == pytest.approx(
+        figures["tokens_per_second"] * flops_per_token / 1e12, abs=5e-4)
+
+
+def test_readme_benchmark_table_is_the_one_generated_from_the_recorded_rows():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    generated = readme.split("<!-- generated: python -m tests.benchmarks.readme_table -->\n")[1]
+    assert generated.split("<!-- end generated -->")[0] == table()

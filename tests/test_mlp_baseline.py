@@ -24,7 +24,7 @@ from hf_tasks.args import parse
 from hf_tasks.modeling.mlp import MLPForImageClassification, build_mlp_classifier
 from hf_tasks.modeling.timm_model import train_only
 from hf_tasks.tasks.image import collate_images
-from tests.conftest import REPO
+from tests.conftest import REPO, accuracy_of_predictions
 
 CLASSES = ["top-left", "top-right", "bottom-left", "bottom-right"]
 
@@ -120,7 +120,7 @@ def test_mlp_baseline_config_runs_through_the_cifar10_recipe(tmp_path):
     results = run_cifar10(tmp_path, "mlp_baseline.yaml", "--config_name", str(small))
     expected = (3072 * 16 + 16) + (16 * 8 + 8) + (8 * 4 + 4)  # four shape classes
     assert results["trainable_params"] == results["total_params"] == expected
-    assert 0 <= results["test_accuracy"] <= 1
+    assert results["test_accuracy"] == pytest.approx(accuracy_of_predictions(tmp_path / "run/test_predictions.csv"))
     reloaded = AutoModelForImageClassification.from_pretrained(tmp_path / "run")
     assert isinstance(reloaded, MLPForImageClassification) and list(reloaded.config.hidden_sizes) == [16, 8]
 

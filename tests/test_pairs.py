@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from datasets import ClassLabel, Dataset, Features, Value
@@ -124,7 +126,7 @@ def test_dataset_folder_with_class_labels(tmp_path, tokenizer):
     assert built["train"]["label"] == [1, 0, 2]  # mapped by name onto entailment, contradiction, neutral
 
 
-def test_tokenised_pairs_are_cached_by_content_tokenizer_and_length(tmp_path, tokenizer):
+def test_tokenised_pairs_are_cached_by_content_tokenizer_and_length(tmp_path, tokenizer, empty_preprocessing_cache):
     train = write(tmp_path / "train.tsv", "premise\thypothesis\tlabel\n" + "".join(
         f"{PREMISE}\tعلی پزشک است.\t{label}\n" for label in ("e", "c", "n")))
 
@@ -133,6 +135,8 @@ def test_tokenised_pairs_are_cached_by_content_tokenizer_and_length(tmp_path, to
         return task.features(training_args(tmp_path))["train"].cache_files
 
     first = cache_files(max_seq_length=12)
-    assert first and cache_files(max_seq_length=12) == first
+    # The first build tokenised: its cache file is the only one, in a folder that was empty before it.
+    assert [Path(file["filename"]) for file in first] == list(empty_preprocessing_cache.glob("*.arrow"))
+    assert cache_files(max_seq_length=12) == first
     assert cache_files(max_seq_length=16) != first
     assert cache_files(max_seq_length=12, overwrite_cache=True) != first

@@ -79,6 +79,14 @@ def test_persian_zwnj_and_mixed_digits_survive_the_round_trip(tmp_path):
 
 
 def test_vectorised_postprocessing_equals_the_reference_loop():
+    # The inputs can tell windows of one example apart: read with another window's offsets, the same
+    # logits give other answers, so an implementation that mixed them up could not pass.
+    contexts, example_index, offsets, starts, ends = synthetic_windows(60, width=96, seed=0)
+    shared = np.flatnonzero(example_index[1:] == example_index[:-1])  # a window whose successor is the same example's
+    swapped = offsets.copy()
+    swapped[shared], swapped[shared + 1] = offsets[shared + 1], offsets[shared]
+    assert reference_postprocess(contexts, example_index, swapped, starts, ends)[0] != \
+        reference_postprocess(contexts, example_index, offsets, starts, ends)[0]
     for seed in range(3):
         inputs = synthetic_windows(60, width=96, seed=seed)
         for n_best, max_length in ((20, 30), (5, 4)):
@@ -131,13 +139,16 @@ def test_skip_bad_rows_records_every_skipped_id(tmp_path):
     assert "answer_start" in task.skipped_rows[0]["reason"]
 
 
-def test_windows_are_cached_per_content_tokenizer_and_arguments(tmp_path):
+def test_windows_are_cached_per_content_tokenizer_and_arguments(tmp_path, empty_preprocessing_cache):
     document = make_split(4, seed=5, prefix="c")
     _, first = build(tmp_path, train_doc=document)
+    cached = first["train"].cache_files
+    # The first build computed its windows: its cache file is new, in a folder that was empty.
+    assert [Path(file["filename"]).parent for file in cached] == [empty_preprocessing_cache]
+    assert [path.name for path in empty_preprocessing_cache.glob("*.arrow")] == [Path(cached[0]["filename"]).name]
     _, second = build(tmp_path, train_doc=document)
     _, other_stride = build(tmp_path, train_doc=document, doc_stride=8)
-    cached = first["train"].cache_files
-    assert cached and cached == second["train"].cache_files
+    assert cached == second["train"].cache_files
     assert other_stride["train"].cache_files != cached
     assert first["train"]["input_ids"] == second["train"]["input_ids"]
     _, fresh = build(tmp_path, train_doc=document, overwrite_cache=True)

@@ -132,6 +132,7 @@ def test_recipe_writes_overlays_beside_inputs_and_scores_ground_truth(beit_dir, 
     mask_dir = tmp_path / "masks"
     mask_dir.mkdir()
     wrong = labelled = 0
+    intersections, unions = np.zeros(len(CLASSES)), np.zeros(len(CLASSES))
     for index in range(len(SIZES)):
         predicted = np.asarray(Image.open(predicted_dir / f"photo{index}_mask.png")).astype(np.uint8)
         truth = predicted + 1
@@ -140,10 +141,17 @@ def test_recipe_writes_overlays_beside_inputs_and_scores_ground_truth(beit_dir, 
         wrong += 5
         labelled += truth.size - truth.shape[1]
         Image.fromarray(truth).save(mask_dir / f"photo{index}.png")
+        scored_pixels = truth > 0
+        for label in range(len(CLASSES)):
+            in_truth, in_prediction = (truth == label + 1) & scored_pixels, (predicted == label) & scored_pixels
+            intersections[label] += (in_truth & in_prediction).sum()
+            unions[label] += (in_truth | in_prediction).sum()
+    present = unions > 0
     scored = run_recipe(beit_dir, tmp_path / "scored", "--images", str(image_dir), "--mask_dir", str(mask_dir))
     assert scored["num_scored_images"] == len(SIZES)
     assert scored["pixel_accuracy"] == pytest.approx(1 - wrong / labelled)
-    assert 0 < scored["mean_iou"] < 1
+    assert scored["mean_iou"] == pytest.approx((intersections[present] / unions[present]).mean())
+    assert scored["mean_iou"] < 1
     assert json.loads((tmp_path / "scored" / "results.json").read_text())["pixel_accuracy"] == scored["pixel_accuracy"]
 
 

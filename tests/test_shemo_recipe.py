@@ -13,7 +13,7 @@ from hf_tasks.args import parse
 from hf_tasks.audio.io import read_clip
 from hf_tasks.modeling.audio import PooledAudioClassifier
 from hf_tasks.tasks.audio import AudioCollator
-from tests.conftest import recipe_args
+from tests.conftest import accuracy_of_predictions, recipe_args
 from tests.pipeline_check import assert_pipeline_repeats_predictions, prediction_rows
 
 CONFIG = "recipes/configs/shemo/tiny.yaml"
@@ -90,7 +90,7 @@ def test_stock_head_and_stratified_split_run_through_the_recipe(tmp_path):
         "--oversample", "false", "--time_stretch_prob", "0", "--save_strategy", "no", "--eval_strategy", "no",
         "--do_predict", "false",
     )
-    assert 0 <= results["eval_accuracy"] <= 1
+    assert results["eval_accuracy"] == pytest.approx(accuracy_of_predictions(tmp_path / "run/eval_predictions.csv"))
     split = json.loads((tmp_path / "run" / "split.json").read_text())
     assert split["method"] == "stratified"
     config = json.loads((tmp_path / "run" / "config.json").read_text())

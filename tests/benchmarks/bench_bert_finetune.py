@@ -35,6 +35,7 @@ from transformers import BertConfig, TrainerCallback
 from tests.benchmarks.bench_qa_windows import TOKENIZER, corpus
 from tests.benchmarks.recipe_runs import REPO, run_recipe
 from tests.benchmarks.record import record
+from tests.caches import use_private_caches
 
 # Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, in TFLOP/s; the first
 # name that occurs in torch.cuda.get_device_name() wins, so the more specific names come first.
@@ -165,6 +166,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="the first is a warm-up")
     parser.add_argument("--peak_tflops", type=float, help="the device's dense bf16 peak, if not in the table")
     args = parser.parse_args()
+    use_private_caches("hf_tasks-bench-")
     cuda = torch.cuda.is_available()
     with tempfile.TemporaryDirectory() as workdir:
         figures = measure(args.size, args.questions, args.epochs, Path(workdir), cuda)

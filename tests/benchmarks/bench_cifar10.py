@@ -26,6 +26,7 @@ from PIL import Image
 from hf_tasks.modeling.timm_model import TimmForImageClassification, train_only, trainable_counts
 from hf_tasks.tasks.image import CIFAR10_MEAN, CIFAR10_STD, decode_image, image_transform
 from tests.benchmarks.record import record
+from tests.caches import use_private_caches
 
 CPU_DEFAULTS = {"model": "test_resnet", "image_size": 32, "batch_size": 64, "trainable_modules": "all", "bf16": False}
 CUDA_DEFAULTS = {
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
     args = parser.parse_args()
+    use_private_caches("hf_tasks-bench-")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if cuda else "cpu")

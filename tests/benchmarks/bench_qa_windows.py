@@ -1,11 +1,11 @@
 """QA preprocessing: windowing throughput and padding cost.
 
-    python -m tests.benchmarks.bench_qa_windows [--examples 2000]
+    python -m tests.benchmarks.bench_qa_windows [--examples 2000] [--rounds 8]
 
 1. Windowing throughput (examples/s) of `QuestionAnsweringTask.tokenize_windows` against the
    classic preprocessing of the transformers QA example (padding every window to max_length, then a
    Python walk over the offsets to find the answer tokens), re-implemented here, on the same
-   tokenizer and data. Both must give the same start/end labels.
+   tokenizer and data, alternating (tests/benchmarks/abba.py). Both must give the same start/end labels.
 2. Tokens the model processes per epoch: our windows (384, stride 128) with dynamic padding and
    length-grouped batches, versus padding every 512-token window to 512 as the seed notebooks did.
 The corpus is the project's Persian PQuAD-style generator with contexts of ~130 words.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
 
 import numpy as np
 from datasets import Dataset
@@ -26,7 +25,9 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from hf_tasks.args import DataArguments
 from hf_tasks.samples.pquad import make_paragraph
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
+from tests.benchmarks.abba import Ratio, Spread, alternate, seconds
 from tests.benchmarks.record import record
+from tests.caches import use_private_caches
 
 TOKENIZER = "hf_tasks/samples/tiny-bert-fa"
 
@@ -102,25 +103,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=2000)
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=8)
     args = parser.parse_args()
+    use_private_caches("hf_tasks-bench-")
     data = corpus(args.examples)
     tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
     task = QuestionAnsweringTask(DataArguments(max_seq_length=384), QAArguments(doc_stride=128), tokenizer)
     batch = data[:]
-    timings = {}
-    for name, function in (
-        ("ours", lambda: task.tokenize_windows(batch, list(range(len(data))), keep_offsets=False)),
-        ("classic", lambda: classic_windows(tokenizer, batch, 384, 128)),
-    ):
-        seconds = []
-        for _ in range(3):
-            began = time.perf_counter()
-            output = function()
-            seconds.append(time.perf_counter() - began)
-        timings[name] = (output, min(seconds))
-    ours, classic = timings["ours"][0], timings["classic"][0]
+
+    def windows_ours():
+        return task.tokenize_windows(batch, list(range(len(data))), keep_offsets=False)
+
+    def windows_classic():
+        return classic_windows(tokenizer, batch, 384, 128)
+
+    ours, classic = windows_ours(), windows_classic()
     if ours["start_positions"] != classic["start_positions"] or ours["end_positions"] != classic["end_positions"]:
         raise SystemExit("windowing labels differ from the classic preprocessing")
+    timings = alternate({"ours": seconds(windows_ours), "classic": seconds(windows_classic)}, rounds=args.rounds)
     our_lengths = [len(ids) for ids in ours["input_ids"]]
     seed_task = QuestionAnsweringTask(DataArguments(max_seq_length=512), QAArguments(doc_stride=128), tokenizer)
     seed_windows = len(seed_task.tokenize_windows(batch, list(range(len(data))), keep_offsets=False)["input_ids"])
@@ -130,9 +130,9 @@ def main() -> None:
     record("qa_windows", {
         "examples": args.examples,
         "mean_context_words": round(float(np.mean([len(c.split()) for c in data["context"]])), 1),
-        "ours_examples_per_second": round(args.examples / timings["ours"][1], 1),
-        "classic_examples_per_second": round(args.examples / timings["classic"][1], 1),
-        "windowing_speedup": round(timings["classic"][1] / timings["ours"][1], 2),
+        "ours_examples_per_second": Spread.of([args.examples / s for s in timings["ours"]]),
+        "classic_examples_per_second": Spread.of([args.examples / s for s in timings["classic"]]),
+        "windowing_speedup": Ratio.within_rounds(timings["classic"], timings["ours"]),
         "tokens_padded_to_512": padded_512,
         "tokens_dynamic_random_order": random_order,
         "tokens_dynamic_length_grouped": grouped,

@@ -1,4 +1,8 @@
-"""Recording benchmark results: one JSON per benchmark and a Markdown table that grows a row per run."""
+"""Recording benchmark results: one JSON per benchmark and a Markdown table that grows a row per run.
+
+A figure may be a `Spread` or `Ratio` (tests/benchmarks/abba.py): the JSON keeps its median, range and
+rounds, the table shows them as text.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import json
 import os
 import platform
 from pathlib import Path
+
+from tests.benchmarks.abba import Spread
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -30,14 +36,25 @@ def machine() -> str:
 
 
 def record(name: str, figures: dict) -> dict:
-    """Write results/<name>.json and append a row to results/<name>.md; print and return the row."""
+    """Write results/<name>.json and append a row to results/<name>.md; print and return the row.
+
+    The row says how busy the machine was (load average over the last minute, against its core count):
+    on a shared machine other processes run during the benchmark, and only the ranges tell by how much
+    that moved the figures.
+    """
     RESULTS.mkdir(exist_ok=True)
-    row = {"date": datetime.date.today().isoformat(), "machine": machine(), **figures}
-    (RESULTS / f"{name}.json").write_text(json.dumps(row, indent=2) + "\n")
+    row = {"date": datetime.date.today().isoformat(), "machine": machine(),
+           "load_average": round(os.getloadavg()[0], 1), **figures}
+    as_json = {key: value.as_dict() | {"text": value.format()} if isinstance(value, Spread) else value
+               for key, value in row.items()}
+    (RESULTS / f"{name}.json").write_text(json.dumps(as_json, indent=2) + "\n")
     table = RESULTS / f"{name}.md"
-    if not table.exists():
-        table.write_text("| " + " | ".join(row) + " |\n|" + "---|" * len(row) + "\n")
+    header = "| " + " | ".join(row) + " |"
+    headers = [line for line in table.read_text().splitlines() if line.startswith("| date |")] if table.exists() else []
     with table.open("a") as handle:
-        handle.write("| " + " | ".join(str(value) for value in row.values()) + " |\n")
-    print(json.dumps(row, indent=2))
+        if not headers or headers[-1] != header:  # a changed benchmark starts a new table below the old rows
+            handle.write(("\n" if headers else "") + header + "\n|" + "---|" * len(row) + "\n")
+        handle.write("| " + " | ".join(value.format() if isinstance(value, Spread) else str(value)
+                                       for value in row.values()) + " |\n")
+    print(json.dumps(as_json, indent=2))
     return row

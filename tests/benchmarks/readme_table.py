@@ -1,0 +1,120 @@
+"""The README's benchmark table, built from the rows recorded in results/*.md.
+
+    python -m tests.benchmarks.readme_table
+
+Prints the table; the README carries it verbatim (a test compares the two), so a new recorded row
+shows up in the README only through this command. Each benchmark's entry is made from the rows under
+its table's latest header, the ones recorded by the benchmark's current code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def latest_rows(name: str) -> list[dict[str, str]]:
+    """The rows of results/<name>.md under its last header, as column → text."""
+    lines = (RESULTS / f"{name}.md").read_text().splitlines()
+    header_at = max(index for index, line in enumerate(lines) if line.startswith("| date |"))
+    columns = [cell.strip() for cell in lines[header_at].strip("|").split("|")]
+    rows = []
+    for line in lines[header_at + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(columns, (cell.strip() for cell in line.strip("|").split("|")))))
+    return rows
+
+
+def _where(row: dict[str, str]) -> str:
+    return f"{row['date']}, {row['machine']}" + (f", load {row['load_average']}" if "load_average" in row else "")
+
+
+def _qa_postprocess(rows):
+    row = rows[-1]
+    return (f"{row['speedup']}, identical predictions; {row['examples']} examples ({_where(row)})")
+
+
+def _qa_windows(rows):
+    row = rows[-1]
+    return (f"windowing {row['windowing_speedup']}; {row['padding_saving_vs_512']}x fewer tokens per epoch than "
+            f"padding to 512 ({_where(row)})")
+
+
+def _startup(rows):
+    row = rows[-1]
+    return (f"{row['questions']} questions: first run {row['first_run_seconds']} s, second "
+            f"{row['second_run_seconds']} s; {row['speedup']} ({_where(row)})")
+
+
+def _training_overhead(rows):
+    row = rows[-1]
+    recipes = [column.removesuffix("_step_time_ratio") for column in row if column.endswith("_step_time_ratio")]
+    parts = [f"{recipe} {row[f'{recipe}_step_time_ratio']}, {row[f'{recipe}_verdict']}" for recipe in recipes]
+    checks = "; ".join(f"{recipe} {row[f'{recipe}_interrupt_check']}" for recipe in recipes)
+    return (f"step time runner/bare Trainer: {'; '.join(parts)}. The interrupt check, the runner's only per-step "
+            f"work: {checks} ({row['setting']}; {_where(row)})")
+
+
+def _pruning(rows):
+    row = rows[-1]
+    return (f"inference speed-up {row['speedup']} (the removed FLOPs bound it at {row['flops_ratio_bound']}x); "
+            f"{row['size_reduction']} smaller, logits within {row['max_abs_logit_difference_vs_gated']} of the gated "
+            f"model; batch {row['batch']} ({_where(row)})")
+
+
+def _feature_cache(rows):
+    by_head = {row["head"]: row for row in rows}
+    return "; ".join(
+        f"{head}: {row['train_speedup']}, same losses and metrics (accuracy {row['eval_accuracy']}, F1 real/fake "
+        f"{row['eval_f1_real_fake']}, {row['epochs']} epochs) ({_where(row)})"
+        for head, row in by_head.items())
+
+
+def _audio(rows):
+    row = rows[-1]
+    return (f"clips/s: HuBERT's training transform {row['training_transform_hubert_base']}; reading 44.1 kHz stereo "
+            f"to 16 kHz {row['read_44k_stereo_to_16k']}; the task's decode step {row['task_decode_with_cache_write']} "
+            f"({_where(row)})")
+
+
+def _cifar10(rows):
+    return "; ".join(
+        f"{row['model']} ({row['trainable']} trainable, {row['precision']}, batch {row['batch_size']}): "
+        f"{row['train_images_per_second']} images/s, one timed run ({_where(row)})" for row in rows)
+
+
+def _bert_finetune(rows):
+    return "; ".join(
+        f"{row['setting']}: {row['tokens_per_second']} tokens/s, {row['model_tflops_per_second']} TFLOP/s"
+        + (f", MFU {row['mfu_percent']}%" if row["mfu_percent"] != "None" else "") + f", one timed run ({_where(row)})"
+        for row in rows)
+
+
+ENTRIES: list[tuple[str, str, Callable[[list[dict[str, str]]], str]]] = [
+    # (results name, what it measures, figures from its rows)
+    ("qa_postprocess", "QA postprocessing vs the per-window double loop", _qa_postprocess),
+    ("qa_windows", "QA windowing vs the transformers example's preprocessing", _qa_windows),
+    ("startup", "QA start-up: empty preprocessing cache vs a filled one", _startup),
+    ("training_overhead", "runner vs a bare `Trainer`, tiny training recipes", _training_overhead),
+    ("pruning", "head pruning, 50% of a ParsBERT-sized model's heads", _pruning),
+    ("feature_cache", "frozen-backbone feature cache (MiniLM-L6)", _feature_cache),
+    ("audio", "audio loading, resampling, augmentation", _audio),
+    ("cifar10", "CIFAR-10 model step (no variants compared)", _cifar10),
+    ("bert_finetune", "BERT fine-tuning through the parsquad recipe: tokens/s and MFU (no variants compared)",
+     _bert_finetune),
+]
+
+
+def table() -> str:
+    lines = ["| what | command (`python -m tests.benchmarks.…`) | recorded (median, range over alternated rounds) |",
+             "|---|---|---|"]
+    for name, what, figures in ENTRIES:
+        lines.append(f"| {what} | `bench_{name}` | {figures(latest_rows(name))} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(table(), end="")
