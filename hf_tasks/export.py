@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from transformers import AutoConfig, AutoFeatureExtractor, AutoImageProcessor, AutoTokenizer
 
 from hf_tasks.errors import BadInputError, one_line_errors
@@ -86,7 +87,12 @@ def _text_rows(folder: Path) -> tuple[list, list[str]] | None:
         rows = [row for row in csv.DictReader(handle) if row.get("gold_label")]
     if not rows:
         return None
-    columns = list(rows[0])[: list(rows[0]).index("gold_label")]
+    # The prediction file shows the task's display columns before its own; the row number and the id
+    # column (named in the run's config) are not model inputs.
+    config_path = folder / "config.yaml"
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    not_inputs = {"row", config.get("id_column")}
+    columns = [column for column in list(rows[0])[: list(rows[0]).index("gold_label")] if column not in not_inputs]
     if len(columns) not in (1, 2):
         return None
     texts = [row[columns[0]] if len(columns) == 1 else (row[columns[0]], row[columns[1]]) for row in rows]

@@ -364,8 +364,9 @@ SPLIT_OF_PREFIX = {"eval": "validation", "test": "test"}
 
 
 def _hub_id(value: str | None) -> str | None:
-    """`value` when it names something on the Hub rather than a local path."""
-    return value if value and not Path(value).exists() else None
+    """`value` when it names a Hub repository ("org/name") rather than a local path. Bare names (timm
+    architectures such as `densenet201`, legacy ids) are left out: the Hub checks `base_model`."""
+    return value if value and "/" in value and not Path(value).exists() else None
 
 
 def eval_results(results: dict, task_type: str, dataset_name: str, dataset_type: str) -> list[EvalResult]:

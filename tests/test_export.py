@@ -79,8 +79,8 @@ def test_int8_accuracy_change_is_measured_on_the_runs_validation_rows(tmp_path, 
     gold = ["e", "c", "n", "e", "n"]
     with (tmp_path / "eval_predictions.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["premise", "hypothesis", "gold_label", "predicted_label", "predicted_probability"])
-        writer.writerows([*pair, label, "e", "0.5"] for pair, label in zip(pairs, gold))
+        writer.writerow(["row", "premise", "hypothesis", "gold_label", "predicted_label", "predicted_probability"])
+        writer.writerows([index, *pair, label, "e", "0.5"] for index, (pair, label) in enumerate(zip(pairs, gold)))
     encoded = tokenizer([p for p, _ in pairs], [h for _, h in pairs], padding=True, return_tensors="pt")
     with torch.no_grad():
         predicted = model(**encoded).logits.argmax(-1).tolist()

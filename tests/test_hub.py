@@ -137,4 +137,5 @@ def test_card_metadata_names_hub_base_model_and_dataset_and_leaves_local_paths_o
 
     local = card_metadata({"model_name_or_path": str(tmp_path), "train_file": "x.json"}, results, card, None)
     assert local.base_model is None and local.datasets is None
+    assert card_metadata({"model_name_or_path": "densenet201"}, results, card, None).base_model is None  # a timm name
     assert {row.dataset_type for row in local.eval_results} == {"PQuAD"}
