@@ -78,6 +78,20 @@ class OutputsAsTuple(torch.nn.Module):
         return tuple(result[name] for name in self.outputs)
 
 
+def _run_config(folder: Path) -> dict:
+    """The run's resolved arguments (config.yaml), or {} for a folder no recipe wrote."""
+    path = folder / "config.yaml"
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+
+
+def _image_size(model, run_config: dict) -> int:
+    """The side of the square images the model was trained on: its config's, the recipe's --image_size,
+    or the timm backbone's default input size."""
+    pretrained = getattr(getattr(model, "backbone", None), "pretrained_cfg", None) or {}
+    return (getattr(model.config, "image_size", None) or run_config.get("image_size")
+            or pretrained.get("input_size", (3, 224, 224))[-1])
+
+
 def _text_rows(folder: Path) -> tuple[list, list[str]] | None:
     """Inputs (texts or text pairs) and gold labels of the run's labelled validation predictions."""
     path = folder / "eval_predictions.csv"
@@ -89,9 +103,7 @@ def _text_rows(folder: Path) -> tuple[list, list[str]] | None:
         return None
     # The prediction file shows the task's display columns before its own; the row number and the id
     # column (named in the run's config) are not model inputs.
-    config_path = folder / "config.yaml"
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-    not_inputs = {"row", config.get("id_column")}
+    not_inputs = {"row", _run_config(folder).get("id_column")}
     columns = [column for column in list(rows[0])[: list(rows[0]).index("gold_label")] if column not in not_inputs]
     if len(columns) not in (1, 2):
         return None
@@ -126,7 +138,7 @@ def parity_inputs(model, processor, folder: Path) -> dict[str, np.ndarray]:
         encoded = processor(clips, sampling_rate=processor.sampling_rate, padding=True, return_tensors="np")
         return {name: value for name, value in encoded.items() if name in ("input_values", "attention_mask")}
     if main_input == "pixel_values":
-        size = getattr(model.config, "image_size", None) or 32
+        size = _image_size(model, _run_config(folder))
         images = generator.standard_normal((2, 3, size, size)).astype(np.float32)
         if processor is not None:
             from PIL import Image

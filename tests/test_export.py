@@ -13,10 +13,10 @@ import torch
 from transformers import AutoFeatureExtractor, BertTokenizerFast
 
 from hf_tasks.errors import BadInputError
-from hf_tasks.export import export, main
+from hf_tasks.export import export, main, onnx_session
 from hf_tasks.portable import ship_code
 
-from .test_portable import FAMILIES, TEXT
+from .test_portable import FAMILIES, TEXT, logits_of
 
 # The BiGRU head is refused (torch.onnx cannot export packed sequences); see the last test.
 EXPORTABLE = [name for name in FAMILIES if not name.startswith("bigru")]
@@ -58,6 +58,23 @@ def test_each_model_family_exports_to_onnx_and_int8_with_outputs_matching_pytorc
     assert 0 < int8["max_abs_diff"] < 0.1, int8
 
 
+@pytest.mark.parametrize("name", EXPORTABLE)
+def test_exported_graphs_take_other_batch_sizes_and_lengths_than_the_traced_ones(tmp_path, tokenizer, name):
+    model = saved_run(name, tmp_path, tokenizer)
+    report = export(tmp_path)
+    if model.main_input_name == "pixel_values":  # images keep their side; the batch changes (2 → 3)
+        shape = report["parity_batch"]["pixel_values"]
+        inputs = {"pixel_values": torch.randn(3, *shape[1:], generator=torch.Generator().manual_seed(1))}
+    else:  # test_portable's batches: 7 tokens with padding, or 1,600 samples (not the traced shapes)
+        inputs = FAMILIES[name][2]()
+        assert [list(value.shape) for value in inputs.values()] != [report["parity_batch"][key] for key in inputs]
+    session = onnx_session(tmp_path / "onnx" / "model.onnx")
+    feed = {name: value.numpy() for name, value in inputs.items()}
+    if "token_type_ids" in report["inputs"]:
+        feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+    assert np.abs(session.run(None, feed)[0] - logits_of(model, inputs).numpy()).max() <= 1e-4
+
+
 def test_pruned_heads_keep_their_per_layer_counts_in_the_graph(tmp_path, tokenizer):
     import onnx
 
@@ -94,8 +111,10 @@ def test_int8_accuracy_change_is_measured_on_the_runs_validation_rows(tmp_path, 
 
 def test_command_line_prints_the_checks_and_never_replaces_an_earlier_export(tmp_path, tokenizer, capsys):
     saved_run("timm", tmp_path, tokenizer)
+    (tmp_path / "config.yaml").write_text("image_size: 48\n")  # the recipe's --image_size
     main([str(tmp_path), "--format", "onnx", "--quantize", "int8"])
     printed = capsys.readouterr().out
+    assert json.loads((tmp_path / "onnx" / "export.json").read_text())["parity_batch"] == {"pixel_values": [2, 3, 48, 48]}
     assert "fp32: model.onnx" in printed and "int8: model_int8.onnx" in printed and "max abs diff" in printed
     before = (tmp_path / "onnx" / "model.onnx").read_bytes()
     with pytest.raises(BadInputError, match="already holds files .*; add --overwrite"):
