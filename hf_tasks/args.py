@@ -108,12 +108,25 @@ class DataArguments:
 
 @dataclass
 class TrainingArguments(transformers.TrainingArguments):
-    """The Trainer's arguments, plus the run folder's safety rule (transformers 5.x dropped the flag)."""
+    """The Trainer's arguments, plus the run folder's safety rule (transformers 5.x dropped the flag) and
+    what a push to the Hub carries."""
 
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Train into an --output_dir that already holds files, replacing the earlier run's own "
                           "files (files it did not write stay). Without it such a folder stops the run."},
+    )
+    hub_strategy: str = field(
+        default="end",
+        metadata={"help": "What --push_to_hub uploads: 'end' (default) the final model, card and code once; "
+                          "'every_save' also the model and training_args.bin at each save; 'checkpoint' / "
+                          "'all_checkpoints' also the latest / every checkpoint folder, to resume from. The final "
+                          "push leaves training_args.bin out unless a checkpoint strategy is chosen."},
+    )
+    hub_license: str | None = field(
+        default=None,
+        metadata={"help": "License identifier written to the model card's metadata (e.g. apache-2.0, cc-by-4.0); "
+                          "'unknown' when unset."},
     )
 
 

@@ -19,8 +19,12 @@ import datasets
 import transformers
 import yaml
 from accelerate.utils import get_int_from_env, parse_flag_from_env
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_callback import ExportableState
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
+from transformers.utils.hub import hf_api
 from transformers.training_args import ParallelMode
 
 from hf_tasks.args import resolved_config
@@ -38,7 +42,7 @@ from hf_tasks.surgery.lora import (
     is_peft_model,
     merged_model,
 )
-from hf_tasks.tasks.base import Task
+from hf_tasks.tasks.base import SPLIT_OF_PREFIX, Task
 
 logger = logging.getLogger("hf_tasks")
 
@@ -184,6 +188,29 @@ class TaskTrainer(Trainer):
         card = Path(self.args.output_dir) / "README.md"
         if not card.exists():
             super().create_model_card(**kwargs)
+
+    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
+                    token: str | None = None, revision: str | None = None, private: bool | None = None, **kwargs):
+        """`Trainer.push_to_hub`, except that the model goes up with its shipped code and `auto_map`, and
+        training_args.bin stays local unless `hub_strategy` pushes checkpoints (the user asked for what
+        resuming needs); checkpoint folders never go up from here."""
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        token = token if token is not None else self.args.hub_token
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token, private=private)
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        # Saving rewrote config.json without the auto_map that points at the shipped code.
+        ship_code(self.accelerator.unwrap_model(self.model), self.args.output_dir)
+        self.create_model_card(**kwargs)
+        self._finish_current_push()
+        ignore = ["_*", f"{PREFIX_CHECKPOINT_DIR}-*"]
+        if self.args.hub_strategy not in (HubStrategy.CHECKPOINT, HubStrategy.ALL_CHECKPOINTS):
+            ignore.append(TRAINING_ARGS_NAME)
+        return hf_api().upload_folder(repo_id=self.hub_model_id, folder_path=self.args.output_dir,
+                                      commit_message=commit_message, token=token, run_as_future=not blocking,
+                                      ignore_patterns=ignore, revision=revision or self.args.hub_revision)
 
 
 class HideCompletionNotice(logging.Filter):
@@ -347,7 +374,7 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
         usage = lora_loading_code(folders, location)
     else:
         usage = loading_code(model, location)
-    card_text = _model_card(config, results, card, usage, task.model_card_notes())
+    card_text = _model_card(config, results, card, usage, task.model_card_notes(), pipeline_task(model))
     (output_dir / "README.md").write_text(card_text, encoding="utf-8")
     return files
 
@@ -380,14 +407,58 @@ def lora_loading_code(folders: dict[str, Any], location: str) -> str:
     return code
 
 
-def _model_card(config: dict, results: dict, card: dict, usage: str, notes: str = "") -> str:
+# Result keys that count or configure rather than score; everything else numeric under eval_/test_
+# is a metric the Hub's model-index shows.
+NOT_METRICS = ("loss", "runtime", "per_second", "samples", "total", "thresh", "threshold", "epoch")
+
+
+def _hub_id(value: str | None) -> str | None:
+    """`value` when it names a Hub repository ("org/name") rather than a local path. Bare names (timm
+    architectures such as `densenet201`, legacy ids) are left out: the Hub checks `base_model`."""
+    return value if value and "/" in value and not Path(value).exists() else None
+
+
+def eval_results(results: dict, task_type: str, dataset_name: str, dataset_type: str) -> list[EvalResult]:
+    """One Hub `EvalResult` per scored metric of the validation and test splits."""
+    rows = []
+    for key, value in results.items():
+        prefix, _, metric = key.partition("_")
+        if prefix not in SPLIT_OF_PREFIX or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if any(part in metric.lower().split("_") for part in NOT_METRICS):
+            continue
+        rows.append(EvalResult(task_type=task_type, dataset_type=dataset_type, dataset_name=dataset_name,
+                               dataset_split=SPLIT_OF_PREFIX[prefix], metric_type=metric, metric_name=metric,
+                               metric_value=value))
+    return rows
+
+
+def card_metadata(config: dict, results: dict, card: dict, pipeline_tag: str | None) -> ModelCardData:
+    """The Hub's metadata for a run: what it is (task, pipeline tag, language, tags), what it came from
+    (base model, dataset) and how it scored (model-index), from the resolved config, the results and the
+    recipe's `model_card` facts (`task_type`, `dataset`, `language`, `tags`)."""
+    dataset_id = _hub_id(config.get("dataset_name"))
+    dataset_name = card.get("dataset") or dataset_id or "local files"
+    task_type = card.get("task_type") or pipeline_tag
+    name = config.get("hub_model_id") or Path(config.get("output_dir", "model")).name
+    return ModelCardData(
+        model_name=name.split("/")[-1],
+        base_model=_hub_id(config.get("model_name_or_path")),
+        datasets=[dataset_id] if dataset_id else None,
+        language=card.get("language"),
+        license=config.get("hub_license") or "unknown",
+        library_name="transformers",
+        pipeline_tag=pipeline_tag,
+        tags=["hf_tasks", *card.get("tags", [])],
+        eval_results=eval_results(results, task_type, dataset_name, dataset_id or dataset_name) if task_type else None,
+    )
+
+
+def _model_card(config: dict, results: dict, card: dict, usage: str, notes: str = "",
+                pipeline_tag: str | None = None) -> str:
     base_model = config.get("model_name_or_path")
     dataset = config.get("dataset_name")
-    front = {"library_name": "transformers", "tags": ["hf_tasks", *card.get("tags", [])]}
-    if base_model and not Path(base_model).exists():
-        front["base_model"] = base_model
-    if dataset and not Path(dataset).exists():
-        front["datasets"] = [dataset]
+    metadata = card_metadata(config, results, card, pipeline_tag)
     metric_rows = "\n".join(
         f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {value} |"
         for name, value in results.items()
@@ -397,8 +468,7 @@ def _model_card(config: dict, results: dict, card: dict, usage: str, notes: str 
              "warmup_steps", "weight_decay", "seed", "max_seq_length"]
     hyper_rows = "\n".join(f"| {name} | {config[name]} |" for name in hyper if name in config)
     title = card.get("title") or Path(config.get("output_dir", "model")).name
-    return (
-        f"---\n{yaml.safe_dump(front, allow_unicode=True, sort_keys=False)}---\n\n"
+    body = (
         f"# {title}\n\n{card.get('description', '')}\n\n"
         f"Base model: `{base_model or config.get('config_name')}`. "
         f"Data: `{dataset or config.get('train_file') or config.get('data_dir')}`.\n\n"
@@ -410,6 +480,7 @@ def _model_card(config: dict, results: dict, card: dict, usage: str, notes: str 
         "The full configuration is in `config.yaml`; rerun it with "
         f"`python {card.get('recipe', 'recipes/<recipe>.py')} --config config.yaml --output_dir <a new folder>`.\n"
     )
+    return str(ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n{body}"))
 
 
 def _log_to_wandb(training_args: TrainingArguments, results: dict, files: list[Path]) -> None:

@@ -86,6 +86,8 @@ def main(
         arguments=(model_args, data_args, task_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/cifar10.py",
+            "task_type": "image-classification",
+            "dataset": "CIFAR-10",
             "tags": ["image-classification", "cifar10", "transfer-learning"],
             "description": f"`{name}` fine-tuned with one trainable block ({', '.join(trainable) or 'none'}; "
             f"backbone {counts['backbone_trainable_params']:,} + head {counts['head_trainable_params']:,} "

@@ -108,6 +108,9 @@ def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextAr
         arguments=(model_args, data_args, text_args, head_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/covid_fakenews.py",
+            "task_type": "text-classification",
+            "dataset": "Constraint@AAAI-2021 COVID-19 fake news",
+            "language": ["en"],
             "tags": ["text-classification", "covid-19", "fake-news", "tweets"],
             "description": f"COVID-19 tweet real/fake classification, {head_args.head} head, "
                            + ("feature-based (frozen backbone)." if head_args.feature_based else "fine-tuned."),

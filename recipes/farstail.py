@@ -40,6 +40,9 @@ def main(model_args: ModelArguments, data_args: DataArguments, pair_args: PairAr
         arguments=(model_args, data_args, pair_args, surgery_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/farstail.py",
+            "task_type": "text-classification",
+            "dataset": "FarsTail",
+            "language": ["fa"],
             "tags": ["text-classification", "natural-language-inference", "persian", "farstail"],
             "description": "Persian natural language inference (entailment / contradiction / neutral) "
                            "fine-tuned on FarsTail.",

@@ -33,6 +33,9 @@ def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArgume
         arguments=(model_args, data_args, qa_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/parsquad.py",
+            "task_type": "question-answering",
+            "dataset": "PQuAD",
+            "language": ["fa"],
             "tags": ["question-answering", "persian", "pquad"],
             "description": "Extractive question answering with unanswerable questions (SQuAD v2 style).",
         },

@@ -47,6 +47,9 @@ def main(model_args: ModelArguments, data_args: DataArguments, audio_args: Audio
         arguments=(model_args, data_args, audio_args, surgery_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/shemo.py",
+            "task_type": "audio-classification",
+            "dataset": "ShEMO",
+            "language": ["fa"],
             "tags": ["audio-classification", "speech-emotion-recognition", "persian", "shemo"],
             "description": "Speech emotion recognition (anger, fear, happiness, neutral, sadness, surprise) "
                            f"with a {audio_args.split} split; per-class results in the classification report.",
