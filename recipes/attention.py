@@ -20,7 +20,7 @@ from hf_tasks.args import ModelArguments, parse
 from hf_tasks.errors import one_line_errors
 from hf_tasks.interpret.attention import compute_attentions, load_model_and_tokenizer, write_attention_views
 from hf_tasks.surgery.structure import LAYER_SET_HELP, parse_layer_set
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 
 @dataclass

@@ -19,7 +19,7 @@ from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
 from hf_tasks.modeling.feature_cache import FEATURE_BASED_LORA, feature_based
 from hf_tasks.runner import run, setup
 from hf_tasks.surgery.lora import LoraArguments, apply_lora
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 from hf_tasks.tasks.classification import label_maps
 from hf_tasks.tasks.text import TextArguments, TextClassificationTask
 

@@ -36,7 +36,7 @@ from hf_tasks.interpret.segmentation import (
     side_by_side,
 )
 from hf_tasks.metrics.segmentation import SegmentationScore
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 
 @dataclass

@@ -26,7 +26,7 @@ from hf_tasks.interpret.attention import (
 )
 from hf_tasks.samples.tiny_models import train_wordpiece_tokenizer
 from hf_tasks.surgery import keep_layers, prune_heads
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 from tests.conftest import REPO
 
 LABELS = ["entailment", "contradiction", "neutral"]

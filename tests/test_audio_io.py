@@ -6,7 +6,7 @@ import soundfile
 
 from hf_tasks.audio.io import read_clip
 from hf_tasks.tasks.audio import list_shemo_folder, parse_shemo_name
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 
 def sine(frequency, seconds, rate, amplitude=0.5):

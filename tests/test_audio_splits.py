@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hf_tasks.audio.splits import speaker_split, split_pool, stratified_split
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 
 def shemo_like_pool(seed=0):

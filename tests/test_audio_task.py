@@ -14,7 +14,7 @@ from hf_tasks.args import DataArguments
 from hf_tasks.audio.io import read_clip
 from hf_tasks.samples.shemo import SPEAKERS, TINY_HUBERT, write_synthetic_shemo
 from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask, load_audio_classifier
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 RATE = 16000
 

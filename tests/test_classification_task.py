@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 from hf_tasks.tasks.classification import ClassificationTask, label_maps
 
 NLI = ["entailment", "contradiction", "neutral"]

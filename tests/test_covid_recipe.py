@@ -13,7 +13,7 @@ from transformers import AutoConfig
 
 import covid_fakenews
 from hf_tasks.args import parse
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 from hf_tasks.modeling.auto import load_processor
 from hf_tasks.tasks.text import TextArguments, TextClassificationTask, read_text_table
 from tests.conftest import REPO, recipe_args

@@ -6,7 +6,6 @@ import json
 import time
 
 import pytest
-import torch
 from datasets import Dataset
 from transformers import AutoModelForQuestionAnswering, BertConfig, DataCollatorWithPadding
 

@@ -14,7 +14,7 @@ from PIL import Image
 from transformers import TrainingArguments
 
 from hf_tasks.args import DataArguments
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 from hf_tasks.tasks.image import (
     CIFAR10_MEAN,
     CIFAR10_STD,

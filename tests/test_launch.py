@@ -8,7 +8,7 @@ import pytest
 from transformers.training_args import ParallelMode
 
 from hf_tasks.runner import LaunchError, check_launch
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 
 def trainer_view(mode: ParallelMode) -> SimpleNamespace:

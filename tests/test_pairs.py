@@ -10,7 +10,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 from transformers import AutoTokenizer, TrainingArguments
 
 from hf_tasks.args import DataArguments
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask, read_pair_table
 
 TOKENIZER = "hf_tasks/samples/tiny-bert-farstail"

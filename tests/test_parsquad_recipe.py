@@ -14,7 +14,7 @@ from hf_tasks.args import parse
 from hf_tasks.errors import TrainingInterrupted
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 from hf_tasks.tasks.qa import QuestionAnsweringTask
 from tests.conftest import REPO, launch_two_processes, recipe_args, wandb_run_log
 

@@ -7,7 +7,7 @@ from transformers import AutoTokenizer, TrainingArguments
 
 from hf_tasks.args import DataArguments
 from hf_tasks.samples.pquad import make_split
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask, context_offsets, postprocess
 from tests.benchmarks.bench_qa_postprocess import synthetic_windows
 from tests.benchmarks.qa_reference import reference_postprocess

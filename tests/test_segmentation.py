@@ -14,7 +14,7 @@ import segmentation as segmentation_recipe
 from hf_tasks.args import parse
 from hf_tasks.interpret.segmentation import overlay, palette, predict_masks, load_segmenter, reduce_labels, side_by_side
 from hf_tasks.metrics.segmentation import confusion_counts, mean_iou
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 from tests.conftest import REPO
 
 CLASSES = ["wall", "floor", "sky", "tree", "person"]

@@ -20,7 +20,7 @@ from transformers import (
 )
 
 from hf_tasks.surgery import SurgeryCallback, SurgeryArguments, freeze, parameter_counts, parse_layer_set
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 from tests.conftest import TINY_SPEECH_FEATURE_ENCODER
 
 H, I, V, P, T, LAYERS = 16, 32, 50, 40, 2, 4

@@ -27,7 +27,7 @@ from hf_tasks.surgery import (
     prune_heads,
     pruned_heads_of,
 )
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 from tests.conftest import TINY_SPEECH_FEATURE_ENCODER
 
 H, HEADS, I = 16, 4, 32

@@ -17,7 +17,7 @@ from transformers import (
 )
 
 from hf_tasks.surgery import keep_layers, parameter_counts
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 from tests.conftest import TINY_SPEECH_FEATURE_ENCODER
 
 H, I = 16, 32

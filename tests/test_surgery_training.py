@@ -31,7 +31,7 @@ from hf_tasks.surgery import (
     pruned_heads_of,
 )
 from hf_tasks.surgery.training import importance_batches
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 H, HEADS, LAYERS = 16, 4, 3
 

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoTokenizer, TrainingArguments
 
 from hf_tasks.args import DataArguments
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 from hf_tasks.tasks.text import TextArguments, TextClassificationTask, read_text_table
 from hf_tasks.text.tweets import main as show_tweet
 from tests.conftest import REPO

@@ -21,7 +21,7 @@ from hf_tasks.modeling.timm_model import (
     train_only,
     trainable_counts,
 )
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 CIFAR10 = [str(index) for index in range(10)]
 TINY_DEIT_DISTILLED = dict(img_size=32, embed_dim=32, depth=2, num_heads=2)

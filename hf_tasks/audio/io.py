@@ -14,7 +14,7 @@ import numpy as np
 import soundfile
 import soxr
 
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 #: The shortest clip a wav2vec2-family feature encoder turns into one frame: 400 samples at 16 kHz.
 MIN_SECONDS = 0.025

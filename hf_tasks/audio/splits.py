@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 SPLIT_METHODS = ("speaker", "stratified")
 

@@ -20,7 +20,7 @@ import yaml
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from hf_tasks.surgery import from_pretrained, pruned_heads_of
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation, PreTrainedModel
 
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")

@@ -20,7 +20,7 @@ from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, PreTrainedModel
 
 from hf_tasks.modeling.timm_classifier import HEADS, TimmForImageClassification
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from hf_tasks.modeling.pruned_heads import remove_heads
 from hf_tasks.surgery.structure import AttentionBlock, Encoder, find_encoder
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import logging
 from torch import nn
 
 from hf_tasks.surgery.structure import find_encoder, parse_layer_set
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 

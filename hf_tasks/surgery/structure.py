@@ -18,7 +18,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
 from hf_tasks.modeling.pruned_heads import OUTPUT_NAMES, PROJECTION_NAMES
-from hf_tasks.tasks.base import BadInputError
+from hf_tasks.errors import BadInputError
 
 # Modules or parameters, relative to the backbone, that turn raw input into the first hidden states.
 EMBEDDING_NAMES = (

@@ -14,7 +14,6 @@ from __future__ import annotations
 import inspect
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from datasets import Dataset
@@ -36,7 +35,8 @@ from hf_tasks.surgery.heads import (
 )
 from hf_tasks.surgery.layers import keep_layers
 from hf_tasks.surgery.structure import LAYER_SET_HELP, find_encoder
-from hf_tasks.tasks.base import FEATURE_KEY_OF_SPLIT, BadInputError
+from hf_tasks.errors import BadInputError
+from hf_tasks.tasks.base import FEATURE_KEY_OF_SPLIT
 
 logger = logging.getLogger(__name__)
 

@@ -37,7 +37,8 @@ from datasets.fingerprint import Hasher
 from hf_tasks.audio.augment import Augmenter, AugmentSettings, random_crop
 from hf_tasks.audio.io import read_clip
 from hf_tasks.audio.splits import SPLIT_METHODS, split_pool
-from hf_tasks.tasks.base import SPLIT_OF_PREFIX, BadInputError, load_splits
+from hf_tasks.errors import BadInputError
+from hf_tasks.tasks.base import SPLIT_OF_PREFIX, load_splits
 from hf_tasks.tasks.classification import ClassificationTask, label_maps
 
 logger = logging.getLogger(__name__)

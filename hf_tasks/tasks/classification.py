@@ -22,7 +22,8 @@ from hf_tasks.metrics.classification import (
     metric_key,
     plot_confusion_matrix,
 )
-from hf_tasks.tasks.base import BadInputError, Task, logits_of
+from hf_tasks.errors import BadInputError
+from hf_tasks.tasks.base import Task, logits_of
 
 logger = logging.getLogger(__name__)
 

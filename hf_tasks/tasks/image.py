@@ -29,7 +29,8 @@ from datasets import Image as ImageFeature
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
-from hf_tasks.tasks.base import FEATURE_KEY_OF_SPLIT, BadInputError, limit_splits
+from hf_tasks.errors import BadInputError
+from hf_tasks.tasks.base import FEATURE_KEY_OF_SPLIT, limit_splits
 from hf_tasks.tasks.classification import ClassificationTask
 
 logger = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ from typing import Any
 from datasets import ClassLabel, Dataset
 from transformers import DataCollatorWithPadding
 
+from hf_tasks.errors import BadInputError
 from hf_tasks.tasks.base import (
     FEATURE_KEY_OF_SPLIT,
-    BadInputError,
     load_splits,
     preprocessing_cache,
     tokenizer_fingerprint,

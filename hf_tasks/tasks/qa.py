@@ -19,10 +19,10 @@ from datasets import Dataset
 from transformers import DataCollatorWithPadding
 
 from hf_tasks.metrics.squad import best_null_threshold, squad_v2_scores
+from hf_tasks.errors import BadInputError
 from hf_tasks.tasks.base import (
     FEATURE_KEY_OF_SPLIT,
     SPLIT_OF_PREFIX,
-    BadInputError,
     Task,
     load_splits,
     preprocessing_cache,
