@@ -63,7 +63,7 @@ def test_flattening_check_counts_tokens_and_tests_the_attention():
 
 
 def test_a_failing_section_is_recorded_and_the_suite_goes_on(tmp_path):
-    suite = Suite(tmp_path, budget_s=600)
+    suite = Suite(tmp_path, budget_s=600, started=time.monotonic())  # not the import: other tests ran since
 
     def broken():
         suite.write("demo", {"first_figure": 1})
