@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
 from hf_tasks.modeling.timm_classifier import TimmConfig, TimmForImageClassification
 from hf_tasks.surgery import SurgeryArguments, parameter_counts
 from hf_tasks.surgery.lora import LoraArguments, apply_lora, frozen_base, merged_model
-from tests.conftest import REPO, recipe_args
+from tests.conftest import REPO, launch_two_processes, recipe_args
 from tests.test_audio_model import tiny_hubert
 
 LORA = LoraArguments(peft="lora")
@@ -225,8 +226,6 @@ def test_every_lora_config_parses_with_its_recipe(config):
 def no_dropout_tiny_bert(folder: Path) -> Path:
     """The FarsTail sample's tiny BERT config with two layers and no dropout: dropout draws differ per process
     and per resume, and without them a step depends only on the weights and the batch."""
-    import shutil
-
     shutil.copytree(REPO / "hf_tasks/samples/tiny-bert-farstail", folder)
     config = BertConfig.from_pretrained(folder)
     config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
@@ -250,8 +249,6 @@ def scored_results(results: dict) -> dict:
 def test_two_processes_with_half_batches_train_lora_like_one_process(tmp_path):
     """2 x batch 8 and 1 x batch 16 see the same examples per step: the LoRA run's logged training losses,
     evaluations and test metrics must agree."""
-    from tests.conftest import launch_two_processes
-
     model = no_dropout_tiny_bert(tmp_path / "no-dropout-bert")
     steps = ("--config_name", str(model), "--peft", "lora", "--lora_dropout", "0", "--learning_rate", "0.005",
              "--max_train_samples", "64", "--num_train_epochs", "2", "--logging_steps", "1",
