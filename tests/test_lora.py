@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
 from hf_tasks.modeling.timm_classifier import TimmConfig, TimmForImageClassification
 from hf_tasks.surgery import SurgeryArguments, parameter_counts
 from hf_tasks.surgery.lora import LoraArguments, apply_lora, frozen_base, merged_model
-from tests.conftest import REPO, recipe_args
+from tests.conftest import REPO, launch_two_processes, recipe_args
 from tests.test_audio_model import tiny_hubert
 
 LORA = LoraArguments(peft="lora")
@@ -220,3 +221,90 @@ def test_every_lora_config_parses_with_its_recipe(config):
     arguments = parse(*recipe.ARGUMENTS, args=["--config", config, "--bf16", "false"])
     lora_args = next(argument for argument in arguments if isinstance(argument, LoraArguments))
     assert lora_args.peft == "lora" and lora_args.merge_lora
+
+
+def no_dropout_tiny_bert(folder: Path) -> Path:
+    """The FarsTail sample's tiny BERT config with two layers and no dropout: dropout draws differ per process
+    and per resume, and without them a step depends only on the weights and the batch."""
+    shutil.copytree(REPO / "hf_tasks/samples/tiny-bert-farstail", folder)
+    config = BertConfig.from_pretrained(folder)
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+    config.num_hidden_layers = 2
+    config.save_pretrained(folder)
+    return folder
+
+
+def logged_losses(output_dir: Path) -> list[tuple[int, float]]:
+    history = json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
+    return [(entry["step"], entry["loss"]) for entry in history if "loss" in entry]
+
+
+def scored_results(results: dict) -> dict:
+    """Metrics and losses, without times and throughputs."""
+    return {key: value for key, value in results.items() if key.startswith(("eval_", "test_", "train_loss"))
+            and not key.endswith(("_runtime", "_per_second", "_preparation_time"))}
+
+
+@pytest.mark.distributed
+def test_two_processes_with_half_batches_train_lora_like_one_process(tmp_path):
+    """2 x batch 8 and 1 x batch 16 see the same examples per step: the LoRA run's logged training losses,
+    evaluations and test metrics must agree."""
+    model = no_dropout_tiny_bert(tmp_path / "no-dropout-bert")
+    steps = ("--config_name", str(model), "--peft", "lora", "--lora_dropout", "0", "--learning_rate", "0.005",
+             "--max_train_samples", "64", "--num_train_epochs", "2", "--logging_steps", "1",
+             "--eval_strategy", "epoch", "--save_strategy", "no")
+    config = "recipes/configs/farstail/tiny.yaml"
+    single = run_recipe(farstail, config, tmp_path / "one", *steps, "--per_device_train_batch_size", "16")
+    launch_two_processes(str(REPO / "recipes/farstail.py"),
+                         *recipe_args(config, tmp_path / "two", *steps, "--per_device_train_batch_size", "8"))
+    double = json.loads((tmp_path / "two" / "results.json").read_text())
+
+    one, two = logged_losses(tmp_path / "one"), logged_losses(tmp_path / "two")
+    assert [step for step, _ in two] == [step for step, _ in one] == list(range(1, 9))
+    for (step, first), (_, second) in zip(one, two):
+        assert second == pytest.approx(first, rel=1e-4), step
+    assert set(scored_results(double)) == set(scored_results(single))
+    for key, value in scored_results(single).items():
+        assert double[key] == pytest.approx(value, rel=1e-4), key
+    assert double["trainable_share"] == single["trainable_share"]
+    assert json.loads((tmp_path / "two" / "adapter_config.json").read_text())["modules_to_save"] == ["classifier"]
+
+
+def test_a_lora_run_interrupted_at_an_epoch_end_resumes_to_the_straight_runs_results(tmp_path, monkeypatch):
+    """Stopped by SIGTERM after epoch 1 (its checkpoint holds the adapter and the trained classifier) and
+    resumed with --resume_from_checkpoint auto, the run ends where the straight run ends."""
+    from safetensors.torch import load_file
+
+    from hf_tasks.errors import TrainingInterrupted
+    from tests.test_run_folder import SigtermAtStep
+
+    model = no_dropout_tiny_bert(tmp_path / "no-dropout-bert")
+    steps = ("--config_name", str(model), "--peft", "lora", "--lora_dropout", "0", "--learning_rate", "0.005",
+             "--max_train_samples", "64", "--max_eval_samples", "32", "--max_predict_samples", "32",
+             "--num_train_epochs", "2", "--per_device_train_batch_size", "16", "--logging_steps", "1",
+             "--eval_strategy", "epoch", "--save_strategy", "epoch", "--resume_from_checkpoint", "auto")
+    config = "recipes/configs/farstail/tiny.yaml"
+    straight = run_recipe(farstail, config, tmp_path / "straight", *steps)
+
+    resumed_dir = tmp_path / "resumed"
+    runner_run = farstail.run
+    monkeypatch.setattr(farstail, "run", lambda *args, callbacks=(), **kwargs: runner_run(
+        *args, callbacks=[*callbacks, SigtermAtStep(4)], **kwargs))
+    with pytest.raises(TrainingInterrupted) as stopped:
+        run_recipe(farstail, config, resumed_dir, *steps)
+    monkeypatch.undo()
+    assert stopped.value.step == 4
+    checkpoint = resumed_dir / "checkpoint-4"
+    saved = load_file(checkpoint / "adapter_model.safetensors")
+    assert any("classifier" in key for key in saved), sorted(saved)
+    # The adapter moved from its start (B = 0), so a resume that dropped it would change the losses below.
+    assert any("lora_B" in key and value.abs().max() > 0 for key, value in saved.items()), sorted(saved)
+
+    resumed = run_recipe(farstail, config, resumed_dir, *steps)
+    straight_losses, resumed_losses = logged_losses(tmp_path / "straight"), logged_losses(resumed_dir)
+    assert [step for step, _ in resumed_losses] == [step for step, _ in straight_losses] == list(range(1, 9))
+    for (step, first), (_, second) in zip(straight_losses, resumed_losses):
+        assert second == pytest.approx(first, rel=1e-5), step
+    for key, value in scored_results(straight).items():
+        assert resumed[key] == pytest.approx(value, rel=1e-5), key
+    assert resumed["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-5)

@@ -44,9 +44,11 @@ def test_table_from_finished_runs(tmp_path):
     folder.mkdir(parents=True)
     (tmp_path / "recipes" / "nli.py").write_text("raise SystemExit(3)\n")  # would fail if it ran
     runs = {"full": {"eval_accuracy": 0.826, "test_accuracy": 0.81, "eval_loss": 0.5, "trainable_params": 1000,
-                     "total_params": 1000, "train_runtime": 125.0},
+                     "trainable_share": 1.0, "total_params": 1000, "train_runtime": 125.0},
             "small": {"eval_accuracy": 0.79, "test_accuracy": 0.775, "eval_loss": 0.6, "trainable_params": 10,
-                      "total_params": 1000, "train_runtime": 30.0}}
+                      "trainable_share": 0.01, "total_params": 1000, "train_runtime": 30.0},
+            "lora": {"eval_accuracy": 0.8, "test_accuracy": 0.79, "eval_loss": 0.55, "trainable_params": 2734,
+                     "trainable_share": 0.002734, "total_params": 1000000, "train_runtime": 40.0}}
     configs = []
     for name, results in runs.items():
         configs.append(folder / f"{name}.yaml")
@@ -57,12 +59,17 @@ def test_table_from_finished_runs(tmp_path):
         (run_dir / "model.safetensors").write_bytes(b"0" * (2**20 if name == "full" else 2**19))
     assert main([*map(str, configs), "--output_dir", str(tmp_path / "study")]) == 0
     rows = list(csv.DictReader((tmp_path / "study" / "study.csv").open()))
-    assert [row["run"] for row in rows] == ["nli-full", "nli-small"]
-    assert [row["test_accuracy"] for row in rows] == ["0.81", "0.775"]
-    assert [row["model_size_mb"] for row in rows] == ["1.0", "0.5"]
+    assert [row["run"] for row in rows] == ["nli-full", "nli-small", "nli-lora"]
+    assert [row["test_accuracy"] for row in rows] == ["0.81", "0.775", "0.79"]
+    assert [row["trainable_share"] for row in rows] == ["1.0", "0.01", "0.002734"]  # as results.json holds it
+    assert [row["model_size_mb"] for row in rows] == ["1.0", "0.5", "0.5"]
     markdown = (tmp_path / "study" / "study.md").read_text()
-    assert "| run | eval_accuracy | test_accuracy | eval_loss | trainable_params |" in markdown
-    assert "| [nli-full](nli-full) | 0.8260 | 0.8100 | 0.5000 | 1,000 | 1,000 | 2.1 min | 1.0000 | reused |" in markdown
+    assert ("| run | eval_accuracy | test_accuracy | eval_loss | trainable_params | trainable_share | total_params |"
+            in markdown)
+    assert ("| [nli-full](nli-full) | 0.8260 | 0.8100 | 0.5000 | 1,000 | 100% | 1,000 | 2.1 min | 1.0000 | reused |"
+            in markdown)
+    assert "| 10 | 1% | 1,000 |" in markdown
+    assert "| 2,734 | 0.273% | 1,000,000 |" in markdown
 
 
 QUICK = ["--max_train_samples", "32", "--max_eval_samples", "24", "--max_predict_samples", "24",

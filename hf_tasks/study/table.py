@@ -15,8 +15,10 @@ from hf_tasks.study.runs import Run
 
 #: Metric names (without eval_/test_) in the order they are shown when a run reports them.
 HEADLINE_METRICS = ("accuracy", "macro_f1", "exact", "f1", "uar", "weighted_f1")
-EXTRA_COLUMNS = ("eval_loss", "test_loss", "train_loss", "trainable_params", "total_params", "train_runtime",
-                 "model_size_mb")
+# trainable_share (trainable_params / total_params) sits beside the count it qualifies; study.md shows it as a
+# percent, study.csv as the fraction results.json holds. No recipe records peak GPU memory, so no column shows it.
+EXTRA_COLUMNS = ("eval_loss", "test_loss", "train_loss", "trainable_params", "trainable_share", "total_params",
+                 "train_runtime", "model_size_mb")
 
 
 @dataclass
@@ -90,6 +92,8 @@ def _shown(name: str, value: Any) -> str:
         return "—"
     if name.endswith("_params"):
         return f"{round(value):,}"
+    if name.endswith("_share"):
+        return f"{float(value) * 100:.3g}%"
     if name.endswith(("runtime", "_seconds")):
         return f"{float(value) / 60:.1f} min" if float(value) >= 60 else f"{float(value):.1f} s"
     if isinstance(value, float):
