@@ -10,7 +10,11 @@ without hf_tasks. `ship_code` writes the modeling code beside the weights and po
   it imports relatively (`pruned_heads.py`), which import only torch, transformers and timm;
   `auto_map` names the config and model classes, and the model removes recorded heads itself;
 - pruned transformers models ship `pruned_heads.py` and a three-line module that subclasses the
-  transformers class with one that removes the recorded heads when built.
+  transformers class with one that removes the recorded heads when built;
+- question-answering models ship `pipeline_question_answering.py` (`hf_tasks.modeling.qa_pipeline`),
+  named under "question-answering" in `config.json`'s `custom_pipelines`: transformers 5.x has no QA
+  pipeline of its own, and this one answers as the recipe does, no-answer threshold included, with
+  `pipeline("question-answering", model=folder, trust_remote_code=True)`.
 
 Every shipped file starts with a line naming the hf_tasks version it came from. transformers copies
 the files into its module cache keyed by their content, so folders from different versions coexist.
@@ -35,7 +39,7 @@ from transformers import (
 )
 
 import hf_tasks
-from hf_tasks.modeling import CUSTOM_MODELS, pruned_heads
+from hf_tasks.modeling import CUSTOM_MODELS, pruned_heads, qa_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ AUTO_CLASSES = (
     AutoModel,
 )
 PRUNED_MODEL_MODULE = "modeling_hf_tasks_pruned"
+QA_PIPELINE_MODULE = "pipeline_question_answering"
 # The `transformers.pipeline` task of each Auto class a run folder loads through.
 PIPELINE_TASKS = {
     "AutoModelForQuestionAnswering": "question-answering",
@@ -97,19 +102,58 @@ def is_custom(model) -> bool:
     return any(type(model) is model_class for _, _, model_class in CUSTOM_MODELS)
 
 
-def needs_shipped_code(model) -> bool:
+def ships_pipeline(model) -> bool:
+    """True for question-answering models, whose pipeline transformers 5.x no longer has."""
+    return pipeline_task(model) == "question-answering"
+
+
+def needs_shipped_model_code(model) -> bool:
     return is_custom(model) or bool(getattr(model.config, "pruned_heads", None))
 
 
+def needs_shipped_code(model) -> bool:
+    return needs_shipped_model_code(model) or ships_pipeline(model)
+
+
 def ship_code(model, folder: str | Path) -> list[Path]:
-    """Write the code that loads `model` (already saved in `folder`) beside it and add `auto_map` to
-    its `config.json`. Returns the files written; none for models transformers loads by itself."""
+    """Write the code that loads `model` (already saved in `folder`) and the pipeline that runs it beside
+    it, and point `config.json`'s `auto_map` and `custom_pipelines` at them. Returns the files written;
+    none for models that transformers loads and runs by itself."""
     if not needs_shipped_code(model):
         return []
     folder = Path(folder)
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{folder} holds no config.json: save the model there before shipping its code.")
+    files: dict[str, str] = {}
+    auto_map: dict[str, str] = {}
+    if needs_shipped_model_code(model):
+        files, auto_map = _model_code(model)
+    custom_pipelines = {}
+    if ships_pipeline(model):
+        files[f"{QA_PIPELINE_MODULE}.py"] = _module_files(qa_pipeline)[Path(qa_pipeline.__file__).name]
+        custom_pipelines["question-answering"] = {
+            "impl": f"{QA_PIPELINE_MODULE}.{qa_pipeline.QuestionAnsweringPipeline.__name__}",
+            "pt": ["AutoModelForQuestionAnswering"]}
+
+    written = []
+    for name, text in files.items():
+        path = folder / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if auto_map:
+        config["auto_map"] = {**config.get("auto_map", {}), **auto_map}
+    if custom_pipelines:
+        config["custom_pipelines"] = {**config.get("custom_pipelines", {}), **custom_pipelines}
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    logger.info("Shipped %s with the model (auto_map %s, custom_pipelines %s).", ", ".join(files), auto_map,
+                list(custom_pipelines))
+    return written
+
+
+def _model_code(model) -> tuple[dict[str, str], dict[str, str]]:
+    """The files that build a custom or head-pruned `model`, by name, and the `auto_map` that points at them."""
     auto_names = auto_class_names(model)
     if not auto_names:
         raise ValueError(f"No transformers Auto class builds {type(model).__name__}; its folder cannot name one in auto_map.")
@@ -137,14 +181,4 @@ def ship_code(model, folder: str | Path) -> list[Path]:
         )
         model_reference = f"{PRUNED_MODEL_MODULE}.{pruned_name}"
     auto_map.update({name: model_reference for name in auto_names})
-
-    written = []
-    for name, text in files.items():
-        path = folder / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["auto_map"] = {**config.get("auto_map", {}), **auto_map}
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    logger.info("Shipped %s with the model (auto_map %s).", ", ".join(files), auto_map)
-    return written
+    return files, auto_map

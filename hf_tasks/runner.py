@@ -31,7 +31,14 @@ from hf_tasks.args import resolved_config
 from hf_tasks.errors import BadInputError, TrainingInterrupted
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
-from hf_tasks.portable import auto_class_names, needs_shipped_code, pipeline_task, ship_code
+from hf_tasks.portable import (
+    auto_class_names,
+    needs_shipped_code,
+    needs_shipped_model_code,
+    pipeline_task,
+    ship_code,
+    ships_pipeline,
+)
 from hf_tasks.run_folder import check_output_dir, clear_previous_run, resolve_checkpoint, snapshot, write_manifest
 from hf_tasks.surgery import parameter_counts
 from hf_tasks.surgery.lora import (
@@ -386,12 +393,16 @@ def loading_code(model, location: str) -> str:
     quoted = json.dumps(location, ensure_ascii=False)
     auto_names = auto_class_names(model)
     name = auto_names[0] if auto_names else type(model).__name__
-    remote = ", trust_remote_code=True" if needs_shipped_code(model) else ""
+    remote = ", trust_remote_code=True" if needs_shipped_model_code(model) else ""
     code = f"from transformers import {name}\n\nmodel = {name}.from_pretrained({quoted}{remote})"
     task = pipeline_task(model)
     if task is not None:
+        remote = ", trust_remote_code=True" if needs_shipped_code(model) else ""
         code += (f"\n\n# or, with its tokenizer or processor:\nfrom transformers import pipeline\n\n"
                  f"predict = pipeline({json.dumps(task)}, model={quoted}{remote})")
+        if ships_pipeline(model):
+            code += ('\n# "" when the question has no answer in the context (the threshold stored with the model)\n'
+                     'answer = predict(question="...", context="...")["answer"]')
     return code
 
 

@@ -5,6 +5,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 
 import pytest
 from transformers import AutoModelForQuestionAnswering, TrainerCallback
@@ -17,6 +19,7 @@ from hf_tasks.runner import run
 from hf_tasks.errors import BadInputError
 from hf_tasks.tasks.qa import QuestionAnsweringTask
 from tests.conftest import REPO, launch_two_processes, recipe_args, wandb_run_log
+from tests.test_portable import without_hf_tasks
 
 CONFIG = "recipes/configs/parsquad/tiny.yaml"
 
@@ -99,6 +102,53 @@ def test_a_stored_threshold_decides_the_answers(trained, tmp_path):
                         "--do_predict", "false")
     assert always["eval_null_threshold"] == 1e6
     assert always["eval_NoAns_exact"] < results["eval_NoAns_exact"] - 50
+
+
+PIPELINE_ANSWERS_WITHOUT_HF_TASKS = """
+import json, sys
+try:
+    import hf_tasks
+except ImportError:
+    pass
+else:
+    sys.exit("hf_tasks imported although it must not be importable here")
+from transformers import pipeline
+folders, test_file = json.loads(sys.argv[1]), sys.argv[2]
+document = json.load(open(test_file, encoding="utf-8"))
+questions = [(qa["id"], qa["question"], paragraph["context"]) for article in document["data"]
+             for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
+answers = {}
+for name, folder in folders.items():
+    qa = pipeline("question-answering", model=folder, trust_remote_code=True, device="cpu")
+    answers[name] = {row_id: qa(question=question, context=context)["answer"] for row_id, question, context in questions}
+print(json.dumps(answers, ensure_ascii=False))
+"""
+
+
+def test_question_answering_pipeline_repeats_the_test_predictions_with_the_stored_threshold(trained, tmp_path):
+    model_dir, _ = trained
+    folders = {"tuned": str(model_dir)}
+    # A threshold below every null-minus-span score leaves every question unanswered; one above, none.
+    for name, threshold in (("never-answers", -1e6), ("always-answers", 1e6)):
+        shutil.copytree(model_dir, tmp_path / name, ignore=shutil.ignore_patterns("checkpoint-*"))
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        config["null_score_diff_threshold"] = threshold
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+        folders[name] = str(tmp_path / name)
+    finished = subprocess.run(
+        [sys.executable, "-c", PIPELINE_ANSWERS_WITHOUT_HF_TASKS, json.dumps(folders),
+         str(REPO / "hf_tasks/samples/pquad/test.json")],
+        cwd=tmp_path, env=without_hf_tasks(tmp_path), capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    answers = json.loads(finished.stdout.strip().splitlines()[-1])
+    expected = json.loads((model_dir / "test_predictions.json").read_text(encoding="utf-8"))
+    # The recipe's predictions hold both kinds of answer, so the comparison covers the threshold.
+    assert 0 < sum(text == "" for text in expected.values()) < len(expected)
+    assert answers["tuned"] == expected
+    assert set(answers["never-answers"].values()) == {""}
+    assert "" not in answers["always-answers"].values()
+    card = (model_dir / "README.md").read_text(encoding="utf-8")
+    assert f'pipeline("question-answering", model="{model_dir}", trust_remote_code=True)' in card
 
 
 def test_best_model_by_tuned_f1_needs_tuning(tmp_path):

@@ -215,3 +215,22 @@ def test_models_transformers_loads_by_itself_ship_nothing(tmp_path):
 def test_shipping_code_needs_the_saved_model_first(tmp_path):
     with pytest.raises(FileNotFoundError, match="save the model there"):
         ship_code(pruned(BertForSequenceClassification(BertConfig(**TEXT, **LABELS))), tmp_path)
+
+
+def test_question_answering_models_ship_the_pipeline_transformers_lacks(tmp_path):
+    plain = BertForQuestionAnswering(BertConfig(**TEXT))
+    plain.save_pretrained(tmp_path / "plain")
+    written = ship_code(plain, tmp_path / "plain")
+    assert [path.name for path in written] == ["pipeline_question_answering.py"]
+    assert "hf_tasks" not in get_imports(written[0])
+    config = json.loads((tmp_path / "plain" / "config.json").read_text())
+    assert "auto_map" not in config
+    assert config["custom_pipelines"] == {"question-answering": {
+        "impl": "pipeline_question_answering.QuestionAnsweringPipeline", "pt": ["AutoModelForQuestionAnswering"]}}
+    # A pruned QA model ships its model code as well, and the pipeline loads it through auto_map.
+    pruned_qa = pruned(BertForQuestionAnswering(BertConfig(**TEXT)))
+    pruned_qa.save_pretrained(tmp_path / "pruned")
+    assert sorted(path.name for path in ship_code(pruned_qa, tmp_path / "pruned")) == [
+        "modeling_hf_tasks_pruned.py", "pipeline_question_answering.py", "pruned_heads.py"]
+    config = json.loads((tmp_path / "pruned" / "config.json").read_text())
+    assert set(config) >= {"auto_map", "custom_pipelines"}

@@ -18,8 +18,9 @@ import pyarrow as pa
 from datasets import Dataset
 from transformers import DataCollatorWithPadding
 
-from hf_tasks.metrics.squad import best_null_threshold, squad_v2_scores
 from hf_tasks.errors import BadInputError
+from hf_tasks.metrics.squad import best_null_threshold, squad_v2_scores
+from hf_tasks.modeling.qa_pipeline import ANSWER_SETTINGS_KEY, NULL_THRESHOLD_KEY, postprocess
 from hf_tasks.tasks.base import (
     FEATURE_KEY_OF_SPLIT,
     SPLIT_OF_PREFIX,
@@ -33,8 +34,6 @@ logger = logging.getLogger(__name__)
 
 # Bump when `QuestionAnsweringTask.tokenize_windows` changes the windows it builds (a test holds its source).
 WINDOWS_VERSION = 1
-# The model config attribute that carries a tuned no-answer threshold, so it is saved with the model.
-NULL_THRESHOLD_KEY = "null_score_diff_threshold"
 
 SQUAD_SHAPE = '{"data": [{"title": ..., "paragraphs": [{"context": ..., "qas": [{"id", "question", "answers"}]}]}]}'
 
@@ -150,82 +149,6 @@ def context_offsets(features: Dataset, width: int) -> np.ndarray:
     return offsets
 
 
-def _top_k(logits: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest logits of each row, largest first (a partition, then a sort of k)."""
-    if k < logits.shape[1]:
-        candidates = np.argpartition(logits, -k, axis=1)[:, -k:]
-    else:
-        candidates = np.broadcast_to(np.arange(logits.shape[1]), logits.shape)
-    order = np.argsort(-np.take_along_axis(logits, candidates, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(candidates, order, axis=1)
-
-
-def best_spans(
-    start_logits: np.ndarray,
-    end_logits: np.ndarray,
-    offsets: np.ndarray,
-    n_best_size: int,
-    max_answer_length: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Best valid (start, end) token span of every window and its score, all windows at once.
-
-    Searches the top `n_best_size` start and end logits of each window, like the classic per-window
-    double loop, but as one (windows, n, n) array operation. Windows without a valid span score -inf.
-    """
-    k = min(n_best_size, start_logits.shape[1])
-    rows = np.arange(len(start_logits))[:, None]
-    top_starts, top_ends = _top_k(start_logits, k), _top_k(end_logits, k)
-    in_context = offsets[:, :, 0] >= 0
-    starts, ends = top_starts[:, :, None], top_ends[:, None, :]
-    valid = (
-        in_context[rows, top_starts][:, :, None]
-        & in_context[rows, top_ends][:, None, :]
-        & (ends >= starts)
-        & (ends - starts + 1 <= max_answer_length)
-    )
-    scores = start_logits[rows, top_starts][:, :, None] + end_logits[rows, top_ends][:, None, :]
-    scores = np.where(valid, scores, -np.inf).reshape(len(start_logits), -1)
-    best = scores.argmax(axis=1)
-    return top_starts[rows[:, 0], best // k], top_ends[rows[:, 0], best % k], scores[rows[:, 0], best]
-
-
-def postprocess(
-    contexts: list[str],
-    example_index: np.ndarray,
-    offsets: np.ndarray,
-    start_logits: np.ndarray,
-    end_logits: np.ndarray,
-    n_best_size: int = 20,
-    max_answer_length: int = 30,
-) -> tuple[list[str], np.ndarray]:
-    """Best answer text of every example and its null-score difference (null score - best span score).
-
-    `example_index[f]` is the example of window f; the windows of an example are contiguous. An
-    example's null score is its lowest [CLS] score over its windows; its span the best over windows.
-    """
-    span_starts, span_ends, span_scores = best_spans(start_logits, end_logits, offsets, n_best_size, max_answer_length)
-    null_scores = start_logits[:, 0] + end_logits[:, 0]
-    n_examples = len(contexts)
-    boundaries = np.flatnonzero(np.diff(example_index)) + 1
-    firsts = np.concatenate([[0], boundaries])
-    if np.any(np.diff(example_index) < 0) or len(firsts) != n_examples:
-        raise ValueError("QA windows are not grouped by example; build features with QuestionAnsweringTask.")
-    # Sort windows by example, then by score (best first), then by position: the first of each example wins.
-    ranked = np.lexsort((np.arange(len(span_scores)), -span_scores, example_index))
-    best_window = ranked[firsts]
-    best_scores = span_scores[best_window]
-    example_null = np.minimum.reduceat(null_scores, firsts)
-    texts = []
-    for example, window in enumerate(best_window):
-        if np.isfinite(best_scores[example]):
-            start = offsets[window, span_starts[window], 0]
-            end = offsets[window, span_ends[window], 1]
-            texts.append(contexts[example][start:end])
-        else:
-            texts.append("")
-    return texts, example_null - best_scores
-
-
 class QuestionAnsweringTask(Task):
     """SQuAD v2-style extractive QA: windows in, answer texts and EM/F1 out."""
 
@@ -241,6 +164,11 @@ class QuestionAnsweringTask(Task):
                              f"{self.max_seq_length}.")
         self.data_collator = DataCollatorWithPadding(tokenizer)
         self.model_config = model_config
+        if model_config is not None:
+            # Saved with the model, so that its shipped pipeline builds the same windows and picks the same spans.
+            setattr(model_config, ANSWER_SETTINGS_KEY, {
+                "max_seq_length": self.max_seq_length, "doc_stride": qa_args.doc_stride,
+                "n_best_size": qa_args.n_best_size, "max_answer_length": qa_args.max_answer_length})
         self.stored_threshold = getattr(model_config, NULL_THRESHOLD_KEY, None)
         if qa_args.null_score_diff_threshold is not None:
             self.default_threshold = qa_args.null_score_diff_threshold
@@ -401,8 +329,8 @@ class QuestionAnsweringTask(Task):
         return (f"## No-answer threshold\n\nA question gets no answer when its null score minus its best span score "
                 f"exceeds {threshold:.6g} ({source}). The model's config carries it as `{NULL_THRESHOLD_KEY}` "
                 "(saved in `config.json` with the model), and `recipes/parsquad.py` uses it whenever it evaluates or "
-                "predicts with this model unless `--null_score_diff_threshold` is given. The `transformers` QA "
-                "pipeline does not read it.\n\n")
+                "predicts with this model unless `--null_score_diff_threshold` is given, and so does the "
+                "`question-answering` pipeline shipped with it (see Load it).\n\n")
 
     def window_loss(self, prefix: str, start_logits: np.ndarray, end_logits: np.ndarray) -> float:
         """Mean over windows of the start/end cross-entropy over each window's own tokens (no padding)."""
