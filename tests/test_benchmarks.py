@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
 
 from tests.benchmarks import record as recording
 from tests.benchmarks.abba import Ratio, Spread, alternate
+from tests.benchmarks import bench_export
 from tests.benchmarks.bench_bert_finetune import SIZES, measure, peak_tflops, training_flops
 from tests.benchmarks.bench_qa_windows import TOKENIZER, corpus
 from tests.benchmarks.readme_table import table
@@ -57,6 +59,33 @@ def test_recorded_rows_keep_median_and_range_and_a_changed_row_starts_a_new_tabl
     assert [line.split(" | ")[3:] for line in lines if line.startswith("| 2")] == [
         ["1.50x (range 1.25-2.00x, 3 rounds) |"]] * 2 + [["1.50x (range 1.50-1.50x, 1 rounds)", "100.0 (range 80.0-120.0, 2 rounds) |"]]
     assert sum(line.startswith("| date |") for line in lines) == 2
+
+
+def test_export_benchmark_alternates_its_variants_and_takes_each_speedup_within_a_round(monkeypatch):
+    # A fake clock: each forward pass costs its variant's price times the round's number, as if the
+    # machine got busier every round. Ratios within a round stay exact; the milliseconds spread.
+    price = {"pytorch_full_fp32": 4.0, "onnx_full_fp32": 2.0, "onnx_pruned_fp32": 2.0, "onnx_pruned_int8": 1.0}
+    passes, calls, now = 2, [], [0.0]
+    monkeypatch.setattr(bench_export, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+
+    def forward(variant):
+        def run():
+            calls.append(variant)
+            now[0] += price[variant] * (1 + (len(calls) - 1) // (passes * len(price)))
+        return run
+
+    figures = bench_export.speed_figures({variant: forward(variant) for variant in price}, rounds=3, passes=passes,
+                                         prefix="batch_8_")
+    per_round = [variant for variant in price for _ in range(passes)]
+    assert calls == (per_round + per_round[::-1]) * 2  # a warm-up round, then 3 rounds in A B / B A order
+    assert figures["batch_8_ms_pytorch_full_fp32"] == Spread.of([8000.0, 12000.0, 16000.0])
+    assert figures["batch_8_speedup_onnx_pruned_int8_vs_pytorch_full_fp32"] == Ratio.of([4.0] * 3)
+    assert figures["batch_8_speedup_onnx_full_fp32_vs_pytorch_full_fp32"] == Ratio.of([2.0] * 3)
+    assert figures["batch_8_speedup_onnx_pruned_int8_vs_onnx_full_fp32"].format() == "2.00x (range 2.00-2.00x, 3 rounds)"
+    assert sorted(figures) == sorted(
+        [f"batch_8_ms_{variant}" for variant in price]
+        + [f"batch_8_speedup_{variant}_vs_pytorch_full_fp32" for variant in list(price)[1:]]
+        + ["batch_8_speedup_onnx_pruned_int8_vs_onnx_full_fp32"])
 
 
 def test_bert_training_flops_match_torch_flop_counter():

@@ -26,8 +26,15 @@ def test_abba_ratios_alternate_and_pair_adjacent_runs():
     result = abba_ratios(measure("a"), measure("b"), blocks=2)
     assert calls == ["a", "b", "b", "a"] * 2
     # pairs (A1, B1) and (B2, A2) of each block: 20/10, 30/12, 22/11, 33/11 = 2, 2.5, 2, 3
-    assert result["ratio_b_over_a"] == {"median": 2.25, "min": 2.0, "max": 3.0, "n": 4}
+    assert result["ratio_b_over_a"] == {"median": 2.25, "min": 2.0, "max": 3.0, "n": 4,
+                                        "text": "2.25x (range 2.00-3.00x, 4 rounds)"}
     assert result["a_rate"]["n"] == result["b_rate"]["n"] == 4
+
+
+def test_abba_ratios_whose_rounds_disagree_read_no_measurable_difference():
+    rates = iter([10.0, 11.0, 9.0, 10.0])  # round 1: A 10, B 11; round 2 (B first): B 9, A 10
+    result = abba_ratios(lambda: {"rate": next(rates)}, lambda: {"rate": next(rates)}, blocks=1)
+    assert result["ratio_b_over_a"]["text"] == "no measurable difference: 1.00x (range 0.90-1.10x, 2 rounds)"
 
 
 def test_train_rate_counts_the_real_tokens_of_the_timed_steps_only():

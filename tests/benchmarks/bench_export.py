@@ -6,10 +6,10 @@ fp32, 50% heads pruned fp32, pruned + int8; and the int8 accuracy change on a ti
 The model is ParsBERT-sized (12 layers, hidden 768, 100,000-token vocabulary) with random weights:
 latency and size do not depend on the weights. 72 of its 144 heads are pruned (random ranking, at
 least one head kept per layer), and both models go through `hf_tasks.export` (so every variant is
-checked against PyTorch before it is timed). Other developers share this machine, so the variants are
-timed in alternating order: each round times every variant once (`--passes` forward passes, median),
-the order rotating from round to round, and the table gives each variant's median over the rounds with
-its range (min-max). Speed-ups are ratios of those medians.
+checked against PyTorch before it is timed). The variants run alternately after a warm-up round
+(tests/benchmarks/abba.py): each round times every variant once (the median of `--passes` forward
+passes), and each speed-up is a ratio taken within a round, reported as its median over the rounds
+with the lowest and highest round.
 
 The accuracy change comes from a real (tiny) run: the FarsTail recipe's sample model trained with 50%
 of its heads pruned, exported with --quantize int8, and scored by PyTorch and by the int8 model on the
@@ -35,7 +35,9 @@ from transformers import BertConfig, BertForSequenceClassification, BertTokenize
 from hf_tasks.export import export
 from hf_tasks.portable import ship_code
 from hf_tasks.surgery import lowest_heads, prune_heads, random_importance
+from tests.benchmarks.abba import Ratio, Spread, alternate
 from tests.benchmarks.record import record
+from tests.caches import use_private_caches
 
 PARSBERT = dict(vocab_size=100_000, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                 intermediate_size=3072, num_labels=3)
@@ -59,14 +61,34 @@ def batch(size: int, seq_length: int) -> dict[str, np.ndarray]:
             "attention_mask": np.ones((size, seq_length), dtype=np.int64)}
 
 
-def timed(run, passes: int) -> float:
-    run()  # warm-up
-    timings = []
-    for _ in range(passes):
-        began = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - began)
-    return statistics.median(timings)
+def seconds_per_pass(run, passes: int):
+    """A variant that makes `passes` forward passes and returns their median wall time in seconds."""
+
+    def timed() -> float:
+        timings = []
+        for _ in range(passes):
+            began = time.perf_counter()
+            run()
+            timings.append(time.perf_counter() - began)
+        return statistics.median(timings)
+
+    return timed
+
+
+def speed_figures(runs: dict, rounds: int, passes: int, prefix: str) -> dict:
+    """Milliseconds per pass of every variant and the speed-ups, the first variant being the baseline.
+
+    Each speed-up is taken within a round: over the baseline for every other variant, and the pruned
+    int8 model over the full fp32 ONNX one.
+    """
+    timings = alternate({variant: seconds_per_pass(run, passes) for variant, run in runs.items()}, rounds=rounds)
+    baseline, *others = runs
+    figures: dict = {f"{prefix}ms_{variant}": Spread.of([1000 * s for s in timings[variant]]) for variant in runs}
+    for variant in others:
+        figures[f"{prefix}speedup_{variant}_vs_{baseline}"] = Ratio.within_rounds(timings[baseline], timings[variant])
+    figures[f"{prefix}speedup_onnx_pruned_int8_vs_onnx_full_fp32"] = Ratio.within_rounds(
+        timings["onnx_full_fp32"], timings["onnx_pruned_int8"])
+    return figures
 
 
 def tiny_run_accuracy_change(workdir: Path) -> dict:
@@ -94,6 +116,7 @@ def main() -> None:
     parser.add_argument("--seq_length", type=int, default=128)
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
+    use_private_caches("hf_tasks-bench-")
     torch.set_num_threads(args.threads)
     import onnxruntime
 
@@ -119,30 +142,27 @@ def main() -> None:
             return lambda: sessions[variant].run(None, inputs)
 
         variants = ["pytorch_full_fp32", *files]
-        figures: dict = {"threads": args.threads, "seq_length": args.seq_length, "rounds": args.rounds,
-                         "passes_per_round": args.passes,
-                         "size_mb": {name: round(path.stat().st_size / 2**20, 1) for name, path in files.items()},
-                         "max_abs_diff_vs_pytorch": {"onnx_full_fp32": checks["full"]["variants"]["fp32"]["max_abs_diff"],
-                                                     "onnx_pruned_fp32": checks["pruned"]["variants"]["fp32"]["max_abs_diff"],
-                                                     "onnx_pruned_int8": checks["pruned"]["variants"]["int8"]["max_abs_diff"]}}
+        setting = f"{args.rounds} rounds x {args.passes} passes"
+        defaults = (parser.get_default("rounds"), parser.get_default("passes"))
+        if (args.rounds, args.passes) != defaults:
+            setting += f" (cut from the defaults {defaults[0]} x {defaults[1]} to fit a busy machine)"
+        figures: dict = {"threads": args.threads, "seq_length": args.seq_length, "setting": setting,
+                         **{f"size_mb_{name}": round(path.stat().st_size / 2**20, 1) for name, path in files.items()}}
+        for name, (folder, exported) in {"onnx_full_fp32": ("full", "fp32"), "onnx_pruned_fp32": ("pruned", "fp32"),
+                                         "onnx_pruned_int8": ("pruned", "int8")}.items():
+            figures[f"max_abs_diff_vs_pytorch_{name}"] = f"{checks[folder]['variants'][exported]['max_abs_diff']:.1e}"
         with torch.inference_mode():
             for size in args.batch_sizes:
                 inputs = batch(size, args.seq_length)
-                seconds: dict[str, list[float]] = {variant: [] for variant in variants}
-                for round_index in range(args.rounds):
-                    shift = round_index % len(variants)
-                    for variant in variants[shift:] + variants[:shift]:  # each variant leads in turn
-                        seconds[variant].append(timed(runner(variant, inputs), args.passes))
-                medians = {variant: statistics.median(values) for variant, values in seconds.items()}
-                figures[f"batch_{size}_ms"] = {
-                    variant: f"{1000 * medians[variant]:.1f} ({1000 * min(values):.1f}-{1000 * max(values):.1f})"
-                    for variant, values in seconds.items()}
-                figures[f"batch_{size}_speedup_vs_pytorch_full_fp32"] = {
-                    variant: round(medians["pytorch_full_fp32"] / medians[variant], 2) for variant in files}
-                figures[f"batch_{size}_speedup_int8_vs_onnx_full_fp32"] = round(
-                    medians["onnx_full_fp32"] / medians["onnx_pruned_int8"], 2)
-                print(json.dumps({key: figures[key] for key in figures if key.startswith(f"batch_{size}_")}, indent=1))
-        figures["tiny_farstail_prune50_int8"] = tiny_run_accuracy_change(workdir)
+                speed = speed_figures({variant: runner(variant, inputs) for variant in variants}, args.rounds,
+                                      args.passes, f"batch_{size}_")
+                print(json.dumps({key: value.format() for key, value in speed.items()}, indent=1))
+                figures |= speed
+        tiny = tiny_run_accuracy_change(workdir)
+        figures["tiny_farstail_prune50_accuracy"] = (
+            f"{tiny['accuracy_pytorch']:.4f} PyTorch, {tiny['accuracy_onnx']:.4f} int8 on {tiny['rows']} validation rows "
+            f"(the recipe's eval_accuracy {tiny['tiny_eval_accuracy_recipe']})")
+        figures["tiny_farstail_prune50_int8_accuracy_change"] = f"{tiny['accuracy_change']:+.4f}"
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     record("export", figures)

@@ -23,7 +23,8 @@ known, so a run cut short still returns what it finished:
 
 suite.log holds every line printed with its time; summary.md the closing table. Rates are real
 (unpadded) tokens/s for BERT, images/s and clips/s otherwise; a ratio is variant / baseline, one per
-adjacent pair of runs, reported as median and range.
+round of runs alternated as tests/benchmarks/abba.py does it, reported as median and range ("no
+measurable difference" when the range holds 1.0).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ import numpy as np
 import torch
 import transformers
 import yaml
+
+from tests.benchmarks.abba import Ratio, Spread, alternate
 
 PARSBERT_CONFIG = "recipes/configs/parsquad/parsbert.yaml"
 SHEMO_CONFIG = "recipes/configs/shemo/hubert_base.yaml"
@@ -154,24 +157,26 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
+def rounded(figure: Spread, digits: int = 3) -> dict:
+    return {"median": round(figure.median, digits), "min": round(figure.low, digits),
+            "max": round(figure.high, digits), "n": figure.rounds}
+
+
 def spread(values: list[float], digits: int = 3) -> dict:
-    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
-            "max": round(max(values), digits), "n": len(values)}
+    return rounded(Spread.of(values), digits)
 
 
 def abba_ratios(measure_a: Callable[[], dict], measure_b: Callable[[], dict], blocks: int = 2) -> dict:
-    """Runs A B B A, `blocks` times; each run returns a dict with a "rate". The ratio B/A is taken for
-    each adjacent pair (A1 B1, B2 A2), so slow drift of the machine cancels. Minimal on purpose: a
-    shared ABBA helper in tests/benchmarks/ can replace it with the same inputs and output."""
-    runs: dict[str, list[dict]] = {"a": [], "b": []}
-    ratios = []
-    for _ in range(blocks):
-        a1, b1, b2, a2 = measure_a(), measure_b(), measure_b(), measure_a()
-        runs["a"] += [a1, a2]
-        runs["b"] += [b1, b2]
-        ratios += [b1["rate"] / a1["rate"], b2["rate"] / a2["rate"]]
-    return {"a_rate": spread([run["rate"] for run in runs["a"]], 1), "b_rate": spread([run["rate"] for run in runs["b"]], 1),
-            "ratio_b_over_a": spread(ratios), "a_runs": runs["a"], "b_runs": runs["b"]}
+    """Runs A B, B A, `blocks` times (tests/benchmarks/abba.py's alternation, without its warm-up round:
+    each section warms up once before its comparisons); each run returns a dict with a "rate". The
+    ratio B/A is taken within each round, so slow drift of the machine cancels; its "text" says "no
+    measurable difference" when the rounds disagree on which side of 1.0 it lies."""
+    runs = alternate({"a": measure_a, "b": measure_b}, rounds=2 * blocks, warmup=0)
+    rates = {name: [run["rate"] for run in results] for name, results in runs.items()}
+    ratio = Ratio.within_rounds(rates["b"], rates["a"])
+    return {"a_rate": spread(rates["a"], 1), "b_rate": spread(rates["b"], 1),
+            "ratio_b_over_a": rounded(ratio) | {"text": ratio.format()},
+            "a_runs": runs["a"], "b_runs": runs["b"]}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -449,7 +454,7 @@ def section_bert_options(suite: Suite, smoke: bool, cuda: bool) -> None:
         rows[name]["seconds"] = round(time.monotonic() - began, 1)
         suite.write("bert_options", {"comparisons": rows})
         ratio = rows[name]["ratio_b_over_a"]
-        suite.log(f"bert_options: {name}: x{ratio['median']} [{ratio['min']}, {ratio['max']}]")
+        suite.log(f"bert_options: {name}: {ratio['text']}")
         if index == 0:
             suite.write("bert_options", {"flattening": flattening_check(
                 [len(ids) for ids in dataset["input_ids"]], batch)})
@@ -462,7 +467,7 @@ def section_bert_options(suite: Suite, smoke: bool, cuda: bool) -> None:
         compiled()  # compilation happens here, outside the timed runs
         rows["torch_compile"] = abba_ratios(run(recipe), compiled, blocks)
         ratio = rows["torch_compile"]["ratio_b_over_a"]
-        suite.log(f"bert_options: torch_compile: x{ratio['median']} [{ratio['min']}, {ratio['max']}]")
+        suite.log(f"bert_options: torch_compile: {ratio['text']}")
     suite.write("bert_options", {"comparisons": rows})
 
 
@@ -541,7 +546,7 @@ def section_hubert(suite: Suite, smoke: bool, cuda: bool) -> None:
     suite.write("hubert", {"recipe_vs_plain_trainer": comparison,
                            "recipe_clips_per_second": comparison["b_rate"]["median"]})
     suite.log(f"hubert: recipe {comparison['b_rate']['median']} clips/s, "
-              f"x{comparison['ratio_b_over_a']['median']} a plain Trainer")
+              f"{comparison['ratio_b_over_a']['text']} a plain Trainer")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -588,7 +593,7 @@ def section_presets(suite: Suite, smoke: bool, cuda: bool) -> None:
 def summary(suite: Suite) -> str:
     """The closing table: one line per figure."""
     results = suite.results
-    lines = ["Ratios are variant / baseline (median [min, max] over adjacent A B pairs): above 1, the named "
+    lines = ["Ratios are variant / baseline (median and range over alternated rounds): above 1, the named "
              "variant is faster.", "", "| section | figure | value |", "|---|---|---|"]
     for section, figures in results.items():
         lines.append(f"| {section} | status | {figures.get('status')} |")
@@ -605,8 +610,7 @@ def summary(suite: Suite) -> str:
         lines.append(f"| bert_options | seq 384: tokens/s, MFU % | {mfu['tokens_per_second']['median']}, "
                      f"{mfu['mfu_percent']['median'] if mfu['mfu_percent'] else None} |")
     for name, row in options.get("comparisons", {}).items():
-        value = (f"x{row['ratio_b_over_a']['median']} [{row['ratio_b_over_a']['min']}, {row['ratio_b_over_a']['max']}]"
-                 if "ratio_b_over_a" in row else row.get("status"))
+        value = row["ratio_b_over_a"]["text"] if "ratio_b_over_a" in row else row.get("status")
         lines.append(f"| bert_options | {name} | {value} |")
     flat = options.get("flattening")
     if flat:
@@ -615,7 +619,7 @@ def summary(suite: Suite) -> str:
     hubert = results.get("hubert", {}).get("recipe_vs_plain_trainer")
     if hubert:
         lines.append(f"| hubert | clips/s recipe, plain; ratio | {hubert['b_rate']['median']}, {hubert['a_rate']['median']}; "
-                     f"x{hubert['ratio_b_over_a']['median']} |")
+                     f"{hubert['ratio_b_over_a']['text']} |")
     for name, row in results.get("presets", {}).items():
         if isinstance(row, dict):
             lines.append(f"| presets | {name} | {row['status']} |")

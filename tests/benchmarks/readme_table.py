@@ -65,6 +65,20 @@ def _pruning(rows):
             f"model; batch {row['batch']} ({_where(row)})")
 
 
+def _export(rows):
+    row = rows[-1]
+    sizes = [column.removeprefix("batch_").removesuffix("_ms_pytorch_full_fp32") for column in row
+             if column.endswith("_ms_pytorch_full_fp32")]
+    speedups = "; ".join(
+        f"batch {size}: pruned + int8 {row[f'batch_{size}_speedup_onnx_pruned_int8_vs_pytorch_full_fp32']}, "
+        f"full fp32 ONNX {row[f'batch_{size}_speedup_onnx_full_fp32_vs_pytorch_full_fp32']}" for size in sizes)
+    return (f"ONNX Runtime over PyTorch fp32, {speedups}; ONNX fp32 {row['size_mb_onnx_full_fp32']} MB, pruned + int8 "
+            f"{row['size_mb_onnx_pruned_int8']} MB with logits within {row['max_abs_diff_vs_pytorch_onnx_pruned_int8']} "
+            f"of PyTorch; int8 accuracy change on a tiny pruned FarsTail run "
+            f"{row['tiny_farstail_prune50_int8_accuracy_change']} ({row['tiny_farstail_prune50_accuracy']}); "
+            f"seq {row['seq_length']}, {row['threads']} thread, {row['setting']} ({_where(row)})")
+
+
 def _feature_cache(rows):
     by_head = {row["head"]: row for row in rows}
     return "; ".join(
@@ -100,6 +114,7 @@ ENTRIES: list[tuple[str, str, Callable[[list[dict[str, str]]], str]]] = [
     ("startup", "QA start-up: empty preprocessing cache vs a filled one", _startup),
     ("training_overhead", "runner vs a bare `Trainer`, tiny training recipes", _training_overhead),
     ("pruning", "head pruning, 50% of a ParsBERT-sized model's heads", _pruning),
+    ("export", "serving a ParsBERT-sized classifier: ONNX full, 50% heads pruned, pruned + int8", _export),
     ("feature_cache", "frozen-backbone feature cache (MiniLM-L6)", _feature_cache),
     ("audio", "audio loading, resampling, augmentation", _audio),
     ("cifar10", "CIFAR-10 model step (no variants compared)", _cifar10),
