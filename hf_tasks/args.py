@@ -25,6 +25,7 @@ import yaml
 import transformers
 from transformers import HfArgumentParser
 
+from hf_tasks.cli_help import answer_help
 from hf_tasks.errors import BadInputError
 
 # Fields never written to config.yaml, results or model cards.
@@ -35,13 +36,14 @@ LAUNCH_FIELDS = frozenset({"resume_from_checkpoint", "overwrite_output_dir"})
 
 
 # What a path-valued argument of any recipe is. READS: a local file or folder the run reads, or a hub
-# id / model name when no such path exists (or a folder an example config names for the user to
-# fill, which the recipe checks); MUST_EXIST: a local data file; WRITES: where the run writes.
-READS, MUST_EXIST, WRITES = "reads", "must_exist", "writes"
+# id / model name when no such path exists; a missing one is left for the data layer or the model
+# loader to name, since the repository's configs name data users download later. WRITES: where the
+# run writes.
+READS, WRITES = "reads", "writes"
 PATH_ARGUMENTS = {
     "model_name_or_path": READS, "config_name": READS, "tokenizer_name": READS, "dataset_name": READS,
     "data_dir": READS, "deepspeed": READS, "images": READS, "mask_dir": READS,
-    "train_file": MUST_EXIST, "validation_file": MUST_EXIST, "test_file": MUST_EXIST,
+    "train_file": READS, "validation_file": READS, "test_file": READS,
     "output_dir": WRITES, "cache_dir": WRITES, "dataset_cache_dir": WRITES,
 }
 # The ways to give a recipe its data. One given on the command line replaces every other one a config set.
@@ -168,22 +170,14 @@ def _yaml_defaults(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
 def _config_path(config: Path, name: str, value: Any) -> Any:
     """A path the run reads, as the config gives it: beside the config file when it is there, else
     as written (relative to the current directory). Paths the run writes stay as written."""
-    kind = PATH_ARGUMENTS.get(name)
-    if kind not in (READS, MUST_EXIST):
+    if PATH_ARGUMENTS.get(name) != READS:
         return value
     if isinstance(value, list):
         return [_config_path(config, name, item) for item in value]
     if not isinstance(value, str) or not value or os.path.isabs(value):
         return value
     beside_config = config.parent / value
-    if beside_config.exists():
-        return str(beside_config)
-    if kind == MUST_EXIST and not Path(value).exists():
-        raise BadInputError(
-            f"--config {config}: {name} {value}: found neither beside the config ({beside_config}) nor in the "
-            f"current directory ({Path.cwd()}); write it relative to the config's folder, or absolute."
-        )
-    return value
+    return str(beside_config) if beside_config.exists() else value
 
 
 def _dests_given(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, str]:
@@ -226,9 +220,12 @@ def _replaced_sources(given: set[str], defaults: dict[str, Any]) -> dict[str, No
             for dest in dests if defaults.get(dest) not in (None, [])}
 
 
-def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple:
+def parse(*dataclass_types: type, args: list[str] | None = None, description: str | None = None,
+          unused: tuple[str, ...] = ()) -> tuple:
     """Parse `dataclass_types` from `--config x.yaml` (defaults) and the command line (overrides).
 
+    `description` (the recipe's docstring) opens `--help`. `unused` names arguments of the shared
+    dataclasses the recipe never reads: `--help` leaves them out and a value for them is refused.
     Returns one instance per dataclass type, in order.
     """
     argv = sys.argv[1:] if args is None else list(args)
@@ -238,12 +235,13 @@ def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple:
 
     parser = HfArgumentParser(dataclass_types)
     parser.add_argument("--config", type=Path, help="YAML file of defaults; command-line flags override it.")
+    answer_help(parser, remaining, description, frozenset(unused))
     remaining, unset = _take_out_unsets(parser, remaining)
     given = set(_dests_given(parser, remaining))
     defaults = _yaml_defaults(known.config, parser) if known.config is not None else {}
     defaults.update(_replaced_sources(given, defaults))
     defaults.update(dict.fromkeys(unset))
-    # Only the config's paths the command line leaves in place are looked up (and must be there).
+    # Only the config's paths the command line leaves in place are looked up.
     defaults.update({name: _config_path(known.config, name, value) for name, value in defaults.items()
                      if name not in given and value is not None})
     parser.set_defaults(**defaults)
@@ -254,7 +252,21 @@ def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple:
     if extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     # The last parsed item is the namespace holding --config, which is not a dataclass.
-    return tuple(parsed[: len(dataclass_types)])
+    instances = tuple(parsed[: len(dataclass_types)])
+    _refuse_unused(instances, unused)
+    return instances
+
+
+def _refuse_unused(instances: tuple, unused: tuple[str, ...]) -> None:
+    for instance in instances:
+        for field_ in dataclasses.fields(instance):
+            if field_.name not in unused:
+                continue
+            default = field_.default_factory() if field_.default_factory is not dataclasses.MISSING else field_.default
+            value = getattr(instance, field_.name)
+            if value != default:
+                raise BadInputError(f"--{field_.name} {value}: this recipe does not use it (see --help for what it "
+                                    "reads); leave it out.")
 
 
 def data_source(data_args: DataArguments) -> str:
