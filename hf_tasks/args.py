@@ -3,12 +3,19 @@
 Recipes parse `ModelArguments`, `DataArguments`, their own task dataclass and
 `transformers.TrainingArguments` with one `HfArgumentParser`. `--config file.yaml` supplies
 defaults for any of their fields; flags given on the command line win.
+
+Paths in a config: a path the run reads (`PATH_ARGUMENTS`) is looked up beside the config file
+first, then in the current directory; a path the run writes (`output_dir`, caches) is relative to the
+current directory. A run folder's `config.yaml` stores absolute paths, so it reruns from anywhere.
+`--flag none` on the command line unsets a value the config gave (for arguments that default to
+unset), and a data source given on the command line replaces the config's (`DATA_SOURCES`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +25,7 @@ import yaml
 import transformers
 from transformers import HfArgumentParser
 
+from hf_tasks.cli_help import answer_help
 from hf_tasks.errors import BadInputError
 
 # Fields never written to config.yaml, results or model cards.
@@ -25,6 +33,28 @@ SECRET_FIELDS = frozenset({"hub_token", "token", "push_to_hub_token", "wandb_api
 # Fields about one launch rather than the experiment: a config.yaml rerun in a fresh folder must not
 # look for the checkpoint the original run resumed from.
 LAUNCH_FIELDS = frozenset({"resume_from_checkpoint", "overwrite_output_dir"})
+
+
+# What a path-valued argument of any recipe is. READS: a local file or folder the run reads, or a hub
+# id / model name when no such path exists; a missing one is left for the data layer or the model
+# loader to name, since the repository's configs name data users download later. WRITES: where the
+# run writes.
+READS, WRITES = "reads", "writes"
+PATH_ARGUMENTS = {
+    "model_name_or_path": READS, "config_name": READS, "tokenizer_name": READS, "dataset_name": READS,
+    "data_dir": READS, "deepspeed": READS, "images": READS, "mask_dir": READS,
+    "train_file": READS, "validation_file": READS, "test_file": READS,
+    "output_dir": WRITES, "cache_dir": WRITES, "dataset_cache_dir": WRITES,
+}
+# The ways to give a recipe its data. One given on the command line replaces every other one a config set.
+DATA_SOURCES = {
+    "hub dataset": ("dataset_name", "dataset_config_name"),
+    "local files": ("train_file", "validation_file", "test_file"),
+    "folder": ("data_dir",),
+    "images": ("images", "mask_dir"),
+}
+# Written after a flag whose argument defaults to unset, these unset a value the config gave.
+UNSET_WORDS = frozenset({"none", "null"})
 
 
 def _check_folder_or_hub_id(flag: str, value: str | None) -> None:
@@ -150,9 +180,65 @@ def _yaml_defaults(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
     return loaded
 
 
-def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple:
+def _config_path(config: Path, name: str, value: Any) -> Any:
+    """A path the run reads, as the config gives it: beside the config file when it is there, else
+    as written (relative to the current directory). Paths the run writes stay as written."""
+    if PATH_ARGUMENTS.get(name) != READS:
+        return value
+    if isinstance(value, list):
+        return [_config_path(config, name, item) for item in value]
+    if not isinstance(value, str) or not value or os.path.isabs(value):
+        return value
+    beside_config = config.parent / value
+    return str(beside_config) if beside_config.exists() else value
+
+
+def _dests_given(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, str]:
+    """The arguments `argv` sets, by destination, each with the option string it was given as."""
+    by_option = {option: action.dest for action in parser._actions for option in action.option_strings}
+    given = {}
+    for token in argv:
+        option = token.split("=", 1)[0]
+        if option in by_option:
+            given.setdefault(by_option[option], option)
+    return given
+
+
+def _take_out_unsets(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[list[str], set[str]]:
+    """`--flag none` for an argument that defaults to unset: the flag's destination, and `argv` without it."""
+    unsettable = {option: action.dest for action in parser._actions if action.default is None
+                  for option in action.option_strings}
+    kept, unset = [], set()
+    index = 0
+    while index < len(argv):
+        option, _, attached = argv[index].partition("=")
+        if option in unsettable:
+            value = attached if attached else (argv[index + 1] if index + 1 < len(argv) else "")
+            ends_there = attached or index + 2 >= len(argv) or argv[index + 2].startswith("-")
+            if value.lower() in UNSET_WORDS and ends_there:
+                unset.add(unsettable[option])
+                index += 1 if attached else 2
+                continue
+        kept.append(argv[index])
+        index += 1
+    return kept, unset
+
+
+def _replaced_sources(given: set[str], defaults: dict[str, Any]) -> dict[str, None]:
+    """Config values of every data source other than one the command line gives, unset."""
+    chosen = {source for source, dests in DATA_SOURCES.items() if given & set(dests)}
+    if not chosen:
+        return {}
+    return {dest: None for source, dests in DATA_SOURCES.items() if source not in chosen
+            for dest in dests if defaults.get(dest) not in (None, [])}
+
+
+def parse(*dataclass_types: type, args: list[str] | None = None, description: str | None = None,
+          unused: tuple[str, ...] = ()) -> tuple:
     """Parse `dataclass_types` from `--config x.yaml` (defaults) and the command line (overrides).
 
+    `description` (the recipe's docstring) opens `--help`. `unused` names arguments of the shared
+    dataclasses the recipe never reads: `--help` leaves them out and a value for them is refused.
     Returns one instance per dataclass type, in order.
     """
     argv = sys.argv[1:] if args is None else list(args)
@@ -162,27 +248,75 @@ def parse(*dataclass_types: type, args: list[str] | None = None) -> tuple:
 
     parser = HfArgumentParser(dataclass_types)
     parser.add_argument("--config", type=Path, help="YAML file of defaults; command-line flags override it.")
-    if known.config is not None:
-        defaults = _yaml_defaults(known.config, parser)
-        parser.set_defaults(**defaults)
-        for action in parser._actions:
-            if action.dest in defaults:
-                action.required = False
+    answer_help(parser, remaining, description, frozenset(unused))
+    remaining, unset = _take_out_unsets(parser, remaining)
+    given = set(_dests_given(parser, remaining))
+    defaults = _yaml_defaults(known.config, parser) if known.config is not None else {}
+    defaults.update(_replaced_sources(given, defaults))
+    defaults.update(dict.fromkeys(unset))
+    # Only the config's paths the command line leaves in place are looked up.
+    defaults.update({name: _config_path(known.config, name, value) for name, value in defaults.items()
+                     if name not in given and value is not None})
+    parser.set_defaults(**defaults)
+    for action in parser._actions:
+        if action.dest in defaults:
+            action.required = False
     *parsed, extra = parser.parse_args_into_dataclasses(args=remaining, return_remaining_strings=True)
     if extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     # The last parsed item is the namespace holding --config, which is not a dataclass.
-    return tuple(parsed[: len(dataclass_types)])
+    instances = tuple(parsed[: len(dataclass_types)])
+    _refuse_unused(instances, unused)
+    return instances
+
+
+def _refuse_unused(instances: tuple, unused: tuple[str, ...]) -> None:
+    for instance in instances:
+        for field_ in dataclasses.fields(instance):
+            if field_.name not in unused:
+                continue
+            default = field_.default_factory() if field_.default_factory is not dataclasses.MISSING else field_.default
+            value = getattr(instance, field_.name)
+            if value != default:
+                raise BadInputError(f"--{field_.name} {value}: this recipe does not use it (see --help for what it "
+                                    "reads); leave it out.")
+
+
+def data_source(data_args: DataArguments) -> str:
+    """Which data the run reads, in words, for the run log."""
+    if data_args.dataset_name:
+        config = f" ({data_args.dataset_config_name})" if data_args.dataset_config_name else ""
+        return f"hub dataset {data_args.dataset_name}{config}"
+    files = [f"{split} {getattr(data_args, dest)}" for split, dest in
+             (("train", "train_file"), ("validation", "validation_file"), ("test", "test_file"))
+             if getattr(data_args, dest)]
+    if data_args.data_dir:
+        return f"folder {data_args.data_dir}" + (f", and {', '.join(files)}" if files else "")
+    return "local files: " + ", ".join(files) if files else "none given"
+
+
+def _absolute(name: str, value: Any) -> Any:
+    """A path argument as an absolute path, so that a config holding it works from any directory;
+    a value that names no local path (a hub id, a timm model name) stays as it is."""
+    kind = PATH_ARGUMENTS.get(name)
+    if kind is None or not value:
+        return value
+    if isinstance(value, list):
+        return [_absolute(name, item) for item in value]
+    if not isinstance(value, str) or (kind != WRITES and not Path(value).exists()):
+        return value
+    return os.path.abspath(value)
 
 
 def resolved_config(*instances: Any) -> dict[str, Any]:
     """All argument values of the run as one flat, YAML-safe mapping, without secrets and without
-    the fields that belong to one launch (`resume_from_checkpoint`)."""
+    the fields that belong to one launch (`resume_from_checkpoint`). Local paths are absolute."""
     resolved: dict[str, Any] = {}
     for instance in instances:
         values = instance.to_dict() if hasattr(instance, "to_dict") else dataclasses.asdict(instance)
         for name, value in values.items():
             if name in SECRET_FIELDS or name in LAUNCH_FIELDS or name.startswith("_"):
                 continue
+            value = _absolute(name, value)
             resolved[name] = value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
     return resolved

@@ -27,7 +27,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
 from transformers.utils.hub import hf_api
 from transformers.training_args import ParallelMode
 
-from hf_tasks.args import resolved_config
+from hf_tasks.args import DataArguments, data_source, resolved_config
 from hf_tasks.errors import BadInputError, TrainingInterrupted
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
@@ -260,12 +260,14 @@ def run(
     started = time.perf_counter()
     output_dir = Path(training_args.output_dir)
     folder_before = snapshot(output_dir) if training_args.process_index == 0 else {}
+    arguments = tuple(arguments)
+    for data_args in (argument for argument in arguments if isinstance(argument, DataArguments)):
+        logger.info("Data: %s", data_source(data_args))
     features = task.features(training_args)
     for flag, split in (("do_train", "train"), ("do_eval", "eval"), ("do_predict", "test")):
         if getattr(training_args, flag) and features.get(split) is None:
             raise ValueError(f"--{flag} needs the {split} split, but the task built none; give the matching data.")
     checkpoint = resolve_checkpoint(training_args) if training_args.do_train else None
-    arguments = tuple(arguments)
     callbacks = list(callbacks)
     if "wandb" in (training_args.report_to or []):
         callbacks.append(RunConfigToWandb(resolved_config(*arguments)))

@@ -76,4 +76,4 @@ def main(model_args: ModelArguments, attention_args: AttentionArguments) -> dict
 
 if __name__ == "__main__":
     with one_line_errors():
-        main(*parse(*ARGUMENTS))
+        main(*parse(*ARGUMENTS, description=__doc__))

@@ -49,6 +49,8 @@ class Cifar10Arguments(ImageArguments, TransferArguments):
 
 
 ARGUMENTS = (ModelArguments, DataArguments, Cifar10Arguments, LoraArguments, TrainingArguments)  # main's parameters, in order
+# Images come from a hub dataset or --data_dir; nothing is tokenised or validated row by row.
+UNUSED = ("train_file", "validation_file", "test_file", "max_seq_length", "skip_bad_rows", "preprocessing_num_workers")
 
 
 def main(
@@ -98,4 +100,4 @@ def main(
 
 if __name__ == "__main__":
     with one_line_errors():
-        main(*parse(*ARGUMENTS))
+        main(*parse(*ARGUMENTS, description=__doc__, unused=UNUSED))

@@ -85,6 +85,7 @@ def build_model(model_args: ModelArguments, head_args: HeadArguments, task: Text
 
 
 ARGUMENTS = (ModelArguments, DataArguments, TextArguments, HeadArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
+UNUSED = ("data_dir",)  # tweets come from CSV files or a hub dataset, never a folder
 
 
 def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextArguments, head_args: HeadArguments,
@@ -124,4 +125,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextAr
 
 if __name__ == "__main__":
     with one_line_errors():
-        main(*parse(*ARGUMENTS))
+        main(*parse(*ARGUMENTS, description=__doc__, unused=UNUSED))

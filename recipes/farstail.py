@@ -19,6 +19,7 @@ from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask
 
 
 ARGUMENTS = (ModelArguments, DataArguments, PairArguments, SurgeryArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
+UNUSED = ("data_dir",)  # NLI reads TSV files or a hub dataset, never a folder
 
 
 def main(model_args: ModelArguments, data_args: DataArguments, pair_args: PairArguments,
@@ -52,4 +53,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, pair_args: PairAr
 
 if __name__ == "__main__":
     with one_line_errors():
-        main(*parse(*ARGUMENTS))
+        main(*parse(*ARGUMENTS, description=__doc__, unused=UNUSED))

@@ -15,6 +15,7 @@ from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
 
 
 ARGUMENTS = (ModelArguments, DataArguments, QAArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
+UNUSED = ("data_dir",)  # QA reads SQuAD-format files or a hub dataset, never a folder
 
 
 def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArguments, lora_args: LoraArguments,
@@ -44,4 +45,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArgume
 
 if __name__ == "__main__":
     with one_line_errors():
-        main(*parse(*ARGUMENTS))
+        main(*parse(*ARGUMENTS, description=__doc__, unused=UNUSED))

@@ -149,4 +149,4 @@ def main(model_args: ModelArguments, args: SegmentationArguments) -> dict[str, A
 
 if __name__ == "__main__":
     with one_line_errors():
-        main(*parse(*ARGUMENTS))
+        main(*parse(*ARGUMENTS, description=__doc__))

@@ -24,6 +24,7 @@ from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask, load_a
 
 
 ARGUMENTS = (ModelArguments, DataArguments, AudioArguments, SurgeryArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
+UNUSED = ("max_seq_length",)  # clips are cropped by --max_duration, not tokens
 
 
 def main(model_args: ModelArguments, data_args: DataArguments, audio_args: AudioArguments,
@@ -59,4 +60,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, audio_args: Audio
 
 if __name__ == "__main__":
     with one_line_errors():
-        main(*parse(*ARGUMENTS))
+        main(*parse(*ARGUMENTS, description=__doc__, unused=UNUSED))

@@ -1,0 +1,120 @@
+"""`--help` that orients: what the recipe does and how to run it, its own options under one heading
+per argument group, then the training options people change most. `--help-all` lists every option,
+the Trainer's included."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+
+from transformers import HfArgumentParser
+
+HELP_FLAGS = ("-h", "--help")
+HELP_ALL_FLAG = "--help-all"
+# The TrainingArguments people change most; --help-all lists the other hundred or so.
+COMMON_TRAINING_OPTIONS = (
+    "output_dir", "do_train", "do_eval", "do_predict", "num_train_epochs", "learning_rate",
+    "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "bf16",
+    "use_cpu", "seed", "eval_strategy", "save_strategy", "overwrite_output_dir", "resume_from_checkpoint",
+    "report_to", "push_to_hub", "hub_model_id",
+)
+# Headings for argument groups whose class name does not read well on its own.
+GROUP_TITLES = {"QAArguments": "question answering", "LoraArguments": "LoRA", "Cifar10Arguments": "CIFAR-10"}
+METAVARS = {int: "N", float: "X", str: "TEXT"}
+
+
+def answer_help(parser: HfArgumentParser, argv: list[str], description: str | None, unused: frozenset[str]) -> None:
+    """Print the recipe's help and exit when `argv` asks for it; otherwise return."""
+    if HELP_ALL_FLAG in argv:
+        parser.description = description
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.print_help()
+        raise SystemExit(0)
+    if any(flag in argv for flag in HELP_FLAGS):
+        print(short_help(parser, description, unused))
+        raise SystemExit(0)
+
+
+def short_help(parser: HfArgumentParser, description: str | None, unused: frozenset[str]) -> str:
+    by_dest = {}
+    for action in parser._actions:
+        # The first action of a destination is the flag itself; bool fields add a --no_ complement.
+        by_dest.setdefault(action.dest, action)
+    shown = argparse.ArgumentParser(
+        prog=parser.prog, usage=f"{parser.prog} [--config FILE.yaml] [--option VALUE ...]",
+        description=(description or "").strip(), formatter_class=_CompactFormatter, add_help=False,
+        epilog=f"{HELP_ALL_FLAG} lists every option with its whole help, the Trainer's included.\n"
+               "--option none unsets a value the config gave. --debug shows the traceback of an error.",
+    )
+    training_types = [kind for kind in parser.dataclass_types if _is_training_arguments(kind)]
+    for kind, names in _fields_by_declaring_class(parser.dataclass_types, training_types).items():
+        group = shown.add_argument_group(f"{_title(kind)} options")
+        for name in names:
+            if name not in unused and name in by_dest:
+                group._add_action(_compact(by_dest[name]))
+    if training_types:
+        group = shown.add_argument_group("training options people change most (all of them: --help-all)")
+        for name in COMMON_TRAINING_OPTIONS:
+            if name in by_dest:
+                group._add_action(_compact(by_dest[name], first_sentence=True))
+    group = shown.add_argument_group("this command")
+    config = _compact(by_dest["config"])
+    config.metavar = "FILE.yaml"
+    group._add_action(config)
+    return shown.format_help().rstrip()
+
+
+class _CompactFormatter(argparse.RawDescriptionHelpFormatter):
+    """One line per option: the help starts in a column wide enough for most flags and is cut at the
+    line's end ("…"; --help-all has it whole)."""
+
+    def __init__(self, prog: str):
+        super().__init__(prog, max_help_position=40)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        lines = super()._split_lines(text, width)
+        if len(lines) <= 1:
+            return lines
+        return [lines[0][: width - 1].rstrip() + "…"]
+
+
+def _fields_by_declaring_class(kinds, skipped) -> dict[type, list[str]]:
+    """Field names under the dataclass that declares them, so that a recipe's argument class built
+    from several (images + transfer) shows each part under its own heading."""
+    grouped: dict[type, list[str]] = {}
+    for kind in kinds:
+        if kind in skipped:
+            continue
+        for name in kind.__dataclass_fields__:
+            declaring = next(base for base in reversed(kind.__mro__) if name in getattr(base, "__annotations__", {}))
+            grouped.setdefault(declaring, []).append(name)
+    return grouped
+
+
+def _is_training_arguments(kind: type) -> bool:
+    return any(base.__name__ == "TrainingArguments" and base.__module__.startswith("transformers")
+               for base in kind.__mro__)
+
+
+def _title(kind: type) -> str:
+    if kind.__name__ in GROUP_TITLES:
+        return GROUP_TITLES[kind.__name__]
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", kind.__name__.removesuffix("Arguments")).lower()
+
+
+def _compact(action: argparse.Action, first_sentence: bool = False) -> argparse.Action:
+    """The action as one flag (no dashed alias) with a short metavar and, for the Trainer's long
+    texts, the first sentence of its help (--help-all has the rest)."""
+    compact = copy.copy(action)
+    compact.option_strings = action.option_strings[:1]
+    if action.nargs != 0:
+        compact.metavar = "BOOL" if action.const is True else METAVARS.get(action.type, "VALUE")
+    text = action.help or ""
+    if first_sentence:
+        text = re.split(r"(?<=\.)\s+(?=[A-Z])", text.strip(), maxsplit=1)[0]
+    if action.default not in (None, False, [], "", argparse.SUPPRESS):
+        # Before the text, which may be cut at the line's end.
+        text = f"[{action.default}] ".replace("%", "%%") + text
+    compact.help = text
+    return compact

@@ -1,0 +1,77 @@
+"""--help orients: the recipe's docstring and examples, its own options under headings, the common
+Trainer options; --help-all has everything; options a recipe ignores are neither offered nor taken."""
+
+import importlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hf_tasks.args import parse
+from hf_tasks.errors import BadInputError
+from tests.conftest import REPO
+
+RECIPES = ["parsquad", "farstail", "covid_fakenews", "cifar10", "shemo", "attention", "segmentation"]
+
+
+def recipe_help(name: str, flag: str, capsys, monkeypatch) -> str:
+    monkeypatch.setenv("COLUMNS", "80")
+    module = importlib.import_module(name)
+    with pytest.raises(SystemExit) as exited:
+        parse(*module.ARGUMENTS, args=[flag], description=module.__doc__, unused=getattr(module, "UNUSED", ()))
+    assert exited.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_help_opens_with_the_recipe_and_two_examples_and_fits_in_120_lines(name, capsys, monkeypatch):
+    text = recipe_help(name, "--help", capsys, monkeypatch)
+    lines = text.splitlines()
+    assert len(lines) <= 120, len(lines)
+    module = importlib.import_module(name)
+    assert module.__doc__.strip().splitlines()[0] in lines[1:4]  # right after the usage line
+    examples = [line for line in lines if line.lstrip().startswith(("python ", "accelerate launch "))]
+    assert len(examples) >= 2
+    assert "model options:" in text and "--config FILE.yaml" in text and "--help-all" in text
+    assert "--model-name-or-path" not in text and "--no_" not in text  # one spelling per flag
+    if "TrainingArguments" in {kind.__name__ for kind in module.ARGUMENTS}:
+        assert "training options people change most" in text and "--learning_rate" in text
+        assert "--logging_nan_inf_filter" not in text  # behind --help-all
+
+
+def test_help_groups_options_under_the_class_that_declares_them(capsys, monkeypatch):
+    text = recipe_help("cifar10", "--help", capsys, monkeypatch)
+    assert text.index("transfer options:") < text.index("  --trainable_modules ") < text.index("image options:")
+    assert text.index("image options:") < text.index("  --image_size ") < text.index("CIFAR-10 options:")
+
+
+@pytest.mark.parametrize("name, ignored", [("parsquad", "--data_dir"), ("cifar10", "--train_file"),
+                                           ("cifar10", "--skip_bad_rows"), ("shemo", "--max_seq_length")])
+def test_options_a_recipe_ignores_are_not_offered(name, ignored, capsys, monkeypatch):
+    assert f"{ignored} " not in recipe_help(name, "--help", capsys, monkeypatch)
+
+
+def test_help_all_lists_every_trainer_option(capsys, monkeypatch):
+    text = recipe_help("farstail", "--help-all", capsys, monkeypatch)
+    assert "--logging_nan_inf_filter" in text and "--prune_schedule" in text
+    assert text.count("\n") > 400
+
+
+def test_a_value_for_an_option_the_recipe_ignores_is_refused_naming_it():
+    import parsquad
+
+    with pytest.raises(BadInputError, match="--data_dir my_images: this recipe does not use it"):
+        parse(*parsquad.ARGUMENTS, args=["--config", "recipes/configs/parsquad/tiny.yaml", "--data_dir", "my_images",
+                                         "--use_cpu", "true"], unused=parsquad.UNUSED)
+    # A run folder's config.yaml lists the option unset; that is no use of it.
+    parse(*parsquad.ARGUMENTS, args=["--config", "recipes/configs/parsquad/tiny.yaml", "--use_cpu", "true"],
+          unused=parsquad.UNUSED)
+
+
+def test_the_recipe_script_answers_help_with_status_0():
+    env = {**os.environ, "COLUMNS": "100", "OMP_NUM_THREADS": "1"}
+    finished = subprocess.run([sys.executable, "recipes/parsquad.py", "--help"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0 and "usage: parsquad.py [--config FILE.yaml]" in finished.stdout
+    assert "question answering options:" in finished.stdout and finished.stderr == ""
