@@ -60,11 +60,15 @@ def bare_loop(batch: int, length: int, steps: int, vocab: int) -> dict:
     return {"steps_per_second": steps / seconds, "tokens_per_second": steps * batch * length / seconds}
 
 
-def trainer_run(batch: int, length: int, steps: int, vocab: int, profile_to: Path | None) -> dict:
+def trainer_run(batch: int, length: int, steps: int, vocab: int, profile_to: Path | None,
+                compile: bool = False) -> dict:
+    """The Trainer on the same kind of batches; the first 5 steps (and with `compile`, the compilation
+    they trigger) are left out of the timing."""
     with tempfile.TemporaryDirectory() as workdir:
         args = TrainingArguments(output_dir=workdir, max_steps=steps + 5, per_device_train_batch_size=batch,
                                  bf16=True, logging_strategy="no", save_strategy="no", report_to="none",
-                                 disable_tqdm=True, dataloader_num_workers=2, dataloader_pin_memory=True)
+                                 disable_tqdm=True, dataloader_num_workers=2, dataloader_pin_memory=True,
+                                 torch_compile=compile)
         trainer = Trainer(model=model(vocab), args=args,
                           train_dataset=RandomWindows(batch * (steps + 5), length, vocab))
         timer = StepTimer(warmup=5)
@@ -106,9 +110,18 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=192)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--vocab", type=int, default=100000)
+    parser.add_argument("--compile", action="store_true",
+                        help="Compare the Trainer with and without torch_compile (A B B A) instead.")
     options = parser.parse_args()
     options.out.mkdir(parents=True, exist_ok=True)
     results = {"device": torch.cuda.get_device_name(), "batch": options.batch, "length": options.length}
+    if options.compile:
+        for index, compiled in enumerate((False, True, True, False)):
+            results[f"{'compiled' if compiled else 'eager'}_{index}"] = trainer_run(
+                options.batch, options.length, options.steps, options.vocab, None, compile=compiled)
+            print(index, compiled, results[f"{'compiled' if compiled else 'eager'}_{index}"], flush=True)
+        (options.out / "compile.json").write_text(json.dumps(results, indent=1))
+        return
     # Alternated twice, so a drift of the machine shows as spread rather than as a difference.
     for repeat in range(2):
         results[f"bare_{repeat}"] = bare_loop(options.batch, options.length, options.steps, options.vocab)
