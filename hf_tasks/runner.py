@@ -19,7 +19,6 @@ import datasets
 import transformers
 import yaml
 from accelerate.utils import get_int_from_env, parse_flag_from_env
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_callback import ExportableState
@@ -31,14 +30,8 @@ from hf_tasks.args import DataArguments, data_source, resolved_config
 from hf_tasks.errors import BadInputError, TrainingInterrupted
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
-from hf_tasks.portable import (
-    auto_class_names,
-    needs_shipped_code,
-    needs_shipped_model_code,
-    pipeline_task,
-    ship_code,
-    ships_pipeline,
-)
+from hf_tasks.model_card import loading_code, lora_loading_code, model_card_text
+from hf_tasks.portable import pipeline_task, ship_code
 from hf_tasks.run_folder import check_output_dir, clear_previous_run, resolve_checkpoint, snapshot, write_manifest
 from hf_tasks.surgery import parameter_counts
 from hf_tasks.surgery.lora import (
@@ -49,7 +42,7 @@ from hf_tasks.surgery.lora import (
     is_peft_model,
     merged_model,
 )
-from hf_tasks.tasks.base import SPLIT_OF_PREFIX, Task
+from hf_tasks.tasks.base import Task
 
 logger = logging.getLogger("hf_tasks")
 
@@ -383,117 +376,9 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
         usage = lora_loading_code(folders, location)
     else:
         usage = loading_code(model, location)
-    card_text = _model_card(config, results, card, usage, task.model_card_notes(), pipeline_task(model))
+    card_text = model_card_text(config, results, card, usage, task.model_card_notes(), pipeline_task(model))
     (output_dir / "README.md").write_text(card_text, encoding="utf-8")
     return files
-
-
-def loading_code(model, location: str) -> str:
-    """Python that loads the saved model with transformers alone: through its Auto class, with
-    `trust_remote_code=True` when the folder ships its code (custom heads, pruned heads), and the
-    `transformers.pipeline` that runs it."""
-    quoted = json.dumps(location, ensure_ascii=False)
-    auto_names = auto_class_names(model)
-    name = auto_names[0] if auto_names else type(model).__name__
-    remote = ", trust_remote_code=True" if needs_shipped_model_code(model) else ""
-    code = f"from transformers import {name}\n\nmodel = {name}.from_pretrained({quoted}{remote})"
-    task = pipeline_task(model)
-    if task is not None:
-        remote = ", trust_remote_code=True" if needs_shipped_code(model) else ""
-        code += (f"\n\n# or, with its tokenizer or processor:\nfrom transformers import pipeline\n\n"
-                 f"predict = pipeline({json.dumps(task)}, model={quoted}{remote})")
-        if ships_pipeline(model):
-            code += ('\n# "" when the question has no answer in the context (the threshold stored with the model)\n'
-                     'answer = predict(question="...", context="...")["answer"]')
-    return code
-
-
-def lora_loading_code(folders: dict[str, Any], location: str) -> str:
-    """Python that loads a LoRA run: the adapter on base_model/ with peft, and the merged model (if
-    written) with transformers alone."""
-    base = folders[BASE_MODEL_FOLDER]
-    code = loading_code(base, f"{location}/{BASE_MODEL_FOLDER}").replace("model = ", "base = ", 1).split("\n\n# or")[0]
-    code += f"\n\nfrom peft import PeftModel\n\nmodel = PeftModel.from_pretrained(base, {json.dumps(location, ensure_ascii=False)})"
-    if MERGED_MODEL_FOLDER in folders:
-        code += ("\n\n# or the merged model (the adapter folded into the weights), with transformers alone:\n"
-                 + loading_code(folders[MERGED_MODEL_FOLDER], f"{location}/{MERGED_MODEL_FOLDER}"))
-    return code
-
-
-# Result keys that count or configure rather than score; everything else numeric under eval_/test_
-# is a metric the Hub's model-index shows.
-NOT_METRICS = ("loss", "runtime", "per_second", "samples", "total", "thresh", "threshold", "epoch")
-
-
-def _hub_id(value: str | None) -> str | None:
-    """`value` when it names a Hub repository ("org/name") rather than a local path. Bare names (timm
-    architectures such as `densenet201`, legacy ids) are left out: the Hub checks `base_model`."""
-    return value if value and "/" in value and not Path(value).exists() else None
-
-
-def eval_results(results: dict, task_type: str, dataset_name: str, dataset_type: str) -> list[EvalResult]:
-    """One Hub `EvalResult` per scored metric of the validation and test splits."""
-    rows = []
-    for key, value in results.items():
-        prefix, _, metric = key.partition("_")
-        if prefix not in SPLIT_OF_PREFIX or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if any(part in metric.lower().split("_") for part in NOT_METRICS):
-            continue
-        rows.append(EvalResult(task_type=task_type, dataset_type=dataset_type, dataset_name=dataset_name,
-                               dataset_split=SPLIT_OF_PREFIX[prefix], metric_type=metric, metric_name=metric,
-                               metric_value=value))
-    return rows
-
-
-def card_metadata(config: dict, results: dict, card: dict, pipeline_tag: str | None) -> ModelCardData:
-    """The Hub's metadata for a run: what it is (task, pipeline tag, language, tags), what it came from
-    (base model, dataset) and how it scored (model-index), from the resolved config, the results and the
-    recipe's `model_card` facts (`task_type`, `dataset`, `language`, `tags`)."""
-    dataset_id = _hub_id(config.get("dataset_name"))
-    dataset_name = card.get("dataset") or dataset_id or "local files"
-    task_type = card.get("task_type") or pipeline_tag
-    name = config.get("hub_model_id") or Path(config.get("output_dir", "model")).name
-    return ModelCardData(
-        model_name=name.split("/")[-1],
-        base_model=_hub_id(config.get("model_name_or_path")),
-        datasets=[dataset_id] if dataset_id else None,
-        language=card.get("language"),
-        license=config.get("hub_license") or "unknown",
-        library_name="transformers",
-        pipeline_tag=pipeline_tag,
-        tags=["hf_tasks", *card.get("tags", [])],
-        eval_results=eval_results(results, task_type, dataset_name, dataset_id or dataset_name) if task_type else None,
-    )
-
-
-def _model_card(config: dict, results: dict, card: dict, usage: str, notes: str = "",
-                pipeline_tag: str | None = None) -> str:
-    base_model = config.get("model_name_or_path")
-    dataset = config.get("dataset_name")
-    metadata = card_metadata(config, results, card, pipeline_tag)
-    metric_rows = "\n".join(
-        f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {value} |"
-        for name, value in results.items()
-        if name.startswith(("eval_", "test_")) and not name.endswith(("_runtime", "_per_second"))
-    )
-    hyper = ["learning_rate", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
-             "warmup_steps", "weight_decay", "seed", "max_seq_length"]
-    hyper_rows = "\n".join(f"| {name} | {config[name]} |" for name in hyper if name in config)
-    title = card.get("title") or Path(config.get("output_dir", "model")).name
-    body = (
-        f"# {title}\n\n{card.get('description', '')}\n\n"
-        f"Base model: `{base_model or config.get('config_name')}`. "
-        f"Data: `{dataset or config.get('train_file') or config.get('data_dir')}`.\n\n"
-        f"## Results\n\n| metric | value |\n|---|---|\n{metric_rows}\n\n"
-        f"{notes}"
-        f"## Load it\n\n```python\n{usage}\n```\n\n"
-        f"## Training\n\n| hyperparameter | value |\n|---|---|\n{hyper_rows}\n\n"
-        f"Trainable parameters: {results.get('trainable_params')} of {results.get('total_params')}. "
-        "The full configuration is in `config.yaml`; rerun it with "
-        f"`python {card.get('recipe', 'recipes/<recipe>.py')} --config config.yaml --output_dir <a new folder>`.\n"
-    )
-    return str(ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n{body}"))
 
 
 def _log_to_wandb(training_args: TrainingArguments, results: dict, files: list[Path]) -> None:

@@ -16,7 +16,6 @@ import segmentation
 from hf_tasks.args import (
     PATH_ARGUMENTS, DataArguments, ModelArguments, TrainingArguments, data_source, parse, resolved_config,
 )
-from hf_tasks.errors import BadInputError
 from hf_tasks.surgery import SurgeryArguments
 from tests.conftest import REPO, recipe_args
 

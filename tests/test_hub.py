@@ -16,7 +16,7 @@ from huggingface_hub.utils import filter_repo_objects
 
 import farstail  # recipes/ is on sys.path through conftest
 from hf_tasks.args import parse
-from hf_tasks.runner import card_metadata
+from hf_tasks.model_card import card_metadata
 from tests.conftest import recipe_args
 
 TOKEN = "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"
