@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
 import datasets
+import torch
 import transformers
 import yaml
 from accelerate.utils import get_int_from_env, parse_flag_from_env
@@ -311,6 +313,7 @@ def run(
     if training_args.do_predict:
         results.update(trainer.predict(features["test"], metric_key_prefix="test").metrics)
     results["wall_time_seconds"] = round(time.perf_counter() - started, 2)
+    results.update(peak_memory(training_args))
 
     if trainer.is_world_process_zero():
         files = _write_run_folder(trainer, task, results, arguments, model_card or {})
@@ -320,6 +323,15 @@ def run(
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="hf_tasks run")
     return results
+
+
+def peak_memory(training_args: TrainingArguments) -> dict[str, float]:
+    """This process's peak memory so far, in MiB: the GPU's allocations when it trains on CUDA, else the
+    process's resident size (what the study table sets beside trainable parameters and time)."""
+    if training_args.device.type == "cuda":
+        return {"peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated(training_args.device) / 2**20, 1)}
+    # ru_maxrss is in KiB on Linux.
+    return {"peak_cpu_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
 def _parameter_counts(model) -> dict[str, Any]:

@@ -91,6 +91,8 @@ def test_study_runs_two_configs_side_by_side_through_their_recipes(tmp_path):
         results = json.loads((output_dir / name / "results.json").read_text())
         assert float(row["test_accuracy"]) == results["test_accuracy"]
         assert float(row["eval_macro_f1"]) == results["eval_macro_f1"]
+        # The recipe process's peak resident size: torch and transformers alone take well over 100 MiB.
+        assert float(row["peak_cpu_memory_mb"]) == results["peak_cpu_memory_mb"] > 100
         assert "[study] attempt 1" in (output_dir / f"{name}.log").read_text()
     ran = yaml.safe_load((output_dir / "farstail-keep1" / "config.yaml").read_text())
     assert ran["max_train_samples"] == 32 and ran["keep_layers"] == "first:1"  # forwarded flags and the config

@@ -16,9 +16,10 @@ from hf_tasks.study.runs import Run
 #: Metric names (without eval_/test_) in the order they are shown when a run reports them.
 HEADLINE_METRICS = ("accuracy", "macro_f1", "exact", "f1", "uar", "weighted_f1")
 # trainable_share (trainable_params / total_params) sits beside the count it qualifies; study.md shows it as a
-# percent, study.csv as the fraction results.json holds. No recipe records peak GPU memory, so no column shows it.
+# percent, study.csv as the fraction results.json holds. Peak memory is the main process's (GPU allocations
+# on CUDA, resident size on CPU).
 EXTRA_COLUMNS = ("eval_loss", "test_loss", "train_loss", "trainable_params", "trainable_share", "total_params",
-                 "train_runtime", "model_size_mb")
+                 "train_runtime", "peak_gpu_memory_mb", "peak_cpu_memory_mb", "model_size_mb")
 
 
 @dataclass
