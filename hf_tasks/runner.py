@@ -281,7 +281,7 @@ def run(
         optimizers=optimizers,
         task=task,
     )
-    results: dict[str, Any] = _parameter_counts(model)
+    results: dict[str, Any] = parameter_counts(model)
     logger.info("Parameters: %(trainable_params)s trainable of %(total_params)s", results)
 
     if training_args.do_train:
@@ -302,7 +302,7 @@ def run(
         trainer.save_model()
         trainer.save_state()
         results.update(train_output.metrics)
-        results.update(_parameter_counts(trainer.model))  # surgery during training (pruning) may shrink it
+        results.update(parameter_counts(trainer.model))  # surgery during training (pruning) may shrink it
     if training_args.do_eval:
         results.update(trainer.evaluate())
         trained = trainer.accelerator.unwrap_model(trainer.model)
@@ -332,11 +332,6 @@ def peak_memory(training_args: TrainingArguments) -> dict[str, float]:
         return {"peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated(training_args.device) / 2**20, 1)}
     # ru_maxrss is in KiB on Linux.
     return {"peak_cpu_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-
-
-def _parameter_counts(model) -> dict[str, Any]:
-    counts = parameter_counts(model)
-    return {**counts, "trainable_share": round(counts["trainable_params"] / max(counts["total_params"], 1), 6)}
 
 
 def _write_lora_folders(model, output_dir: Path, arguments: Iterable, processing_class) -> dict[str, Any]:
