@@ -18,7 +18,7 @@ from hf_tasks.portable import (
     ships_pipeline,
 )
 from hf_tasks.surgery.lora import BASE_MODEL_FOLDER, MERGED_MODEL_FOLDER
-from hf_tasks.tasks.base import SPLIT_OF_PREFIX
+from hf_tasks.data.splits import SPLIT_OF_METRIC_PREFIX
 
 
 def loading_code(model, location: str) -> str:
@@ -69,12 +69,12 @@ def eval_results(results: dict, task_type: str, dataset_name: str, dataset_type:
     rows = []
     for key, value in results.items():
         prefix, _, metric = key.partition("_")
-        if prefix not in SPLIT_OF_PREFIX or isinstance(value, bool) or not isinstance(value, (int, float)):
+        if prefix not in SPLIT_OF_METRIC_PREFIX or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if any(part in metric.lower().split("_") for part in NOT_METRICS):
             continue
         rows.append(EvalResult(task_type=task_type, dataset_type=dataset_type, dataset_name=dataset_name,
-                               dataset_split=SPLIT_OF_PREFIX[prefix], metric_type=metric, metric_name=metric,
+                               dataset_split=SPLIT_OF_METRIC_PREFIX[prefix], metric_type=metric, metric_name=metric,
                                metric_value=value))
     return rows
 

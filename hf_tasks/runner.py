@@ -29,6 +29,7 @@ from transformers.utils.hub import hf_api
 from transformers.training_args import ParallelMode
 
 from hf_tasks.args import DataArguments, data_source, resolved_config
+from hf_tasks.data.splits import METRIC_PREFIX_OF_SPLIT, SPLIT_OF_METRIC_PREFIX
 from hf_tasks.errors import BadInputError, TrainingInterrupted
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
@@ -161,7 +162,7 @@ class TaskTrainer(Trainer):
             dataloader, description, prediction_loss_only=False, ignore_keys=ignore_keys,
             metric_key_prefix=metric_key_prefix,
         )
-        scores = self.task.score(metric_key_prefix, output.predictions, output.label_ids)
+        scores = self.task.score(SPLIT_OF_METRIC_PREFIX[metric_key_prefix], output.predictions, output.label_ids)
         output.metrics.update({f"{metric_key_prefix}_{name}": value for name, value in scores.items()})
         return output
 
@@ -259,7 +260,7 @@ def run(
     for data_args in (argument for argument in arguments if isinstance(argument, DataArguments)):
         logger.info("Data: %s", data_source(data_args))
     features = task.features(training_args)
-    for flag, split in (("do_train", "train"), ("do_eval", "eval"), ("do_predict", "test")):
+    for flag, split in (("do_train", "train"), ("do_eval", "validation"), ("do_predict", "test")):
         if getattr(training_args, flag) and features.get(split) is None:
             raise ValueError(f"--{flag} needs the {split} split, but the task built none; give the matching data.")
     checkpoint = resolve_checkpoint(training_args) if training_args.do_train else None
@@ -274,7 +275,7 @@ def run(
         model=model,
         args=training_args,
         train_dataset=features.get("train") if training_args.do_train else None,
-        eval_dataset=features.get("eval"),
+        eval_dataset=features.get("validation"),
         data_collator=task.data_collator,
         processing_class=processing_class,
         callbacks=callbacks,
@@ -356,9 +357,9 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
     if weights:
         results["model_size_mb"] = round(sum(path.stat().st_size for path in weights) / 2**20, 3)
     files: list[Path] = []
-    for prefix in ("eval", "test"):
+    for split, prefix in METRIC_PREFIX_OF_SPLIT.items():
         if any(key.startswith(f"{prefix}_") for key in results):
-            files += task.write_predictions(prefix, output_dir)
+            files += task.write_predictions(split, output_dir, prefix)
     skipped = getattr(task, "skipped_rows", None)
     if skipped:
         path = output_dir / "skipped_rows.json"
@@ -403,7 +404,7 @@ def _log_to_wandb(training_args: TrainingArguments, results: dict, files: list[P
 
 def _summary(task: Task, results: dict, output_dir: Path, files: list[Path]) -> str:
     lines = ["", "=" * 72]
-    for prefix, name in (("eval", "validation"), ("test", "test")):
+    for name, prefix in METRIC_PREFIX_OF_SPLIT.items():
         scored = {key[len(prefix) + 1:]: value for key, value in results.items() if key.startswith(f"{prefix}_")}
         if scored:
             lines.append(f"{name:>10}: {task.summary(scored)}")

@@ -53,7 +53,7 @@ def original(folder, file):
 
 
 def assert_held_out_clips_are_the_originals(task, features, folder):
-    for prefix in ("eval", "test"):
+    for prefix in ("validation", "test"):
         for row, file in enumerate(task.raw[prefix]["file"]):
             np.testing.assert_array_equal(features[prefix][row]["input_values"], original(folder, file))
 
@@ -75,7 +75,7 @@ def test_augmentation_touches_training_clips_only_and_differs_on_every_access(tm
 def test_training_clips_are_random_windows_and_held_out_clips_stay_whole(tmp_path, shemo_dir, feature_extractor):
     task, features = build(tmp_path, feature_extractor, {"data_dir": str(shemo_dir)}, max_duration=0.5)
     assert_held_out_clips_are_the_originals(task, features, shemo_dir)
-    assert max(len(clip) for clip in features["eval"]["input_values"]) > RATE // 2
+    assert max(len(clip) for clip in features["validation"]["input_values"]) > RATE // 2
     starts = set()
     for row, file in enumerate(task.listings["train"]["file"]):
         clean, clip = original(shemo_dir, file), features["train"][row]["input_values"]
@@ -145,7 +145,7 @@ def test_bad_clips_fail_naming_the_file_or_are_skipped_on_request(tmp_path, shem
     task, features = build(tmp_path, feature_extractor, {"data_dir": str(folder), "skip_bad_rows": True})
     skipped = {item["file"]: item["reason"] for item in task.skipped_rows}
     assert set(skipped) == {"female/F01A09.wav", "male/M01N09.wav", "male/M02X01.wav"}
-    kept = [file for prefix in ("eval", "test") for file in task.raw[prefix]["file"]]
+    kept = [file for prefix in ("validation", "test") for file in task.raw[prefix]["file"]]
     assert not set(kept) & set(skipped)
     assert sum(len(part) for part in features.values()) == 48
 
@@ -160,7 +160,7 @@ def test_oversampling_repeats_rarer_training_classes_up_to_the_largest(tmp_path,
     task, features = build(tmp_path, feature_extractor, {"data_dir": str(folder)}, oversample=True, noise_prob=1.0)
     counts = np.bincount(features["train"]["labels"], minlength=6)
     assert counts.tolist() == [counts.max()] * 6
-    assert len(features["eval"]) == len(task.listings["validation"])  # held-out splits are not resampled
+    assert len(features["validation"]) == len(task.listings["validation"])  # held-out splits are not resampled
     weights = AudioClassificationTask(data_args(tmp_path, data_dir=str(folder)), audio_args(), feature_extractor).class_weights()
     fear = task.label_names.index("fear")
     assert weights[fear] == pytest.approx(2 * weights[0])
@@ -194,8 +194,8 @@ def test_csv_files_with_path_label_speaker(tmp_path, shemo_dir, feature_extracto
                            {"train_file": str(tmp_path / "train.csv"), "validation_file": str(tmp_path / "validation.csv")})
     assert task.label_names == ["high", "low"]
     assert task.split_method == "given"
-    assert (len(features["train"]), len(features["eval"])) == (30, len(files) - 30)
-    np.testing.assert_array_equal(features["eval"][0]["input_values"], read_clip(files[30], "", RATE).samples)
+    assert (len(features["train"]), len(features["validation"])) == (30, len(files) - 30)
+    np.testing.assert_array_equal(features["validation"][0]["input_values"], read_clip(files[30], "", RATE).samples)
 
     (tmp_path / "bad.csv").write_text("file,emotion\nx.wav,anger\n")
     with pytest.raises(BadInputError, match=r"bad.csv: missing column\(s\) \['path', 'label'\]"):

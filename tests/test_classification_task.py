@@ -39,7 +39,7 @@ TEXTS = ["plain", "a, b, and c", 'line one\nline "two"', "سلام، دنیا\u2
 
 def toy_task():
     task = ToyTask(NLI)
-    task.raw["eval"] = Dataset.from_dict({"id": ["r0", "r1", "r2", "r3"], "text": TEXTS, "other": [1, 2, 3, 4]})
+    task.raw["validation"] = Dataset.from_dict({"id": ["r0", "r1", "r2", "r3"], "text": TEXTS, "other": [1, 2, 3, 4]})
     return task
 
 
@@ -51,7 +51,7 @@ def test_label_maps():
 
 
 def test_fake_logits_give_metrics_worked_by_hand():
-    metrics = toy_task().score("eval", LOGITS, GOLD)
+    metrics = toy_task().score("validation", LOGITS, GOLD)
     assert metrics["accuracy"] == pytest.approx(0.75)
     assert metrics["precision_contradiction"] == pytest.approx(0.5)
     assert metrics["recall_neutral"] == pytest.approx(0.5)
@@ -62,22 +62,22 @@ def test_fake_logits_give_metrics_worked_by_hand():
 
 def test_tuple_predictions_use_the_logits():
     hidden = np.zeros((4, 7))
-    assert toy_task().score("eval", (LOGITS, hidden), GOLD)["accuracy"] == pytest.approx(0.75)
+    assert toy_task().score("validation", (LOGITS, hidden), GOLD)["accuracy"] == pytest.approx(0.75)
 
 
 def test_wrong_logit_width_and_bad_labels_are_reported():
     with pytest.raises(ValueError, match=r"shape \(rows, 3\)"):
-        toy_task().score("eval", LOGITS[:, :2], GOLD)
+        toy_task().score("validation", LOGITS[:, :2], GOLD)
     with pytest.raises(BadInputError, match="Row 1 has label id 5"):
-        toy_task().score("eval", LOGITS, np.array([0, 5, 2, 2]))
+        toy_task().score("validation", LOGITS, np.array([0, 5, 2, 2]))
     with pytest.raises(ValueError, match="exactly two classes"):
         ToyTask(NLI, binary_sigmoid=True)
 
 
 def test_prediction_files_round_trip(tmp_path):
     task = toy_task()
-    task.score("eval", LOGITS, GOLD)
-    paths = task.write_predictions("eval", tmp_path)
+    task.score("validation", LOGITS, GOLD)
+    paths = task.write_predictions("validation", tmp_path, "eval")
     assert sorted(path.name for path in paths) == [
         "eval_classification_report.txt",
         "eval_confusion_matrix.png",
@@ -110,29 +110,29 @@ def test_prediction_files_round_trip(tmp_path):
 
 def test_missing_display_column_names_it(tmp_path):
     task = toy_task()
-    task.raw["eval"] = task.raw["eval"].remove_columns("text")
-    task.score("eval", LOGITS, GOLD)
+    task.raw["validation"] = task.raw["validation"].remove_columns("text")
+    task.score("validation", LOGITS, GOLD)
     with pytest.raises(BadInputError, match="'text'"):
-        task.write_predictions("eval", tmp_path)
+        task.write_predictions("validation", tmp_path, "eval")
 
 
 def test_misaligned_raw_rows_are_an_error(tmp_path):
     task = toy_task()
-    task.score("eval", LOGITS[:3], GOLD[:3])
+    task.score("validation", LOGITS[:3], GOLD[:3])
     with pytest.raises(ValueError, match="line up"):
-        task.write_predictions("eval", tmp_path)
+        task.write_predictions("validation", tmp_path, "eval")
 
 
 def test_sigmoid_mode():
     task = ToyTask(["real", "fake"], binary_sigmoid=True)
     assert task.num_labels == 1
-    task.raw["eval"] = Dataset.from_dict({"id": [0, 1, 2, 3], "text": ["a", "b", "c", "d"]})
+    task.raw["validation"] = Dataset.from_dict({"id": [0, 1, 2, 3], "text": ["a", "b", "c", "d"]})
     logits = np.array([[2.0], [-1.0], [0.5], [-3.0]])
-    metrics = task.score("eval", logits, np.array([1.0, 0.0, 0.0, 0.0]))  # BCE labels are floats
+    metrics = task.score("validation", logits, np.array([1.0, 0.0, 0.0, 0.0]))  # BCE labels are floats
     assert metrics["accuracy"] == pytest.approx(0.75)  # row 2 predicted fake, gold real
     assert metrics["recall_real"] == pytest.approx(2 / 3)
     assert metrics["precision_fake"] == pytest.approx(0.5)
-    probabilities = task.scored["eval"].probabilities
+    probabilities = task.scored["validation"].probabilities
     assert probabilities[0, 1] == pytest.approx(1 / (1 + math.exp(-2.0)))
     assert probabilities[1, 0] == pytest.approx(1 - 1 / (1 + math.exp(1.0)))
     with warnings.catch_warnings():
@@ -164,10 +164,10 @@ def test_subset_column_must_exist_and_hold_0_1():
 
 def test_unlabelled_test_split_keeps_predictions(tmp_path):
     task = toy_task()
-    task.raw["test"] = task.raw["eval"]
+    task.raw["test"] = task.raw["validation"]
     assert task.score("test", LOGITS, None) == {}
     assert task.score("test", LOGITS, np.array([-1, -1, -1, -1])) == {}
-    paths = task.write_predictions("test", tmp_path)
+    paths = task.write_predictions("test", tmp_path, "test")
     assert [path.name for path in paths] == ["test_predictions.csv"]
     rows = read_csv(tmp_path / "test_predictions.csv")
     assert [row["gold_label"] for row in rows] == ["", "", "", ""]
@@ -177,13 +177,13 @@ def test_unlabelled_test_split_keeps_predictions(tmp_path):
 def test_rows_without_label_are_left_out_of_metrics(tmp_path):
     task = toy_task()
     # Row 2 (the wrong one) carries the Trainer's ignore index, so everything scored is right.
-    metrics = task.score("eval", LOGITS, np.array([0, 1, -100, 2]))
+    metrics = task.score("validation", LOGITS, np.array([0, 1, -100, 2]))
     assert metrics["accuracy"] == 1.0
     assert metrics["support_neutral"] == 1
-    task.write_predictions("eval", tmp_path)
+    task.write_predictions("validation", tmp_path, "eval")
     assert read_csv(tmp_path / "eval_misclassified.csv") == []
     assert read_csv(tmp_path / "eval_predictions.csv")[2]["gold_label"] == ""
 
 
 def test_unscored_prefix_writes_nothing(tmp_path):
-    assert toy_task().write_predictions("test", tmp_path) == []
+    assert toy_task().write_predictions("test", tmp_path, "test") == []

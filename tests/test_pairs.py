@@ -100,7 +100,7 @@ def test_hard_subset_accuracies_on_the_test_split_only(tmp_path, tokenizer):
     metrics = task.score("test", logits, np.asarray(features["test"]["label"]))
     assert metrics["accuracy"] == 0.5
     assert metrics["accuracy_hard_hypothesis"] == 0.5 and metrics["accuracy_hard_overlap"] == 0.0
-    eval_metrics = task.score("eval", np.eye(3)[[2, 2]], np.asarray(features["eval"]["label"]))
+    eval_metrics = task.score("validation", np.eye(3)[[2, 2]], np.asarray(features["validation"]["label"]))
     assert eval_metrics["accuracy"] == 1.0 and not any(key.startswith("accuracy_hard") for key in eval_metrics)
 
 

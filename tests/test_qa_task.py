@@ -42,7 +42,7 @@ def build(tmp_path, train_doc=None, eval_doc=None, max_seq_length=64, doc_stride
 def test_labelled_spans_decode_to_the_gold_answer_and_absent_answers_point_at_cls(tmp_path):
     document = make_split(30, seed=3, prefix="w")
     task, features = build(tmp_path, eval_doc=document, max_seq_length=48, doc_stride=16)
-    windows, examples = task.windows["eval"], task.examples["eval"]
+    windows, examples = task.windows["validation"], task.examples["validation"]
     offsets = context_offsets(windows, max(len(ids) for ids in windows["input_ids"]))
     checked_inside = checked_outside = 0
     for window, (start, end, example) in enumerate(zip(windows["start_positions"], windows["end_positions"],
@@ -60,8 +60,8 @@ def test_labelled_spans_decode_to_the_gold_answer_and_absent_answers_point_at_cl
         assert context[offsets[window, start, 0]:offsets[window, end, 1]] == answers["text"][0]
         checked_inside += 1
     assert checked_inside > 20 and checked_outside > 5
-    assert set(features["eval"].column_names) >= {"input_ids", "start_positions", "end_positions"}
-    assert "offset_mapping" not in features["eval"].column_names
+    assert set(features["validation"].column_names) >= {"input_ids", "start_positions", "end_positions"}
+    assert "offset_mapping" not in features["validation"].column_names
 
 
 def test_persian_zwnj_and_mixed_digits_survive_the_round_trip(tmp_path):
@@ -71,7 +71,7 @@ def test_persian_zwnj_and_mixed_digits_survive_the_round_trip(tmp_path):
         {"id": f"q{i}", "question": question, "answers": [{"text": text, "answer_start": context.index(text)}]}
         for i, (text, question) in enumerate(cases)]}]}]}
     task, _ = build(tmp_path, eval_doc=document, max_seq_length=64)
-    windows = task.windows["eval"]
+    windows = task.windows["validation"]
     offsets = context_offsets(windows, max(len(ids) for ids in windows["input_ids"]))
     decoded = [context[offsets[w, s, 0]:offsets[w, e, 1]]
                for w, (s, e) in enumerate(zip(windows["start_positions"], windows["end_positions"]))]
@@ -162,7 +162,7 @@ def test_asking_for_a_split_the_data_lacks_fails_before_training(tmp_path):
                               max_seq_length=64)
     task = QuestionAnsweringTask(data_args, QAArguments(doc_stride=16), AutoTokenizer.from_pretrained(TOKENIZER))
     args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, do_train=True, do_eval=True)
-    with pytest.raises(ValueError, match="--do_eval needs the eval split"):
+    with pytest.raises(ValueError, match="--do_eval needs the validation split"):
         run(task, model=None, training_args=args)
 
 

@@ -86,7 +86,7 @@ def test_without_training_one_shot_prunes_the_loaded_model_then_freezes():
         model.bert.encoder.layer[2].attention.self.value.bias[:H // HEADS] = 0
     arguments = SurgeryArguments(prune_fraction=0.5, freeze=["embeddings"], prune_importance_samples=24,
                                  prune_importance_batch_size=8)
-    callbacks = apply_surgery(model, arguments, training=False, splits={"eval": dataset(24, seed=1)},
+    callbacks = apply_surgery(model, arguments, training=False, splits={"validation": dataset(24, seed=1)},
                               data_collator=default_data_collator)
     assert callbacks == []
     pruned = pruned_heads_of(model)
@@ -125,7 +125,7 @@ class MaskedLogitsAtTrainEnd(TrainerCallback):
 def test_iterative_pruning_masks_at_epoch_ends_and_removes_at_the_end(tmp_path):
     model = tiny_bert()
     arguments = SurgeryArguments(prune_fraction=0.5, prune_schedule="iterative", prune_importance_samples=16)
-    callbacks = apply_surgery(model, arguments, training=True, splits={"eval": dataset(16, seed=1)},
+    callbacks = apply_surgery(model, arguments, training=True, splits={"validation": dataset(16, seed=1)},
                               data_collator=default_data_collator)
     assert [type(callback) for callback in callbacks] == [ScheduledHeadPruning]
     pruner = callbacks[0]
@@ -189,7 +189,7 @@ def test_one_shot_ranks_heads_on_the_fine_tuned_model_and_the_pruned_model_reloa
     held_out = dataset(16, seed=1)
     batches = importance_batches(model, held_out, default_data_collator, 8, 16)
     before_training = [[float(value) for value in score] for score in head_importance(model, batches)]
-    (pruner,) = apply_surgery(model, SurgeryArguments(**ONE_SHOT), training=True, splits={"eval": held_out},
+    (pruner,) = apply_surgery(model, SurgeryArguments(**ONE_SHOT), training=True, splits={"validation": held_out},
                               data_collator=default_data_collator)
     assert total_pruned(model) == 0  # nothing ranked before fine-tuning
     probe, per_epoch = ImportanceAtTrainEnd(batches), MaskedPerEpoch(pruner)
@@ -215,7 +215,7 @@ def test_one_shot_ranks_heads_on_the_fine_tuned_model_and_the_pruned_model_reloa
 def test_one_shot_recovery_epochs_train_the_masked_model(tmp_path):
     model = tiny_bert()
     surgery = SurgeryArguments(**ONE_SHOT, prune_recovery_epochs=1)
-    (pruner,) = apply_surgery(model, surgery, training=True, splits={"eval": dataset(16, seed=1)},
+    (pruner,) = apply_surgery(model, surgery, training=True, splits={"validation": dataset(16, seed=1)},
                               data_collator=default_data_collator)
     batch = default_data_collator([dataset(4, seed=2).remove_columns("premise")[i] for i in range(4)])
     probe, per_epoch = MaskedLogitsAtTrainEnd({k: v for k, v in batch.items() if k != "labels"}), MaskedPerEpoch(pruner)
@@ -250,7 +250,7 @@ def test_the_trainer_cannot_rebuild_pruning_from_its_arguments(tmp_path):
 def pruned_run(output_dir, surgery: SurgeryArguments, *, as_callback: bool, resume_from=None):
     """Three epochs with a checkpoint at each epoch end, through apply_surgery's callback or SurgeryCallback."""
     model = tiny_bert()
-    splits = {"eval": dataset(16, seed=1)}
+    splits = {"validation": dataset(16, seed=1)}
     if as_callback:
         callbacks = [SurgeryCallback(surgery, splits=splits, data_collator=default_data_collator)]
     else:

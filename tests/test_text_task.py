@@ -105,7 +105,7 @@ def test_features_are_normalised_tokenised_and_aligned_with_the_raw_rows(tmp_pat
     text = task.tokenizer.decode(features["train"][0]["input_ids"], skip_special_tokens=True)
     assert "twitterurl" in text and "face_with_medical_mask" in text.replace(" ", "")
     assert features["train"]["labels"] == [0, 1]
-    assert task.raw["eval"]["tweet"][0] == "Masks work 😷\nsee https://t.co/abc"
+    assert task.raw["validation"]["tweet"][0] == "Masks work 😷\nsee https://t.co/abc"
     assert task.display_columns == ("id", "tweet")
 
 

@@ -36,7 +36,6 @@ from hf_tasks.surgery.heads import (
 from hf_tasks.surgery.layers import keep_layers
 from hf_tasks.surgery.structure import LAYER_SET_HELP, find_encoder
 from hf_tasks.errors import BadInputError
-from hf_tasks.tasks.base import FEATURE_KEY_OF_SPLIT
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +320,7 @@ def apply_surgery(
 
     Heads ranked by importance are pruned during `training` by the returned callback (pass it to the
     Trainer); a run that does not train takes the loaded model as the fine-tuned one and prunes them
-    now. `splits` are the task's features keyed "train"/"eval" (needed for gradient importance).
+    now. `splits` are the task's features keyed "train"/"validation" (needed for gradient importance).
     """
     before = parameter_counts(model)
     callbacks: list[TrainerCallback] = []
@@ -332,8 +331,7 @@ def apply_surgery(
     if surgery_args.ranks_heads:
         batches = None
         if surgery_args.needs_importance_data:
-            key = FEATURE_KEY_OF_SPLIT[surgery_args.prune_importance_split]
-            dataset = (splits or {}).get(key)
+            dataset = (splits or {}).get(surgery_args.prune_importance_split)
             if dataset is None:
                 raise BadInputError(
                     f"Head importance is computed on the {surgery_args.prune_importance_split} split, which this "

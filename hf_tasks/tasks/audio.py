@@ -38,7 +38,8 @@ from hf_tasks.audio.augment import Augmenter, AugmentSettings, random_crop
 from hf_tasks.audio.io import read_clip
 from hf_tasks.audio.splits import SPLIT_METHODS, split_pool
 from hf_tasks.errors import BadInputError
-from hf_tasks.tasks.base import SPLIT_OF_PREFIX, load_splits
+from hf_tasks.data.sources import load_splits
+from hf_tasks.data.splits import limit_splits
 from hf_tasks.tasks.classification import ClassificationTask, label_maps
 
 logger = logging.getLogger(__name__)
@@ -299,7 +300,7 @@ class AudioClassificationTask(ClassificationTask):
             return self._split(_pool_listing(rows), label_names), label_names
         if data_args.dataset_name:
             return self._hub_listings()
-        splits = load_splits(data_args, lambda path: _pool_listing(read_clip_csv(path)))
+        splits = limit_splits(load_splits(data_args, lambda path, split: _pool_listing(read_clip_csv(path))), data_args)
         label_names = sorted({label for split in splits.values() for label in split["label"]})
         listings = {name: self._with_label_ids(split, label_names) for name, split in splits.items()}
         if set(listings) == {"train"}:
@@ -310,7 +311,7 @@ class AudioClassificationTask(ClassificationTask):
 
     def _hub_listings(self) -> tuple[dict[str, Dataset], list[str]]:
         audio_args = self.audio_args
-        splits = load_splits(self.data_args, read_local=lambda path: None)
+        splits = limit_splits(load_splits(self.data_args, read_local=lambda path, split: None), self.data_args)
         first = next(iter(splits.values()))
         for column in (audio_args.audio_column, audio_args.label_column):
             if column not in first.column_names:
@@ -499,10 +500,10 @@ class AudioClassificationTask(ClassificationTask):
                 int(round(self.audio_args.max_duration * self.sampling_rate)) if self.audio_args.max_duration else None
             )
             features["train"] = train.with_transform(TrainingClips(augmenter, max_samples))
-        for prefix, split in SPLIT_OF_PREFIX.items():
+        for split in ("validation", "test"):
             if split in usable:
-                features[prefix] = usable[split].select_columns(model_columns).with_format("numpy")
-                self.raw[prefix] = usable[split].select_columns(["file", "speaker", "labels"])
+                features[split] = usable[split].select_columns(model_columns).with_format("numpy")
+                self.raw[split] = usable[split].select_columns(["file", "speaker", "labels"])
         return features
 
     # ----- what was done to the data -----

@@ -14,12 +14,6 @@ from typing import Any, Callable
 import numpy as np
 from datasets import Dataset
 
-from hf_tasks.errors import BadInputError
-
-# The key of each data split in `Task.features()`, which is also the prefix of its metrics.
-FEATURE_KEY_OF_SPLIT = {"train": "train", "validation": "eval", "test": "test"}
-# The splits the runner scores, by prefix: "eval" is the validation split, "test" the test split.
-SPLIT_OF_PREFIX = {key: split for split, key in FEATURE_KEY_OF_SPLIT.items() if split != "train"}
 
 
 class Task(abc.ABC):
@@ -35,8 +29,8 @@ class Task(abc.ABC):
     _built_features: dict[str, Dataset] | None = None
 
     def features(self, training_args) -> dict[str, Dataset]:
-        """Model-ready datasets keyed by "train", "eval" and/or "test", built once per task: the
-        runner and surgery (head importance) both ask for them."""
+        """Model-ready datasets keyed by split ("train", "validation" and/or "test"), built once per
+        task: the runner and surgery (head importance) both ask for them."""
         if self._built_features is None:
             self._built_features = self.build_features(training_args)
         return self._built_features
@@ -50,8 +44,8 @@ class Task(abc.ABC):
         """
 
     @abc.abstractmethod
-    def score(self, prefix: str, predictions: Any, label_ids: Any) -> dict[str, float]:
-        """Metrics (keys without prefix) for the split scored under `prefix` ("eval" or "test").
+    def score(self, split: str, predictions: Any, label_ids: Any) -> dict[str, float]:
+        """Metrics (keys without the runner's `eval_`/`test_` prefix) of `split` ("validation" or "test").
 
         Keep what `write_predictions` needs (for example the decoded predictions) on `self`.
         A "loss" key replaces the Trainer's evaluation loss. Tasks compute it from the gathered
@@ -59,8 +53,9 @@ class Task(abc.ABC):
         last batches are topped up with repeated rows, so its loss depends on the process count.
         """
 
-    def write_predictions(self, prefix: str, output_dir: Path) -> list[Path]:
-        """Write prediction files and plots for the last scored `prefix`; return the paths."""
+    def write_predictions(self, split: str, output_dir: Path, file_prefix: str) -> list[Path]:
+        """Write prediction files and plots of the last scored `split`, named `{file_prefix}_...`
+        (the runner's metric prefix: `eval_predictions.csv`); return the paths."""
         return []
 
     def model_card_notes(self) -> str:
@@ -77,83 +72,3 @@ class Task(abc.ABC):
 def logits_of(predictions: Any) -> np.ndarray:
     """The logits array from whatever the Trainer gathered (a tuple when the model returns extras)."""
     return predictions[0] if isinstance(predictions, (tuple, list)) else predictions
-
-
-LOCAL_SPLIT_FILES = {"train": "train_file", "validation": "validation_file", "test": "test_file"}
-
-
-def load_splits(data_args, read_local: Callable[[Path], Dataset]) -> dict[str, Dataset]:
-    """Raw splits from `--dataset_name` (hub id or a local dataset folder) or from local files.
-
-    `read_local(path)` reads one local file of the task's format and validates it. The
-    `--max_*_samples` limits are applied here (`limit_splits`), once, for every task.
-    """
-    from datasets import load_dataset
-
-    if data_args.dataset_name:
-        loaded = load_dataset(
-            data_args.dataset_name, data_args.dataset_config_name, cache_dir=data_args.dataset_cache_dir
-        )
-        splits = {name: loaded[name] for name in ("train", "validation", "test") if name in loaded}
-    else:
-        splits = {}
-        for split, attribute in LOCAL_SPLIT_FILES.items():
-            path = getattr(data_args, attribute)
-            if path is None:
-                continue
-            path = Path(path)
-            if not path.is_file():
-                raise BadInputError(f"{path}: no such file (given as --{attribute}); check the path.")
-            splits[split] = read_local(path)
-        if not splits:
-            raise BadInputError(
-                "No data given: pass --dataset_name (hub id) or --train_file/--validation_file/--test_file."
-            )
-    return limit_splits(splits, data_args)
-
-
-def limit_splits(splits: dict[str, Dataset], data_args) -> dict[str, Dataset]:
-    """The first `--max_train_samples` / `--max_eval_samples` / `--max_predict_samples` rows of each split."""
-    limits = {
-        "train": data_args.max_train_samples,
-        "validation": data_args.max_eval_samples,
-        "test": data_args.max_predict_samples,
-    }
-    return {
-        name: split.select(range(min(len(split), limits[name]))) if limits.get(name) else split
-        for name, split in splits.items()
-    }
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
-    """The tokenizer's full definition, without the truncation/padding state that calls leave on it."""
-    import json
-
-    definition = json.loads(tokenizer.backend_tokenizer.to_str())
-    definition.pop("truncation", None)
-    definition.pop("padding", None)
-    return json.dumps(definition, sort_keys=True)
-
-
-def preprocessing_cache(data_args, dataset: Dataset, *key) -> dict[str, str] | None:
-    """`map` keyword arguments that cache a preprocessing of `dataset` on disk, keyed by its content and `key`.
-
-    `datasets` caches `map` only for datasets backed by files in its cache; tables built in memory
-    by our readers would be preprocessed again on every run. The key is the dataset's content
-    fingerprint, this package's version and what the caller passes: the preprocessing's version
-    constant (bumped whenever its code changes what it produces; tests/test_preprocessing_versions.py
-    fails on a change without a bump), the tokenizer, and every argument, table and setting that
-    feeds it. Code is never keyed by its bytecode, which leaves out constants and module globals.
-    A second run with the same data and settings starts training at once. None with --overwrite_cache.
-    """
-    import datasets
-    from datasets.fingerprint import Hasher
-
-    import hf_tasks
-
-    if data_args.overwrite_cache:
-        return None
-    fingerprint = Hasher.hash((dataset._fingerprint, hf_tasks.__version__, key))
-    folder = Path(datasets.config.HF_DATASETS_CACHE) / "hf_tasks"
-    folder.mkdir(parents=True, exist_ok=True)
-    return {"cache_file_name": str(folder / f"{fingerprint}.arrow"), "new_fingerprint": fingerprint}

@@ -64,7 +64,7 @@ class ScoredSplit:
 class ClassificationTask(Task):
     """Single-label classification: softmax over logits, or one sigmoid logit for two classes.
 
-    Subclasses fill `self.raw[prefix]` with the raw rows of each scored split ("eval", "test"),
+    Subclasses fill `self.raw[split]` with the raw rows of each scored split ("validation", "test"),
     aligned 1:1 with the feature rows, so that prediction files can show the inputs.
     """
 
@@ -125,24 +125,24 @@ class ClassificationTask(Task):
             )
         return labels
 
-    def _raw_rows(self, prefix: str, rows: int) -> Dataset | None:
-        raw = self.raw.get(prefix)
+    def _raw_rows(self, split: str, rows: int) -> Dataset | None:
+        raw = self.raw.get(split)
         if raw is not None and len(raw) != rows:
             raise ValueError(
-                f"The raw '{prefix}' rows ({len(raw)}) do not line up with its {rows} predictions; "
-                "keep self.raw[prefix] aligned 1:1 with the feature rows."
+                f"The raw '{split}' rows ({len(raw)}) do not line up with its {rows} predictions; "
+                "keep self.raw[split] aligned 1:1 with the feature rows."
             )
         return raw
 
-    def _subset_accuracies(self, prefix: str, scored: ScoredSplit) -> dict[str, float]:
+    def _subset_accuracies(self, split: str, scored: ScoredSplit) -> dict[str, float]:
         if not self.subset_columns:
             return {}
-        raw = self._raw_rows(prefix, len(scored.predicted))
+        raw = self._raw_rows(split, len(scored.predicted))
         accuracies = {}
         for column in self.subset_columns:
             if raw is None or column not in raw.column_names:
                 raise BadInputError(
-                    f"Subset column '{column}' is missing from the raw '{prefix}' rows "
+                    f"Subset column '{column}' is missing from the raw '{split}' rows "
                     f"(columns: {None if raw is None else raw.column_names}); add it to the data file."
                 )
             # Files read through pandas turn 0/1 into floats or booleans; all spell the same mark.
@@ -150,7 +150,7 @@ class ClassificationTask(Task):
             unknown = np.flatnonzero(marks < 0)
             if unknown.size:
                 raise BadInputError(
-                    f"Subset column '{column}' of the '{prefix}' rows must hold 0/1; row {int(unknown[0])} "
+                    f"Subset column '{column}' of the '{split}' rows must hold 0/1; row {int(unknown[0])} "
                     f"holds {raw[int(unknown[0])][column]!r}."
                 )
             in_subset = (marks == 1) & scored.labelled
@@ -158,16 +158,16 @@ class ClassificationTask(Task):
                 correct = scored.predicted[in_subset] == scored.labels[in_subset]
                 accuracies[f"accuracy_{metric_key(column)}"] = float(correct.mean())
             else:
-                logger.info("No labelled '%s' rows are marked in subset column '%s'.", prefix, column)
+                logger.info("No labelled '%s' rows are marked in subset column '%s'.", split, column)
         return accuracies
 
-    def score(self, prefix: str, predictions: Any, label_ids: Any) -> dict[str, float]:
+    def score(self, split: str, predictions: Any, label_ids: Any) -> dict[str, float]:
         """Metrics of `classification_metrics` plus subset accuracies; {} when the split has no labels."""
         probabilities = self.probabilities(logits_of(predictions))
         predicted = probabilities.argmax(axis=1)
         labels = None if label_ids is None else self._gold_ids(label_ids, len(predicted))
         scored = ScoredSplit(probabilities, predicted, labels, {})
-        self.scored[prefix] = scored
+        self.scored[split] = scored
         if not scored.labelled.any():
             return {}
         labelled = scored.labelled
@@ -175,17 +175,17 @@ class ClassificationTask(Task):
         # Cross-entropy of each labelled row counted once; see `Task.score` for why the task computes it.
         gold_probabilities = probabilities[labelled, labels[labelled]]
         scored.metrics["loss"] = float(-np.log(np.clip(gold_probabilities, 1e-12, None)).mean())
-        scored.metrics.update(self._subset_accuracies(prefix, scored))
+        scored.metrics.update(self._subset_accuracies(split, scored))
         return dict(scored.metrics)
 
-    def _prediction_table(self, prefix: str, scored: ScoredSplit) -> tuple[list[str], list[list[Any]]]:
-        raw = self._raw_rows(prefix, len(scored.predicted))
+    def _prediction_table(self, split: str, scored: ScoredSplit) -> tuple[list[str], list[list[Any]]]:
+        raw = self._raw_rows(split, len(scored.predicted))
         columns = raw.column_names if raw is not None else []
         missing = [column for column in self.display_columns if column not in columns]
         if missing:
             raise BadInputError(
-                f"Display columns {missing} are missing from the raw '{prefix}' rows (columns: {columns}); "
-                f"set self.raw['{prefix}'] to rows that have them."
+                f"Display columns {missing} are missing from the raw '{split}' rows (columns: {columns}); "
+                f"set self.raw['{split}'] to rows that have them."
             )
         own = ["gold_label", "predicted_label", "predicted_probability"]
         own += [f"probability_{name}" for name in self.label_names]
@@ -205,37 +205,37 @@ class ClassificationTask(Task):
             )
         return list(self.display_columns) + own, rows
 
-    def write_predictions(self, prefix: str, output_dir: Path) -> list[Path]:
-        """`{prefix}_predictions.csv`, and where there are labels `{prefix}_misclassified.csv`,
-        `{prefix}_confusion_matrix.png` and `{prefix}_classification_report.txt`."""
-        scored = self.scored.get(prefix)
+    def write_predictions(self, split: str, output_dir: Path, file_prefix: str) -> list[Path]:
+        """`{file_prefix}_predictions.csv`, and where there are labels `{file_prefix}_misclassified.csv`,
+        `{file_prefix}_confusion_matrix.png` and `{file_prefix}_classification_report.txt`."""
+        scored = self.scored.get(split)
         if scored is None:
-            logger.warning("No '%s' predictions were scored; nothing to write.", prefix)
+            logger.warning("No '%s' predictions were scored; nothing to write.", split)
             return []
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
-        header, rows = self._prediction_table(prefix, scored)
-        paths = [_write_csv(output_dir / f"{prefix}_predictions.csv", header, rows)]
+        header, rows = self._prediction_table(split, scored)
+        paths = [_write_csv(output_dir / f"{file_prefix}_predictions.csv", header, rows)]
         labelled = scored.labelled
         if not labelled.any():
             return paths
         wrong = labelled & (scored.predicted != scored.labels)
         misclassified = [row for row, is_wrong in zip(rows, wrong) if is_wrong]
-        paths.append(_write_csv(output_dir / f"{prefix}_misclassified.csv", header, misclassified))
+        paths.append(_write_csv(output_dir / f"{file_prefix}_misclassified.csv", header, misclassified))
         gold, predicted = scored.labels[labelled], scored.predicted[labelled]
         matrix = confusion_matrix(gold, predicted, len(self.label_names))
         paths.append(
             plot_confusion_matrix(
-                matrix, self.label_names, output_dir / f"{prefix}_confusion_matrix.png",
-                title=f"{prefix}: {int(labelled.sum())} examples, accuracy {scored.metrics['accuracy']:.2%}",
+                matrix, self.label_names, output_dir / f"{file_prefix}_confusion_matrix.png",
+                title=f"{split}: {int(labelled.sum())} examples, accuracy {scored.metrics['accuracy']:.2%}",
             )
         )
         report = classification_report(gold, predicted, self.label_names)
         subsets = {key: value for key, value in scored.metrics.items() if key.startswith("accuracy_")}
         if subsets:
             report += "\n" + "".join(f"{key}: {value:.4f}\n" for key, value in subsets.items())
-        report_path = output_dir / f"{prefix}_classification_report.txt"
-        report_path.write_text(f"{prefix} split, {int(labelled.sum())} labelled examples\n\n{report}", encoding="utf-8")
+        report_path = output_dir / f"{file_prefix}_classification_report.txt"
+        report_path.write_text(f"{split} split, {int(labelled.sum())} labelled examples\n\n{report}", encoding="utf-8")
         paths.append(report_path)
         return paths
 

@@ -30,7 +30,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
 from hf_tasks.errors import BadInputError
-from hf_tasks.tasks.base import FEATURE_KEY_OF_SPLIT, limit_splits
+from hf_tasks.data.splits import SPLITS, limit_splits
 from hf_tasks.tasks.classification import ClassificationTask
 
 logger = logging.getLogger(__name__)
@@ -416,15 +416,15 @@ class ImageClassificationTask(ClassificationTask):
                 "(the Trainer would otherwise drop the image column before the transform sees it)."
             )
         features = {}
-        for split, prefix in FEATURE_KEY_OF_SPLIT.items():
+        for split in SPLITS:
             if split not in self.splits:
                 continue
             dataset = self.splits[split]
             labelled = bool((np.asarray(dataset[self.label_column]) >= 0).any())
             apply = partial(self._apply, pipeline=self.transform(train=split == "train"), labelled=labelled)
-            features[prefix] = dataset.with_transform(apply, columns=[self.image_column, self.label_column, "image_id"])
-            if prefix != "train":
-                self.raw[prefix] = dataset.select_columns(["image_id"])
+            features[split] = dataset.with_transform(apply, columns=[self.image_column, self.label_column, "image_id"])
+            if split != "train":
+                self.raw[split] = dataset.select_columns(["image_id"])
         return features
 
 

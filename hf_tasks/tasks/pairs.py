@@ -21,12 +21,9 @@ from datasets import ClassLabel, Dataset
 from transformers import DataCollatorWithPadding
 
 from hf_tasks.errors import BadInputError
-from hf_tasks.tasks.base import (
-    FEATURE_KEY_OF_SPLIT,
-    load_splits,
-    preprocessing_cache,
-    tokenizer_fingerprint,
-)
+from hf_tasks.data.cache import preprocessing_cache, tokenizer_fingerprint
+from hf_tasks.data.sources import load_splits
+from hf_tasks.data.splits import SPLITS, limit_splits
 from hf_tasks.tasks.classification import ClassificationTask
 from hf_tasks.text.persian import normalization_key, normalize_persian
 
@@ -209,18 +206,18 @@ class PairClassificationTask(ClassificationTask):
         return encoded
 
     def build_features(self, training_args) -> dict[str, Dataset]:
-        """Tokenised splits keyed train/eval/test."""
-        splits = load_splits(self.data_args, self.read_local)
+        """Tokenised splits keyed train/validation/test."""
+        splits = limit_splits(load_splits(self.data_args, lambda path, split: self.read_local(path)), self.data_args)
         if self.data_args.dataset_name:
             splits = {name: self._from_hub(split, f"{self.data_args.dataset_name}[{name}]")
                       for name, split in splits.items()}
         built = {}
         with training_args.main_process_first(desc="tokenising pairs"):
-            for name, prefix in FEATURE_KEY_OF_SPLIT.items():
+            for name in SPLITS:
                 if name not in splits:
                     continue
                 raw = splits[name]
-                built[prefix] = raw.map(
+                built[name] = raw.map(
                     self.tokenize,
                     batched=True,
                     remove_columns=[column for column in raw.column_names if column != "label"],
@@ -229,13 +226,13 @@ class PairClassificationTask(ClassificationTask):
                     desc=f"Tokenising {name} pairs",
                     **(self.features_cache(raw) or {}),
                 )
-                if prefix != "train":
-                    self.raw[prefix] = raw
-                    self.subset_columns_of[prefix] = tuple(c for c in HARD_COLUMNS if c in raw.column_names)
+                if name != "train":
+                    self.raw[name] = raw
+                    self.subset_columns_of[name] = tuple(c for c in HARD_COLUMNS if c in raw.column_names)
         logger.info("Pairs: %s; classes %s", ", ".join(f"{k} {len(v)}" for k, v in built.items()), self.label_names)
         return built
 
-    def _subset_accuracies(self, prefix, scored):
+    def _subset_accuracies(self, split, scored):
         # Only FarsTail's test file has the hard-subset columns: score the ones each split has.
-        self.subset_columns = self.subset_columns_of.get(prefix, ())
-        return super()._subset_accuracies(prefix, scored)
+        self.subset_columns = self.subset_columns_of.get(split, ())
+        return super()._subset_accuracies(split, scored)

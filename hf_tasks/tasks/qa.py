@@ -21,14 +21,10 @@ from transformers import DataCollatorWithPadding
 from hf_tasks.errors import BadInputError
 from hf_tasks.metrics.squad import best_null_threshold, squad_v2_scores
 from hf_tasks.modeling.qa_pipeline import ANSWER_SETTINGS_KEY, NULL_THRESHOLD_KEY, postprocess
-from hf_tasks.tasks.base import (
-    FEATURE_KEY_OF_SPLIT,
-    SPLIT_OF_PREFIX,
-    Task,
-    load_splits,
-    preprocessing_cache,
-    tokenizer_fingerprint,
-)
+from hf_tasks.data.cache import preprocessing_cache, tokenizer_fingerprint
+from hf_tasks.data.sources import load_splits
+from hf_tasks.data.splits import SPLITS, limit_splits
+from hf_tasks.tasks.base import Task
 
 logger = logging.getLogger(__name__)
 
@@ -190,14 +186,14 @@ class QuestionAnsweringTask(Task):
         if "tuned_" in best_metric and not self.qa_args.tune_null_threshold:
             raise BadInputError(f"--metric_for_best_model {best_metric} is reported only with --tune_null_threshold "
                                 "true; turn tuning on or choose f1.")
-        splits = load_splits(self.data_args, self.read_local)
+        splits = limit_splits(load_splits(self.data_args, lambda path, split: self.read_local(path)), self.data_args)
         if self.data_args.dataset_name:
             splits = {name: Dataset.from_list(validate_rows(
                 split.to_list(), f"{self.data_args.dataset_name}[{name}]", self.data_args.skip_bad_rows,
                 self.skipped_rows)) for name, split in splits.items()}
         built = {}
         with training_args.main_process_first(desc="QA windows"):
-            for name, prefix in FEATURE_KEY_OF_SPLIT.items():
+            for name in SPLITS:
                 if name not in splits:
                     continue
                 examples = splits[name]
@@ -206,15 +202,15 @@ class QuestionAnsweringTask(Task):
                     batched=True,
                     with_indices=True,
                     remove_columns=examples.column_names,
-                    fn_kwargs={"keep_offsets": prefix != "train"},
+                    fn_kwargs={"keep_offsets": name != "train"},
                     num_proc=self.data_args.preprocessing_num_workers,
                     load_from_cache_file=not self.data_args.overwrite_cache,
                     desc=f"Windows of {name}",
-                    **(self.windows_cache(examples, prefix != "train") or {}),
+                    **(self.windows_cache(examples, name != "train") or {}),
                 )
-                if prefix != "train":
-                    self.examples[prefix], self.windows[prefix] = examples, windows
-                built[prefix] = windows.remove_columns([c for c in ("example_id", "example_index", "offset_mapping")
+                if name != "train":
+                    self.examples[name], self.windows[name] = examples, windows
+                built[name] = windows.remove_columns([c for c in ("example_id", "example_index", "offset_mapping")
                                                         if c in windows.column_names])
         return built
 
@@ -269,27 +265,27 @@ class QuestionAnsweringTask(Task):
             encoded["offset_mapping"] = context_offsets_
         return encoded
 
-    def score(self, prefix: str, predictions: Any, label_ids: Any) -> dict[str, float]:
+    def score(self, split: str, predictions: Any, label_ids: Any) -> dict[str, float]:
         start_logits, end_logits = (np.asarray(array) for array in predictions[:2])
-        windows, examples = self.windows[prefix], self.examples[prefix]
+        windows, examples = self.windows[split], self.examples[split]
         width = start_logits.shape[1]
-        if (prefix, width) not in self._offsets:
-            self._offsets[prefix, width] = context_offsets(windows, width)
+        if (split, width) not in self._offsets:
+            self._offsets[split, width] = context_offsets(windows, width)
         texts, score_diffs = postprocess(
             examples["context"],
             np.asarray(windows["example_index"]),
-            self._offsets[prefix, width],
+            self._offsets[split, width],
             start_logits,
             end_logits,
             self.qa_args.n_best_size,
             self.qa_args.max_answer_length,
         )
-        metrics: dict[str, float] = {"loss": self.window_loss(prefix, start_logits, end_logits)}
+        metrics: dict[str, float] = {"loss": self.window_loss(split, start_logits, end_logits)}
         ids = examples["id"]
         references = {row_id: answers["text"] for row_id, answers in zip(ids, examples["answers"])}
         best_texts = dict(zip(ids, texts))
         diffs = dict(zip(ids, score_diffs.tolist()))
-        if prefix == "eval" and self.qa_args.tune_null_threshold:
+        if split == "validation" and self.qa_args.tune_null_threshold:
             language = self.qa_args.answer_language
             self.tuned_threshold, tuned = best_null_threshold(diffs, best_texts, references, language)
             metrics.update(tuned_null_threshold=self.tuned_threshold, tuned_exact=tuned["exact"], tuned_f1=tuned["f1"])
@@ -297,11 +293,11 @@ class QuestionAnsweringTask(Task):
                 setattr(self.model_config, NULL_THRESHOLD_KEY, self.tuned_threshold)
         # Validation is scored at the threshold the run started with, so eval_exact/eval_f1 are never
         # tuned on the questions they score; only the test split gets a threshold tuned in this run.
-        threshold = self.default_threshold if prefix == "eval" else self.prediction_threshold()
+        threshold = self.default_threshold if split == "validation" else self.prediction_threshold()
         metrics["null_threshold"] = threshold
         answers = {row_id: "" if diffs[row_id] > threshold else text for row_id, text in best_texts.items()}
-        self.scored[prefix] = {"answers": answers, "score_diffs": diffs}
-        if any(references.values()) or SPLIT_OF_PREFIX[prefix] != "test":
+        self.scored[split] = {"answers": answers, "score_diffs": diffs}
+        if any(references.values()) or split != "test":
             metrics.update(squad_v2_scores(answers, references, self.qa_args.answer_language))
         return metrics
 
@@ -332,9 +328,9 @@ class QuestionAnsweringTask(Task):
                 "predicts with this model unless `--null_score_diff_threshold` is given, and so does the "
                 "`question-answering` pipeline shipped with it (see Load it).\n\n")
 
-    def window_loss(self, prefix: str, start_logits: np.ndarray, end_logits: np.ndarray) -> float:
+    def window_loss(self, split: str, start_logits: np.ndarray, end_logits: np.ndarray) -> float:
         """Mean over windows of the start/end cross-entropy over each window's own tokens (no padding)."""
-        windows = self.windows[prefix]
+        windows = self.windows[split]
         lengths = np.array([len(ids) for ids in windows["input_ids"]])
         padding = np.arange(start_logits.shape[1])[None, :] >= lengths[:, None]
         losses = []
@@ -345,13 +341,13 @@ class QuestionAnsweringTask(Task):
             losses.append(log_normaliser - logits[np.arange(len(logits)), np.asarray(positions)])
         return float(np.mean((losses[0] + losses[1]) / 2))
 
-    def write_predictions(self, prefix: str, output_dir: Path) -> list[Path]:
-        scored = self.scored.get(prefix)
+    def write_predictions(self, split: str, output_dir: Path, file_prefix: str) -> list[Path]:
+        scored = self.scored.get(split)
         if scored is None:
             return []
-        answers_path = output_dir / f"{prefix}_predictions.json"
+        answers_path = output_dir / f"{file_prefix}_predictions.json"
         answers_path.write_text(json.dumps(scored["answers"], ensure_ascii=False, indent=1), encoding="utf-8")
-        diffs_path = output_dir / f"{prefix}_null_odds.json"
+        diffs_path = output_dir / f"{file_prefix}_null_odds.json"
         # JSON has no infinity: an example without any valid span gets null.
         diffs = {key: (value if np.isfinite(value) else None) for key, value in scored["score_diffs"].items()}
         diffs_path.write_text(json.dumps(diffs, indent=1), encoding="utf-8")

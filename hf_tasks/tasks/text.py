@@ -25,12 +25,9 @@ from datasets import ClassLabel, Dataset
 from transformers import DataCollatorWithPadding
 
 from hf_tasks.errors import BadInputError
-from hf_tasks.tasks.base import (
-    FEATURE_KEY_OF_SPLIT,
-    load_splits,
-    preprocessing_cache,
-    tokenizer_fingerprint,
-)
+from hf_tasks.data.cache import preprocessing_cache, tokenizer_fingerprint
+from hf_tasks.data.sources import load_splits
+from hf_tasks.data.splits import SPLITS, limit_splits
 from hf_tasks.tasks.classification import ClassificationTask
 from hf_tasks.text.tweets import TweetNormalizer
 
@@ -245,14 +242,14 @@ class TextClassificationTask(ClassificationTask):
         return self.checked(rows, source)
 
     def build_features(self, training_args) -> dict[str, Dataset]:
-        splits = load_splits(self.data_args, self.read_local)
+        splits = limit_splits(load_splits(self.data_args, lambda path, split: self.read_local(path)), self.data_args)
         if self.data_args.dataset_name:
             splits = {name: self._checked_hub_split(split, f"{self.data_args.dataset_name}[{name}]")
                       for name, split in splits.items()}
         self._show_examples(splits)
         built = {}
         with training_args.main_process_first(desc="tokenising texts"):
-            for name, prefix in FEATURE_KEY_OF_SPLIT.items():
+            for name in SPLITS:
                 if name not in splits:
                     continue
                 rows = splits[name]
@@ -276,9 +273,9 @@ class TextClassificationTask(ClassificationTask):
                 if truncated:
                     logger.info("%s: %d of %d texts reach max_seq_length=%d and are truncated.",
                                 name, truncated, len(encoded), self.max_seq_length)
-                if prefix != "train":
-                    self.raw[prefix] = rows
-                built[prefix] = encoded
+                if name != "train":
+                    self.raw[name] = rows
+                built[name] = encoded
         return built
 
     def features_cache(self, rows: Dataset) -> dict[str, str] | None:

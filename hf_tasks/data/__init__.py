@@ -1,0 +1,7 @@
+"""The data layer: dataset adapters turn raw sources into `datasets.DatasetDict`s with standard columns.
+
+Shared intake lives here once: the split vocabulary (`splits`), where splits come from (`sources`),
+the table reader (`tables`), the bad-row policy (`bad_rows`) and the preprocessing cache (`cache`).
+Each dataset format the toolkit knows is one adapter module beside them. Only `hf_tasks.errors`
+sits below; text, audio, metrics, modeling, tasks and the runner build on top.
+"""
