@@ -26,6 +26,7 @@ import transformers
 from transformers import HfArgumentParser
 
 from hf_tasks.cli_help import answer_help
+from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.errors import BadInputError
 
 # Fields never written to config.yaml, results or model cards.
@@ -134,6 +135,9 @@ class DataArguments:
             value = getattr(self, flag)
             if value is not None and value < 1:
                 raise BadInputError(f"--{flag} {value}: give a whole number of at least 1, or leave it out for all.")
+        # Not a field: the run's one bad-row policy, which every adapter and task reports to and the
+        # runner reads for skipped_rows.json.
+        self.bad_rows = BadRows(self.skip_bad_rows)
 
 
 @dataclass
