@@ -25,6 +25,7 @@ from hf_tasks.interpret.attention import (
     write_model_view,
 )
 from hf_tasks.samples.tiny_models import train_wordpiece_tokenizer
+from hf_tasks.interpret import attention
 from hf_tasks.surgery import keep_layers, prune_heads
 from hf_tasks.errors import BadInputError
 from tests.conftest import REPO
@@ -106,7 +107,8 @@ def test_png_grid_has_one_panel_per_head(pair_maps, tmp_path):
     assert count_heatmap_panels(path) == NUM_LAYERS * NUM_HEADS
 
 
-def test_persian_tokens_are_drawn_joined_and_right_to_left():
+def test_persian_tokens_are_shaped_here_when_the_renderer_does_not(monkeypatch):
+    monkeypatch.setattr(attention, "renderer_shapes_text", lambda: False)
     assert displayed_token("[CLS]") == "[CLS]"
     drawn = displayed_token("کتاب")  # kaf, teh, alef, beh
     # Presentation forms (U+FB50-U+FEFF) carry the joined shapes; the last letter comes first on screen
@@ -115,6 +117,30 @@ def test_persian_tokens_are_drawn_joined_and_right_to_left():
     assert [unicodedata.name(letter) for letter in drawn] == [
         "ARABIC LETTER BEH ISOLATED FORM", "ARABIC LETTER ALEF FINAL FORM", "ARABIC LETTER TEH MEDIAL FORM",
         "ARABIC LETTER KEHEH INITIAL FORM"]
+
+
+def rendered(text: str) -> np.ndarray:
+    """The pixels matplotlib draws for `text` (Agg, 200 dpi)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(2, 0.6), dpi=200)
+    figure.text(0.05, 0.3, text, fontsize=14)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., 0].copy()
+
+
+@pytest.mark.skipif(not attention.renderer_shapes_text(), reason="this matplotlib has no libraqm text layout")
+def test_persian_tokens_reach_a_shaping_renderer_unchanged():
+    """With libraqm, matplotlib joins and orders Arabic-script letters itself: the grid's labels must
+    draw exactly as the word in logical order does, not as its pre-shaped visual form (drawn reversed)."""
+    import arabic_reshaper
+    from bidi.algorithm import get_display
+
+    word = "کتابخانه"
+    assert np.array_equal(rendered(displayed_token(word)), rendered(word))
+    assert not np.array_equal(rendered(get_display(arabic_reshaper.reshape(word))), rendered(word))
 
 
 def test_png_grid_of_persian_tokens_needs_no_missing_glyphs(tmp_path):

@@ -283,11 +283,21 @@ def write_model_view(maps: AttentionMaps, path: str | Path, *, display_mode: str
 RIGHT_TO_LEFT = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")  # Hebrew and Arabic-script blocks
 
 
+def renderer_shapes_text() -> bool:
+    """Whether matplotlib lays out complex text itself: builds with libraqm (matplotlib >= 3.11's
+    wheels) join Arabic-script letters and order right-to-left runs on their own."""
+    from matplotlib import ft2font
+
+    return getattr(ft2font, "__libraqm_version__", None) is not None
+
+
 def displayed_token(token: str) -> str:
-    """A token as matplotlib must be given it to show it readably. Matplotlib draws characters one by
-    one from left to right, so Persian (and any Arabic-script) text appears as isolated letters in
-    reverse order; it needs the joined letter forms and the visual order of the bidi algorithm."""
-    if not RIGHT_TO_LEFT.search(token):
+    """A token as matplotlib must be given it to show it readably. Without libraqm matplotlib draws
+    characters one by one from left to right, so Persian (and any Arabic-script) text appears as
+    isolated letters in reverse order; it then needs the joined letter forms and the visual order of
+    the bidi algorithm. With libraqm the renderer does both, and doing them here too would reverse
+    the word again."""
+    if not RIGHT_TO_LEFT.search(token) or renderer_shapes_text():
         return token
     import arabic_reshaper
     from bidi.algorithm import get_display
