@@ -23,28 +23,13 @@ from __future__ import annotations
 
 import shlex
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from hf_tasks.study.runs import Queue, Run, make_run
+from hf_tasks.study.runs import Run, StudyArguments, make_run, study_queue
 from hf_tasks.study.table import plot_study, write_table
 
 STUDY_OPTIONS = ("--output_dir", "--launcher", "--columns", "--parallel", "--devices", "--seeds", "--search",
                  "--trials")
-
-
-@dataclass
-class StudyArguments:
-    configs: list[Path]
-    output_dir: Path
-    launcher: list[str] = field(default_factory=lambda: [sys.executable])
-    columns: list[str] = field(default_factory=list)
-    parallel: int = 1
-    devices: list[str] | None = None
-    seeds: list[int] | None = None
-    search: Path | None = None
-    trials: int = 10
-    forwarded: list[str] = field(default_factory=list)
 
 
 def _integers(flag: str, text: str) -> list[int]:
@@ -107,11 +92,6 @@ def parse_study_args(argv: list[str]) -> StudyArguments:
         trials=_integers("--trials", options["--trials"])[0] if "--trials" in options else 10,
         forwarded=forwarded,
     )
-
-
-def study_queue(study: StudyArguments) -> Queue:
-    return Queue(study.output_dir, launcher=study.launcher, forwarded=study.forwarded, devices=study.devices,
-                 parallel=study.parallel, group=study.output_dir.resolve().name)
 
 
 def plan(study: StudyArguments) -> list[Run]:

@@ -243,3 +243,22 @@ class Queue:
             why = f"exit {code}" if code != 0 else "no results.json"
             run.status = f"failed twice ({why}; see {run.log.name})"
         print(f"[study] {run.name}: {run.status}", flush=True)
+
+
+@dataclass
+class StudyArguments:
+    configs: list[Path]
+    output_dir: Path
+    launcher: list[str] = field(default_factory=lambda: [sys.executable])
+    columns: list[str] = field(default_factory=list)
+    parallel: int = 1
+    devices: list[str] | None = None
+    seeds: list[int] | None = None
+    search: Path | None = None
+    trials: int = 10
+    forwarded: list[str] = field(default_factory=list)
+
+
+def study_queue(study: StudyArguments) -> Queue:
+    return Queue(study.output_dir, launcher=study.launcher, forwarded=study.forwarded, devices=study.devices,
+                 parallel=study.parallel, group=study.output_dir.resolve().name)

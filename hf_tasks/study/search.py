@@ -26,8 +26,7 @@ from typing import Any
 
 import yaml
 
-from hf_tasks.study.cli import StudyArguments, study_queue
-from hf_tasks.study.runs import Run, last_complete_checkpoint, make_run
+from hf_tasks.study.runs import Run, StudyArguments, last_complete_checkpoint, make_run, study_queue
 
 
 def read_space(path: Path) -> tuple[str, str, dict[str, Any]]:
