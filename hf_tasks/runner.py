@@ -11,12 +11,10 @@ import json
 import logging
 import os
 import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
-import datasets
 import torch
 import transformers
 import yaml
@@ -35,6 +33,7 @@ from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
 from hf_tasks.model_card import loading_code, lora_loading_code, model_card_text
 from hf_tasks.portable import pipeline_task, ship_code
+from hf_tasks.run_log import configure_logging, log_start, use_metrics_log
 from hf_tasks.run_folder import check_output_dir, clear_previous_run, resolve_checkpoint, snapshot, write_manifest
 from hf_tasks.surgery import parameter_counts
 from hf_tasks.surgery.lora import (
@@ -91,15 +90,7 @@ def setup(training_args: TrainingArguments) -> None:
         with training_args.main_process_first(desc="clearing the earlier run"):
             if training_args.process_index == 0:
                 clear_previous_run(training_args.output_dir)
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    level = logging.INFO if training_args.should_log else logging.WARNING
-    logger.setLevel(level)
-    datasets.utils.logging.set_verbosity(level)
-    transformers.utils.logging.set_verbosity(level)
+    configure_logging(training_args)
     set_seed(training_args.seed)
     if training_args.hub_token:
         # The Trainer pickles its arguments into every checkpoint (training_args.bin); the token must
@@ -257,8 +248,6 @@ def run(
     output_dir = Path(training_args.output_dir)
     folder_before = snapshot(output_dir) if training_args.process_index == 0 else {}
     arguments = tuple(arguments)
-    for data_args in (argument for argument in arguments if isinstance(argument, DataArguments)):
-        logger.info("Data: %s", data_source(data_args))
     features = task.features(training_args)
     for flag, split in (("do_train", "train"), ("do_eval", "validation"), ("do_predict", "test")):
         if getattr(training_args, flag) and features.get(split) is None:
@@ -282,8 +271,11 @@ def run(
         optimizers=optimizers,
         task=task,
     )
+    use_metrics_log(trainer)
     results: dict[str, Any] = parameter_counts(model)
-    logger.info("Parameters: %(trainable_params)s trainable of %(total_params)s", results)
+    sources = [data_source(argument) for argument in arguments if isinstance(argument, DataArguments)]
+    log_start("; ".join(sources) or "given by the recipe", features, task.feature_unit, model, results,
+              output_dir.resolve())
 
     if training_args.do_train:
         trainer_logger, notice_filter = logging.getLogger(Trainer.__module__), HideCompletionNotice(interrupt)
@@ -320,7 +312,7 @@ def run(
         files = _write_run_folder(trainer, task, results, arguments, model_card or {})
         write_manifest(output_dir, folder_before)
         _log_to_wandb(training_args, results, files)
-        print(_summary(task, results, output_dir, files))
+        logger.info(_summary(task, results, output_dir, files))
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="hf_tasks run")
     return results

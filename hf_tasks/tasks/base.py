@@ -26,6 +26,8 @@ class Task(abc.ABC):
 
     #: Collator passed to the Trainer; None means the Trainer default.
     data_collator: Callable | None = None
+    #: What one row of the features is, for the run log: examples, windows, clips or images.
+    feature_unit: str = "examples"
     _built_features: dict[str, Dataset] | None = None
 
     def features(self, training_args) -> dict[str, Dataset]:
@@ -65,8 +67,10 @@ class Task(abc.ABC):
 
     def summary(self, metrics: dict[str, float]) -> str:
         """A short human line for the end-of-run summary (the headline metrics)."""
-        keys = [k for k in metrics if not k.endswith(("_runtime", "_per_second", "_loss"))]
-        return ", ".join(f"{k}={metrics[k]:.4g}" for k in keys[:6] if isinstance(metrics[k], (int, float)))
+        per_class = ("precision_", "recall_", "f1_", "support_")
+        keys = [key for key in metrics
+                if not key.endswith(("_runtime", "_per_second", "_loss")) and not key.startswith(per_class)]
+        return ", ".join(f"{key}={metrics[key]:.4g}" for key in keys[:6] if isinstance(metrics[key], (int, float)))
 
 
 def logits_of(predictions: Any) -> np.ndarray:

@@ -1,0 +1,109 @@
+"""What a run prints: one start block, one compact line per log and evaluation, bars only on a terminal.
+
+transformers and datasets log every config they load and every cache file they reuse at INFO level;
+those dumps bury the lines a user reads, so both libraries log warnings only unless `--log_level info`
+(or debug) asks for them. `--log_level warning` makes the run itself quiet as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import datasets
+import torch
+import transformers
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+logger = logging.getLogger("hf_tasks")
+
+# Metric name endings left out of the per-evaluation line (they stay in results.json and wandb).
+UNSHOWN_METRIC_ENDINGS = ("_runtime", "_per_second", "total_flos")
+UNSHOWN_METRIC_PARTS = ("precision_", "recall_", "f1_", "support_", "accuracy_")
+METRICS_SHOWN = 6
+
+
+def configure_logging(training_args) -> None:
+    """Log format and levels for this process; progress bars off when stderr is not a terminal (a log
+    file would fill with carriage-return debris)."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        handlers=[logging.StreamHandler(sys.stdout)])
+    asked = training_args.log_level if training_args.should_log else training_args.log_level_replica
+    if asked == "passive":
+        level = logging.INFO if training_args.should_log else logging.WARNING
+    else:
+        level = logging.getLevelName(asked.upper())
+    logger.setLevel(level)
+    libraries = level if level < logging.INFO or asked == "info" else max(level, logging.WARNING)
+    datasets.utils.logging.set_verbosity(libraries)
+    transformers.utils.logging.set_verbosity(libraries)
+    if training_args.use_cpu or not torch.cuda.is_available():
+        training_args.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns otherwise
+    if not sys.stderr.isatty() or level > logging.INFO:
+        training_args.disable_tqdm = True
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def metrics_line(metrics: dict[str, Any]) -> str:
+    """The headline metrics of one log or evaluation: "loss 1.108 · accuracy 0.2188 · macro_f1 0.1197"."""
+    shown = []
+    for key, value in metrics.items():
+        name = key.split("_", 1)[1] if key.startswith(("eval_", "test_", "train_")) else key
+        if key.endswith(UNSHOWN_METRIC_ENDINGS) or name.startswith(UNSHOWN_METRIC_PARTS) or key == "epoch":
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            shown.append(f"{name} {_number(value)}")
+    return " · ".join(shown[:METRICS_SHOWN])
+
+
+class MetricsLog(TrainerCallback):
+    """One line per training log and per evaluation, through the `hf_tasks` logger (so `--log_level
+    warning` silences it), instead of the Trainer's printed dictionaries."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs or any(key.startswith(("eval_", "test_")) for key in logs):
+            return
+        if "train_loss" in logs:
+            logger.info("Training finished after %d steps in %.1f s: mean training loss %s", state.global_step,
+                        logs.get("train_runtime", 0.0), _number(logs["train_loss"]))
+        elif "loss" in logs:
+            logger.info("step %d (epoch %.2f): %s", state.global_step, state.epoch or 0.0, metrics_line(logs))
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if state.is_world_process_zero and metrics:
+            logger.info("step %d (epoch %.2f) validation: %s", state.global_step, state.epoch or 0.0,
+                        metrics_line(metrics))
+
+
+class SilentProgressCallback(ProgressCallback):
+    """The Trainer's progress bars without their printed copy of every log (MetricsLog says it once)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        return
+
+
+def use_metrics_log(trainer) -> None:
+    """Swap the Trainer's printing callbacks for `MetricsLog` (bars stay when they are on)."""
+    for printing in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(printing)
+    if not trainer.args.disable_tqdm:
+        trainer.add_callback(SilentProgressCallback)
+    trainer.add_callback(MetricsLog)
+
+
+def log_start(data: str, features: dict[str, Any], unit: str, model, counts: dict[str, int], output_dir) -> None:
+    """The run's start block: where the data comes from and how much of each split, the model and its
+    trainable parameters, and the output folder."""
+    sizes = ", ".join(f"{split} {len(rows):,}" for split, rows in features.items())
+    logger.info("Data: %s", data)
+    logger.info("Size: %s %s", sizes, unit)
+    logger.info("Model: %s, %s trainable of %s parameters", type(model).__name__,
+                f"{counts['trainable_params']:,}", f"{counts['total_params']:,}")
+    logger.info("Output: %s", output_dir)
