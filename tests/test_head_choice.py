@@ -19,10 +19,11 @@ def test_every_family_offers_auto_first_and_help_in_one_sentence_shape(family):
     choices = FAMILIES[family]
     assert choices.names[0] == "auto"
     text = choices.help()
-    assert text.startswith("Classification head on the backbone. 'auto': the checkpoint's AutoModelFor")
+    assert text.startswith(f"auto or {choices.names[1]}: the classification head on the backbone. auto: the "
+                           "checkpoint's AutoModelFor")
     for name in choices.names:
-        assert f"'{name}': " in text
-    assert all(f"'{old}' = '{name}'" in text for old, name in choices.synonyms.items())
+        assert f"{name}: " in text
+    assert all(f"{old} = {name}" in text for old, name in choices.synonyms.items())
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -46,7 +47,9 @@ def test_old_spellings_become_current_names_and_unknown_ones_are_refused():
 
 def test_the_dataclass_field_defaults_to_auto_and_carries_the_help():
     choices = HeadChoices(auto="the checkpoint's AutoModelForX head", custom={"deep": "two layers"})
+    assert HeadChoices(auto="own", custom={"a": "one", "b": "two"}).help().startswith("auto, a or b: the classification")
     field = choices.dataclass_field()
     assert field.default == "auto" and field.metadata["help"] == (
-        "Classification head on the backbone. 'auto': the checkpoint's AutoModelForX head; 'deep': two layers."
+        "auto or deep: the classification head on the backbone. auto: the checkpoint's AutoModelForX head; "
+        "deep: two layers."
     )

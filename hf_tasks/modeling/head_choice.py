@@ -30,11 +30,13 @@ class HeadChoices:
         return (AUTO, *self.custom)
 
     def help(self) -> str:
-        """The `--head` help text, in the same sentence shape for every recipe."""
-        described = [f"'{AUTO}': {self.auto}", *(f"'{name}': {what}" for name, what in self.custom.items())]
-        text = "Classification head on the backbone. " + "; ".join(described) + "."
+        """The `--head` help text, in the same sentence shape for every recipe. The choices come first:
+        the compact --help shows only the start of the line."""
+        *others, last = self.names
+        described = [f"{AUTO}: {self.auto}", *(f"{name}: {what}" for name, what in self.custom.items())]
+        text = f"{', '.join(others)} or {last}: the classification head on the backbone. " + "; ".join(described) + "."
         if self.synonyms:
-            text += " Older spellings: " + ", ".join(f"'{old}' = '{name}'" for old, name in self.synonyms.items()) + "."
+            text += " Older spellings: " + ", ".join(f"{old} = {name}" for old, name in self.synonyms.items()) + "."
         return text
 
     def dataclass_field(self, default: str = AUTO):
