@@ -7,81 +7,18 @@ head, fine-tuned end to end or feature-based (frozen backbone, optionally with c
 """
 
 import logging
-from dataclasses import dataclass, field
-
-import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
-from hf_tasks.errors import one_line_errors
-from hf_tasks.modeling.auto import load_config, load_model, load_processor
-from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
+from hf_tasks.errors import BadInputError, one_line_errors
+from hf_tasks.modeling.auto import load_processor
 from hf_tasks.modeling.feature_cache import FEATURE_BASED_LORA, feature_based
+from hf_tasks.modeling.text_classifier import HeadArguments, build_text_classifier
 from hf_tasks.runner import run, setup
 from hf_tasks.surgery.lora import LoraArguments, apply_lora
-from hf_tasks.errors import BadInputError
-from hf_tasks.tasks.classification import label_maps
 from hf_tasks.tasks.text import TextArguments, TextClassificationTask
 
 logger = logging.getLogger("hf_tasks")
-
-
-@dataclass
-class HeadArguments:
-    head: str = field(
-        default="linear",
-        metadata={"help": "'linear': [CLS]/pooler → linear (AutoModelForSequenceClassification); "
-                          "'bigru': token states → bidirectional GRU → linear."},
-    )
-    feature_based: bool = field(
-        default=False, metadata={"help": "Freeze the backbone (run without dropout) and train only the head."}
-    )
-    cache_features: bool = field(
-        default=False,
-        metadata={"help": "With --feature_based: compute the frozen backbone's outputs once per example and "
-                          "reuse them in later epochs and evaluations."},
-    )
-    gru_hidden_size: int = field(default=256, metadata={"help": "GRU hidden size per direction."})
-    gru_num_layers: int = field(default=1, metadata={"help": "Stacked GRU layers."})
-    gru_dropout: float = field(default=0.0, metadata={"help": "Dropout between stacked GRU layers."})
-    classifier_dropout: float | None = field(
-        default=None, metadata={"help": "Dropout before the classifier (unset: the backbone's, or 0.1 for bigru)."}
-    )
-
-    def __post_init__(self):
-        if self.head not in ("linear", "bigru"):
-            raise BadInputError(f"--head must be 'linear' or 'bigru', got {self.head!r}.")
-        if self.cache_features and not self.feature_based:
-            raise BadInputError("--cache_features needs --feature_based (only a frozen backbone's outputs can be reused).")
-
-
-def build_model(model_args: ModelArguments, head_args: HeadArguments, task: TextClassificationTask):
-    if task.binary_sigmoid:
-        # One output: the probability of the second class (e.g. "fake"), which pipelines show by name.
-        positive = task.label_names[1]
-        labels = {"id2label": {0: positive}, "label2id": {positive: 0}, "num_labels": 1,
-                  "problem_type": "multi_label_classification"}
-    else:
-        labels = {**label_maps(task.label_names), "problem_type": "single_label_classification"}
-    # Weights train in float32 whatever the checkpoint stores; --bf16/--fp16 add mixed precision.
-    labels["dtype"] = torch.float32
-    dropout = {} if head_args.classifier_dropout is None else {"classifier_dropout": head_args.classifier_dropout}
-    if head_args.head == "linear":
-        return load_model(AutoModelForSequenceClassification, model_args, **labels, **dropout)
-
-    source = model_args.config_name or model_args.model_name_or_path
-    if AutoConfig.from_pretrained(source, **model_args.pretrained_kwargs()).model_type == BiGRUConfig.model_type:
-        return load_model(AutoModelForSequenceClassification, model_args, **labels, **dropout)  # a trained BiGRU model
-    head = {"gru_hidden_size": head_args.gru_hidden_size, "gru_num_layers": head_args.gru_num_layers,
-            "gru_dropout": head_args.gru_dropout, **labels, **dropout}
-    if model_args.model_name_or_path is None:
-        return BiGRUForSequenceClassification(BiGRUConfig(encoder=load_config(model_args), **head))
-    encoder_kwargs = {**model_args.pretrained_kwargs(), "dtype": head.pop("dtype")}
-    if model_args.config_name:
-        encoder_kwargs["config"] = load_config(model_args)
-    return BiGRUForSequenceClassification.from_pretrained_encoder(
-        model_args.model_name_or_path, encoder_kwargs=encoder_kwargs, **head
-    )
+HEAD_TITLES = {"auto": "[CLS]/pooler linear", "bigru": "BiGRU"}  # for the model card
 
 
 ARGUMENTS = (ModelArguments, DataArguments, TextArguments, HeadArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
@@ -96,7 +33,8 @@ def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextAr
     tokenizer = load_processor(model_args)
     tokenizer.padding_side = "right"  # the BiGRU packs sequences by their lengths from the left
     task = TextClassificationTask(data_args, text_args, tokenizer)
-    model = apply_lora(build_model(model_args, head_args, task), lora_args)
+    model = build_text_classifier(model_args, head_args, task.label_names, binary_sigmoid=text_args.binary_sigmoid)
+    model = apply_lora(model, lora_args)
     cache = None
     if head_args.feature_based:
         mode = "tokens" if head_args.head == "bigru" else "first_token"
@@ -113,7 +51,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextAr
             "dataset": "Constraint@AAAI-2021 COVID-19 fake news",
             "language": ["en"],
             "tags": ["text-classification", "covid-19", "fake-news", "tweets"],
-            "description": f"COVID-19 tweet real/fake classification, {head_args.head} head, "
+            "description": f"COVID-19 tweet real/fake classification, {HEAD_TITLES[head_args.head]} head, "
                            + ("feature-based (frozen backbone)." if head_args.feature_based else "fine-tuned."),
         },
     )

@@ -15,6 +15,7 @@ import covid_fakenews
 from hf_tasks.args import parse
 from hf_tasks.errors import BadInputError
 from hf_tasks.modeling.auto import load_processor
+from hf_tasks.modeling.text_classifier import build_text_classifier
 from hf_tasks.tasks.text import TextArguments, TextClassificationTask, read_text_table
 from tests.conftest import REPO, recipe_args
 from tests.pipeline_check import assert_pipeline_repeats_predictions, prediction_rows
@@ -102,7 +103,7 @@ def test_linear_head_with_one_sigmoid_output_trains_with_binary_cross_entropy(tm
         *covid_fakenews.ARGUMENTS, args=recipe_args(CONFIG, tmp_path, "--binary_sigmoid", "true", "--max_train_samples", "4"))
     tokenizer = load_processor(model_args)
     task = TextClassificationTask(data_args, text_args, tokenizer)
-    model = covid_fakenews.build_model(model_args, head_args, task).eval()
+    model = build_text_classifier(model_args, head_args, task.label_names, binary_sigmoid=text_args.binary_sigmoid).eval()
     assert model.config.num_labels == 1 and model.config.id2label == {0: "fake"}
     batch = task.data_collator([row for row in task.features(training_args)["train"]])
     output = model(**batch)
@@ -111,6 +112,27 @@ def test_linear_head_with_one_sigmoid_output_trains_with_binary_cross_entropy(tm
     by_hand = -(gold * probability.log() + (1 - gold) * (1 - probability).log()).mean()
     torch.testing.assert_close(output.loss, by_hand)
     assert set(gold.tolist()) == {0.0, 1.0}
+
+
+def test_head_linear_is_the_old_name_of_head_auto_and_builds_the_same_model(tmp_path):
+    models, heads = [], []
+    for head in ("linear", "auto"):
+        model_args, _, _, head_args, _, _ = parse(*covid_fakenews.ARGUMENTS,
+                                                  args=recipe_args(CONFIG, tmp_path, "--head", head))
+        heads.append(head_args.head)
+        torch.manual_seed(0)
+        models.append(build_text_classifier(model_args, head_args, ["real", "fake"]))
+    assert heads == ["auto", "auto"]
+    linear, auto = models
+    assert type(linear) is type(auto) and linear.config.to_dict() == auto.config.to_dict()
+    assert linear.state_dict().keys() == auto.state_dict().keys()
+    for key, weights in linear.state_dict().items():
+        torch.testing.assert_close(weights, auto.state_dict()[key], msg=key)
+
+
+def test_an_unknown_head_is_refused_naming_the_choices(tmp_path):
+    with pytest.raises(BadInputError, match="--head 'gru': choose one of auto, bigru"):
+        parse(*covid_fakenews.ARGUMENTS, args=recipe_args(CONFIG, tmp_path, "--head", "gru"))
 
 
 def test_cache_features_without_feature_based_is_refused(tmp_path):
@@ -125,7 +147,7 @@ def test_study_configs_name_their_backbone_head_and_mode(name):
     model_args, data_args, _, head_args, _, training_args = config
     backbone = "digitalepidemiologylab/covid-twitter-bert-v2" if name.startswith("ct_bert") else "bert-base-uncased"
     assert model_args.model_name_or_path == backbone
-    assert head_args.head == ("bigru" if "bigru" in name else "linear")
+    assert head_args.head == ("bigru" if "bigru" in name else "auto")
     assert head_args.feature_based == head_args.cache_features == name.endswith("feature_based")
     assert training_args.output_dir == f"runs/covid_fakenews-{name}"
     assert data_args.train_file and data_args.validation_file and data_args.test_file

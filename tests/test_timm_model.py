@@ -220,3 +220,26 @@ def test_unknown_timm_model_and_unknown_paper_spec_fail_clearly():
     # The model class is self-contained shipped code, so it raises a plain ValueError with the message.
     with pytest.raises(ValueError, match="timm has no model"):
         TimmForImageClassification.from_timm("no_such_model_xyz", ["a", "b"], pretrained_backbone=False)
+
+
+def test_head_vocabulary_matches_every_recipe_and_old_spellings_build_the_same_heads():
+    from hf_tasks.modeling.head_choice import IMAGE_CLASSIFIER_HEADS
+    from hf_tasks.modeling.timm_classifier import HEAD_KINDS, HEAD_SYNONYMS, ClassifierMLP
+
+    assert IMAGE_CLASSIFIER_HEADS.names == HEAD_KINDS and dict(IMAGE_CLASSIFIER_HEADS.synonyms) == HEAD_SYNONYMS
+    for old, current in HEAD_SYNONYMS.items():
+        models = [TimmForImageClassification.from_timm("test_resnet", ["a", "b"], pretrained_backbone=False, head=head)
+                  for head in (old, current)]
+        assert [model.config.head for model in models] == [current, current]
+        assert [[type(layer).__name__ for layer in model.head] for model in models] == 2 * [
+            [type(layer).__name__ for layer in ClassifierMLP(current, 8, 2)]
+        ]
+
+
+def test_a_model_saved_with_an_old_head_name_loads_back(tmp_path):
+    model = TimmForImageClassification.from_timm("test_resnet", ["a", "b"], pretrained_backbone=False, head="auto")
+    model.config.head = "linear"  # as a run folder of an earlier version wrote it
+    model.save_pretrained(tmp_path)
+    reloaded = TimmForImageClassification.from_pretrained(tmp_path).eval()
+    pixels = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(reloaded(pixels).logits, model.eval()(pixels).logits)

@@ -2,10 +2,11 @@
 
 `TimmForImageClassification` wraps any timm model (`densenet201`, `vgg19`, `cait_s24_224`,
 `deit_base_distilled_patch16_224`, `hf-hub:timm/...`, `local-dir:/path`) as a `PreTrainedModel`, so
-the Trainer, `save_pretrained`, `from_pretrained` and `push_to_hub` work unchanged. The head follows
+the Trainer, `save_pretrained`, `from_pretrained` and `push_to_hub` work unchanged. The `mlp` head follows
 Malpure et al. 2021: flatten → Linear(256) → ELU → Dropout(0.5) → Linear(classes) on the backbone's
-pooled features; distilled DeiT gets one such head on the class token and one on the distillation
-token, and its logits are the average of the two.
+pooled features; the `auto` head is the single linear layer timm itself puts there. Distilled DeiT
+gets one head on the class token and one on the distillation token, and its logits are the average
+of the two.
 
 This file imports only torch, timm and transformers: run folders ship it so that they load with
 `AutoModelForImageClassification.from_pretrained(folder, trust_remote_code=True)` without hf_tasks.
@@ -22,14 +23,20 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
 
-HEADS = ("paper", "linear")
+#: The heads this wrapper builds, named as `--head` names them in every recipe (hf_tasks.modeling.head_choice).
+HEAD_KINDS = ("auto", "mlp")
+#: Spellings of earlier versions, which saved configs and user configs may still hold.
+HEAD_SYNONYMS = {"linear": "auto", "paper": "mlp"}
+#: Every head value accepted, current names first.
+HEADS = HEAD_KINDS + tuple(HEAD_SYNONYMS)
 
 
 class ClassifierMLP(nn.Sequential):
-    """The paper head (flatten → Linear(hidden) → ELU → Dropout → Linear) or a single linear layer."""
+    """The paper head `mlp` (flatten → Linear(hidden) → ELU → Dropout → Linear) or `auto`, a single linear layer."""
 
     def __init__(self, kind: str, in_features: int, num_labels: int, hidden_size: int = 256, dropout: float = 0.5):
-        if kind == "paper":
+        kind = HEAD_SYNONYMS.get(kind, kind)
+        if kind == "mlp":
             layers = [
                 nn.Flatten(),
                 nn.Linear(in_features, hidden_size),
@@ -37,10 +44,10 @@ class ClassifierMLP(nn.Sequential):
                 nn.Dropout(dropout),
                 nn.Linear(hidden_size, num_labels),
             ]
-        elif kind == "linear":
+        elif kind == "auto":
             layers = [nn.Flatten(), nn.Linear(in_features, num_labels)]
         else:
-            raise ValueError(f"Unknown head {kind!r}; choose one of {HEADS}.")
+            raise ValueError(f"Unknown head {kind!r}; choose one of {HEAD_KINDS}.")
         super().__init__(*layers)
 
     def reset_parameters(self) -> None:
@@ -56,7 +63,7 @@ class TimmConfig(PreTrainedConfig):
 
     timm_name: str = "resnet18"
     timm_kwargs: dict | None = None
-    head: str = "paper"
+    head: str = "mlp"
     head_hidden_size: int = 256
     head_dropout: float = 0.5
     # Provenance only: whether the backbone started from pretrained weights. Loading a saved model
@@ -111,7 +118,7 @@ class TimmForImageClassification(PreTrainedModel):
         *,
         pretrained_backbone: bool = True,
         timm_kwargs: dict | None = None,
-        head: str = "paper",
+        head: str = "mlp",
         head_hidden_size: int = 256,
         head_dropout: float = 0.5,
     ) -> "TimmForImageClassification":
@@ -120,7 +127,7 @@ class TimmForImageClassification(PreTrainedModel):
         config = TimmConfig(
             timm_name=timm_name,
             timm_kwargs=timm_kwargs,
-            head=head,
+            head=HEAD_SYNONYMS.get(head, head),
             head_hidden_size=head_hidden_size,
             head_dropout=head_dropout,
             pretrained_backbone=pretrained_backbone,
