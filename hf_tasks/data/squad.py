@@ -26,7 +26,7 @@ FIX = ("fix these questions: each needs a non-empty context and question, an id 
        "whose text is found in the context at their answer_start (a character position, a whole number)")
 
 
-def features():
+def question_features():
     """The `datasets` features every split of this adapter has."""
     from datasets import Features, Sequence, Value
 
@@ -48,7 +48,7 @@ def load(data_args):
             questions = hub_questions(loaded, source)
         else:
             source, questions = str(Path(getattr(data_args, FILE_FLAG_OF_SPLIT[split]))), loaded
-        validated[split] = Dataset.from_list(usable_rows(questions, source, data_args.bad_rows), features=features())
+        validated[split] = Dataset.from_list(usable_rows(questions, source, data_args.bad_rows), features=question_features())
     return DatasetDict(limit_splits(validated, data_args))
 
 
