@@ -48,7 +48,8 @@ def load(data_args):
             questions = hub_questions(loaded, source)
         else:
             source, questions = str(Path(getattr(data_args, FILE_FLAG_OF_SPLIT[split]))), loaded
-        validated[split] = Dataset.from_list(usable_rows(questions, source, data_args.bad_rows), features=question_features())
+        rows = usable_rows(questions, source, data_args.bad_rows)
+        validated[split] = Dataset.from_list(rows, features=question_features())
     return DatasetDict(limit_splits(validated, data_args))
 
 
