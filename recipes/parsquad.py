@@ -7,6 +7,7 @@
 from transformers import AutoModelForQuestionAnswering
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
+from hf_tasks.data import squad
 from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run, setup
@@ -21,10 +22,11 @@ UNUSED = ("data_dir",)  # QA reads SQuAD-format files or a hub dataset, never a 
 def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArguments, lora_args: LoraArguments,
          training_args: TrainingArguments):
     setup(training_args)
+    data = squad.load(data_args)
     tokenizer = load_processor(model_args)
     model = load_model(AutoModelForQuestionAnswering, model_args)
     # The task reads a no-answer threshold stored with the model and stores a tuned one there.
-    task = QuestionAnsweringTask(data_args, qa_args, tokenizer, model.config)
+    task = QuestionAnsweringTask(data, data_args, qa_args, tokenizer, model.config)
     model = apply_lora(model, lora_args)
     return run(
         task,

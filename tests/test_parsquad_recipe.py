@@ -13,6 +13,7 @@ from transformers import AutoModelForQuestionAnswering, TrainerCallback
 
 import parsquad
 from hf_tasks.args import parse
+from hf_tasks.data import squad
 from hf_tasks.errors import TrainingInterrupted
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run
@@ -156,6 +157,44 @@ def test_best_model_by_tuned_f1_needs_tuning(tmp_path):
         run_recipe(tmp_path, "--metric_for_best_model", "tuned_f1", "--load_best_model_at_end", "true")
 
 
+def train_file_with_an_answer_lacking_answer_start(folder):
+    """The sample's training file with one answer's answer_start removed; returns its path and that question's id."""
+    document = json.loads((REPO / "hf_tasks/samples/pquad/train.json").read_text(encoding="utf-8"))
+    question = next(qa for qa in document["data"][0]["paragraphs"][0]["qas"] if qa["answers"])
+    del question["answers"][0]["answer_start"]
+    path = folder / "train.json"
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    return path, question["id"]
+
+
+def test_an_answer_without_answer_start_stops_the_recipe_in_one_line_with_status_2(tmp_path):
+    train_file, question_id = train_file_with_an_answer_lacking_answer_start(tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HF_TASKS_DEBUG", None)
+    finished = subprocess.run(
+        [sys.executable, "recipes/parsquad.py",
+         *recipe_args(CONFIG, tmp_path / "run", "--train_file", str(train_file))],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 2, finished.stderr[-3000:]
+    assert "Traceback" not in finished.stderr and finished.stderr.count("\n") == 1, finished.stderr
+    line = finished.stderr
+    assert str(train_file) in line and f"an answer without answer_start (question id {question_id!r})" in line
+    assert "answer_start (a character position, a whole number)" in line and "--skip_bad_rows" in line
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_skip_bad_rows_leaves_out_an_answer_without_answer_start_and_lists_it(tmp_path):
+    train_file, question_id = train_file_with_an_answer_lacking_answer_start(tmp_path)
+    results = run_recipe(tmp_path / "run", "--train_file", str(train_file), "--skip_bad_rows", "true",
+                         "--max_train_samples", "16", "--max_eval_samples", "8", "--max_steps", "1",
+                         "--do_predict", "false", "--save_strategy", "no")
+    skipped = json.loads((tmp_path / "run" / "skipped_rows.json").read_text(encoding="utf-8"))
+    assert skipped == [{"file": str(train_file), "question_id": question_id,
+                        "reason": "an answer without answer_start"}]
+    assert results["skipped_rows"] == 1
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["skipped_rows"] == 1
+
+
 def test_resuming_from_a_checkpoint_reaches_the_uninterrupted_result(tmp_path):
     quick = ("--max_train_samples", "120", "--max_eval_samples", "40", "--num_train_epochs", "2",
              "--do_predict", "false", "--save_total_limit", "5")
@@ -220,7 +259,7 @@ def test_sigterm_during_training_saves_a_checkpoint_and_stops_with_status_143(tm
     model_args, data_args, qa_args, _, training_args = parse(*parsquad.ARGUMENTS, args=recipe_args(
         CONFIG, tmp_path, "--max_train_samples", "64", "--num_train_epochs", "3", "--save_strategy", "no"))
     tokenizer = load_processor(model_args)
-    task = QuestionAnsweringTask(data_args, qa_args, tokenizer)
+    task = QuestionAnsweringTask(squad.load(data_args), data_args, qa_args, tokenizer)
     model = load_model(AutoModelForQuestionAnswering, model_args)
     with pytest.raises(TrainingInterrupted) as stopped:
         run(task, model, training_args, processing_class=tokenizer, callbacks=[SignalAtStep(3)])

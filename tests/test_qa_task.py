@@ -3,9 +3,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from datasets import DatasetDict
 from transformers import AutoTokenizer, TrainingArguments
 
 from hf_tasks.args import DataArguments
+from hf_tasks.data import squad
 from hf_tasks.samples.pquad import make_split
 from hf_tasks.errors import BadInputError
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask, context_offsets, postprocess
@@ -28,13 +30,18 @@ def one_question(context: str, question: str, answers: list[dict], qid="q1") -> 
         {"id": qid, "question": question, "answers": answers, "is_impossible": not answers}]}]}]}
 
 
+def question_ids(document: dict) -> list[str]:
+    return [qa["id"] for article in document["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
+
+
 def build(tmp_path, train_doc=None, eval_doc=None, max_seq_length=64, doc_stride=16, **data):
     data_args = DataArguments(
         train_file=str(squad_file(tmp_path, train_doc, "train.json")) if train_doc else None,
         validation_file=str(squad_file(tmp_path, eval_doc, "validation.json")) if eval_doc else None,
         max_seq_length=max_seq_length, **data,
     )
-    task = QuestionAnsweringTask(data_args, QAArguments(doc_stride=doc_stride), AutoTokenizer.from_pretrained(TOKENIZER))
+    task = QuestionAnsweringTask(squad.load(data_args), data_args, QAArguments(doc_stride=doc_stride),
+                                 AutoTokenizer.from_pretrained(TOKENIZER))
     features = task.features(TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True))
     return task, features
 
@@ -112,8 +119,32 @@ def test_a_window_without_valid_span_predicts_no_answer():
 def test_bad_rows_fail_naming_file_and_id(tmp_path, mutate, message):
     document = one_question("سلام دنیا زیباست", "چه چیزی زیباست؟", [{"text": "دنیا", "answer_start": 5}])
     mutate(document)
-    with pytest.raises(BadInputError, match=rf"train.json: question id 'q1': .*{message}"):
+    with pytest.raises(BadInputError, match=rf"train.json: .*{message}.* \(question id 'q1'\)"):
         build(tmp_path, train_doc=document)
+
+
+@pytest.mark.parametrize("answer, message", [
+    ({"text": "دنیا"}, "an answer without answer_start"),
+    ({"text": "دنیا", "answer_start": "five"}, "answer_start 'five' is not a character position"),
+    ({"text": "دنیا", "answer_start": 5.5}, "answer_start 5.5 is not a character position"),
+    ({"text": "دنیا", "answer_start": -1}, "answer_start -1 is not a character position"),
+    ({"answer_start": 5}, "an answer without text"),
+])
+def test_an_answer_without_a_usable_answer_start_fails_naming_file_id_and_fix(tmp_path, answer, message):
+    # Before the data adapter these stopped with a bare KeyError or ValueError, or passed (5.5 read as 5).
+    document = one_question("سلام دنیا زیباست", "چه چیزی زیباست؟", [answer], qid="q-7")
+    with pytest.raises(BadInputError) as stopped:
+        build(tmp_path, train_doc=document)
+    text = str(stopped.value)
+    assert text.startswith(str(tmp_path / "train.json") + ": ")
+    assert f"{message} (question id 'q-7')" in text
+    assert "answer_start (a character position, a whole number)" in text and "--skip_bad_rows" in text
+
+
+def test_answer_start_written_as_text_or_a_whole_float_is_a_position(tmp_path):
+    answers = [{"text": "دنیا", "answer_start": "5"}, {"text": "دنیا", "answer_start": 5.0}]
+    task, _ = build(tmp_path, eval_doc=one_question("سلام دنیا زیباست", "چه؟", answers))
+    assert task.examples["validation"][0]["answers"] == {"text": ["دنیا", "دنیا"], "answer_start": [5, 5]}
 
 
 def test_duplicate_ids_and_non_squad_json_fail(tmp_path):
@@ -124,9 +155,7 @@ def test_duplicate_ids_and_non_squad_json_fail(tmp_path):
     with pytest.raises(BadInputError, match="expected SQuAD v2 JSON"):
         build(tmp_path, train_doc={"rows": []})
     with pytest.raises(BadInputError, match="no such file"):
-        QuestionAnsweringTask(DataArguments(train_file=str(tmp_path / "missing.json")), QAArguments(),
-                              AutoTokenizer.from_pretrained(TOKENIZER)).features(
-            TrainingArguments(output_dir=str(tmp_path), use_cpu=True))
+        squad.load(DataArguments(train_file=str(tmp_path / "missing.json")))
 
 
 def test_skip_bad_rows_records_every_skipped_id(tmp_path):
@@ -134,9 +163,48 @@ def test_skip_bad_rows_records_every_skipped_id(tmp_path):
     bad = document["data"][1]["paragraphs"][0]["qas"]
     answerable = next(qa for qa in bad if qa["answers"])
     answerable["answers"][0]["answer_start"] += 1
+    missing_start = next(qa for qa in document["data"][2]["paragraphs"][0]["qas"] if qa["answers"])
+    del missing_start["answers"][0]["answer_start"]
     task, features = build(tmp_path, train_doc=document, skip_bad_rows=True)
-    assert [row["id"] for row in task.skipped_rows] == [answerable["id"]]
-    assert "answer_start" in task.skipped_rows[0]["reason"]
+    skipped = task.data_args.bad_rows.skipped
+    assert [row["question_id"] for row in skipped] == [answerable["id"], missing_start["id"]]
+    assert "answer_start" in skipped[0]["reason"]
+    assert skipped[1]["reason"] == "an answer without answer_start"
+    assert {row["file"] for row in skipped} == {str(tmp_path / "train.json")}
+    assert task.data["train"]["id"] == [qid for qid in question_ids(document)
+                                        if qid not in (answerable["id"], missing_start["id"])]
+
+
+def test_limits_apply_to_the_questions_left_after_validation(tmp_path):
+    document = make_split(3, seed=1, prefix="l")
+    first = document["data"][0]["paragraphs"][0]["qas"][0]
+    first["question"] = " "
+    data = squad.load(DataArguments(train_file=str(squad_file(tmp_path, document, "train.json")),
+                                    max_train_samples=4, skip_bad_rows=True))
+    assert data["train"]["id"] == question_ids(document)[1:5]
+
+
+def test_a_hub_style_dataset_is_validated_like_files(tmp_path):
+    # `--dataset_name` may name a local folder `load_dataset` reads: here, flat rows with SQuAD v2 columns.
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    context = "سلام دنیا زیباست"
+    rows = [{"id": "h1", "title": "t", "context": context, "question": "چه؟",
+             "answers": {"text": ["دنیا"], "answer_start": [5]}},
+            {"id": "h2", "title": "t", "context": context, "question": "چه؟",
+             "answers": {"text": ["دنیا"], "answer_start": [2]}},
+            {"id": "h3", "title": "t", "context": context, "question": "کی؟",
+             "answers": {"text": [], "answer_start": []}}]
+    lines = [json.dumps(row, ensure_ascii=False) for row in rows]
+    (folder / "train.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(BadInputError, match=rf"{folder}\[train\]: answer 'دنیا' is not at answer_start=2 .*"
+                                            r"\(question id 'h2'\)"):
+        squad.load(DataArguments(dataset_name=str(folder)))
+    data_args = DataArguments(dataset_name=str(folder), skip_bad_rows=True)
+    data = squad.load(data_args)
+    assert data["train"]["id"] == ["h1", "h3"]
+    assert data["train"]["answers"] == [{"text": ["دنیا"], "answer_start": [5]}, {"text": [], "answer_start": []}]
+    assert [row["question_id"] for row in data_args.bad_rows.skipped] == ["h2"]
 
 
 def test_windows_are_cached_per_content_tokenizer_and_arguments(tmp_path, empty_preprocessing_cache):
@@ -160,15 +228,16 @@ def test_asking_for_a_split_the_data_lacks_fails_before_training(tmp_path):
 
     data_args = DataArguments(train_file=str(squad_file(tmp_path, make_split(2, seed=0, prefix="r"))),
                               max_seq_length=64)
-    task = QuestionAnsweringTask(data_args, QAArguments(doc_stride=16), AutoTokenizer.from_pretrained(TOKENIZER))
+    task = QuestionAnsweringTask(squad.load(data_args), data_args, QAArguments(doc_stride=16),
+                                 AutoTokenizer.from_pretrained(TOKENIZER))
     args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, do_train=True, do_eval=True)
     with pytest.raises(ValueError, match="--do_eval needs the validation split"):
         run(task, model=None, training_args=args)
 
 
 def threshold_task(model_config, **qa_args) -> QuestionAnsweringTask:
-    return QuestionAnsweringTask(DataArguments(), QAArguments(**qa_args), AutoTokenizer.from_pretrained(TOKENIZER),
-                                 model_config)
+    return QuestionAnsweringTask(DatasetDict(), DataArguments(), QAArguments(**qa_args),
+                                 AutoTokenizer.from_pretrained(TOKENIZER), model_config)
 
 
 def test_the_threshold_stored_with_the_model_is_the_default_unless_one_is_given():

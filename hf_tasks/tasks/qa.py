@@ -1,8 +1,8 @@
 """Extractive question answering with unanswerable questions (PQuAD, SQuAD v2).
 
-load SQuAD-v2 JSON or a hub dataset → validate every answer against its context → overlapping
-token windows with offsets → dynamic padding → best span per example across its windows, or no
-answer when the null score wins → SQuAD v2 EM/F1 with language-aware normalisation.
+validated question rows (`hf_tasks.data.squad`) → overlapping token windows with offsets → dynamic
+padding → best span per example across its windows, or no answer when the null score wins → SQuAD v2
+EM/F1 with language-aware normalisation.
 """
 
 from __future__ import annotations
@@ -15,23 +15,20 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from datasets import Dataset
+from datasets import Dataset, DatasetDict
 from transformers import DataCollatorWithPadding
 
 from hf_tasks.errors import BadInputError
 from hf_tasks.metrics.squad import best_null_threshold, squad_v2_scores
 from hf_tasks.modeling.qa_pipeline import ANSWER_SETTINGS_KEY, NULL_THRESHOLD_KEY, postprocess
 from hf_tasks.data.cache import preprocessing_cache, tokenizer_fingerprint
-from hf_tasks.data.sources import load_splits
-from hf_tasks.data.splits import SPLITS, limit_splits
+from hf_tasks.data.splits import SPLITS
 from hf_tasks.tasks.base import Task
 
 logger = logging.getLogger(__name__)
 
 # Bump when `QuestionAnsweringTask.tokenize_windows` changes the windows it builds (a test holds its source).
 WINDOWS_VERSION = 1
-
-SQUAD_SHAPE = '{"data": [{"title": ..., "paragraphs": [{"context": ..., "qas": [{"id", "question", "answers"}]}]}]}'
 
 
 @dataclass
@@ -54,82 +51,6 @@ class QAArguments:
     )
 
 
-def read_squad_json(path: Path) -> list[dict[str, Any]]:
-    """Flatten a SQuAD v2 / PQuAD JSON file into rows of id, title, context, question, answers."""
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BadInputError(f"{path}: not readable as UTF-8 JSON ({error}); expected SQuAD v2 JSON {SQUAD_SHAPE}.")
-    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
-        found = sorted(document) if isinstance(document, dict) else type(document).__name__
-        raise BadInputError(f"{path}: expected SQuAD v2 JSON {SQUAD_SHAPE}; found top level {found}.")
-    rows = []
-    for article_number, article in enumerate(document["data"]):
-        for paragraph in article.get("paragraphs", []) if isinstance(article, dict) else []:
-            if "context" not in paragraph or "qas" not in paragraph:
-                raise BadInputError(
-                    f"{path}: article {article_number} has a paragraph without 'context' or 'qas' "
-                    f"(keys: {sorted(paragraph)}); expected {SQUAD_SHAPE}."
-                )
-            for qa in paragraph["qas"]:
-                missing = {"id", "question"} - set(qa)
-                if missing:
-                    raise BadInputError(
-                        f"{path}: article {article_number}: a question lacks {sorted(missing)}; every question "
-                        "needs 'id', 'question' and 'answers' (empty for unanswerable)."
-                    )
-                answers = qa.get("answers") or []
-                rows.append({
-                    "id": str(qa["id"]),
-                    "title": article.get("title", ""),
-                    "context": paragraph["context"],
-                    "question": qa["question"],
-                    "answers": {
-                        "text": [answer["text"] for answer in answers],
-                        "answer_start": [int(answer["answer_start"]) for answer in answers],
-                    },
-                })
-    if not rows:
-        raise BadInputError(f"{path}: no questions found; expected SQuAD v2 JSON {SQUAD_SHAPE}.")
-    return rows
-
-
-def row_problem(row: dict[str, Any]) -> str | None:
-    """Why a flattened QA row cannot be used, or None when it is fine."""
-    if not row["context"].strip():
-        return "empty context"
-    if not row["question"].strip():
-        return "empty question"
-    for text, start in zip(row["answers"]["text"], row["answers"]["answer_start"]):
-        found = row["context"][start:start + len(text)]
-        if found != text:
-            hint = row["context"].find(text)
-            where = f"the text occurs at {hint}" if hint >= 0 else "the text does not occur in the context"
-            return (f"answer {text!r} is not at answer_start={start} (the context has {found!r} there; {where}); "
-                    "fix answer_start or the answer text")
-    return None
-
-
-def validate_rows(rows: list[dict], source: str, skip_bad_rows: bool, skipped: list[dict]) -> list[dict]:
-    """Rows that pass `row_problem` and have unique ids; bad rows raise, or are recorded in `skipped`."""
-    kept, seen = [], set()
-    for row in rows:
-        problem = row_problem(row)
-        if problem is None and row["id"] in seen:
-            problem = "duplicate id; ids must be unique within a split"
-        if problem is None:
-            seen.add(row["id"])
-            kept.append(row)
-        elif skip_bad_rows:
-            skipped.append({"file": source, "id": row["id"], "reason": problem})
-        else:
-            raise BadInputError(
-                f"{source}: question id {row['id']!r}: {problem}. Pass --skip_bad_rows to skip such rows "
-                "(they are listed in skipped_rows.json)."
-            )
-    return kept
-
-
 def context_offsets(features: Dataset, width: int) -> np.ndarray:
     """(features, width, 2) character offsets of context tokens; -1 elsewhere and in padding."""
     column = features.with_format("arrow")[:]["offset_mapping"]
@@ -148,12 +69,14 @@ def context_offsets(features: Dataset, width: int) -> np.ndarray:
 class QuestionAnsweringTask(Task):
     """SQuAD v2-style extractive QA: windows in, answer texts and EM/F1 out."""
 
-    def __init__(self, data_args, qa_args: QAArguments, tokenizer, model_config=None):
-        """`model_config` is the config of the model this task scores: a threshold stored there is the
-        default, and a tuned one is written there, so that it is saved with the model."""
+    def __init__(self, data: DatasetDict, data_args, qa_args: QAArguments, tokenizer, model_config=None):
+        """`data` holds the question rows of each split (`hf_tasks.data.squad.load`); `data_args` gives
+        the sequence length and preprocessing settings. `model_config` is the config of the model this
+        task scores: a threshold stored there is the default, and a tuned one is written there, so that
+        it is saved with the model."""
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("QA needs a fast tokenizer (offset mappings); this checkpoint's tokenizer is not one.")
-        self.data_args, self.qa_args, self.tokenizer = data_args, qa_args, tokenizer
+        self.data, self.data_args, self.qa_args, self.tokenizer = data, data_args, qa_args, tokenizer
         self.max_seq_length = data_args.max_seq_length or 384
         if qa_args.doc_stride >= self.max_seq_length:
             raise ValueError(f"--doc_stride {qa_args.doc_stride} must be smaller than --max_seq_length "
@@ -171,32 +94,22 @@ class QuestionAnsweringTask(Task):
         else:
             self.default_threshold = 0.0 if self.stored_threshold is None else self.stored_threshold
         self.tuned_threshold: float | None = None
-        self.skipped_rows: list[dict] = []
         self.examples: dict[str, Dataset] = {}
         self.windows: dict[str, Dataset] = {}
         self.scored: dict[str, dict] = {}
         self._offsets: dict[tuple[str, int], np.ndarray] = {}
-
-    def read_local(self, path: Path) -> Dataset:
-        rows = validate_rows(read_squad_json(path), str(path), self.data_args.skip_bad_rows, self.skipped_rows)
-        return Dataset.from_list(rows)
 
     def build_features(self, training_args) -> dict[str, Dataset]:
         best_metric = training_args.metric_for_best_model or ""
         if "tuned_" in best_metric and not self.qa_args.tune_null_threshold:
             raise BadInputError(f"--metric_for_best_model {best_metric} is reported only with --tune_null_threshold "
                                 "true; turn tuning on or choose f1.")
-        splits = limit_splits(load_splits(self.data_args, lambda path, split: self.read_local(path)), self.data_args)
-        if self.data_args.dataset_name:
-            splits = {name: Dataset.from_list(validate_rows(
-                split.to_list(), f"{self.data_args.dataset_name}[{name}]", self.data_args.skip_bad_rows,
-                self.skipped_rows)) for name, split in splits.items()}
         built = {}
         with training_args.main_process_first(desc="QA windows"):
             for name in SPLITS:
-                if name not in splits:
+                if name not in self.data:
                     continue
-                examples = splits[name]
+                examples = self.data[name]
                 windows = examples.map(
                     self.tokenize_windows,
                     batched=True,

@@ -18,7 +18,7 @@ import argparse
 import random
 
 import numpy as np
-from datasets import Dataset
+from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
@@ -108,7 +108,8 @@ def main() -> None:
     use_private_caches("hf_tasks-bench-")
     data = corpus(args.examples)
     tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
-    task = QuestionAnsweringTask(DataArguments(max_seq_length=384), QAArguments(doc_stride=128), tokenizer)
+    task = QuestionAnsweringTask(DatasetDict(), DataArguments(max_seq_length=384), QAArguments(doc_stride=128),
+                                 tokenizer)
     batch = data[:]
 
     def windows_ours():
@@ -122,7 +123,8 @@ def main() -> None:
         raise SystemExit("windowing labels differ from the classic preprocessing")
     timings = alternate({"ours": seconds(windows_ours), "classic": seconds(windows_classic)}, rounds=args.rounds)
     our_lengths = [len(ids) for ids in ours["input_ids"]]
-    seed_task = QuestionAnsweringTask(DataArguments(max_seq_length=512), QAArguments(doc_stride=128), tokenizer)
+    seed_task = QuestionAnsweringTask(DatasetDict(), DataArguments(max_seq_length=512), QAArguments(doc_stride=128),
+                                      tokenizer)
     seed_windows = len(seed_task.tokenize_windows(batch, list(range(len(data))), keep_offsets=False)["input_ids"])
     padded_512 = 512 * seed_windows
     grouped = tokens_per_epoch(our_lengths, args.batch_size, grouped=True)

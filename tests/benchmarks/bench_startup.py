@@ -20,6 +20,7 @@ import datasets.config
 from transformers import AutoTokenizer, TrainingArguments
 
 from hf_tasks.args import DataArguments
+from hf_tasks.data import squad
 from hf_tasks.samples.pquad import make_split
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
 from tests.benchmarks.abba import Ratio, Spread, alternate, seconds
@@ -43,8 +44,8 @@ def main() -> None:
 
         def build(cache: Path) -> int:
             datasets.config.HF_DATASETS_CACHE = cache
-            task = QuestionAnsweringTask(DataArguments(train_file=str(train), max_seq_length=384), QAArguments(),
-                                         tokenizer)
+            data_args = DataArguments(train_file=str(train), max_seq_length=384)
+            task = QuestionAnsweringTask(squad.load(data_args), data_args, QAArguments(), tokenizer)
             return len(task.features(training_args)["train"])
 
         def cold() -> int:

@@ -327,7 +327,7 @@ def parsbert_speed_settings() -> dict:
 
 def qa_windows(questions: int, max_windows: int):
     """The QA benchmark corpus cut into the recipe's windows (384 tokens, stride 128), as a Dataset."""
-    from datasets import Dataset
+    from datasets import Dataset, DatasetDict
     from transformers import AutoTokenizer
 
     from hf_tasks.args import DataArguments
@@ -335,7 +335,8 @@ def qa_windows(questions: int, max_windows: int):
     from tests.benchmarks.bench_qa_windows import TOKENIZER, corpus
 
     tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
-    task = QuestionAnsweringTask(DataArguments(max_seq_length=384), QAArguments(doc_stride=128), tokenizer)
+    task = QuestionAnsweringTask(DatasetDict(), DataArguments(max_seq_length=384), QAArguments(doc_stride=128),
+                                 tokenizer)
     data = corpus(questions)[:]
     windows = task.tokenize_windows(data, list(range(questions)), keep_offsets=False)
     columns = ("input_ids", "token_type_ids", "attention_mask", "start_positions", "end_positions")
