@@ -84,6 +84,14 @@ def test_existing_validation_folder_is_used_and_limits_apply(tmp_path, training_
     assert len(set(task.splits["train"]["label"])) > 1  # the shuffled folder order mixes classes
 
 
+def test_a_validation_folder_may_use_a_common_alias_but_only_one(tmp_path, training_args):
+    root = solid_tree(tmp_path / "data", {"train": 2, "val": 1})
+    assert len(load(training_args, data_dir=str(root))["validation"]) == 3  # used, not carved from train
+    solid_tree(root, {"dev": 1})
+    with pytest.raises(BadInputError, match=r"folders \['dev', 'val'\] all hold the validation split"):
+        load(training_args, data_dir=str(root))
+
+
 def test_transform_resizes_normalises_and_flips_train_only(tmp_path, training_args):
     root = solid_tree(tmp_path / "data", {"train": 10, "test": 1})
     task = make_task(training_args, data_dir=str(root))
@@ -148,16 +156,16 @@ def test_corrupt_images_are_skipped_and_listed_with_skip_bad_rows(tmp_path, trai
     root = solid_tree(tmp_path / "data", {"train": 2, "test": 1})
     (root / "train" / "red" / "broken.png").write_bytes(b"\x89PNG not really")
     (root / "test" / "blue" / "empty.png").write_bytes(b"")
-    with pytest.raises(BadInputError, match=r"cannot read the image \(images 'test/blue/empty.png', "
-                                            r"'train/red/broken.png'\)"):
+    with pytest.raises(BadInputError, match=r"cannot read the image \(images 'train/red/broken.png', "
+                                            r"'test/blue/empty.png'\)"):
         load(training_args, 0.0, data_dir=str(root))
     data_args = DataArguments(data_dir=str(root), skip_bad_rows=True)
     data = labelled_images.load(data_args, LabelledImageArguments(validation_fraction=0.0), seed=7)
     assert {name: len(split) for name, split in data.items()} == {"train": 6, "test": 3}
     assert "train/red/broken.png" not in data["train"]["image_id"]
     assert [(row["file"], row["image"], row["reason"]) for row in data_args.bad_rows.skipped] == [
-        (str(root), "test/blue/empty.png", "cannot read the image"),
         (str(root), "train/red/broken.png", "cannot read the image"),
+        (str(root), "test/blue/empty.png", "cannot read the image"),
     ]
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets
 from datasets import Image as ImageFeature
 from PIL import Image, UnidentifiedImageError
 
@@ -181,13 +181,16 @@ def _image_folder_splits(root: Path, data_args, seed: int) -> dict[str, Dataset]
     if not names:
         raise BadInputError(f"{root / 'train'}: no class folders; put each class's images in train/<class>/.")
     class_ids = {name: index for index, name in enumerate(names)}
-    folders = [(folder, canonical_split(folder.name)) for folder in sorted(root.iterdir()) if folder.is_dir()]
+    # Split folders in train, validation, test order: each draws its shuffle from the seeded generator in turn.
+    folders = sorted(((folder, canonical_split(folder.name)) for folder in root.iterdir() if folder.is_dir()
+                      and canonical_split(folder.name) is not None), key=lambda pair: (SPLITS.index(pair[1]), pair[0].name))
     rng = np.random.default_rng(seed)
     splits = {}
     problems = []
     for folder, split in folders:
-        if split is None or split in splits:
-            continue
+        if split in splits:
+            same = [other.name for other, other_split in folders if other_split == split]
+            raise BadInputError(f"{root}: folders {same} all hold the {split} split; keep one of them.")
         paths, labels = [], []
         for class_folder in sorted(path for path in folder.iterdir() if path.is_dir()):
             if class_folder.name not in class_ids:
@@ -243,7 +246,7 @@ def _cifar_splits(folder: Path, data_args) -> dict[str, Dataset]:
                 features=_standard_features(names),
             )
             parts.append(_without(rows, problems))
-        splits[split] = parts[0] if len(parts) == 1 else _concatenate(parts)
+        splits[split] = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
     return splits
 
 
@@ -311,12 +314,6 @@ def _without(split: Dataset, problems: list[RowProblem]) -> Dataset:
         return split
     kept = [row for row, image_id in enumerate(split["image_id"]) if row not in rows and image_id not in images]
     return split.select(kept)
-
-
-def _concatenate(parts: list[Dataset]) -> Dataset:
-    from datasets import concatenate_datasets
-
-    return concatenate_datasets(parts)
 
 
 def _carve_validation(splits: dict[str, Dataset], fraction: float, seed: int) -> dict[str, Dataset]:
