@@ -7,7 +7,7 @@ Backbones: any timm model name (wrapped with the paper's MLP head) or a transfor
 (`facebook/deit-small-distilled-patch16-224`). The backbone is frozen except its last block
 (`--trainable_modules paper`, see `hf_tasks.modeling.timm_model.PAPER_TRAINABLE_MODULES`). Data:
 `--dataset_name uoft-cs/cifar10`, or `--data_dir` with an ImageFolder tree or the CIFAR-10 python
-batches; see `hf_tasks.tasks.image`. The schedule is Adam with ReduceLROnPlateau on validation
+batches; see `hf_tasks.data.labelled_images`. The schedule is Adam with ReduceLROnPlateau on validation
 accuracy, from the config; `epoch_times.json` records each epoch's train/eval time and images/s.
 """
 
@@ -18,23 +18,20 @@ from transformers import EarlyStoppingCallback
 import hf_tasks.modeling.mlp  # noqa: F401  (registers the model type of mlp_baseline.yaml)
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
 from hf_tasks.callbacks import EpochTimingCallback, check_plateau_schedule
+from hf_tasks.data import labelled_images
+from hf_tasks.data.labelled_images import LabelledImageArguments
 from hf_tasks.errors import one_line_errors
-from hf_tasks.modeling.timm_model import (
-    TransferArguments,
-    backbone_statistics,
-    build_image_classifier,
-    train_only,
-    trainable_counts,
-)
+from hf_tasks.modeling.timm_model import TransferArguments, backbone_statistics, build_image_classifier, trainable_parts
 from hf_tasks.runner import run, setup
+from hf_tasks.surgery import parameter_counts, train_only
 from hf_tasks.surgery.lora import LoraArguments, apply_lora
 from hf_tasks.samples.images import write_shapes_tree
 from hf_tasks.samples.owned_folder import generate_into_data_dir
-from hf_tasks.tasks.image import ImageArguments, ImageClassificationTask
+from hf_tasks.tasks.image import ImageArguments, ImageClassificationTask, normalisation_statistics
 
 
 @dataclass
-class Cifar10Arguments(ImageArguments, TransferArguments):
+class Cifar10Arguments(ImageArguments, LabelledImageArguments, TransferArguments):
     early_stopping_patience: int | None = field(
         default=None,
         metadata={"help": "Stop after this many evaluations without improvement (needs load_best_model_at_end)."},
@@ -45,12 +42,13 @@ class Cifar10Arguments(ImageArguments, TransferArguments):
 
     def __post_init__(self):
         ImageArguments.__post_init__(self)
+        LabelledImageArguments.__post_init__(self)
         TransferArguments.__post_init__(self)
 
 
 ARGUMENTS = (ModelArguments, DataArguments, Cifar10Arguments, LoraArguments, TrainingArguments)  # main's parameters, in order
-# Images come from a hub dataset or --data_dir; nothing is tokenised or validated row by row.
-UNUSED = ("train_file", "validation_file", "test_file", "max_seq_length", "skip_bad_rows", "preprocessing_num_workers")
+# Images come from a hub dataset or --data_dir; nothing is tokenised.
+UNUSED = ("train_file", "validation_file", "test_file", "max_seq_length", "preprocessing_num_workers")
 
 
 def main(
@@ -62,18 +60,21 @@ def main(
     if task_args.generate_synthetic_data:
         generate_into_data_dir(data_args.data_dir, training_args,
                                lambda folder: write_shapes_tree(folder, seed=training_args.seed))
-    task = ImageClassificationTask(data_args, task_args, training_args)
+    with training_args.main_process_first(desc="loading images"):
+        data = labelled_images.load(data_args, task_args, seed=training_args.seed)
     name = model_args.model_name_or_path or model_args.config_name
-    model = build_image_classifier(name, task.label_names, task_args, **model_args.pretrained_kwargs())
-    trainable = train_only(model, task_args.trainable_modules)
-    counts = trainable_counts(model)
+    model = build_image_classifier(name, labelled_images.class_names(data), task_args, **model_args.pretrained_kwargs())
+    trainable = train_only(model, trainable_parts(model, task_args.trainable_modules))
+    counts = parameter_counts(model, by_part=True)
     print(
         f"Trainable parameters: backbone {counts['backbone_trainable_params']:,} of {counts['backbone_params']:,} "
         f"({', '.join(trainable) or 'none'}), head {counts['head_trainable_params']:,}, "
-        f"total {counts['backbone_trainable_params'] + counts['head_trainable_params']:,}"
+        f"total {counts['trainable_params']:,}"
     )
-    if task_args.normalization == "backbone":
-        task.set_backbone_statistics(backbone_statistics(model, name, **model_args.pretrained_kwargs()))
+    mean_std = normalisation_statistics(
+        task_args.normalization, lambda: backbone_statistics(model, name, **model_args.pretrained_kwargs())
+    )
+    task = ImageClassificationTask(data, task_args, mean_std)
     # LoRA replaces the trainable block: peft freezes the whole backbone and adapts its attention or convolutions.
     model = apply_lora(model, lora_args)
     callbacks = [EpochTimingCallback()]

@@ -18,6 +18,8 @@ from transformers import (
 )
 
 from hf_tasks.args import parse
+from hf_tasks.errors import BadInputError
+from hf_tasks.samples.images import write_shapes_tree
 from tests.conftest import accuracy_of_predictions
 from tests.pipeline_check import assert_pipeline_repeats_predictions, prediction_rows
 
@@ -113,3 +115,19 @@ def test_transformers_image_model_with_its_processor_statistics(recipe, tmp_path
     saved = json.loads((output / "preprocessor_config.json").read_text())
     assert saved["image_mean"] == [0.3] * 3 and saved["size"] == {"height": 32, "width": 32}
     assert isinstance(AutoModelForImageClassification.from_pretrained(output), ViTForImageClassification)
+
+
+def test_a_corrupt_image_stops_the_run_or_is_skipped_and_listed_with_skip_bad_rows(recipe, tmp_path):
+    root = write_shapes_tree(tmp_path / "shapes", train_per_class=5, test_per_class=2)
+    (root / "train" / "circle" / "broken.png").write_bytes(b"\x89PNG not really")
+    common = ("--config", str(CONFIGS / "tiny.yaml"), "--data_dir", str(root), "--generate_synthetic_data", "false",
+              "--num_train_epochs", "1", "--save_strategy", "no", "--load_best_model_at_end", "false",
+              "--report_to", "none")
+    with pytest.raises(BadInputError, match=r"shapes: cannot read the image \(image 'train/circle/broken.png'\)"):
+        run_recipe(recipe, *common, "--output_dir", str(tmp_path / "stopped"))
+    output = tmp_path / "run"
+    results = run_recipe(recipe, *common, "--output_dir", str(output), "--skip_bad_rows", "true")
+    assert results["skipped_rows"] == 1 and "test_accuracy" in results  # trained and evaluated without it
+    skipped = json.loads((output / "skipped_rows.json").read_text())
+    assert [(row["file"], row["image"], row["reason"]) for row in skipped] == [
+        (str(root), "train/circle/broken.png", "cannot read the image")]

@@ -53,9 +53,13 @@ def test_head_help_names_its_choices_even_cut_to_one_line(name, choices, capsys,
 
 
 @pytest.mark.parametrize("name, ignored", [("parsquad", "--data_dir"), ("cifar10", "--train_file"),
-                                           ("cifar10", "--skip_bad_rows"), ("shemo", "--max_seq_length")])
+                                           ("cifar10", "--max_seq_length"), ("shemo", "--max_seq_length")])
 def test_options_a_recipe_ignores_are_not_offered(name, ignored, capsys, monkeypatch):
     assert f"{ignored} " not in recipe_help(name, "--help", capsys, monkeypatch)
+
+
+def test_cifar10_offers_skip_bad_rows_for_unreadable_images(capsys, monkeypatch):
+    assert "--skip_bad_rows " in recipe_help("cifar10", "--help", capsys, monkeypatch)
 
 
 def test_help_all_lists_every_trainer_option(capsys, monkeypatch):

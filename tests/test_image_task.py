@@ -1,4 +1,4 @@
-"""Image task: ImageFolder trees, hub-style datasets and CIFAR batches; transforms; bad input."""
+"""Labelled images (ImageFolder trees, hub-style datasets, CIFAR batches) and the image task: transforms; bad input."""
 
 from __future__ import annotations
 
@@ -14,14 +14,18 @@ from PIL import Image
 from transformers import TrainingArguments
 
 from hf_tasks.args import DataArguments
+from hf_tasks.data import labelled_images
+from hf_tasks.data.labelled_images import LabelledImageArguments
 from hf_tasks.errors import BadInputError
 from hf_tasks.tasks.image import (
     CIFAR10_MEAN,
     CIFAR10_STD,
+    NORMALIZATIONS,
     ImageArguments,
     ImageClassificationTask,
     collate_images,
     decode_image,
+    normalisation_statistics,
 )
 
 COLOURS = {"blue": (0, 0, 255), "green": (0, 255, 0), "red": (255, 0, 0)}
@@ -44,9 +48,14 @@ def solid_tree(root: Path, per_class: dict[str, int], size: int = 8) -> Path:
     return root
 
 
-def make_task(training_args, **data) -> ImageClassificationTask:
-    image_args = data.pop("image_args", None) or ImageArguments(image_size=16, normalization="cifar10")
-    return ImageClassificationTask(DataArguments(**data), image_args, training_args)
+def load(training_args, validation_fraction: float = 0.1, **data):
+    return labelled_images.load(DataArguments(**data), LabelledImageArguments(validation_fraction=validation_fraction),
+                                seed=training_args.seed)
+
+
+def make_task(training_args, image_args: ImageArguments | None = None, **data) -> ImageClassificationTask:
+    image_args = image_args or ImageArguments(image_size=16, normalization="cifar10")
+    return ImageClassificationTask(load(training_args, **data), image_args, NORMALIZATIONS["cifar10"])
 
 
 def test_image_folder_classes_splits_and_stratified_validation(tmp_path, training_args):
@@ -75,6 +84,14 @@ def test_existing_validation_folder_is_used_and_limits_apply(tmp_path, training_
     assert len(set(task.splits["train"]["label"])) > 1  # the shuffled folder order mixes classes
 
 
+def test_a_validation_folder_may_use_a_common_alias_but_only_one(tmp_path, training_args):
+    root = solid_tree(tmp_path / "data", {"train": 2, "val": 1})
+    assert len(load(training_args, data_dir=str(root))["validation"]) == 3  # used, not carved from train
+    solid_tree(root, {"dev": 1})
+    with pytest.raises(BadInputError, match=r"folders \['dev', 'val'\] all hold the validation split"):
+        load(training_args, data_dir=str(root))
+
+
 def test_transform_resizes_normalises_and_flips_train_only(tmp_path, training_args):
     root = solid_tree(tmp_path / "data", {"train": 10, "test": 1})
     task = make_task(training_args, data_dir=str(root))
@@ -97,11 +114,14 @@ def test_transform_resizes_normalises_and_flips_train_only(tmp_path, training_ar
 
 def test_backbone_normalisation_needs_the_backbones_statistics(tmp_path, training_args):
     root = solid_tree(tmp_path / "data", {"train": 3})
-    image_args = ImageArguments(image_size=8, normalization="backbone", validation_fraction=0.0)
-    task = make_task(training_args, data_dir=str(root), image_args=image_args)
-    with pytest.raises(ValueError, match="set_backbone_statistics"):
-        task.features(training_args)
-    task.set_backbone_statistics(([0.5] * 3, [0.25] * 3))
+    with pytest.raises(BadInputError, match="--normalization backbone: the model records no mean/std"):
+        normalisation_statistics("backbone", lambda: None)
+    asked = []
+    assert normalisation_statistics("cifar10", lambda: asked.append(True)) == (CIFAR10_MEAN, CIFAR10_STD)
+    assert not asked  # a fixed table never reads the model's statistics
+    image_args = ImageArguments(image_size=8, normalization="backbone")
+    statistics = normalisation_statistics("backbone", lambda: ([0.5] * 3, [0.25] * 3))
+    task = ImageClassificationTask(load(training_args, 0.0, data_dir=str(root)), image_args, statistics)
     pixels = task.features(training_args)["train"][0]["pixel_values"]
     assert set(pixels.unique().tolist()) <= {(0 - 0.5) / 0.25, (1 - 0.5) / 0.25}
     processor = task.image_processor()
@@ -132,6 +152,23 @@ def test_corrupt_image_fails_naming_the_file(tmp_path, training_args):
         make_task(training_args, data_dir=str(root))
 
 
+def test_corrupt_images_are_skipped_and_listed_with_skip_bad_rows(tmp_path, training_args):
+    root = solid_tree(tmp_path / "data", {"train": 2, "test": 1})
+    (root / "train" / "red" / "broken.png").write_bytes(b"\x89PNG not really")
+    (root / "test" / "blue" / "empty.png").write_bytes(b"")
+    with pytest.raises(BadInputError, match=r"cannot read the image \(images 'train/red/broken.png', "
+                                            r"'test/blue/empty.png'\)"):
+        load(training_args, 0.0, data_dir=str(root))
+    data_args = DataArguments(data_dir=str(root), skip_bad_rows=True)
+    data = labelled_images.load(data_args, LabelledImageArguments(validation_fraction=0.0), seed=7)
+    assert {name: len(split) for name, split in data.items()} == {"train": 6, "test": 3}
+    assert "train/red/broken.png" not in data["train"]["image_id"]
+    assert [(row["file"], row["image"], row["reason"]) for row in data_args.bad_rows.skipped] == [
+        (str(root), "train/red/broken.png", "cannot read the image"),
+        (str(root), "test/blue/empty.png", "cannot read the image"),
+    ]
+
+
 def test_test_class_missing_from_train_fails(tmp_path, training_args):
     root = solid_tree(tmp_path / "data", {"train": 2, "test": 1})
     (root / "test" / "purple").mkdir()
@@ -157,9 +194,11 @@ def test_hub_style_dataset_columns_are_detected(tmp_path, training_args):
         {"train": ([(255, 0, 0), (0, 0, 255)] * 5, [0, 1] * 5), "test": ([(0, 0, 255)], [1])},
         ClassLabel(names=names),
     )
-    image_args = ImageArguments(image_size=4, normalization="imagenet", validation_fraction=0.2)
-    task = make_task(training_args, dataset_name=str(folder), image_args=image_args)
-    assert task.label_names == names and (task.image_column, task.label_column) == ("img", "label")
+    image_args = ImageArguments(image_size=4, normalization="imagenet")
+    task = make_task(training_args, dataset_name=str(folder), image_args=image_args, validation_fraction=0.2)
+    features_of_the_source = Features({"img": ImageFeature(), "label": ClassLabel(names=names)})
+    assert labelled_images.source_columns(features_of_the_source, None, None) == ("img", "label")
+    assert task.label_names == names and task.splits["train"].column_names == ["image", "label", "image_id"]
     assert sorted(task.splits["validation"]["label"]) == [0, 1]
     features = task.features(training_args)
     batch = collate_images([features["test"][0], features["train"][0]])
@@ -181,7 +220,7 @@ def test_unlabelled_training_row_fails(tmp_path, training_args):
     folder = write_parquet_dataset(
         tmp_path / "hub", {"train": ([(255, 0, 0)] * 4, [0, 1, -1, 0])}, ClassLabel(names=["a", "b"])
     )
-    with pytest.raises(BadInputError, match="train split, row 2.*label id -1 is outside"):
+    with pytest.raises(BadInputError, match=r"train split: label id -1 is outside .*\(row 2\)"):
         make_task(training_args, dataset_name=str(folder))
 
 
@@ -191,9 +230,22 @@ def test_unreadable_hub_image_names_the_row(tmp_path, training_args):
     folder.mkdir()
     rows = {"img": [{"bytes": b"garbage", "path": None}, {"bytes": b"garbage", "path": None}], "label": [0, 1]}
     Dataset.from_dict(rows, features=features).to_parquet(str(folder / "test.parquet"))
-    task = make_task(training_args, dataset_name=str(folder))
     with pytest.raises(BadInputError, match="test/1"):
-        task.features(training_args)["test"][1]
+        make_task(training_args, dataset_name=str(folder))
+
+
+def test_unreadable_hub_images_and_unlabelled_training_rows_are_skipped_on_request(tmp_path, training_args):
+    features = Features({"img": ImageFeature(), "label": ClassLabel(names=["a", "b"])})
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    good = [Image.new("RGB", (4, 4), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    rows = {"img": [good[0], {"bytes": b"garbage", "path": None}, good[1], good[0]], "label": [0, 1, 1, -1]}
+    Dataset.from_dict(rows, features=features).to_parquet(str(folder / "train.parquet"))
+    data_args = DataArguments(dataset_name=str(folder), skip_bad_rows=True)
+    data = labelled_images.load(data_args, LabelledImageArguments(validation_fraction=0.0), seed=7)
+    assert data["train"]["image_id"] == ["train/0", "train/2"] and data["train"]["label"] == [0, 1]
+    assert sorted((row["reason"], row.get("row", row.get("image"))) for row in data_args.bad_rows.skipped) == [
+        ("cannot read the image", "train/1"), ("label id -1 is outside the 2 classes ['a', 'b']", 3)]
 
 
 def write_cifar_batches(folder: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -212,8 +264,7 @@ def write_cifar_batches(folder: Path, rng: np.random.Generator) -> dict[str, np.
 
 def test_cifar_python_batches_load_losslessly(tmp_path, training_args):
     arrays = write_cifar_batches(tmp_path / "cifar-10-batches-py", np.random.default_rng(0))
-    image_args = ImageArguments(validation_fraction=0.0, normalization="cifar10")
-    task = make_task(training_args, data_dir=str(tmp_path), image_args=image_args)
+    task = make_task(training_args, data_dir=str(tmp_path), validation_fraction=0.0)
     assert task.label_names == [f"class{index}" for index in range(10)]
     assert len(task.splits["train"]) == 20 and len(task.splits["test"]) == 5 and "validation" not in task.splits
     first = decode_image(task.splits["test"][0]["image"], "test/0")
@@ -227,8 +278,20 @@ def test_cifar_label_outside_the_class_list_fails_naming_the_batch(tmp_path, tra
     write_cifar_batches(folder, np.random.default_rng(0))
     with (folder / "data_batch_2").open("wb") as handle:
         pickle.dump({b"data": np.zeros((2, 3072), dtype=np.uint8), b"labels": [3, 12]}, handle)
-    with pytest.raises(BadInputError, match="data_batch_2, row 1: label id 12"):
+    with pytest.raises(BadInputError, match=r"data_batch_2: label id 12 is outside .*\(row 1\)"):
         make_task(training_args, data_dir=str(folder))
+
+
+def test_cifar_rows_with_a_label_outside_the_class_list_are_skipped_on_request(tmp_path):
+    folder = tmp_path / "cifar"
+    write_cifar_batches(folder, np.random.default_rng(0))
+    with (folder / "data_batch_2").open("wb") as handle:
+        pickle.dump({b"data": np.zeros((3, 3072), dtype=np.uint8), b"labels": [3, 12, 4]}, handle)
+    data_args = DataArguments(data_dir=str(folder), skip_bad_rows=True)
+    data = labelled_images.load(data_args, LabelledImageArguments(validation_fraction=0.0), seed=7)
+    assert len(data["train"]) == 12 + 2 and data["train"]["image_id"][-2:] == ["data_batch_2/0", "data_batch_2/2"]
+    assert data_args.bad_rows.skipped == [{"file": str(folder / "data_batch_2"), "row": 1, "reason": (
+        "label id 12 is outside the 10 classes " + str([f"class{index}" for index in range(10)]) + " of batches.meta")}]
 
 
 def test_cifar_batches_refuse_pickled_code(tmp_path, training_args):

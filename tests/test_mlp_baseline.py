@@ -22,7 +22,7 @@ from transformers import (
 import cifar10
 from hf_tasks.args import parse
 from hf_tasks.modeling.mlp import MLPForImageClassification, build_mlp_classifier
-from hf_tasks.modeling.timm_model import train_only
+from hf_tasks.surgery import train_only
 from hf_tasks.tasks.image import collate_images
 from tests.conftest import REPO, accuracy_of_predictions
 
@@ -78,7 +78,7 @@ def test_wrong_image_size_names_the_fix():
 
 def test_backbone_freezing_leaves_only_the_classifier_trainable():
     model = build_mlp_classifier(CLASSES, image_size=8, hidden_sizes=[16, 8])
-    train_only(model, "none")
+    train_only(model, [])
     trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
     assert trainable == {"classifier.weight", "classifier.bias"}
 

@@ -19,7 +19,7 @@ from transformers import (
     ViTForImageClassification,
 )
 
-from hf_tasks.surgery import SurgeryCallback, SurgeryArguments, freeze, parameter_counts, parse_layer_set
+from hf_tasks.surgery import SurgeryCallback, SurgeryArguments, freeze, parameter_counts, parse_layer_set, train_only
 from hf_tasks.errors import BadInputError
 from tests.conftest import TINY_SPEECH_FEATURE_ENCODER
 
@@ -161,3 +161,32 @@ def test_layer_sets(spec, expected):
 def test_bad_layer_sets(spec):
     with pytest.raises(BadInputError):
         parse_layer_set(spec, 6)
+
+
+def test_the_freeze_language_works_on_models_without_a_transformer_encoder():
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("test_resnet", pretrained=False, num_classes=3)  # its own backbone, no encoder
+    freeze(model, ["layer4.-1"])  # negative indices count from the end of a Sequential
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(name.startswith(f"layer4.{len(model.layer4) - 1}.") for name in frozen)
+    train_only(model, ["layer4"])
+    trainable = {name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"layer4", "fc"}
+    counts = parameter_counts(model, by_part=True)
+    head = sum(p.numel() for p in model.fc.parameters())
+    assert counts["head_params"] == counts["head_trainable_params"] == head
+    assert counts["backbone_trainable_params"] == sum(p.numel() for p in model.layer4.parameters())
+    assert counts["backbone_params"] + head == counts["total_params"]
+    with pytest.raises(BadInputError, match=r"'layer4' has no module 'x'.*top-level modules: conv1.*Available: backbone"):
+        freeze(model, ["layer4.x"])
+
+
+def test_train_only_trains_the_named_parts_and_the_head_of_a_transformer():
+    model = tiny_bert()
+    freeze(model, ["classifier"])
+    assert train_only(model, ["layers:last:1", "pooler"]) == ["layers:last:1", "pooler"]
+    assert parameter_counts(model)["trainable_params"] == LAYER + POOLER + CLASSIFIER  # the head trains again
+    train_only(model, ["backbone"])
+    assert parameter_counts(model, by_part=True)["backbone_trainable_params"] == EMBEDDINGS + LAYERS * LAYER + POOLER
+    train_only(model, [])
+    assert parameter_counts(model)["trainable_params"] == CLASSIFIER

@@ -18,10 +18,10 @@ from hf_tasks.modeling.timm_model import (
     TransferArguments,
     build_image_classifier,
     is_timm_name,
-    train_only,
-    trainable_counts,
+    trainable_parts,
 )
 from hf_tasks.errors import BadInputError
+from hf_tasks.surgery import parameter_counts, train_only
 
 CIFAR10 = [str(index) for index in range(10)]
 TINY_DEIT_DISTILLED = dict(img_size=32, embed_dim=32, depth=2, num_heads=2)
@@ -44,8 +44,8 @@ def paper_models():
 
 
 def _paper_counts(model) -> dict[str, int]:
-    train_only(model, "paper")
-    return trainable_counts(model)
+    train_only(model, trainable_parts(model, "paper"))
+    return parameter_counts(model, by_part=True)
 
 
 def test_densenet201_last_dense_block_matches_the_paper(paper_models):
@@ -94,10 +94,10 @@ def test_meta_device_counts_equal_a_real_cpu_build(paper_models):
 
 def test_head_only_and_all_specs(paper_models):
     model = paper_models["cait_s24_224"]
-    train_only(model, "none")
-    assert trainable_counts(model)["backbone_trainable_params"] == 0
-    train_only(model, "all")
-    counts = trainable_counts(model)
+    train_only(model, trainable_parts(model, "none"))
+    assert parameter_counts(model, by_part=True)["backbone_trainable_params"] == 0
+    train_only(model, trainable_parts(model, "all"))
+    counts = parameter_counts(model, by_part=True)
     assert counts["backbone_trainable_params"] == counts["backbone_params"] > 0
     assert counts["head_trainable_params"] == counts["head_params"] > 0
 
@@ -105,16 +105,16 @@ def test_head_only_and_all_specs(paper_models):
 def test_spec_naming_a_missing_module_lists_the_top_level_modules(paper_models):
     model = paper_models["densenet201"]
     with pytest.raises(BadInputError) as raised:
-        train_only(model, "features.denseblock9")
+        train_only(model, ["features.denseblock9"])
     message = str(raised.value)
     assert "denseblock9" in message and "features, global_pool" in message and "denseblock4" in message
     with pytest.raises(BadInputError, match="out of range"):
-        train_only(paper_models["vgg19"], "features.99")
+        train_only(paper_models["vgg19"], ["features.99"])
 
 
 def test_negative_indices_name_the_last_block(paper_models):
     model = paper_models["deit_base_distilled_patch16_224"]
-    train_only(model, "blocks.-1")
+    train_only(model, ["blocks.-1"])
     trainable = {name for name, p in model.backbone.named_parameters() if p.requires_grad}
     assert trainable and all(name.startswith("blocks.11.") for name in trainable)
 
@@ -131,7 +131,7 @@ def test_random_backbone_keeps_timms_own_initialisation():
 
 def test_frozen_batch_norm_keeps_its_statistics_in_train_mode():
     model = TimmForImageClassification.from_timm("test_resnet", ["a", "b"], pretrained_backbone=False)
-    train_only(model, "layer4")
+    train_only(model, ["layer4"])
     model.train()
     frozen, trainable = model.backbone.bn1, model.backbone.layer4[0].bn1
     assert not frozen.training and trainable.training and model.head.training
@@ -139,7 +139,7 @@ def test_frozen_batch_norm_keeps_its_statistics_in_train_mode():
     model(pixel_values=torch.randn(4, 3, 32, 32) * 3 + 1)
     assert torch.equal(frozen.running_mean, frozen_before)
     assert not torch.equal(trainable.running_mean, trainable_before)
-    train_only(model, "all")
+    train_only(model, trainable_parts(model, "all"))
     assert model.train().backbone.bn1.training
 
 
@@ -205,7 +205,7 @@ def test_transformers_image_models_build_with_the_labels_and_the_paper_spec(tmp_
     model_class(config).save_pretrained(tmp_path)
     model = build_image_classifier(str(tmp_path), ["a", "b", "c"], TransferArguments(pretrained_backbone=True))
     assert isinstance(model, model_class) and model.config.num_labels == 3
-    assert train_only(model, "paper") == ["layers.-1", "layernorm"]
+    assert train_only(model, trainable_parts(model, "paper")) == ["layers.-1", "layernorm"]
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     prefix = model.base_model_prefix
     assert any(name.startswith(f"{prefix}.layers.1.") for name in trainable)
@@ -216,7 +216,7 @@ def test_transformers_image_models_build_with_the_labels_and_the_paper_spec(tmp_
 def test_unknown_timm_model_and_unknown_paper_spec_fail_clearly():
     with pytest.raises(BadInputError, match="No paper"):
         convnext = TimmForImageClassification.from_timm("test_convnext", ["a", "b"], pretrained_backbone=False)
-        train_only(convnext, "paper")
+        train_only(convnext, trainable_parts(convnext, "paper"))
     # The model class is self-contained shipped code, so it raises a plain ValueError with the message.
     with pytest.raises(ValueError, match="timm has no model"):
         TimmForImageClassification.from_timm("no_such_model_xyz", ["a", "b"], pretrained_backbone=False)

@@ -1,10 +1,11 @@
-"""Building image classifiers for transfer and "single trainable block" freezing.
+"""Building image classifiers for transfer, and the paper's "single trainable block" of each.
 
 `build_image_classifier` picks `TimmForImageClassification` (a timm backbone with the paper's head,
 defined in the self-contained `timm_classifier` module that run folders ship) or
-`AutoModelForImageClassification` (HF image models such as `facebook/deit-small-distilled-patch16-224`),
-and `train_only` freezes a backbone except the modules a spec names (`PAPER_TRAINABLE_MODULES` holds
-the paper's "single block" per model).
+`AutoModelForImageClassification` (HF image models such as `facebook/deit-small-distilled-patch16-224`).
+`trainable_parts` turns `--trainable_modules` into items of the one freezing language
+(`hf_tasks.surgery.freeze`), whose `train_only` freezes the rest of the backbone;
+`PAPER_TRAINABLE_MODULES` holds the paper's "single block" per model.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ class TransferArguments:
         default="paper",
         metadata={
             "help": "Backbone parts that train, the head always does: 'paper' (the model's last block, see "
-            "PAPER_TRAINABLE_MODULES), 'all', 'none' (head only), or comma-separated module paths relative to "
-            "the backbone, negative indices allowed (e.g. 'blocks.-1,norm')."
+            "PAPER_TRAINABLE_MODULES), 'all', 'none' (head only), or comma-separated parts in the --freeze "
+            "language: module paths relative to the backbone, negative indices allowed (e.g. 'blocks.-1,norm'), "
+            "or groups such as 'layers:last:2'."
         },
     )
     timm_kwargs: dict | str | None = field(
@@ -147,89 +149,26 @@ def paper_trainable_modules(model: PreTrainedModel) -> tuple[str, ...]:
     key = architecture_key(model)
     matches = [prefix for prefix in PAPER_TRAINABLE_MODULES if key.startswith(prefix)]
     if not matches:
+        top_level = ", ".join(name for name, _ in model.base_model.named_children())
         raise BadInputError(
             f"No paper 'single trainable block' is known for {key}; pass --trainable_modules with module paths "
-            f"relative to the backbone (top-level modules: {', '.join(_children(_backbone_of(model)))}), "
-            "or 'all' / 'none'."
+            f"relative to the backbone (top-level modules: {top_level}), or 'all' / 'none'."
         )
     return PAPER_TRAINABLE_MODULES[max(matches, key=len)]
 
 
-def _backbone_of(model: PreTrainedModel) -> nn.Module:
-    backbone = model.base_model
-    if backbone is model:
-        raise BadInputError(f"{type(model).__name__} has no separate backbone (base_model) to freeze.")
-    return backbone
-
-
-def _children(module: nn.Module) -> list[str]:
-    return [name for name, _ in module.named_children()]
-
-
-def resolve_module(root: nn.Module, path: str) -> nn.Module:
-    """The submodule at dotted `path`; integer parts index lists and sequences (negative from the end)."""
-    module, walked = root, []
-    for part in path.split("."):
-        children = module._modules
-        if part.lstrip("-").isdigit() and isinstance(module, (nn.Sequential, nn.ModuleList)):
-            index = int(part)
-            if not -len(module) <= index < len(module):
-                raise BadInputError(
-                    f"Module path {path!r}: '{'.'.join(walked) or '(backbone)'}' has {len(module)} children "
-                    f"(0..{len(module) - 1}); {index} is out of range."
-                )
-            module = module[index]
-        elif children.get(part) is not None:
-            module = children[part]
-        else:
-            where = ".".join(walked)
-            raise BadInputError(
-                f"Module path {path!r}: {where or 'the backbone'} has no module {part!r}. Its modules: "
-                f"{', '.join(_children(module)) or '(none)'}. Top-level backbone modules: {', '.join(_children(root))}."
-            )
-        walked.append(part)
-    return module
-
-
-def train_only(model: PreTrainedModel, spec: str = "paper") -> list[str]:
-    """Freeze the backbone (`model.base_model`) except the modules `spec` names; the head keeps training.
-
-    `spec`: 'paper' (`paper_trainable_modules`), 'all', 'none', or comma-separated module paths
-    relative to the backbone. Returns the module paths left trainable (['all'] for 'all'). Call before the Trainer
-    builds its optimizer.
-    """
+def trainable_parts(model: PreTrainedModel, spec: str = "paper") -> list[str]:
+    """The backbone parts `--trainable_modules` names, as items of the freeze language for
+    `hf_tasks.surgery.train_only`: 'paper' (`paper_trainable_modules`), 'all' (the whole backbone),
+    'none' (head only), or comma-separated parts."""
     spec = spec.strip()
     if spec == "all":
-        model.requires_grad_(True)
-        return ["all"]
-    backbone = _backbone_of(model)
+        return ["backbone"]
     if spec == "none":
-        paths = []
-    elif spec == "paper":
-        paths = list(paper_trainable_modules(model))
-    else:
-        paths = [path.strip() for path in spec.split(",") if path.strip()]
-    if spec != "none" and not paths:
+        return []
+    if spec == "paper":
+        return list(paper_trainable_modules(model))
+    parts = [part.strip() for part in spec.split(",") if part.strip()]
+    if not parts:
         raise BadInputError("--trainable_modules is empty; give 'paper', 'all', 'none' or module paths.")
-    modules = [resolve_module(backbone, path) for path in paths]
-    backbone.requires_grad_(False)
-    for module in modules:
-        module.requires_grad_(True)
-    return paths
-
-
-def trainable_counts(model: PreTrainedModel) -> dict[str, int]:
-    """Trainable and total parameters of the backbone (`base_model`) and of the head (everything else)."""
-    backbone = model.base_model if model.base_model is not model else None
-    backbone_ids = {id(parameter) for parameter in backbone.parameters()} if backbone is not None else set()
-    counts = {"backbone_trainable_params": 0, "backbone_params": 0, "head_trainable_params": 0, "head_params": 0}
-    seen: set[int] = set()
-    for parameter in model.parameters():
-        if id(parameter) in seen:
-            continue
-        seen.add(id(parameter))
-        part = "backbone" if id(parameter) in backbone_ids else "head"
-        counts[f"{part}_params"] += parameter.numel()
-        if parameter.requires_grad:
-            counts[f"{part}_trainable_params"] += parameter.numel()
-    return counts
+    return parts

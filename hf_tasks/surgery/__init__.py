@@ -1,4 +1,4 @@
-"""Model surgery: freeze parameters, delete encoder layers, prune attention heads.
+"""Model surgery: freeze parameters (or train only some), delete encoder layers, prune attention heads.
 
 Each operation is a plain function on a model; `apply_surgery` runs them from `SurgeryArguments`
 before training, and a callback prunes ranked heads during training. Models with pruned
@@ -6,7 +6,7 @@ heads reload through `from_pretrained`, which rebuilds the pruned structure befo
 """
 
 from hf_tasks.surgery.counts import parameter_counts
-from hf_tasks.surgery.freeze import freeze, freeze_targets
+from hf_tasks.surgery.freeze import freeze, freeze_targets, train_only
 from hf_tasks.surgery.heads import (
     HeadGates,
     head_importance,
@@ -43,4 +43,5 @@ __all__ = [
     "pruned_heads_of",
     "random_importance",
     "remaining_heads",
+    "train_only",
 ]

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hf_tasks.modeling.timm_model import TimmForImageClassification, train_only, trainable_counts
+from hf_tasks.modeling.timm_model import TimmForImageClassification, trainable_parts
+from hf_tasks.surgery import parameter_counts, train_only
 from hf_tasks.tasks.image import CIFAR10_MEAN, CIFAR10_STD, decode_image, image_transform
 from tests.benchmarks.record import record
 from tests.caches import use_private_caches
@@ -41,8 +42,8 @@ CUDA_DEFAULTS = {
 def model_images_per_second(args, device: torch.device) -> tuple[float, dict[str, int]]:
     torch.manual_seed(0)
     model = TimmForImageClassification.from_timm(args.model, [str(i) for i in range(10)], pretrained_backbone=False)
-    train_only(model, args.trainable_modules)
-    counts = trainable_counts(model)
+    train_only(model, trainable_parts(model, args.trainable_modules))
+    counts = parameter_counts(model)
     model.to(device).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.0)
     pixels = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
@@ -103,7 +104,7 @@ def main() -> None:
     record("cifar10", {
         "model": args.model,
         "trainable": args.trainable_modules,
-        "trainable_params": counts["backbone_trainable_params"] + counts["head_trainable_params"],
+        "trainable_params": counts["trainable_params"],
         "image_size": args.image_size,
         "batch_size": args.batch_size,
         "precision": "bf16 autocast" if args.bf16 else "fp32",

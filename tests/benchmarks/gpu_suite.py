@@ -304,7 +304,7 @@ def section_cifar10(suite: Suite, smoke: bool, cuda: bool) -> None:
                                steps=3 if smoke else 20, warmup=1 if smoke else 3)
         rate, counts = bench_cifar10.model_images_per_second(args, device)
         row = {"trainable": args.trainable_modules,
-               "trainable_params": counts["backbone_trainable_params"] + counts["head_trainable_params"],
+               "trainable_params": counts["trainable_params"],
                "image_size": image_size, "batch_size": batch_size,
                "precision": "bf16 autocast" if args.bf16 else "fp32", "steps": args.steps,
                "train_images_per_second": round(rate, 1),
