@@ -258,3 +258,16 @@ def test_given_hub_splits_are_kept_and_an_unlabelled_test_split_is_allowed(tmp_p
         str(tmp_path / "hub" / "train.parquet"))
     with pytest.raises(BadInputError, match=rf"no label \(clip '{re.escape(str(files[1]))}'\)"):
         build(tmp_path, feature_extractor, {"dataset_name": str(tmp_path / "hub")})
+
+
+def test_csv_rows_with_an_empty_path_or_label_stop_naming_their_lines_or_are_skipped(tmp_path):
+    (tmp_path / "train.csv").write_text("path,label,speaker\na.wav,x,s1\n,y,s2\nb.wav,,s3\nc.wav,y,s4\n")
+    with pytest.raises(BadInputError, match=r"train.csv: empty path \(line 3\); empty label \(line 4\)\. .*--skip_bad_rows"):
+        audio_clips.load(data_args(tmp_path, train_file=str(tmp_path / "train.csv"), validation_file=str(tmp_path / "train.csv")),
+                         audio_args())
+    arguments = data_args(tmp_path, train_file=str(tmp_path / "train.csv"), skip_bad_rows=True)
+    data = audio_clips.load(arguments, audio_args(split="stratified", validation_fraction=0.0, test_fraction=0.0))
+    assert data["train"]["file"] == ["a.wav", "c.wav"] and data.label_names == ["x", "y"]
+    assert data["train"]["path"] == [str(tmp_path / "a.wav"), str(tmp_path / "c.wav")]
+    assert [(row["line"], row["split"], row["reason"]) for row in arguments.bad_rows.skipped] == [
+        (3, "train", "empty path"), (4, "train", "empty label")]

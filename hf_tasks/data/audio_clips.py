@@ -131,7 +131,7 @@ def list_shemo_folder(data_dir: str | Path) -> tuple[list[dict[str, Any]], list[
     return rows, problems
 
 
-def read_clip_table(path: Path, bad_rows) -> list[dict[str, Any]]:
+def read_clip_table(path: Path, split: str, bad_rows) -> list[dict[str, Any]]:
     """Rows of a `path,label[,speaker]` table (CSV, TSV or JSON); clip paths are relative to the
     table's folder unless absolute. Rows with an empty path or label go to `bad_rows`."""
     table = read_table(path, CLIP_TABLE_COLUMNS)
@@ -140,7 +140,7 @@ def read_clip_table(path: Path, bad_rows) -> list[dict[str, Any]]:
         values = {column: str(row.values.get(column) or "").strip() for column in (*CLIP_TABLE_COLUMNS, "speaker")}
         empty = [column for column in CLIP_TABLE_COLUMNS if not values[column]]
         if empty:
-            problems.append(RowProblem("line", row.line, f"empty {' and '.join(empty)}"))
+            problems.append(RowProblem("line", row.line, f"empty {' and '.join(empty)}", {"split": split}))
             continue
         audio = Path(values["path"])
         rows.append({"file": values["path"], "path": str(audio if audio.is_absolute() else path.parent / audio),
@@ -240,7 +240,7 @@ def load(data_args, args: ClipArguments) -> ClipListings:
     if data_args.dataset_name:
         splits = _hub_listings(data_args, args)
     else:
-        tables = load_splits(data_args, lambda path, split: read_clip_table(path, bad_rows))
+        tables = load_splits(data_args, lambda path, split: read_clip_table(path, split, bad_rows))
         label_names = sorted({row["label"] for rows in tables.values() for row in rows})
         splits = {name: _listing(rows, label_names) for name, rows in tables.items()}
     if set(splits) == {"train"}:
