@@ -5,7 +5,8 @@
 
 `--data_dir` is ShEMO's folder (female/ and male/ wav files, any depth); `--dataset_name` (hub audio
 dataset with audio/label columns) or `--train_file` CSVs (path,label[,speaker]) work too. The default
-split is speaker-independent; see `hf_tasks.tasks.audio` for the options. The surgery flags of
+split is speaker-independent; see `hf_tasks.data.audio_clips` (sources, splits) and
+`hf_tasks.tasks.audio` (decoding, augmentation) for the options. The surgery flags of
 `recipes/farstail.py` work on the speech encoder too (`--freeze layers:0-5`, `--keep_layers first:6`,
 `--prune_fraction 0.3`).
 """
@@ -13,14 +14,16 @@ split is speaker-independent; see `hf_tasks.tasks.audio` for the options. The su
 from transformers import AutoFeatureExtractor
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
+from hf_tasks.data import audio_clips
 from hf_tasks.errors import one_line_errors
+from hf_tasks.modeling.audio_classifier import class_weights, load_audio_classifier, takes_attention_mask
 from hf_tasks.modeling.auto import load_processor
 from hf_tasks.runner import run, setup
 from hf_tasks.samples.owned_folder import generate_into_data_dir
 from hf_tasks.samples.shemo import write_synthetic_shemo
 from hf_tasks.surgery import SurgeryArguments, apply_surgery
 from hf_tasks.surgery.lora import LoraArguments, apply_lora
-from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask, load_audio_classifier
+from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask
 
 
 ARGUMENTS = (ModelArguments, DataArguments, AudioArguments, SurgeryArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
@@ -32,9 +35,12 @@ def main(model_args: ModelArguments, data_args: DataArguments, audio_args: Audio
     setup(training_args)
     if audio_args.generate_synthetic_data:
         generate_into_data_dir(data_args.data_dir, training_args, write_synthetic_shemo)
+    data = audio_clips.load(data_args, audio_args)
     feature_extractor = load_processor(model_args, AutoFeatureExtractor)
-    task = AudioClassificationTask(data_args, audio_args, feature_extractor)
-    model = load_audio_classifier(model_args, audio_args, task)
+    weights = class_weights(data, oversampled=audio_args.oversample) if audio_args.class_weighted_loss else None
+    model = load_audio_classifier(model_args, audio_args, data.label_names, feature_extractor, weights)
+    task = AudioClassificationTask(data, feature_extractor, audio_args, data_args,
+                                   attention_mask=takes_attention_mask(model, feature_extractor))
     callbacks = apply_surgery(model, surgery_args, splits=task.features(training_args),
                               training=training_args.do_train, data_collator=task.data_collator,
                               seed=training_args.seed)

@@ -5,7 +5,7 @@ import pytest
 import soundfile
 
 from hf_tasks.audio.io import read_clip
-from hf_tasks.tasks.audio import list_shemo_folder, parse_shemo_name
+from hf_tasks.data.audio_clips import list_shemo_folder, parse_shemo_name
 from hf_tasks.errors import BadInputError
 
 
@@ -54,7 +54,7 @@ def test_folder_listing_finds_wav_files_at_any_depth_and_reports_bad_names(tmp_p
     assert [(row["file"], row["label"], row["speaker"]) for row in rows] == [
         ("female/F01A01.wav", "anger", "F01"), ("male/deep/er/M02N03.wav", "neutral", "M02")
     ]
-    assert [item["file"] for item in bad] == ["male/M02Q01.wav"]
+    assert [problem.position for problem in bad] == ["male/M02Q01.wav"]
 
 
 def test_missing_or_empty_folders_fail_clearly(tmp_path):

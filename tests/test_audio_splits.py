@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hf_tasks.audio.splits import speaker_split, split_pool, stratified_split
+from hf_tasks.data.pool_splits import speaker_split, split_pool, stratified_split
 from hf_tasks.errors import BadInputError
 
 

@@ -1,8 +1,9 @@
-"""The audio task: sources (ShEMO folder, CSV, hub-format data), splits written to the run folder,
-conversions reported, bad clips, class balance, and augmentation of training clips only."""
+"""The audio clip adapter and task: sources (ShEMO folder, CSV, hub-format data), splits written to the
+run folder, conversions reported, bad clips, class balance, and augmentation of training clips only."""
 
 import csv
 import json
+import re
 
 import datasets
 import numpy as np
@@ -12,8 +13,10 @@ from transformers import TrainingArguments, Wav2Vec2FeatureExtractor
 
 from hf_tasks.args import DataArguments
 from hf_tasks.audio.io import read_clip
+from hf_tasks.data import audio_clips
+from hf_tasks.modeling.audio_classifier import class_weights, load_audio_classifier
 from hf_tasks.samples.shemo import SPEAKERS, TINY_HUBERT, write_synthetic_shemo
-from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask, load_audio_classifier
+from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask
 from hf_tasks.errors import BadInputError
 
 RATE = 16000
@@ -43,9 +46,20 @@ def training_args(tmp_path):
     return TrainingArguments(output_dir=str(tmp_path / "run"), use_cpu=True, report_to=[])
 
 
+def make_task(tmp_path, feature_extractor, data_kwargs, **audio_kwargs):
+    """The task as the recipe builds it: listings from the adapter, then the task (no model: no mask)."""
+    data_arguments, arguments = data_args(tmp_path, **data_kwargs), audio_args(**audio_kwargs)
+    return AudioClassificationTask(audio_clips.load(data_arguments, arguments), feature_extractor, arguments,
+                                   data_arguments, attention_mask=False)
+
+
 def build(tmp_path, feature_extractor, data_kwargs, **audio_kwargs):
-    task = AudioClassificationTask(data_args(tmp_path, **data_kwargs), audio_args(**audio_kwargs), feature_extractor)
+    task = make_task(tmp_path, feature_extractor, data_kwargs, **audio_kwargs)
     return task, task.features(training_args(tmp_path))
+
+
+def names(task, listing):
+    return [task.label_names[label] for label in listing["label"]]
 
 
 def original(folder, file):
@@ -113,19 +127,17 @@ def test_split_and_conversions_are_written_to_the_run_folder(tmp_path, shemo_dir
 
 
 def test_a_different_split_seed_gives_a_different_speaker_split(tmp_path, shemo_dir, feature_extractor):
-    first = AudioClassificationTask(data_args(tmp_path, data_dir=str(shemo_dir)), audio_args(split_seed=0), feature_extractor)
-    other = AudioClassificationTask(data_args(tmp_path, data_dir=str(shemo_dir)), audio_args(split_seed=5), feature_extractor)
-    assert set(first.listings["test"]["speaker"]) != set(other.listings["test"]["speaker"])
+    first = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), audio_args(split_seed=0))
+    other = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), audio_args(split_seed=5))
+    assert set(first["test"]["speaker"]) != set(other["test"]["speaker"])
 
 
 def test_stratified_split_of_a_folder(tmp_path, shemo_dir, feature_extractor):
-    task = AudioClassificationTask(
-        data_args(tmp_path, data_dir=str(shemo_dir)), audio_args(split="stratified", validation_fraction=0.5, test_fraction=0.0),
-        feature_extractor,
-    )
+    task = make_task(tmp_path, feature_extractor, {"data_dir": str(shemo_dir)}, split="stratified",
+                     validation_fraction=0.5, test_fraction=0.0)
     assert set(task.listings) == {"train", "validation"}
     for listing in task.listings.values():
-        assert sorted(listing["label"]) == sorted(task.label_names * 4)
+        assert sorted(names(task, listing)) == sorted(task.label_names * 4)
 
 
 def test_bad_clips_fail_naming_the_file_or_are_skipped_on_request(tmp_path, shemo_dir, feature_extractor):
@@ -133,17 +145,19 @@ def test_bad_clips_fail_naming_the_file_or_are_skipped_on_request(tmp_path, shem
     write_synthetic_shemo(folder, utterances=1, fear_utterances=1)
     (folder / "female" / "F01A09.wav").write_bytes(b"not a wav file at all")
     soundfile.write(folder / "male" / "M01N09.wav", np.zeros(0, np.float32), RATE)
-    with pytest.raises(BadInputError, match="F01A09.wav: unreadable audio") as error:
+    with pytest.raises(BadInputError, match=r"unreadable audio .*'female/F01A09.wav'") as error:
         build(tmp_path, feature_extractor, {"data_dir": str(folder)}, split="stratified", validation_fraction=0.2,
               test_fraction=0.2)
-    assert "male/M01N09.wav: the clip is empty" in str(error.value) and "--skip_bad_rows" in str(error.value)
+    assert "the clip is empty (0 samples); remove it or replace it with the real recording. (clip 'male/M01N09.wav')" \
+        in str(error.value) and "--skip_bad_rows" in str(error.value)
+    assert str(error.value).startswith(f"{folder}: ")
 
     (folder / "male" / "M02X01.wav").write_bytes((folder / "male" / "M02A01.wav").read_bytes())
-    with pytest.raises(BadInputError, match="M02X01.wav: unknown emotion letter 'X'"):
-        AudioClassificationTask(data_args(tmp_path, data_dir=str(folder)), audio_args(), feature_extractor)
+    with pytest.raises(BadInputError, match=r"unknown emotion letter 'X'.*\(clip 'male/M02X01.wav'\)"):
+        audio_clips.load(data_args(tmp_path, data_dir=str(folder)), audio_args())
 
     task, features = build(tmp_path, feature_extractor, {"data_dir": str(folder), "skip_bad_rows": True})
-    skipped = {item["file"]: item["reason"] for item in task.skipped_rows}
+    skipped = {item["clip"]: item["reason"] for item in task.data_args.bad_rows.skipped}
     assert set(skipped) == {"female/F01A09.wav", "male/M01N09.wav", "male/M02X01.wav"}
     kept = [file for prefix in ("validation", "test") for file in task.raw[prefix]["file"]]
     assert not set(kept) & set(skipped)
@@ -152,7 +166,7 @@ def test_bad_clips_fail_naming_the_file_or_are_skipped_on_request(tmp_path, shem
 
 def test_missing_folder_fails_clearly(tmp_path, feature_extractor):
     with pytest.raises(BadInputError, match="no such folder"):
-        AudioClassificationTask(data_args(tmp_path, data_dir=str(tmp_path / "ShEMO")), audio_args(), feature_extractor)
+        audio_clips.load(data_args(tmp_path, data_dir=str(tmp_path / "ShEMO")), audio_args())
 
 
 def test_oversampling_repeats_rarer_training_classes_up_to_the_largest(tmp_path, feature_extractor):
@@ -161,22 +175,26 @@ def test_oversampling_repeats_rarer_training_classes_up_to_the_largest(tmp_path,
     counts = np.bincount(features["train"]["labels"], minlength=6)
     assert counts.tolist() == [counts.max()] * 6
     assert len(features["validation"]) == len(task.listings["validation"])  # held-out splits are not resampled
-    weights = AudioClassificationTask(data_args(tmp_path, data_dir=str(folder)), audio_args(), feature_extractor).class_weights()
+    weights = class_weights(task.listings)
     fear = task.label_names.index("fear")
     assert weights[fear] == pytest.approx(2 * weights[0])
-    assert task.class_weights() == pytest.approx([1.0] * 6)  # already balanced by oversampling
+    assert class_weights(task.listings, oversampled=True) == pytest.approx([1.0] * 6)  # balanced by oversampling
 
 
 def test_class_weighted_loss_needs_the_pooled_head(tmp_path, shemo_dir, feature_extractor):
     from hf_tasks.args import ModelArguments
 
     arguments = audio_args(class_weighted_loss=True)
-    task = AudioClassificationTask(data_args(tmp_path, data_dir=str(shemo_dir)), arguments, feature_extractor)
+    data = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), arguments)
+    weights = class_weights(data)
     with pytest.raises(BadInputError, match="--head pooled"):
-        load_audio_classifier(ModelArguments(config_name=str(TINY_HUBERT)), arguments, task)
+        load_audio_classifier(ModelArguments(config_name=str(TINY_HUBERT)), arguments, data.label_names,
+                              feature_extractor, weights)
     arguments = audio_args(class_weighted_loss=True, head="pooled")
-    model = load_audio_classifier(ModelArguments(config_name=str(TINY_HUBERT)), arguments, task)
-    assert model.config.class_weights == pytest.approx(task.class_weights())
+    model = load_audio_classifier(ModelArguments(config_name=str(TINY_HUBERT)), arguments, data.label_names,
+                                  feature_extractor, weights)
+    assert model.config.class_weights == pytest.approx(weights)
+    assert model.config.id2label == dict(enumerate(data.label_names))
     assert model.config.encoder_takes_attention_mask is False
     assert not any(p.requires_grad for p in model.encoder.feature_extractor.parameters())
 
@@ -193,12 +211,12 @@ def test_csv_files_with_path_label_speaker(tmp_path, shemo_dir, feature_extracto
     task, features = build(tmp_path, feature_extractor,
                            {"train_file": str(tmp_path / "train.csv"), "validation_file": str(tmp_path / "validation.csv")})
     assert task.label_names == ["high", "low"]
-    assert task.split_method == "given"
+    assert task.split_record["method"] == "given"
     assert (len(features["train"]), len(features["validation"])) == (30, len(files) - 30)
     np.testing.assert_array_equal(features["validation"][0]["input_values"], read_clip(files[30], "", RATE).samples)
 
     (tmp_path / "bad.csv").write_text("file,emotion\nx.wav,anger\n")
-    with pytest.raises(BadInputError, match=r"bad.csv: missing column\(s\) \['path', 'label'\]"):
+    with pytest.raises(BadInputError, match=r"bad.csv: no column 'path', 'label'"):
         build(tmp_path, feature_extractor, {"train_file": str(tmp_path / "bad.csv")})
 
 
@@ -214,7 +232,7 @@ def test_hub_format_dataset_with_audio_and_label_columns_is_split_by_speaker(tmp
     (tmp_path / "hub").mkdir()
     table.to_parquet(str(tmp_path / "hub" / "train.parquet"))
     task, features = build(tmp_path, feature_extractor, {"dataset_name": str(tmp_path / "hub")})
-    assert task.label_names == names and task.split_method == "speaker"
+    assert task.label_names == names and task.split_record["method"] == "speaker"
     assert not set(task.listings["train"]["speaker"]) & set(task.listings["test"]["speaker"])
     row = task.raw["test"][0]
     path = next(p for p in files if p.name == row["file"])
@@ -231,12 +249,25 @@ def test_given_hub_splits_are_kept_and_an_unlabelled_test_split_is_allowed(tmp_p
             "label": [path.stem[3] if labelled else None for path in chosen],
         }).to_parquet(str(tmp_path / "hub" / f"{split}.parquet"))
     task, features = build(tmp_path, feature_extractor, {"dataset_name": str(tmp_path / "hub")})
-    assert task.split_method == "given" and set(features) == {"train", "test"}
+    assert task.split_record["method"] == "given" and set(features) == {"train", "test"}
     assert task.label_names == sorted({path.stem[3] for path in files[:24]})
     assert list(features["test"]["labels"]) == [-100] * 6
     assert list(task.raw["test"]["file"]) == [str(path) for path in files[24:30]]
 
     datasets.Dataset.from_dict({"audio": [str(files[0]), str(files[1])], "label": ["A", None]}).to_parquet(
         str(tmp_path / "hub" / "train.parquet"))
-    with pytest.raises(BadInputError, match="have no label"):
+    with pytest.raises(BadInputError, match=rf"no label \(clip '{re.escape(str(files[1]))}'\)"):
         build(tmp_path, feature_extractor, {"dataset_name": str(tmp_path / "hub")})
+
+
+def test_csv_rows_with_an_empty_path_or_label_stop_naming_their_lines_or_are_skipped(tmp_path):
+    (tmp_path / "train.csv").write_text("path,label,speaker\na.wav,x,s1\n,y,s2\nb.wav,,s3\nc.wav,y,s4\n")
+    with pytest.raises(BadInputError, match=r"train.csv: empty path \(line 3\); empty label \(line 4\)\. .*--skip_bad_rows"):
+        audio_clips.load(data_args(tmp_path, train_file=str(tmp_path / "train.csv"), validation_file=str(tmp_path / "train.csv")),
+                         audio_args())
+    arguments = data_args(tmp_path, train_file=str(tmp_path / "train.csv"), skip_bad_rows=True)
+    data = audio_clips.load(arguments, audio_args(split="stratified", validation_fraction=0.0, test_fraction=0.0))
+    assert data["train"]["file"] == ["a.wav", "c.wav"] and data.label_names == ["x", "y"]
+    assert data["train"]["path"] == [str(tmp_path / "a.wav"), str(tmp_path / "c.wav")]
+    assert [(row["line"], row["split"], row["reason"]) for row in arguments.bad_rows.skipped] == [
+        (3, "train", "empty path"), (4, "train", "empty label")]

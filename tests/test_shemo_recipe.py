@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,37 @@ def test_surgery_flags_prune_the_speech_encoder_and_the_pruned_model_reloads(tmp
     assert reloaded["total_params"] == trained["total_params"]
     assert reloaded["eval_accuracy"] == trained["eval_accuracy"]
     assert reloaded["eval_loss"] == pytest.approx(trained["eval_loss"], rel=1e-5)
+
+
+def test_an_unreadable_clip_in_a_csv_split_stops_the_run_or_is_skipped_and_listed(tmp_path):
+    from hf_tasks.errors import BadInputError
+    from hf_tasks.samples.shemo import write_synthetic_shemo
+
+    clips = write_synthetic_shemo(tmp_path / "clips", utterances=1, fear_utterances=1)
+    (clips / "broken.wav").write_bytes(b"not a wav file at all")
+    files = sorted(path.relative_to(clips) for path in clips.rglob("*.wav") if path.name != "broken.wav")
+    tables = {"train": files[:32], "validation": [*files[32:], "broken.wav"]}
+    for split, chosen in tables.items():
+        with (clips / f"{split}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path", "label"])
+            writer.writerows([path, "high" if Path(path).stem[3:4] in "NSW" else "low"] for path in chosen)
+
+    def run_on_tables(output_dir, *overrides):
+        arguments = recipe_args(CONFIG, output_dir, "--data_dir", "none", "--generate_synthetic_data", "false",
+                                "--train_file", str(clips / "train.csv"), "--validation_file", str(clips / "validation.csv"),
+                                "--dataset_cache_dir", str(tmp_path / "cache"), "--num_train_epochs", "1",
+                                "--save_strategy", "no", "--eval_strategy", "no", "--do_predict", "false", *overrides)
+        return shemo.main(*parse(*shemo.ARGUMENTS, args=arguments))
+
+    with pytest.raises(BadInputError, match=r"validation.csv: unreadable audio .*\(clip 'broken.wav'\).*--skip_bad_rows"):
+        run_on_tables(tmp_path / "stopped")
+
+    results = run_on_tables(tmp_path / "run", "--skip_bad_rows", "true")
+    skipped = json.loads((tmp_path / "run" / "skipped_rows.json").read_text())
+    assert [(row["file"], row["clip"], row["split"]) for row in skipped] == [
+        (str(clips / "validation.csv"), "broken.wav", "validation")]
+    assert "unreadable audio" in skipped[0]["reason"] and results["skipped_rows"] == 1
+    with (tmp_path / "run" / "eval_predictions.csv").open() as handle:
+        predicted = [row["file"] for row in csv.DictReader(handle)]
+    assert sorted(predicted) == sorted(str(path) for path in files[32:])

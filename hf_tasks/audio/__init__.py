@@ -1,1 +1,1 @@
-"""Audio input for the audio tasks: reading and converting clips, augmenting training clips, splitting by speaker."""
+"""Audio input for the audio tasks: reading and converting clips, augmenting training clips."""

@@ -1,7 +1,8 @@
 """Reading one clip: decode, mix down to mono, resample to the model's rate, optionally trim silence.
 
-Every failure is a `BadInputError` naming the clip, so a data set with a few broken files can be
-reported in one go (or skipped with `--skip_bad_rows`).
+Every failure is an `UnusableClip` (a `BadInputError` naming the clip) that also carries the problem
+alone, so a data set with a few broken files can be reported in one go, grouped by problem (or
+skipped with `--skip_bad_rows`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ from hf_tasks.errors import BadInputError
 
 #: The shortest clip a wav2vec2-family feature encoder turns into one frame: 400 samples at 16 kHz.
 MIN_SECONDS = 0.025
+
+
+class UnusableClip(BadInputError):
+    """A clip that cannot be used: `clip` names it, `problem` says why and how to fix it."""
+
+    def __init__(self, clip: str, problem: str):
+        super().__init__(f"{clip}: {problem}")
+        self.clip = clip
+        self.problem = problem
 
 
 @dataclass
@@ -47,27 +57,27 @@ def read_clip(
             io.BytesIO(source) if isinstance(source, bytes) else str(source), dtype="float32", always_2d=True
         )
     except (soundfile.SoundFileError, RuntimeError, OSError) as error:
-        raise BadInputError(
-            f"{name}: unreadable audio ({error}). Check that the file exists and is WAV/FLAC/OGG/MP3; "
+        raise UnusableClip(
+            name, f"unreadable audio ({error}). Check that the file exists and is WAV/FLAC/OGG/MP3; "
             "re-export it or remove it."
         ) from None
     if data.shape[0] == 0:
-        raise BadInputError(f"{name}: the clip is empty (0 samples); remove it or replace it with the real recording.")
+        raise UnusableClip(name, "the clip is empty (0 samples); remove it or replace it with the real recording.")
     if not np.isfinite(data).all():
-        raise BadInputError(f"{name}: the clip holds NaN or infinite samples; re-export it.")
+        raise UnusableClip(name, "the clip holds NaN or infinite samples; re-export it.")
     channels = data.shape[1]
     samples = data.mean(axis=1) if channels > 1 else data[:, 0]
     if rate != target_rate:
         samples = soxr.resample(samples, rate, target_rate, quality="HQ").astype(np.float32, copy=False)
     if not np.any(samples):
-        raise BadInputError(f"{name}: every sample is zero (a silent or broken recording); remove it.")
+        raise UnusableClip(name, "every sample is zero (a silent or broken recording); remove it.")
     trimmed = 0
     if trim_top_db is not None:
         samples, trimmed = trim_silence(samples, trim_top_db)
     minimum = int(np.ceil(MIN_SECONDS * target_rate))
     if samples.size < minimum:
-        raise BadInputError(
-            f"{name}: only {samples.size} samples at {target_rate} Hz ({samples.size / target_rate * 1000:.1f} ms); "
+        raise UnusableClip(
+            name, f"only {samples.size} samples at {target_rate} Hz ({samples.size / target_rate * 1000:.1f} ms); "
             f"speech encoders need at least {minimum} ({MIN_SECONDS * 1000:.0f} ms). Remove the clip."
         )
     return Clip(np.ascontiguousarray(samples, dtype=np.float32), int(rate), int(channels), trimmed)

@@ -1,4 +1,4 @@
-"""The label entries of a classifier's config, from the ordered class names (what every builder needs)."""
+"""A classifier config's label entries, from the ordered class names a dataset adapter gives."""
 
 from __future__ import annotations
 

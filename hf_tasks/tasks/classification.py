@@ -23,6 +23,7 @@ from hf_tasks.metrics.classification import (
     plot_confusion_matrix,
 )
 from hf_tasks.errors import BadInputError
+from hf_tasks.modeling.labels import label_maps
 from hf_tasks.tasks.base import Task, logits_of
 
 logger = logging.getLogger(__name__)
@@ -31,18 +32,6 @@ logger = logging.getLogger(__name__)
 #: `datasets` ClassLabel value for a missing label (e.g. an unlabelled test split).
 NO_LABEL_IDS = (-1, -100)
 SUBSET_MARKS = {"1": 1, "1.0": 1, "true": 1, "0": 0, "0.0": 0, "false": 0}
-
-
-def label_maps(label_names: Sequence[str]) -> dict[str, Any]:
-    """`id2label`, `label2id` and `num_labels` for a model config, from the ordered class names."""
-    names = [str(name) for name in label_names]
-    if len(set(names)) != len(names):
-        raise ValueError(f"Label names must be unique, got {names}.")
-    return {
-        "id2label": dict(enumerate(names)),
-        "label2id": {name: index for index, name in enumerate(names)},
-        "num_labels": len(names),
-    }
 
 
 @dataclass

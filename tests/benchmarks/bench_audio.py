@@ -62,6 +62,7 @@ def task_decode(folder: Path, cache: Path):
     from transformers import TrainingArguments, Wav2Vec2FeatureExtractor
 
     from hf_tasks.args import DataArguments
+    from hf_tasks.data import audio_clips
     from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask
 
     extractor = Wav2Vec2FeatureExtractor(sampling_rate=RATE)
@@ -69,8 +70,9 @@ def task_decode(folder: Path, cache: Path):
 
     def decode():
         data_args = DataArguments(data_dir=str(folder), dataset_cache_dir=str(cache / str(next(calls))))
-        task = AudioClassificationTask(data_args, AudioArguments(split="stratified", validation_fraction=0.2,
-                                                                 test_fraction=0.2), extractor)
+        audio_args = AudioArguments(split="stratified", validation_fraction=0.2, test_fraction=0.2)
+        task = AudioClassificationTask(audio_clips.load(data_args, audio_args), extractor, audio_args, data_args,
+                                       attention_mask=False)
         task.features(TrainingArguments(output_dir=str(cache / "run"), use_cpu=True, report_to=[]))
 
     return decode
