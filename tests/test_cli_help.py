@@ -46,10 +46,12 @@ def test_help_groups_options_under_the_class_that_declares_them(capsys, monkeypa
     assert text.index("image options:") < text.index("  --image_size ") < text.index("CIFAR-10 options:")
 
 
-@pytest.mark.parametrize("name, choices", [("covid_fakenews", "auto or bigru")])
-def test_head_help_names_its_choices_even_cut_to_one_line(name, choices, capsys, monkeypatch):
+@pytest.mark.parametrize("name, default, choices", [("covid_fakenews", "auto", "auto or bigru"),
+                                                     ("shemo", "auto", "auto or pooled"),
+                                                     ("cifar10", "mlp", "auto or mlp")])
+def test_head_help_names_its_choices_even_cut_to_one_line(name, default, choices, capsys, monkeypatch):
     line = next(line for line in recipe_help(name, "--help", capsys, monkeypatch).splitlines() if "  --head " in line)
-    assert f"[auto] {choices}: the" in line
+    assert f"[{default}] {choices}: the" in line
 
 
 @pytest.mark.parametrize("name, ignored", [("parsquad", "--data_dir"), ("cifar10", "--train_file"),

@@ -15,22 +15,16 @@ import numpy as np
 from hf_tasks.errors import BadInputError
 from hf_tasks.modeling.audio import PooledAudioClassifier, PooledAudioClassifierConfig
 from hf_tasks.modeling.auto import load_config, load_model
+from hf_tasks.modeling.head_choice import AUDIO_CLASSIFIER_HEADS
 from hf_tasks.modeling.labels import label_maps
 
 logger = logging.getLogger(__name__)
-
-HEADS = ("auto", "pooled")
-
 
 @dataclass
 class AudioHeadArguments:
     """The classifier on the speech encoder."""
 
-    head: str = field(
-        default="auto",
-        metadata={"help": "auto: the checkpoint's AutoModelForAudioClassification head; "
-                          "pooled: masked mean over time → FC → tanh → FC (padding-invariant, class weights)."},
-    )
+    head: str = AUDIO_CLASSIFIER_HEADS.dataclass_field()
     head_hidden_size: int = field(default=256, metadata={"help": "Width of the pooled head's hidden layer."})
     head_dropout: float = field(default=0.1, metadata={"help": "Dropout of the pooled head."})
     freeze_feature_encoder: bool = field(
@@ -41,8 +35,7 @@ class AudioHeadArguments:
     )
 
     def __post_init__(self):
-        if self.head not in HEADS:
-            raise ValueError(f"--head {self.head!r}: choose one of {HEADS}.")
+        self.head = AUDIO_CLASSIFIER_HEADS.canonical(self.head)
 
 
 def class_weights(data: Mapping[str, Any], *, oversampled: bool = False) -> list[float]:

@@ -27,8 +27,6 @@ from transformers.modeling_outputs import ImageClassifierOutput
 HEAD_KINDS = ("auto", "mlp")
 #: Spellings of earlier versions, which saved configs and user configs may still hold.
 HEAD_SYNONYMS = {"linear": "auto", "paper": "mlp"}
-#: Every head value accepted, current names first.
-HEADS = HEAD_KINDS + tuple(HEAD_SYNONYMS)
 
 
 class ClassifierMLP(nn.Sequential):

@@ -20,7 +20,8 @@ import timm
 from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, PreTrainedModel
 
-from hf_tasks.modeling.timm_classifier import HEADS, TimmForImageClassification
+from hf_tasks.modeling.head_choice import IMAGE_CLASSIFIER_HEADS
+from hf_tasks.modeling.timm_classifier import TimmForImageClassification
 from hf_tasks.errors import BadInputError
 
 logger = logging.getLogger(__name__)
@@ -34,10 +35,7 @@ class TransferArguments:
         default=True,
         metadata={"help": "Load the backbone's pretrained weights. false: random weights (offline tests, counts)."},
     )
-    head: str = field(
-        default="paper",
-        metadata={"help": "timm models: 'paper' (Linear(256), ELU, Dropout, Linear) or 'linear'; HF keep theirs."},
-    )
+    head: str = IMAGE_CLASSIFIER_HEADS.dataclass_field(default="mlp")
     head_hidden_size: int = field(default=256, metadata={"help": "Hidden units of the paper head."})
     head_dropout: float = field(default=0.5, metadata={"help": "Dropout of the paper head."})
     trainable_modules: str = field(
@@ -57,8 +55,7 @@ class TransferArguments:
     def __post_init__(self):
         if isinstance(self.timm_kwargs, str):
             self.timm_kwargs = json.loads(self.timm_kwargs) if self.timm_kwargs.strip() else None
-        if self.head not in HEADS:
-            raise ValueError(f"--head {self.head!r}: choose one of {HEADS}.")
+        self.head = IMAGE_CLASSIFIER_HEADS.canonical(self.head)
 
 
 def is_timm_name(name: str) -> bool:
