@@ -13,6 +13,8 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
+from hf_tasks.data import constraint
+from hf_tasks.data.constraint import ConstraintArguments
 from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_config, load_model, load_processor
 from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
@@ -84,18 +86,20 @@ def build_model(model_args: ModelArguments, head_args: HeadArguments, task: Text
     )
 
 
-ARGUMENTS = (ModelArguments, DataArguments, TextArguments, HeadArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
+ARGUMENTS = (ModelArguments, DataArguments, ConstraintArguments, TextArguments, HeadArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
 UNUSED = ("data_dir",)  # tweets come from CSV files or a hub dataset, never a folder
 
 
-def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextArguments, head_args: HeadArguments,
-         lora_args: LoraArguments, training_args: TrainingArguments):
+def main(model_args: ModelArguments, data_args: DataArguments, constraint_args: ConstraintArguments,
+         text_args: TextArguments, head_args: HeadArguments, lora_args: LoraArguments, training_args: TrainingArguments):
     if head_args.feature_based and lora_args.peft:
         raise BadInputError(FEATURE_BASED_LORA)
     setup(training_args)
     tokenizer = load_processor(model_args)
     tokenizer.padding_side = "right"  # the BiGRU packs sequences by their lengths from the left
-    task = TextClassificationTask(data_args, text_args, tokenizer)
+    data = constraint.load(data_args, constraint_args)
+    task = TextClassificationTask(data, tokenizer, data_args, text_args, text_column=constraint_args.text_column,
+                                  display_columns=constraint_args.kept_columns)
     model = apply_lora(build_model(model_args, head_args, task), lora_args)
     cache = None
     if head_args.feature_based:
@@ -106,7 +110,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextAr
         model,
         training_args,
         processing_class=tokenizer,
-        arguments=(model_args, data_args, text_args, head_args, lora_args, training_args),
+        arguments=(model_args, data_args, constraint_args, text_args, head_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/covid_fakenews.py",
             "task_type": "text-classification",
