@@ -105,7 +105,7 @@ def _fix(problems: list[RowProblem], spellings: LabelSpellings) -> str:
     if any(problem.reason.startswith("unknown label") for problem in problems):
         fixes.append(f"labels must be one of {spellings.spellings()} (set the classes with --class_names)")
     if any(problem.reason == "no label" for problem in problems):
-        fixes.append("only the test split may leave labels empty")
+        fixes.append("give every training and validation row a label (only the test split may leave labels empty)")
     if any(problem.reason.startswith("empty") for problem in problems):
         fixes.append("fill in or remove the rows with empty texts")
     return "; ".join(fixes)
