@@ -20,7 +20,8 @@ COMMON_TRAINING_OPTIONS = (
     "report_to", "push_to_hub", "hub_model_id",
 )
 # Headings for argument groups whose class name does not read well on its own.
-GROUP_TITLES = {"QAArguments": "question answering", "LoraArguments": "LoRA", "Cifar10Arguments": "CIFAR-10"}
+GROUP_TITLES = {"QAArguments": "question answering", "LoraArguments": "LoRA", "Cifar10Arguments": "CIFAR-10",
+                "FarsTailArguments": "FarsTail data", "ConstraintArguments": "Constraint data"}
 METAVARS = {int: "N", float: "X", str: "TEXT"}
 
 

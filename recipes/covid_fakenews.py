@@ -9,6 +9,9 @@ head, fine-tuned end to end or feature-based (frozen backbone, optionally with c
 import logging
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
+from hf_tasks.data import constraint
+from hf_tasks.data.constraint import ConstraintArguments
+from hf_tasks.data.sources import class_names_of
 from hf_tasks.errors import BadInputError, one_line_errors
 from hf_tasks.modeling.auto import load_processor
 from hf_tasks.modeling.feature_cache import FEATURE_BASED_LORA, feature_based
@@ -21,20 +24,25 @@ logger = logging.getLogger("hf_tasks")
 HEAD_TITLES = {"auto": "[CLS]/pooler linear", "bigru": "BiGRU"}  # for the model card
 
 
-ARGUMENTS = (ModelArguments, DataArguments, TextArguments, HeadArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
+# main's parameters, in order
+ARGUMENTS = (ModelArguments, DataArguments, ConstraintArguments, TextArguments, HeadArguments, LoraArguments,
+             TrainingArguments)
 UNUSED = ("data_dir",)  # tweets come from CSV files or a hub dataset, never a folder
 
 
-def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextArguments, head_args: HeadArguments,
-         lora_args: LoraArguments, training_args: TrainingArguments):
+def main(model_args: ModelArguments, data_args: DataArguments, constraint_args: ConstraintArguments,
+         text_args: TextArguments, head_args: HeadArguments, lora_args: LoraArguments, training_args: TrainingArguments):
     if head_args.feature_based and lora_args.peft:
         raise BadInputError(FEATURE_BASED_LORA)
     setup(training_args)
     tokenizer = load_processor(model_args)
     tokenizer.padding_side = "right"  # the BiGRU packs sequences by their lengths from the left
-    task = TextClassificationTask(data_args, text_args, tokenizer)
-    model = build_text_classifier(model_args, head_args, task.label_names, binary_sigmoid=text_args.binary_sigmoid)
+    data = constraint.load(data_args, constraint_args)
+    model = build_text_classifier(model_args, head_args, class_names_of(data, "label"),
+                                  binary_sigmoid=text_args.binary_sigmoid)
     model = apply_lora(model, lora_args)
+    task = TextClassificationTask(data, tokenizer, data_args, text_args, text_column=constraint_args.text_column,
+                                  display_columns=constraint_args.kept_columns)
     cache = None
     if head_args.feature_based:
         mode = "tokens" if head_args.head == "bigru" else "first_token"
@@ -44,7 +52,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, text_args: TextAr
         model,
         training_args,
         processing_class=tokenizer,
-        arguments=(model_args, data_args, text_args, head_args, lora_args, training_args),
+        arguments=(model_args, data_args, constraint_args, text_args, head_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/covid_fakenews.py",
             "task_type": "text-classification",

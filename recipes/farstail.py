@@ -9,6 +9,8 @@ surgery: freezing, layer deletion and attention-head pruning (`hf_tasks.surgery`
 from transformers import AutoModelForSequenceClassification
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
+from hf_tasks.data import farstail
+from hf_tasks.data.farstail import FarsTailArguments
 from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run, setup
@@ -18,16 +20,17 @@ from hf_tasks.tasks.classification import label_maps
 from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask
 
 
-ARGUMENTS = (ModelArguments, DataArguments, PairArguments, SurgeryArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
+ARGUMENTS = (ModelArguments, DataArguments, FarsTailArguments, PairArguments, SurgeryArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
 UNUSED = ("data_dir",)  # NLI reads TSV files or a hub dataset, never a folder
 
 
-def main(model_args: ModelArguments, data_args: DataArguments, pair_args: PairArguments,
-         surgery_args: SurgeryArguments, lora_args: LoraArguments, training_args: TrainingArguments):
+def main(model_args: ModelArguments, data_args: DataArguments, farstail_args: FarsTailArguments,
+         pair_args: PairArguments, surgery_args: SurgeryArguments, lora_args: LoraArguments, training_args: TrainingArguments):
     setup(training_args)
+    data = farstail.load(data_args, farstail_args)
     tokenizer = load_processor(model_args)
-    task = PairClassificationTask(data_args, pair_args, tokenizer)
-    model = load_model(AutoModelForSequenceClassification, model_args, **label_maps(task.label_names))
+    model = load_model(AutoModelForSequenceClassification, model_args, **label_maps(farstail_args.class_names))
+    task = PairClassificationTask(data, tokenizer, data_args, pair_args, subset_columns=farstail.HARD_COLUMNS)
     callbacks = apply_surgery(model, surgery_args, splits=task.features(training_args),
                               training=training_args.do_train, data_collator=task.data_collator,
                               seed=training_args.seed)
@@ -38,7 +41,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, pair_args: PairAr
         training_args,
         processing_class=tokenizer,
         callbacks=callbacks,
-        arguments=(model_args, data_args, pair_args, surgery_args, lora_args, training_args),
+        arguments=(model_args, data_args, farstail_args, pair_args, surgery_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/farstail.py",
             "task_type": "text-classification",

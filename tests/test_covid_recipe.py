@@ -15,8 +15,10 @@ import covid_fakenews
 from hf_tasks.args import parse
 from hf_tasks.errors import BadInputError
 from hf_tasks.modeling.auto import load_processor
+from hf_tasks.data import constraint
+from hf_tasks.data.tables import read_table
 from hf_tasks.modeling.text_classifier import build_text_classifier
-from hf_tasks.tasks.text import TextArguments, TextClassificationTask, read_text_table
+from hf_tasks.tasks.text import TextArguments, TextClassificationTask
 from tests.conftest import REPO, recipe_args
 from tests.pipeline_check import assert_pipeline_repeats_predictions, prediction_rows
 
@@ -30,7 +32,7 @@ def run_recipe(output_dir, *overrides, config=CONFIG):
 
 
 def majority_share(split: str) -> float:
-    labels = [row["label"] for row in read_text_table(REPO / f"hf_tasks/samples/constraint/{split}.csv")]
+    labels = [row.values["label"] for row in read_table(REPO / f"hf_tasks/samples/constraint/{split}.csv")]
     return max(labels.count(name) for name in set(labels)) / len(labels)
 
 
@@ -53,8 +55,8 @@ def test_prediction_files_show_the_tweet_and_misclassified_rows_carry_probabilit
     output_dir, results = fine_tuned
     with (output_dir / "test_predictions.csv").open(encoding="utf-8", newline="") as handle:
         predictions = list(csv.DictReader(handle))
-    originals = read_text_table(REPO / "hf_tasks/samples/constraint/test.csv")
-    assert [row["tweet"] for row in predictions] == [row["tweet"] for row in originals]
+    originals = read_table(REPO / "hf_tasks/samples/constraint/test.csv")
+    assert [row["tweet"] for row in predictions] == [row.values["tweet"] for row in originals]
     with (output_dir / "eval_misclassified.csv").open(encoding="utf-8", newline="") as handle:
         wrong = list(csv.DictReader(handle))
     assert len(wrong) == round((1 - results["eval_accuracy"]) * 160)
@@ -99,11 +101,13 @@ def test_cached_features_give_the_same_metrics_as_running_the_frozen_backbone(tm
 
 
 def test_linear_head_with_one_sigmoid_output_trains_with_binary_cross_entropy(tmp_path):
-    model_args, data_args, text_args, head_args, _, training_args = parse(
+    model_args, data_args, constraint_args, text_args, head_args, _, training_args = parse(
         *covid_fakenews.ARGUMENTS, args=recipe_args(CONFIG, tmp_path, "--binary_sigmoid", "true", "--max_train_samples", "4"))
     tokenizer = load_processor(model_args)
-    task = TextClassificationTask(data_args, text_args, tokenizer)
-    model = build_text_classifier(model_args, head_args, task.label_names, binary_sigmoid=text_args.binary_sigmoid).eval()
+    task = TextClassificationTask(constraint.load(data_args, constraint_args), tokenizer, data_args, text_args,
+                                  text_column=constraint_args.text_column)
+    model = build_text_classifier(model_args, head_args, task.label_names,
+                                  binary_sigmoid=text_args.binary_sigmoid).eval()
     assert model.config.num_labels == 1 and model.config.id2label == {0: "fake"}
     batch = task.data_collator([row for row in task.features(training_args)["train"]])
     output = model(**batch)
@@ -117,8 +121,8 @@ def test_linear_head_with_one_sigmoid_output_trains_with_binary_cross_entropy(tm
 def test_head_linear_is_the_old_name_of_head_auto_and_builds_the_same_model(tmp_path):
     models, heads = [], []
     for head in ("linear", "auto"):
-        model_args, _, _, head_args, _, _ = parse(*covid_fakenews.ARGUMENTS,
-                                                  args=recipe_args(CONFIG, tmp_path, "--head", head))
+        model_args, _, _, _, head_args, _, _ = parse(*covid_fakenews.ARGUMENTS,
+                                                     args=recipe_args(CONFIG, tmp_path, "--head", head))
         heads.append(head_args.head)
         torch.manual_seed(0)
         models.append(build_text_classifier(model_args, head_args, ["real", "fake"]))
@@ -144,7 +148,7 @@ def test_cache_features_without_feature_based_is_refused(tmp_path):
 def test_study_configs_name_their_backbone_head_and_mode(name):
     path = REPO / f"recipes/configs/covid_fakenews/{name}.yaml"
     config = parse(*covid_fakenews.ARGUMENTS, args=["--config", str(path), "--use_cpu", "true"])
-    model_args, data_args, _, head_args, _, training_args = config
+    model_args, data_args, _, _, head_args, _, training_args = config
     backbone = "digitalepidemiologylab/covid-twitter-bert-v2" if name.startswith("ct_bert") else "bert-base-uncased"
     assert model_args.model_name_or_path == backbone
     assert head_args.head == ("bigru" if "bigru" in name else "auto")

@@ -35,7 +35,7 @@ from transformers import (
 
 from hf_tasks.args import parse
 from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
-from hf_tasks.tasks.text import read_text_table
+from hf_tasks.data.tables import read_table
 from tests.conftest import (  # first: puts recipes/ on sys.path (also when run by torchrun -m)
     REPO,
     TWO_PROCESS_TIMEOUT,
@@ -69,7 +69,7 @@ RECIPES = {
         Recipe("farstail",
                train=("--max_train_samples", "256", "--num_train_epochs", "4", "--learning_rate", "0.002",
                       "--per_device_train_batch_size", "16", "--eval_strategy", "no", *NO_EXTRAS),
-               evaluate=(), row_id="row"),
+               evaluate=(), row_id="line"),
         Recipe("covid_fakenews",
                train=("--max_train_samples", "256", "--num_train_epochs", "3", "--eval_strategy", "no", *NO_EXTRAS),
                evaluate=(), row_id="id"),
@@ -91,7 +91,7 @@ def validation_rows(recipe: Recipe, data_dir: Path, single_dir: Path) -> list[st
         with open(REPO / "hf_tasks/samples/farstail/validation.tsv", encoding="utf-8", newline="") as handle:
             return [str(index) for index, _ in enumerate(csv.DictReader(handle, delimiter="\t"), start=2)]
     if recipe.name == "covid_fakenews":
-        return [row["id"] for row in read_text_table(REPO / "hf_tasks/samples/constraint/validation.csv")]
+        return [row.values["id"] for row in read_table(REPO / "hf_tasks/samples/constraint/validation.csv")]
     if recipe.name == "shemo":
         split = json.loads((single_dir / "split.json").read_text())
         return [clip["file"] for clip in split["splits"]["validation"]["files"]]

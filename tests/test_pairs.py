@@ -11,7 +11,10 @@ from transformers import AutoTokenizer, TrainingArguments
 
 from hf_tasks.args import DataArguments
 from hf_tasks.errors import BadInputError
-from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask, read_pair_table
+from hf_tasks.data import farstail
+from hf_tasks.data.farstail import FarsTailArguments
+from hf_tasks.data.tables import read_table
+from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask
 
 TOKENIZER = "hf_tasks/samples/tiny-bert-farstail"
 PREMISE = "علی که در شهر تهران به دنیا آمده است، سال‌ها به عنوان پزشک کار کرده است."
@@ -28,7 +31,11 @@ def write(path, text: str):
 
 
 def task_for(tokenizer, tmp_path, **data) -> PairClassificationTask:
-    return PairClassificationTask(DataArguments(**data), PairArguments(), tokenizer)
+    """The task on the FarsTail adapter's splits of `data`, as the recipe builds it; the adapter
+    validates (and raises) here, so tests of bad input build inside `pytest.raises`."""
+    data_args = DataArguments(**data)
+    splits = farstail.load(data_args, FarsTailArguments())
+    return PairClassificationTask(splits, tokenizer, data_args, PairArguments(), subset_columns=farstail.HARD_COLUMNS)
 
 
 def training_args(tmp_path) -> TrainingArguments:
@@ -39,10 +46,19 @@ def test_quoted_tabs_and_newlines_stay_inside_their_field(tmp_path):
     path = write(tmp_path / "train.csv", "\ufeffpremise\thypothesis\tlabel\n"
                  f'"{PREMISE}\tبا یک تب"\t"علی پزشک است.\nدو خط"\te\n'
                  f"{PREMISE}\tعلی معلم است.\tc\n")
-    header, rows = read_pair_table(path)
-    assert header == ["premise", "hypothesis", "label"]
-    assert rows[0][1] == [f"{PREMISE}\tبا یک تب", "علی پزشک است.\nدو خط", "e"]
-    assert [line for line, _ in rows] == [3, 4]  # line numbers where each record ends
+    table = read_table(path)
+    assert table.columns == ["premise", "hypothesis", "label"]
+    assert list(table.rows[0].values.values()) == [f"{PREMISE}\tبا یک تب", "علی پزشک است.\nدو خط", "e"]
+    assert [row.line for row in table] == [2, 4]  # the lines each record starts on
+    assert [row.row for row in table] == [1, 2]
+
+
+def test_non_utf8_tsv_names_the_line_and_the_byte(tmp_path):
+    path = tmp_path / "train.tsv"
+    # Line 3 holds a cp1252 right quote (0x92), the 4th byte of the line.
+    path.write_bytes("premise\thypothesis\tlabel\nعلی\tپزشک\te\n".encode("utf-8") + b"caf\x92e\tfine\tc\n")
+    with pytest.raises(BadInputError, match=r"train.tsv: not UTF-8 text \(byte 0x92 on line 3, byte 4 of the line"):
+        task_for(None, tmp_path, train_file=str(path))
 
 
 def test_features_labels_truncation_and_padding(tmp_path, tokenizer):
@@ -67,24 +83,24 @@ def test_features_labels_truncation_and_padding(tmp_path, tokenizer):
 def test_unknown_labels_are_listed_with_their_lines(tmp_path, tokenizer):
     train = write(tmp_path / "train.tsv", "premise\thypothesis\tlabel\n" + "".join(
         f"{PREMISE}\tعلی پزشک است.\t{label}\n" for label in ("e", "x", "e", "entail", "x")))
-    task = task_for(tokenizer, tmp_path, train_file=str(train))
-    with pytest.raises(BadInputError, match=r"train.tsv: unknown labels: 'x' at lines \[3, 6\]; 'entail' at lines \[5\]"):
-        task.features(training_args(tmp_path))
+    with pytest.raises(BadInputError, match=r"train.tsv: unknown label 'x' \(lines 3, 6\); unknown label 'entail' "
+                                            r"\(line 5\)"):
+        task_for(tokenizer, tmp_path, train_file=str(train))
 
 
 def test_missing_columns_and_empty_texts(tmp_path, tokenizer):
     bad_header = write(tmp_path / "a.tsv", f"sentence1\tsentence2\tlabel\n{PREMISE}\tعلی\te\n")
-    with pytest.raises(BadInputError, match=r"missing column\(s\) \['premise', 'hypothesis'\].*--premise_column"):
-        task_for(tokenizer, tmp_path, train_file=str(bad_header)).features(training_args(tmp_path))
+    with pytest.raises(BadInputError, match=r"no column 'premise', 'hypothesis'.*--premise_column"):
+        task_for(tokenizer, tmp_path, train_file=str(bad_header))
     empty = write(tmp_path / "b.tsv", f"premise\thypothesis\tlabel\n{PREMISE}\t \te\n{PREMISE}\tعلی\tn\n")
-    with pytest.raises(BadInputError, match="line 2: empty hypothesis.*--skip_bad_rows"):
-        task_for(tokenizer, tmp_path, train_file=str(empty)).features(training_args(tmp_path))
+    with pytest.raises(BadInputError, match=r"empty hypothesis \(line 2\).*--skip_bad_rows"):
+        task_for(tokenizer, tmp_path, train_file=str(empty))
     skipping = task_for(tokenizer, tmp_path, train_file=str(empty), skip_bad_rows=True)
     assert len(skipping.features(training_args(tmp_path))["train"]) == 1
-    assert skipping.skipped_rows == [{"file": str(empty), "line": 2, "reason": "empty hypothesis"}]
+    assert skipping.data_args.bad_rows.skipped == [{"file": str(empty), "line": 2, "reason": "empty hypothesis"}]
     ragged = write(tmp_path / "c.tsv", f"premise\thypothesis\tlabel\n{PREMISE}\tعلی\te\textra\n")
-    with pytest.raises(BadInputError, match="line 2 has 4 fields, the header 3"):
-        task_for(tokenizer, tmp_path, train_file=str(ragged)).features(training_args(tmp_path))
+    with pytest.raises(BadInputError, match=r"line 2 \(row 1\) has 4 fields but the header has 3"):
+        task_for(tokenizer, tmp_path, train_file=str(ragged))
 
 
 def test_hard_subset_accuracies_on_the_test_split_only(tmp_path, tokenizer):
@@ -110,8 +126,8 @@ def test_unlabelled_test_rows_are_allowed_but_not_in_training(tmp_path, tokenize
     features = task_for(tokenizer, tmp_path, test_file=str(test)).features(training_args(tmp_path))
     assert features["test"]["label"] == [-100, 1]
     train = write(tmp_path / "train.tsv", unlabelled)
-    with pytest.raises(BadInputError, match="unknown labels: '' at lines \\[2\\]"):
-        task_for(tokenizer, tmp_path, train_file=str(train)).features(training_args(tmp_path))
+    with pytest.raises(BadInputError, match=r"train.tsv: no label \(line 2\).*only the test split may leave labels empty"):
+        task_for(tokenizer, tmp_path, train_file=str(train))
 
 
 def test_dataset_folder_with_class_labels(tmp_path, tokenizer):
@@ -140,3 +156,24 @@ def test_tokenised_pairs_are_cached_by_content_tokenizer_and_length(tmp_path, to
     assert cache_files(max_seq_length=12) == first
     assert cache_files(max_seq_length=16) != first
     assert cache_files(max_seq_length=12, overwrite_cache=True) != first
+
+
+def test_the_adapter_gives_standard_columns_and_hard_subsets_only_where_the_file_has_them():
+    data_args = DataArguments(train_file="hf_tasks/samples/farstail/train.tsv",
+                              test_file="hf_tasks/samples/farstail/test.tsv")
+    data = farstail.load(data_args, FarsTailArguments())
+    assert data["train"].column_names == ["premise", "hypothesis", "label", "row", "line"]
+    assert data["test"].column_names == ["premise", "hypothesis", "label", "row", "line", *farstail.HARD_COLUMNS]
+    assert data["train"].features["label"].names == ["entailment", "contradiction", "neutral"]
+    assert data["train"][0]["row"] == 1 and data["train"][0]["line"] == 2
+
+
+def test_limits_apply_after_every_row_is_validated(tmp_path):
+    train = write(tmp_path / "train.tsv", "premise\thypothesis\tlabel\n" + "".join(
+        f"{PREMISE}\tعلی پزشک است.\t{label}\n" for label in ("e", "c", "x")))
+    with pytest.raises(BadInputError, match=r"unknown label 'x' \(line 4\)"):
+        farstail.load(DataArguments(train_file=str(train), max_train_samples=1), FarsTailArguments())
+    skipping = DataArguments(train_file=str(train), max_train_samples=1, skip_bad_rows=True)
+    data = farstail.load(skipping, FarsTailArguments())
+    assert data["train"]["label"] == [0]
+    assert [row["line"] for row in skipping.bad_rows.skipped] == [4]

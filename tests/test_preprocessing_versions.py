@@ -14,7 +14,7 @@ import inspect
 import textwrap
 
 import pytest
-from datasets import Dataset
+from datasets import ClassLabel, Dataset, DatasetDict
 from transformers import AutoTokenizer
 
 import hf_tasks
@@ -38,7 +38,7 @@ PREPROCESSING = {
 }
 # The version each preprocessing is at and the hash of its functions' source at that version.
 RECORDED = {
-    "text": (1, "9369aad3365d5ff7"),
+    "text": (1, "0fd44a9938130fcd"),
     "tweets": (1, "4ad54108fbad43d7"),
     "persian": (1, "c2fba94a6c0ca7e4"),
     "pairs": (1, "fe9cb8ae1b55d3f7"),
@@ -70,10 +70,12 @@ def tokenizer():
 
 
 ROWS = Dataset.from_list([{"premise": "كتاب علي", "hypothesis": "کتاب", "label": 0}])
+LABELS = ClassLabel(names=["entailment", "contradiction", "neutral"])
 
 
 def pairs_key(tokenizer) -> str:
-    task = PairClassificationTask(DataArguments(), PairArguments(normalize_persian=True), tokenizer)
+    data = DatasetDict({"train": ROWS.cast_column("label", LABELS)})
+    task = PairClassificationTask(data, tokenizer, DataArguments(), PairArguments(normalize_persian=True))
     return task.features_cache(ROWS)["new_fingerprint"]
 
 
@@ -98,9 +100,10 @@ def test_versions_are_in_the_key(tokenizer, monkeypatch, change):
 
 def test_tweet_normaliser_settings_patterns_and_version_are_in_the_key(tokenizer, monkeypatch):
     rows = Dataset.from_list([{"tweet": "@who masks work https://t.co/x", "label": 0}])
+    data = DatasetDict({"train": rows.cast_column("label", ClassLabel(names=["real", "fake"]))})
 
     def key(**text_options) -> str:
-        task = TextClassificationTask(DataArguments(), TextArguments(**text_options), tokenizer)
+        task = TextClassificationTask(data, tokenizer, DataArguments(), TextArguments(**text_options), text_column="tweet")
         return task.features_cache(rows)["new_fingerprint"]
 
     before = key()

@@ -118,12 +118,12 @@ def write_sample(folder: Path = SAMPLES / "constraint", seed: int = 13) -> dict[
 
 def main() -> None:
     from hf_tasks.samples.tiny_models import write_tiny_bert
-    from hf_tasks.tasks.text import read_text_table
+    from hf_tasks.data.tables import read_table
     from hf_tasks.text.tweets import TweetNormalizer
 
     paths = write_sample()
     normalize = TweetNormalizer()
-    texts = [normalize(row["tweet"]) for row in read_text_table(paths["train"])]
+    texts = [normalize(row.values["tweet"]) for row in read_table(paths["train"])]
     folder = write_tiny_bert(SAMPLES / "tiny-bert-en", texts, vocab_size=1000, hidden_size=64,
                              num_hidden_layers=2, num_attention_heads=4)
     print(f"wrote {', '.join(str(path) for path in paths.values())} and {folder}")

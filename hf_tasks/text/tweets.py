@@ -19,6 +19,8 @@ from dataclasses import dataclass, fields
 
 import emoji
 
+from hf_tasks.data.tables import read_table
+
 # Bump when `TweetNormalizer.__call__` changes what it produces for the same settings (a test holds its source).
 NORMALIZATION_VERSION = 1
 
@@ -93,12 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.text is not None:
         original = args.text
     else:
-        from hf_tasks.tasks.text import read_text_table
-
-        table = read_text_table(args.file, required_columns=(args.text_column,))
+        table = read_table(args.file, required_columns=(args.text_column,), column_flags="--text_column")
         if not 1 <= args.row <= len(table):
             parser.error(f"--row {args.row}: {args.file} has data rows 1..{len(table)}.")
-        record = table[args.row - 1]
+        record = table.rows[args.row - 1].values
         print(f"{args.file}, row {args.row}: " + ", ".join(f"{k}={v!r}" for k, v in record.items() if k != args.text_column))
         original = record[args.text_column]
     print(f"original:   {original!r}")

@@ -26,14 +26,13 @@ import tempfile
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, BertConfig, TrainingArguments
+from transformers import AutoTokenizer, BertConfig
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "recipes"))
 
 import covid_fakenews  # noqa: E402
-from hf_tasks.args import DataArguments, ModelArguments, parse  # noqa: E402
-from hf_tasks.tasks.text import TextArguments  # noqa: E402
+from hf_tasks.args import parse  # noqa: E402
 from tests.benchmarks.abba import Ratio, Spread, alternate  # noqa: E402
 from tests.benchmarks.record import record  # noqa: E402
 from tests.caches import use_private_caches  # noqa: E402
@@ -66,8 +65,7 @@ def run(output_dir: Path, model_flags: list[str], head: str, epochs: int, learni
         "--do_predict", "false", "--save_strategy", "no", "--eval_strategy", "epoch", "--output_dir", str(output_dir),
         "--use_cpu", str(not torch.cuda.is_available()).lower(), "--report_to", "none", "--disable_tqdm", "true",
     ]
-    parsed = parse(ModelArguments, DataArguments, TextArguments, covid_fakenews.HeadArguments, TrainingArguments,
-                   args=args)
+    parsed = parse(*covid_fakenews.ARGUMENTS, args=args)
     return covid_fakenews.main(*parsed)
 
 
