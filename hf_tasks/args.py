@@ -174,7 +174,8 @@ def _yaml_defaults(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
     for file, values in config_layers(path):
         unknown = sorted(set(values) - known)
         if unknown:
-            raise BadInputError(f"--config {file}: unknown argument(s) {unknown}; run the recipe with --help for the list.")
+            raise BadInputError(f"--config {file}: unknown argument(s) {unknown}; run the recipe with --help for "
+                                "the list.")
         defaults.update({name: _config_path(file, name, value) for name, value in values.items()})
     return defaults
 

@@ -102,7 +102,8 @@ def test_an_unknown_key_in_a_base_names_the_base(tmp_path):
 
 
 def test_the_study_reads_a_config_with_its_base(tmp_path):
-    assert resolve_recipe(CONFIGS / "farstail" / "freeze9.yaml")[1] == config_values(CONFIGS / "farstail" / "freeze9.yaml")
+    freeze9 = CONFIGS / "farstail" / "freeze9.yaml"
+    assert resolve_recipe(freeze9)[1] == config_values(freeze9)
     folder = tmp_path / "recipes" / "configs" / "nli"
     # A stand-in recipe that writes the config it was launched with as its results.
     write(tmp_path / "recipes" / "nli.py", "import json, sys, yaml\nfrom pathlib import Path\n"
