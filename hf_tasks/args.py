@@ -4,11 +4,13 @@ Recipes parse `ModelArguments`, `DataArguments`, their own task dataclass and
 `transformers.TrainingArguments` with one `HfArgumentParser`. `--config file.yaml` supplies
 defaults for any of their fields; flags given on the command line win.
 
-Paths in a config: a path the run reads (`PATH_ARGUMENTS`) is looked up beside the config file
-first, then in the current directory; a path the run writes (`output_dir`, caches) is relative to the
-current directory. A run folder's `config.yaml` stores absolute paths, so it reruns from anywhere.
-`--flag none` on the command line unsets a value the config gave (for arguments that default to
-unset), and a data source given on the command line replaces the config's (`DATA_SOURCES`).
+A config may name `base: other.yaml` and hold only its differences (`hf_tasks.config_files`).
+Paths in a config: a path the run reads (`PATH_ARGUMENTS`) is looked up beside the config file that
+gives it (a base's paths beside the base) first, then in the current directory; a path the run writes
+(`output_dir`, caches) is relative to the current directory. A run folder's `config.yaml` stores
+absolute paths and no base, so it reruns from anywhere. `--flag none` on the command line unsets a
+value the config gave (for arguments that default to unset), and a data source given on the command
+line replaces the config's (`DATA_SOURCES`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 import transformers
 from transformers import HfArgumentParser
 
 from hf_tasks.cli_help import answer_help
+from hf_tasks.config_files import config_layers
 from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.errors import BadInputError
 
@@ -165,23 +167,17 @@ class TrainingArguments(transformers.TrainingArguments):
 
 
 def _yaml_defaults(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
-    if not path.is_file():
-        raise BadInputError(f"--config {path}: no such file; check the path.")
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        raise BadInputError(f"--config {where}: not valid YAML ({getattr(error, 'problem', None) or error}); "
-                            "fix the file.") from error
-    if not isinstance(loaded, dict):
-        raise BadInputError(f"--config {path}: expected a mapping of argument names to values, got "
-                            f"{type(loaded).__name__}; write one 'name: value' per line.")
+    """The config's values with its bases merged in, each path the run reads looked up beside the file
+    that gave it (a base's paths beside the base)."""
     known = {action.dest for action in parser._actions}
-    unknown = sorted(set(loaded) - known)
-    if unknown:
-        raise BadInputError(f"--config {path}: unknown argument(s) {unknown}; run the recipe with --help for the list.")
-    return loaded
+    defaults: dict[str, Any] = {}
+    for file, values in config_layers(path):
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise BadInputError(f"--config {file}: unknown argument(s) {unknown}; run the recipe with --help for "
+                                "the list.")
+        defaults.update({name: _config_path(file, name, value) for name, value in values.items()})
+    return defaults
 
 
 def _config_path(config: Path, name: str, value: Any) -> Any:
@@ -258,9 +254,6 @@ def parse(*dataclass_types: type, args: list[str] | None = None, description: st
     defaults = _yaml_defaults(known.config, parser) if known.config is not None else {}
     defaults.update(_replaced_sources(given, defaults))
     defaults.update(dict.fromkeys(unset))
-    # Only the config's paths the command line leaves in place are looked up.
-    defaults.update({name: _config_path(known.config, name, value) for name, value in defaults.items()
-                     if name not in given and value is not None})
     parser.set_defaults(**defaults)
     for action in parser._actions:
         if action.dest in defaults:

@@ -34,6 +34,7 @@ from transformers import (
 )
 
 from hf_tasks.args import parse
+from hf_tasks.config_files import config_values
 from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
 from hf_tasks.data.tables import read_table
 from tests.conftest import (  # first: puts recipes/ on sys.path (also when run by torchrun -m)
@@ -258,7 +259,7 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--interrupt-worker"]:
 
 
 def _unused_search_off(config: Path) -> bool:
-    return yaml.safe_load(config.read_text(encoding="utf-8")).get("ddp_find_unused_parameters") is False
+    return config_values(config).get("ddp_find_unused_parameters") is False
 
 
 def _tiny(config_class, **options):

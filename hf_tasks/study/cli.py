@@ -25,6 +25,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from hf_tasks.config_files import SHARED_BASE_NAME
 from hf_tasks.study.runs import Run, StudyArguments, make_run, study_queue
 from hf_tasks.study.table import plot_study, write_table
 
@@ -60,6 +61,11 @@ def parse_study_args(argv: list[str]) -> StudyArguments:
             options[name] = inline
         else:
             forwarded.append(item)
+    bases = [path for path in configs if path.name == SHARED_BASE_NAME]
+    if bases:
+        print(f"[study] passing over {', '.join(map(str, bases))}: shared by the other configs, not an experiment",
+              flush=True)
+        configs = [path for path in configs if path.name != SHARED_BASE_NAME]
     if not configs:
         raise SystemExit("Give the experiment configs first: python -m hf_tasks.study a.yaml b.yaml --output_dir DIR ...")
     missing = [str(path) for path in configs if not path.is_file()]

@@ -16,6 +16,9 @@ from typing import Any
 
 import yaml
 
+from hf_tasks.config_files import config_values
+from hf_tasks.errors import BadInputError
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 #: First rendezvous port of a multi-process run; each run adds the index of its first slot.
 BASE_PORT = 29500
@@ -23,10 +26,11 @@ POLL_SECONDS = 1.0
 
 
 def resolve_recipe(config: Path) -> tuple[Path, dict[str, Any]]:
-    """The recipe script of `config` and the config's own values (without a `recipe:` key)."""
-    values = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-    if not isinstance(values, dict):
-        raise SystemExit(f"{config}: expected a mapping of argument names to values.")
+    """The recipe script of `config` and the config's values, its bases merged in (without a `recipe:` key)."""
+    try:
+        values = config_values(config)
+    except BadInputError as error:
+        raise SystemExit(str(error)) from None
     named = values.pop("recipe", None)
     if named is not None:
         for candidate in (Path(named), config.parent / named):
@@ -211,9 +215,9 @@ class Queue:
         run.slots, self.free = self.free[: run.num_processes], self.free[run.num_processes:]
         run.attempts += 1
         config = run.config
-        if run.values != yaml.safe_load(run.config.read_text(encoding="utf-8")):
+        if run.values != config_values(run.config):
             # The recipe's parser knows only its own arguments: give it the config without the study's keys
-            # (recipe, num_processes), with this run's seed and trial parameters.
+            # (recipe, num_processes), with this run's seed and trial parameters, its bases merged in.
             config = self.output_dir / "configs" / f"{run.name}.yaml"
             config.parent.mkdir(parents=True, exist_ok=True)
             config.write_text(yaml.safe_dump(run.values, allow_unicode=True, sort_keys=False), encoding="utf-8")

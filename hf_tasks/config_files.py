@@ -1,0 +1,72 @@
+"""Reading YAML config files, written as differences: a config may name `base: other.yaml` (relative to
+its own folder); its keys override the base's, and bases may chain.
+
+`config_layers` gives the chain file by file, so a caller can resolve each file's relative paths against
+that file's folder; `config_values` gives the merged values. Both the recipes' parser (`hf_tasks.args`)
+and the study read configs through here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hf_tasks.errors import BadInputError
+
+BASE_KEY = "base"
+# The file a recipe's configs share by convention: not an experiment, so the study passes over it when
+# a glob such as recipes/configs/farstail/*.yaml names it.
+SHARED_BASE_NAME = "base.yaml"
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        raise BadInputError(f"--config {where}: not valid YAML ({getattr(error, 'problem', None) or error}); "
+                            "fix the file.") from error
+    if not isinstance(loaded, dict):
+        raise BadInputError(f"--config {path}: expected a mapping of argument names to values, got "
+                            f"{type(loaded).__name__}; write one 'name: value' per line.")
+    return loaded
+
+
+def config_layers(path: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """`path` and the bases it names, furthest base first, each with its own values (without `base`).
+
+    A missing base or a chain that comes back to a file it passed is a `BadInputError` naming the files.
+    """
+    if not Path(path).is_file():
+        raise BadInputError(f"--config {path}: no such file; check the path.")
+    layers: list[tuple[Path, dict[str, Any]]] = []
+    chain: list[Path] = []
+    current = Path(path)
+    while True:
+        chain.append(current)
+        values = _read_mapping(current)
+        base = values.pop(BASE_KEY, None)
+        layers.append((current, values))
+        if base is None:
+            return layers[::-1]
+        if not isinstance(base, str) or not base:
+            raise BadInputError(f"--config {current}: base: {base!r} must name one config file, relative to "
+                                f"{current.parent}.")
+        following = current.parent / base
+        if not following.is_file():
+            raise BadInputError(f"--config {current}: base: {base} is no file ({following}); check the name.")
+        if any(following.resolve() == passed.resolve() for passed in chain):
+            cycle = " -> ".join(str(item) for item in [*chain, following])
+            raise BadInputError(f"--config {path}: its bases form a cycle ({cycle}); remove one base: line.")
+        current = following
+
+
+def config_values(path: Path) -> dict[str, Any]:
+    """The values of config `path` with its bases merged in (the config's own win), without `base`."""
+    merged: dict[str, Any] = {}
+    for _, values in config_layers(path):
+        merged.update(values)
+    return merged
