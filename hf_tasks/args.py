@@ -190,7 +190,8 @@ def _config_path(config: Path, name: str, value: Any) -> Any:
     if not isinstance(value, str) or not value or os.path.isabs(value):
         return value
     beside_config = config.parent / value
-    return str(beside_config) if beside_config.exists() else value
+    # normpath: "configs/x/../../data/f.tsv" reads (and logs) as "data/f.tsv".
+    return os.path.normpath(beside_config) if beside_config.exists() else value
 
 
 def _dests_given(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, str]:

@@ -20,7 +20,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 logger = logging.getLogger("hf_tasks")
 
 # Metric name endings left out of the per-evaluation line (they stay in results.json and wandb).
-UNSHOWN_METRIC_ENDINGS = ("_runtime", "_per_second", "total_flos")
+UNSHOWN_METRIC_ENDINGS = ("_runtime", "_per_second", "_preparation_time", "total_flos")
 UNSHOWN_METRIC_PARTS = ("precision_", "recall_", "f1_", "support_", "accuracy_")
 METRICS_SHOWN = 6
 
@@ -98,12 +98,16 @@ def use_metrics_log(trainer) -> None:
     trainer.add_callback(MetricsLog)
 
 
-def log_start(data: str, features: dict[str, Any], unit: str, model, counts: dict[str, int], output_dir) -> None:
-    """The run's start block: where the data comes from and how much of each split, the model and its
-    trainable parameters, and the output folder."""
+def log_start(data: str, features: dict[str, Any], task, model, counts: dict[str, int], output_dir) -> None:
+    """The run's start block: where the data comes from, how much of each split (in the task's unit:
+    examples, QA windows, clips, images) and which classes, the model and its trainable parameters,
+    and the output folder."""
     sizes = ", ".join(f"{split} {len(rows):,}" for split, rows in features.items())
     logger.info("Data: %s", data)
-    logger.info("Size: %s %s", sizes, unit)
+    logger.info("Size: %s %s", sizes, task.feature_unit)
+    classes = getattr(task, "label_names", None)
+    if classes:
+        logger.info("Classes: %s", ", ".join(classes))
     logger.info("Model: %s, %s trainable of %s parameters", type(model).__name__,
                 f"{counts['trainable_params']:,}", f"{counts['total_params']:,}")
     logger.info("Output: %s", output_dir)

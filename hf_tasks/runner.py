@@ -274,7 +274,7 @@ def run(
     use_metrics_log(trainer)
     results: dict[str, Any] = parameter_counts(model)
     sources = [data_source(argument) for argument in arguments if isinstance(argument, DataArguments)]
-    log_start("; ".join(sources) or "given by the recipe", features, task.feature_unit, model, results,
+    log_start("; ".join(sources) or "given by the recipe", features, task, model, results,
               output_dir.resolve())
 
     if training_args.do_train:
@@ -353,7 +353,6 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
         if any(key.startswith(f"{prefix}_") for key in results):
             files += task.write_predictions(split, output_dir, prefix)
     skipped = [row for data_args in arguments if isinstance(data_args, DataArguments) for row in data_args.bad_rows.skipped]
-    skipped += getattr(task, "skipped_rows", None) or []
     if skipped:
         path = output_dir / "skipped_rows.json"
         path.write_text(json.dumps(skipped, ensure_ascii=False, indent=2), encoding="utf-8")

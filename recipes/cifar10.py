@@ -20,6 +20,7 @@ from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, pars
 from hf_tasks.callbacks import EpochTimingCallback, check_plateau_schedule
 from hf_tasks.data import labelled_images
 from hf_tasks.data.labelled_images import LabelledImageArguments
+from hf_tasks.data.sources import class_names_of
 from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.timm_model import TransferArguments, backbone_statistics, build_image_classifier, trainable_parts
 from hf_tasks.runner import run, setup
@@ -63,7 +64,7 @@ def main(
     with training_args.main_process_first(desc="loading images"):
         data = labelled_images.load(data_args, task_args, seed=training_args.seed)
     name = model_args.model_name_or_path or model_args.config_name
-    model = build_image_classifier(name, labelled_images.class_names(data), task_args, **model_args.pretrained_kwargs())
+    model = build_image_classifier(name, class_names_of(data, "label"), task_args, **model_args.pretrained_kwargs())
     trainable = train_only(model, trainable_parts(model, task_args.trainable_modules))
     counts = parameter_counts(model, by_part=True)
     print(

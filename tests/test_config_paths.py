@@ -160,8 +160,10 @@ def test_the_run_log_names_the_data_source(tmp_path, caplog):
         "--max_eval_samples", "8", "--validation_file", "hf_tasks/samples/farstail/test.tsv"))
     with caplog.at_level(logging.INFO, logger="hf_tasks"):
         farstail.main(*arguments)
-    assert ("Data: local files: train hf_tasks/samples/farstail/train.tsv, validation "
-            "hf_tasks/samples/farstail/test.tsv, test hf_tasks/samples/farstail/test.tsv") in caplog.messages
+    data_args = arguments[1]
+    assert Path(data_args.train_file).resolve() == REPO / "hf_tasks/samples/farstail/train.tsv"
+    assert (f"Data: local files: train {data_args.train_file}, validation hf_tasks/samples/farstail/test.tsv, "
+            f"test {data_args.test_file}") in caplog.messages
 
 
 @pytest.mark.parametrize("recipe", ["parsquad", "farstail", "covid_fakenews", "cifar10", "shemo", "attention",
@@ -171,3 +173,16 @@ def test_every_path_argument_of_a_recipe_says_how_a_config_resolves_it(recipe):
     path_like = {field.name for argument_type in module.ARGUMENTS for field in dataclasses.fields(argument_type)
                  if re.search(r"(_file|_dir|_path|folder)$|^images$", field.name)}
     assert path_like - {"overwrite_output_dir"} <= set(PATH_ARGUMENTS)
+
+
+@pytest.mark.parametrize("recipe", ["parsquad", "farstail", "covid_fakenews", "shemo"])
+def test_the_shipped_demo_configs_find_their_sample_files_from_any_directory(recipe, tmp_path, monkeypatch):
+    config = REPO / "recipes" / "configs" / recipe / "tiny.yaml"
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module(recipe)
+    arguments = parse(*module.ARGUMENTS, args=["--config", str(config), "--output_dir", str(tmp_path / "run")])
+    model_args = next(argument for argument in arguments if hasattr(argument, "config_name"))
+    data_args = next(argument for argument in arguments if hasattr(argument, "train_file"))
+    assert Path(model_args.config_name).is_dir()
+    assert all(Path(path).is_file() for path in (data_args.train_file, data_args.validation_file,
+                                                  data_args.test_file) if path)

@@ -79,16 +79,7 @@ def load(data_args, image_args: LabelledImageArguments, seed: int) -> DatasetDic
     else:
         raise BadInputError("No image data given: pass --dataset_name (e.g. uoft-cs/cifar10) or --data_dir.")
     splits = _carve_validation(splits, image_args.validation_fraction, seed)
-    data = DatasetDict(limit_splits({name: splits[name] for name in SPLITS if name in splits}, data_args))
-    names = class_names(data)
-    logger.info("Images: %s; %d classes %s", ", ".join(f"{name} {len(split)}" for name, split in data.items()),
-                len(names), names)
-    return data
-
-
-def class_names(data: DatasetDict) -> list[str]:
-    """The class names, in label id order."""
-    return list(next(iter(data.values())).features["label"].names)
+    return DatasetDict(limit_splits({name: splits[name] for name in SPLITS if name in splits}, data_args))
 
 
 def source_columns(features: Features, image_column: str | None, label_column: str | None) -> tuple[str, str]:

@@ -162,6 +162,8 @@ class AudioCollator:
 class AudioClassificationTask(ClassificationTask):
     """Clips → features (decoded, resampled, training-only crop and augmentation) → pooled prediction."""
 
+    feature_unit = "clips"
+
     display_columns = ("file", "speaker")
 
     def __init__(self, data: ClipListings, feature_extractor, audio_args: AudioArguments, data_args, *,

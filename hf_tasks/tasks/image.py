@@ -19,7 +19,7 @@ from datasets import Dataset, DatasetDict
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
-from hf_tasks.data.labelled_images import class_names
+from hf_tasks.data.sources import class_names_of
 from hf_tasks.data.splits import SPLITS
 from hf_tasks.errors import BadInputError
 from hf_tasks.tasks.classification import ClassificationTask
@@ -124,11 +124,13 @@ class ImageClassificationTask(ClassificationTask):
     """Single-label image classification on any image classifier taking `pixel_values` and `labels`,
     over the standard columns (`image`, `label`, `image_id`) of labelled image splits."""
 
+    feature_unit = "images"
+
     display_columns = ("image_id",)
     data_collator = staticmethod(collate_images)
 
     def __init__(self, data: DatasetDict, image_args: ImageArguments, mean_std: MeanStd):
-        super().__init__(class_names(data))
+        super().__init__(class_names_of(data, "label"))
         self.splits = data
         self.image_args = image_args
         self.mean_std = mean_std

@@ -8,7 +8,6 @@ has reported as `accuracy_<column>` (FarsTail's test file marks hard subsets).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -21,7 +20,6 @@ from hf_tasks.data.splits import SPLITS
 from hf_tasks.tasks.classification import ClassificationTask
 from hf_tasks.text.persian import normalization_key, normalize_persian
 
-logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SEQ_LENGTH = 128
 # Columns prediction files show, where the data has them.
@@ -92,7 +90,6 @@ class PairClassificationTask(ClassificationTask):
                 )
                 if name != "train":
                     self.raw[name] = raw
-        logger.info("Pairs: %s; classes %s", ", ".join(f"{k} {len(v)}" for k, v in built.items()), self.label_names)
         return built
 
     def _subset_accuracies(self, split, scored):

@@ -69,6 +69,8 @@ def context_offsets(features: Dataset, width: int) -> np.ndarray:
 class QuestionAnsweringTask(Task):
     """SQuAD v2-style extractive QA: windows in, answer texts and EM/F1 out."""
 
+    feature_unit = "windows"
+
     def __init__(self, data: DatasetDict, data_args, qa_args: QAArguments, tokenizer, model_config=None):
         """`data` holds the question rows of each split (`hf_tasks.data.squad.load`); `data_args` gives
         the sequence length and preprocessing settings. `model_config` is the config of the model this
