@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import torch
-import transformers
 import yaml
 from accelerate.utils import get_int_from_env, parse_flag_from_env
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
