@@ -44,7 +44,8 @@ OPSET = 17
 # Largest output difference a correct fp32 export shows (float reordering only); above it the export is wrong.
 FP32_TOLERANCE = 1e-3
 PARITY_BATCH = 4
-PROCESSOR_CLASSES = {"input_ids": AutoTokenizer, "input_values": AutoFeatureExtractor, "pixel_values": AutoImageProcessor}
+PROCESSOR_CLASSES = {"input_ids": AutoTokenizer, "input_values": AutoFeatureExtractor,
+                     "pixel_values": AutoImageProcessor}
 
 
 def load_for_export(folder: Path):
@@ -167,7 +168,8 @@ def export_onnx(model, inputs: dict[str, np.ndarray], outputs: list[str], path: 
     names = list(inputs)
     dynamic = {name: {0: "batch", 1: "sequence"} if value.ndim == 2 else {0: "batch"} for name, value in inputs.items()}
     dynamic.update({name: {0: "batch"} for name in outputs})
-    torch.onnx.export(OutputsAsTuple(model, names, outputs), tuple(torch.from_numpy(value) for value in inputs.values()),
+    torch.onnx.export(OutputsAsTuple(model, names, outputs),
+                      tuple(torch.from_numpy(value) for value in inputs.values()),
                       str(path), input_names=names, output_names=outputs, dynamic_axes=dynamic,
                       opset_version=OPSET, dynamo=False)
 
@@ -271,7 +273,8 @@ def export(folder: str | Path, *, quantize: str | None = None, overwrite: bool =
 def _summary(report: dict) -> str:
     lines = []
     for variant, entry in report["variants"].items():
-        line = (f"{variant}: {entry['file']} {entry['size_mb']} MB, max abs diff vs PyTorch {entry['max_abs_diff']:.2e}, "
+        line = (f"{variant}: {entry['file']} {entry['size_mb']} MB, "
+                f"max abs diff vs PyTorch {entry['max_abs_diff']:.2e}, "
                 f"top-1 agreement {entry['top1_agreement']:.0%}")
         validation = entry.get("validation")
         if validation:

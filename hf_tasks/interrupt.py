@@ -43,8 +43,8 @@ class GracefulInterrupt(TrainerCallback):
 
     After `trainer.train()` returns, `stopped_by` names the signal (with "on another process" when a
     peer was signalled), `signal_number` is its number and `stopped_at_step` the step of the saved
-    checkpoint; all are None after a run that finished normally. Handlers are installed at train begin and restored at train end;
-    call `restore()` in a `finally` if training may raise.
+    checkpoint; all are None after a run that finished normally. Handlers are installed at train
+    begin and restored at train end; call `restore()` in a `finally` if training may raise.
     """
 
     def __init__(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT), repeat_grace_seconds: float = 2.0):

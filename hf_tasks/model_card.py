@@ -46,7 +46,8 @@ def lora_loading_code(folders: dict[str, Any], location: str) -> str:
     written) with transformers alone."""
     base = folders[BASE_MODEL_FOLDER]
     code = loading_code(base, f"{location}/{BASE_MODEL_FOLDER}").replace("model = ", "base = ", 1).split("\n\n# or")[0]
-    code += f"\n\nfrom peft import PeftModel\n\nmodel = PeftModel.from_pretrained(base, {json.dumps(location, ensure_ascii=False)})"
+    code += (f"\n\nfrom peft import PeftModel\n\nmodel = PeftModel.from_pretrained(base, "
+             f"{json.dumps(location, ensure_ascii=False)})")
     if MERGED_MODEL_FOLDER in folders:
         code += ("\n\n# or the merged model (the adapter folded into the weights), with transformers alone:\n"
                  + loading_code(folders[MERGED_MODEL_FOLDER], f"{location}/{MERGED_MODEL_FOLDER}"))

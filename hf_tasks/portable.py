@@ -156,7 +156,8 @@ def _model_code(model) -> tuple[dict[str, str], dict[str, str]]:
     """The files that build a custom or head-pruned `model`, by name, and the `auto_map` that points at them."""
     auto_names = auto_class_names(model)
     if not auto_names:
-        raise ValueError(f"No transformers Auto class builds {type(model).__name__}; its folder cannot name one in auto_map.")
+        raise ValueError(f"No transformers Auto class builds {type(model).__name__}; "
+                         "its folder cannot name one in auto_map.")
     model_class = type(model)
     files: dict[str, str] = {}
     auto_map: dict[str, str] = {}
@@ -169,7 +170,8 @@ def _model_code(model) -> tuple[dict[str, str], dict[str, str]]:
         # The class itself removes recorded heads when built (`rebuilds_pruned_heads`).
         model_reference = f"{module_name}.{model_class.__name__}"
     elif getattr(transformers, model_class.__name__, None) is not model_class:
-        raise ValueError(f"{model_class.__name__} is neither a transformers class nor an hf_tasks model; cannot ship its code.")
+        raise ValueError(f"{model_class.__name__} is neither a transformers class nor an hf_tasks model; "
+                         "cannot ship its code.")
     else:
         files.update(_module_files(pruned_heads))
         pruned_name = f"{model_class.__name__}WithPrunedHeads"

@@ -105,7 +105,8 @@ def snapshot(output_dir: str | Path) -> dict[str, int]:
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return {}
-    return {str(path.relative_to(output_dir)): path.stat().st_mtime_ns for path in output_dir.rglob("*") if path.is_file()}
+    return {str(path.relative_to(output_dir)): path.stat().st_mtime_ns
+            for path in output_dir.rglob("*") if path.is_file()}
 
 
 def write_manifest(output_dir: str | Path, before: dict[str, int]) -> None:

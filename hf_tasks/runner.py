@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import torch
-import transformers
 import yaml
 from accelerate.utils import get_int_from_env, parse_flag_from_env
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
@@ -352,7 +351,8 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
     for split, prefix in METRIC_PREFIX_OF_SPLIT.items():
         if any(key.startswith(f"{prefix}_") for key in results):
             files += task.write_predictions(split, output_dir, prefix)
-    skipped = [row for data_args in arguments if isinstance(data_args, DataArguments) for row in data_args.bad_rows.skipped]
+    skipped = [row for data_args in arguments if isinstance(data_args, DataArguments)
+               for row in data_args.bad_rows.skipped]
     if skipped:
         path = output_dir / "skipped_rows.json"
         path.write_text(json.dumps(skipped, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -38,7 +38,8 @@ class Cifar10Arguments(ImageArguments, LabelledImageArguments, TransferArguments
         metadata={"help": "Stop after this many evaluations without improvement (needs load_best_model_at_end)."},
     )
     generate_synthetic_data: bool = field(
-        default=False, metadata={"help": "Write the coloured-shapes ImageFolder tree into --data_dir first (a new folder, or one it wrote)."}
+        default=False, metadata={"help": "Write the coloured-shapes ImageFolder tree into --data_dir first "
+                                         "(a new folder, or one it wrote)."}
     )
 
     def __post_init__(self):
@@ -47,7 +48,8 @@ class Cifar10Arguments(ImageArguments, LabelledImageArguments, TransferArguments
         TransferArguments.__post_init__(self)
 
 
-ARGUMENTS = (ModelArguments, DataArguments, Cifar10Arguments, LoraArguments, TrainingArguments)  # main's parameters, in order
+# main's parameters, in order
+ARGUMENTS = (ModelArguments, DataArguments, Cifar10Arguments, LoraArguments, TrainingArguments)
 # Images come from a hub dataset or --data_dir; nothing is tokenised.
 UNUSED = ("train_file", "validation_file", "test_file", "max_seq_length", "preprocessing_num_workers")
 

@@ -31,7 +31,8 @@ UNUSED = ("data_dir",)  # tweets come from CSV files or a hub dataset, never a f
 
 
 def main(model_args: ModelArguments, data_args: DataArguments, constraint_args: ConstraintArguments,
-         text_args: TextArguments, head_args: HeadArguments, lora_args: LoraArguments, training_args: TrainingArguments):
+         text_args: TextArguments, head_args: HeadArguments, lora_args: LoraArguments,
+         training_args: TrainingArguments):
     if head_args.feature_based and lora_args.peft:
         raise BadInputError(FEATURE_BASED_LORA)
     setup(training_args)

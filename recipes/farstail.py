@@ -20,12 +20,15 @@ from hf_tasks.tasks.classification import label_maps
 from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask
 
 
-ARGUMENTS = (ModelArguments, DataArguments, FarsTailArguments, PairArguments, SurgeryArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
+# main's parameters, in order
+ARGUMENTS = (ModelArguments, DataArguments, FarsTailArguments, PairArguments, SurgeryArguments, LoraArguments,
+             TrainingArguments)
 UNUSED = ("data_dir",)  # NLI reads TSV files or a hub dataset, never a folder
 
 
 def main(model_args: ModelArguments, data_args: DataArguments, farstail_args: FarsTailArguments,
-         pair_args: PairArguments, surgery_args: SurgeryArguments, lora_args: LoraArguments, training_args: TrainingArguments):
+         pair_args: PairArguments, surgery_args: SurgeryArguments, lora_args: LoraArguments,
+         training_args: TrainingArguments):
     setup(training_args)
     data = farstail.load(data_args, farstail_args)
     tokenizer = load_processor(model_args)

@@ -15,7 +15,8 @@ from hf_tasks.surgery.lora import LoraArguments, apply_lora
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
 
 
-ARGUMENTS = (ModelArguments, DataArguments, QAArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
+# main's parameters, in order
+ARGUMENTS = (ModelArguments, DataArguments, QAArguments, LoraArguments, TrainingArguments)
 UNUSED = ("data_dir",)  # QA reads SQuAD-format files or a hub dataset, never a folder
 
 

@@ -112,7 +112,8 @@ def main(model_args: ModelArguments, args: SegmentationArguments) -> dict[str, A
         model.to("cuda")
     names = class_names(model)
     colours = palette(len(names))
-    reduce = args.reduce_labels if args.reduce_labels is not None else bool(getattr(processor, "do_reduce_labels", False))
+    reduce = (args.reduce_labels if args.reduce_labels is not None
+              else bool(getattr(processor, "do_reduce_labels", False)))
     score = SegmentationScore(len(names), args.ignore_index, names)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -133,7 +134,8 @@ def main(model_args: ModelArguments, args: SegmentationArguments) -> dict[str, A
                     score.update(mask, target)
             progress.update(len(batch))
 
-    (output_dir / "predictions.json").write_text(json.dumps(predictions, ensure_ascii=False, indent=2), encoding="utf-8")
+    (output_dir / "predictions.json").write_text(json.dumps(predictions, ensure_ascii=False, indent=2),
+                                                 encoding="utf-8")
     results: dict[str, Any] = {"num_images": len(predictions), "model": model_args.model_name_or_path}
     if score.images:
         # NaN (no labelled pixels at all) is not JSON: write null.

@@ -26,7 +26,8 @@ from hf_tasks.surgery.lora import LoraArguments, apply_lora
 from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask
 
 
-ARGUMENTS = (ModelArguments, DataArguments, AudioArguments, SurgeryArguments, LoraArguments, TrainingArguments)  # main's parameters, in order
+# main's parameters, in order
+ARGUMENTS = (ModelArguments, DataArguments, AudioArguments, SurgeryArguments, LoraArguments, TrainingArguments)
 UNUSED = ("max_seq_length",)  # clips are cropped by --max_duration, not tokens
 
 

@@ -38,7 +38,8 @@ def test_every_shemo_letter_maps_to_its_emotion():
     assert {letter: parse_shemo_name(f"M01{letter}01.wav").emotion for letter in letters} == letters
 
 
-@pytest.mark.parametrize("name, fragment", [("F03X02.wav", "unknown emotion letter 'X'"), ("clip_7.wav", "not a ShEMO file name")])
+@pytest.mark.parametrize("name, fragment", [("F03X02.wav", "unknown emotion letter 'X'"),
+                                            ("clip_7.wav", "not a ShEMO file name")])
 def test_bad_shemo_names_are_rejected_naming_the_file(name, fragment):
     with pytest.raises(BadInputError, match=fragment) as error:
         parse_shemo_name(f"female/{name}")

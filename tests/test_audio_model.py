@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForAudioClassification, HubertConfig, HubertForSequenceClassification, Wav2Vec2FeatureExtractor
+from transformers import (
+    AutoModelForAudioClassification,
+    HubertConfig,
+    HubertForSequenceClassification,
+    Wav2Vec2FeatureExtractor,
+)
 
 from hf_tasks.modeling.audio import PooledAudioClassifier, PooledAudioClassifierConfig
 from hf_tasks.tasks.audio import AudioCollator
@@ -43,7 +48,8 @@ def clips():
 def logits_alone_and_in_batch(model, collator, clip_list):
     """Logits of each clip run alone, and of the same clips run in one padded batch."""
     with torch.no_grad():
-        alone = torch.cat([model(**_inputs(collator([{"input_values": clip, "labels": 0}]))).logits for clip in clip_list])
+        alone = torch.cat([model(**_inputs(collator([{"input_values": clip, "labels": 0}]))).logits
+                           for clip in clip_list])
         batch = collator([{"input_values": clip, "labels": 0} for clip in clip_list])
         together = model(**_inputs(batch)).logits
     return alone, together, batch
@@ -122,7 +128,8 @@ def test_freezing_the_feature_encoder_freezes_the_convolutions_only():
     model.freeze_feature_encoder()
     frozen = {name for name, parameter in model.named_parameters() if not parameter.requires_grad}
     assert frozen and all(name.startswith("encoder.feature_extractor.") for name in frozen)
-    assert all(p.requires_grad for n, p in model.named_parameters() if n.startswith(("encoder.encoder.", "dense", "classifier")))
+    assert all(p.requires_grad for n, p in model.named_parameters()
+               if n.startswith(("encoder.encoder.", "dense", "classifier")))
 
 
 def test_surgery_freezes_encoder_layers_inside_the_pooled_head():

@@ -209,7 +209,8 @@ def test_csv_files_with_path_label_speaker(tmp_path, shemo_dir, feature_extracto
                 writer.writerow([path.relative_to(tmp_path) if path.is_relative_to(tmp_path) else path,
                                  "high" if path.stem[3] in "NSW" else "low", path.stem[:3]])
     task, features = build(tmp_path, feature_extractor,
-                           {"train_file": str(tmp_path / "train.csv"), "validation_file": str(tmp_path / "validation.csv")})
+                           {"train_file": str(tmp_path / "train.csv"),
+                            "validation_file": str(tmp_path / "validation.csv")})
     assert task.label_names == ["high", "low"]
     assert task.split_record["method"] == "given"
     assert (len(features["train"]), len(features["validation"])) == (30, len(files) - 30)
@@ -262,8 +263,10 @@ def test_given_hub_splits_are_kept_and_an_unlabelled_test_split_is_allowed(tmp_p
 
 def test_csv_rows_with_an_empty_path_or_label_stop_naming_their_lines_or_are_skipped(tmp_path):
     (tmp_path / "train.csv").write_text("path,label,speaker\na.wav,x,s1\n,y,s2\nb.wav,,s3\nc.wav,y,s4\n")
-    with pytest.raises(BadInputError, match=r"train.csv: empty path \(line 3\); empty label \(line 4\)\. .*--skip_bad_rows"):
-        audio_clips.load(data_args(tmp_path, train_file=str(tmp_path / "train.csv"), validation_file=str(tmp_path / "train.csv")),
+    with pytest.raises(BadInputError,
+                       match=r"train.csv: empty path \(line 3\); empty label \(line 4\)\. .*--skip_bad_rows"):
+        audio_clips.load(data_args(tmp_path, train_file=str(tmp_path / "train.csv"),
+                                   validation_file=str(tmp_path / "train.csv")),
                          audio_args())
     arguments = data_args(tmp_path, train_file=str(tmp_path / "train.csv"), skip_bad_rows=True)
     data = audio_clips.load(arguments, audio_args(split="stratified", validation_fraction=0.0, test_fraction=0.0))

@@ -58,7 +58,8 @@ def test_recorded_rows_keep_median_and_range_and_a_changed_row_starts_a_new_tabl
         "median": 100.0, "low": 80.0, "high": 120.0, "rounds": 2, "text": "100.0 (range 80.0-120.0, 2 rounds)"}
     lines = (tmp_path / "demo.md").read_text().splitlines()
     assert [line.split(" | ")[3:] for line in lines if line.startswith("| 2")] == [
-        ["1.50x (range 1.25-2.00x, 3 rounds) |"]] * 2 + [["1.50x (range 1.50-1.50x, 1 rounds)", "100.0 (range 80.0-120.0, 2 rounds) |"]]
+        ["1.50x (range 1.25-2.00x, 3 rounds) |"]] * 2 + [
+        ["1.50x (range 1.50-1.50x, 1 rounds)", "100.0 (range 80.0-120.0, 2 rounds) |"]]
     assert sum(line.startswith("| date |") for line in lines) == 2
 
 
@@ -82,7 +83,8 @@ def test_export_benchmark_alternates_its_variants_and_takes_each_speedup_within_
     assert figures["batch_8_ms_pytorch_full_fp32"] == Spread.of([8000.0, 12000.0, 16000.0])
     assert figures["batch_8_speedup_onnx_pruned_int8_vs_pytorch_full_fp32"] == Ratio.of([4.0] * 3)
     assert figures["batch_8_speedup_onnx_full_fp32_vs_pytorch_full_fp32"] == Ratio.of([2.0] * 3)
-    assert figures["batch_8_speedup_onnx_pruned_int8_vs_onnx_full_fp32"].format() == "2.00x (range 2.00-2.00x, 3 rounds)"
+    assert (figures["batch_8_speedup_onnx_pruned_int8_vs_onnx_full_fp32"].format()
+            == "2.00x (range 2.00-2.00x, 3 rounds)")
     assert sorted(figures) == sorted(
         [f"batch_8_ms_{variant}" for variant in price]
         + [f"batch_8_speedup_{variant}_vs_pytorch_full_fp32" for variant in list(price)[1:]]
@@ -117,7 +119,8 @@ def test_bert_benchmark_times_the_epochs_after_the_warmup(tmp_path):
     # The windows the benchmark counts are the ones the QA task makes of the corpus at 384/128.
     task = QuestionAnsweringTask(DatasetDict(), DataArguments(max_seq_length=384), QAArguments(doc_stride=128),
                                  AutoTokenizer.from_pretrained(TOKENIZER))
-    lengths = [len(ids) for ids in task.tokenize_windows(corpus(48)[:], list(range(48)), keep_offsets=False)["input_ids"]]
+    lengths = [len(ids) for ids in
+               task.tokenize_windows(corpus(48)[:], list(range(48)), keep_offsets=False)["input_ids"]]
     assert figures["windows_per_epoch"] == len(lengths)
     assert figures["mean_window_tokens"] == round(float(np.mean(lengths)), 1)
     # The model FLOP rate is the token rate times the FLOPs a token of these windows costs (both rounded).

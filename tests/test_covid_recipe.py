@@ -102,7 +102,8 @@ def test_cached_features_give_the_same_metrics_as_running_the_frozen_backbone(tm
 
 def test_linear_head_with_one_sigmoid_output_trains_with_binary_cross_entropy(tmp_path):
     model_args, data_args, constraint_args, text_args, head_args, _, training_args = parse(
-        *covid_fakenews.ARGUMENTS, args=recipe_args(CONFIG, tmp_path, "--binary_sigmoid", "true", "--max_train_samples", "4"))
+        *covid_fakenews.ARGUMENTS,
+        args=recipe_args(CONFIG, tmp_path, "--binary_sigmoid", "true", "--max_train_samples", "4"))
     tokenizer = load_processor(model_args)
     task = TextClassificationTask(constraint.load(data_args, constraint_args), tokenizer, data_args, text_args,
                                   text_column=constraint_args.text_column)

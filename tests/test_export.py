@@ -114,7 +114,8 @@ def test_command_line_prints_the_checks_and_never_replaces_an_earlier_export(tmp
     (tmp_path / "config.yaml").write_text("image_size: 48\n")  # the recipe's --image_size
     main([str(tmp_path), "--format", "onnx", "--quantize", "int8"])
     printed = capsys.readouterr().out
-    assert json.loads((tmp_path / "onnx" / "export.json").read_text())["parity_batch"] == {"pixel_values": [2, 3, 48, 48]}
+    assert (json.loads((tmp_path / "onnx" / "export.json").read_text())["parity_batch"]
+            == {"pixel_values": [2, 3, 48, 48]})
     assert "fp32: model.onnx" in printed and "int8: model_int8.onnx" in printed and "max abs diff" in printed
     before = (tmp_path / "onnx" / "model.onnx").read_bytes()
     with pytest.raises(BadInputError, match="already holds files .*; add --overwrite"):

@@ -47,7 +47,8 @@ def test_old_spellings_become_current_names_and_unknown_ones_are_refused():
 
 def test_the_dataclass_field_defaults_to_auto_and_carries_the_help():
     choices = HeadChoices(auto="the checkpoint's AutoModelForX head", custom={"deep": "two layers"})
-    assert HeadChoices(auto="own", custom={"a": "one", "b": "two"}).help().startswith("auto, a or b: the classification")
+    assert HeadChoices(auto="own", custom={"a": "one", "b": "two"}).help().startswith(
+        "auto, a or b: the classification")
     field = choices.dataclass_field()
     assert field.default == "auto" and field.metadata["help"] == (
         "auto or deep: the classification head on the backbone. auto: the checkpoint's AutoModelForX head; "

@@ -110,10 +110,12 @@ def test_push_uploads_model_code_and_card_with_hub_metadata_but_no_checkpoints_o
         assert row.metric_value == pytest.approx(results[f"{prefix}_accuracy"])
         assert (row.task_type, row.dataset_name) == ("text-classification", "FarsTail")
     assert ("test", "loss") not in scored and ("test", "runtime") not in scored
-    assert f'pipeline("text-classification", model="{REPO_ID}", trust_remote_code=True)' in hub.files["README.md"].decode()
+    assert (f'pipeline("text-classification", model="{REPO_ID}", trust_remote_code=True)'
+            in hub.files["README.md"].decode())
 
 
-def test_checkpoint_strategy_pushes_the_last_checkpoint_and_training_args_still_without_token(tmp_path, hub, model_folder):
+def test_checkpoint_strategy_pushes_the_last_checkpoint_and_training_args_still_without_token(
+        tmp_path, hub, model_folder):
     output_dir = tmp_path / "run"
     push_farstail(output_dir, model_folder, "--save_strategy", "epoch", "--hub_strategy", "checkpoint")
 

@@ -15,8 +15,8 @@ LAYERS = [
     {"text", "audio", "metrics", "plots"},
     {"modeling", "surgery"},
     {"tasks"},
-    {"args", "config_files", "cli_help", "runner", "run_log", "run_folder", "interrupt", "callbacks", "model_card", "portable",
-     "export", "study", "interpret", "samples"},
+    {"args", "config_files", "cli_help", "runner", "run_log", "run_folder", "interrupt", "callbacks", "model_card",
+     "portable", "export", "study", "interpret", "samples"},
 ]
 LAYER_OF = {part: level for level, parts in enumerate(LAYERS) for part in parts}
 

@@ -53,7 +53,8 @@ def test_cifar10_config_builds_the_seed_mlp_for_ten_classes():
     config = AutoConfig.from_pretrained(str(REPO / "recipes/configs/cifar10/mlp_baseline.json"), num_labels=10)
     model = AutoModelForImageClassification.from_config(config)
     linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
-    assert [linears[0].in_features] + [linear.out_features for linear in linears] == [3072, 4096, 2048, 1024, 512, 256, 64, 10]
+    assert ([linears[0].in_features] + [linear.out_features for linear in linears]
+            == [3072, 4096, 2048, 1024, 512, 256, 64, 10])
 
 
 def test_saves_and_reloads_through_the_auto_class(tmp_path):
@@ -88,7 +89,8 @@ def test_learns_a_synthetic_task_well_above_chance(tmp_path):
     model = build_mlp_classifier(CLASSES, image_size=8, hidden_sizes=[64, 32])
     train_images, train_labels = quadrant_images(384, seed=1)
     test_images, test_labels = quadrant_images(256, seed=2)
-    train = Dataset.from_dict({"pixel_values": train_images.numpy(), "labels": train_labels.numpy()}).with_format("torch")
+    train = Dataset.from_dict({"pixel_values": train_images.numpy(),
+                               "labels": train_labels.numpy()}).with_format("torch")
     args = TrainingArguments(
         output_dir=str(tmp_path), use_cpu=True, report_to="none", num_train_epochs=3, learning_rate=1e-3,
         per_device_train_batch_size=32, save_strategy="no", disable_tqdm=True, seed=0,

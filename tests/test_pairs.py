@@ -75,8 +75,9 @@ def test_features_labels_truncation_and_padding(tmp_path, tokenizer):
     hypothesis_tokens = tokenizer("علی پزشک است.", add_special_tokens=False)["input_ids"]
     first = train_features[0]
     assert first["input_ids"][-len(hypothesis_tokens) - 1:-1] == hypothesis_tokens
-    batch = task.data_collator([train_features[0], {**train_features[1], "input_ids": train_features[1]["input_ids"][:5],
-                                                    "token_type_ids": [0] * 5, "attention_mask": [1] * 5}])
+    batch = task.data_collator([train_features[0],
+                                {**train_features[1], "input_ids": train_features[1]["input_ids"][:5],
+                                 "token_type_ids": [0] * 5, "attention_mask": [1] * 5}])
     assert batch["input_ids"].shape == (2, 12) and batch["labels"].tolist() == [0, 1]
 
 
@@ -126,7 +127,8 @@ def test_unlabelled_test_rows_are_allowed_but_not_in_training(tmp_path, tokenize
     features = task_for(tokenizer, tmp_path, test_file=str(test)).features(training_args(tmp_path))
     assert features["test"]["label"] == [-100, 1]
     train = write(tmp_path / "train.tsv", unlabelled)
-    with pytest.raises(BadInputError, match=r"train.tsv: no label \(line 2\).*only the test split may leave labels empty"):
+    with pytest.raises(BadInputError,
+                       match=r"train.tsv: no label \(line 2\).*only the test split may leave labels empty"):
         task_for(tokenizer, tmp_path, train_file=str(train))
 
 

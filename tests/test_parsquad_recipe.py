@@ -121,7 +121,8 @@ questions = [(qa["id"], qa["question"], paragraph["context"]) for article in doc
 answers = {}
 for name, folder in folders.items():
     qa = pipeline("question-answering", model=folder, trust_remote_code=True, device="cpu")
-    answers[name] = {row_id: qa(question=question, context=context)["answer"] for row_id, question, context in questions}
+    answers[name] = {row_id: qa(question=question, context=context)["answer"]
+                     for row_id, question, context in questions}
 print(json.dumps(answers, ensure_ascii=False))
 """
 

@@ -103,7 +103,8 @@ def test_tweet_normaliser_settings_patterns_and_version_are_in_the_key(tokenizer
     data = DatasetDict({"train": rows.cast_column("label", ClassLabel(names=["real", "fake"]))})
 
     def key(**text_options) -> str:
-        task = TextClassificationTask(data, tokenizer, DataArguments(), TextArguments(**text_options), text_column="tweet")
+        task = TextClassificationTask(data, tokenizer, DataArguments(), TextArguments(**text_options),
+                                      text_column="tweet")
         return task.features_cache(rows)["new_fingerprint"]
 
     before = key()

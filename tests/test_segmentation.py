@@ -67,7 +67,8 @@ def test_overlay_keeps_the_input_size_and_side_by_side_shows_the_input():
     colours = palette(5)
     blended = overlay(image, mask, colours, alpha=1.0)
     assert blended.size == image.size
-    assert tuple(np.asarray(blended)[0, 0]) == tuple(colours[0]) and tuple(np.asarray(blended)[0, 30]) == tuple(colours[2])
+    assert (tuple(np.asarray(blended)[0, 0]) == tuple(colours[0])
+            and tuple(np.asarray(blended)[0, 30]) == tuple(colours[2]))
     pair = side_by_side(image, blended)
     assert pair.size == (80, 30)
     np.testing.assert_array_equal(np.asarray(pair)[:, :40], np.asarray(image))
@@ -85,7 +86,8 @@ def beit_dir(tmp_path_factory):
         id2label=dict(enumerate(CLASSES)), label2id={name: i for i, name in enumerate(CLASSES)},
     )
     BeitForSemanticSegmentation(config).save_pretrained(folder)
-    BeitImageProcessor(size={"height": 32, "width": 32}, do_center_crop=False, do_reduce_labels=True).save_pretrained(folder)
+    BeitImageProcessor(size={"height": 32, "width": 32}, do_center_crop=False,
+                       do_reduce_labels=True).save_pretrained(folder)
     return folder
 
 
@@ -179,7 +181,8 @@ def test_bad_inputs_fail_early(beit_dir, image_dir, tmp_path):
         run_recipe(beit_dir, tmp_path / "out", "--images", str(image_dir), "--mask_dir", str(tmp_path / "masks"))
     Image.fromarray(np.zeros((5, 5), dtype=np.uint8)).save(tmp_path / "masks" / "photo0.png")
     with pytest.raises(BadInputError, match="5x5 pixels but its image is 40x30"):
-        run_recipe(beit_dir, tmp_path / "out", "--images", str(image_dir / "photo0.png"), "--mask_dir", str(tmp_path / "masks"))
+        run_recipe(beit_dir, tmp_path / "out", "--images", str(image_dir / "photo0.png"),
+                   "--mask_dir", str(tmp_path / "masks"))
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     with pytest.raises(BadInputError, match="broken.jpg"):
         run_recipe(beit_dir, tmp_path / "out", "--images", str(tmp_path / "broken.jpg"))

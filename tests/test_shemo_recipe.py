@@ -46,13 +46,15 @@ def test_run_folder_holds_split_conversions_predictions_and_per_class_report(tra
     output_dir, clips, results = trained
     split = json.loads((output_dir / "split.json").read_text())
     speakers = [set(part["speakers"]) for part in split["splits"].values()]
-    assert len(speakers) == 3 and not (speakers[0] & speakers[1] or speakers[0] & speakers[2] or speakers[1] & speakers[2])
+    assert len(speakers) == 3 and not (speakers[0] & speakers[1] or speakers[0] & speakers[2]
+                                       or speakers[1] & speakers[2])
     conversions = json.loads((output_dir / "audio_conversions.json").read_text())
     assert set(conversions["resampled_from_rate"]) == {"22050", "44100"}
     assert conversions["mixed_to_mono_from_channels"] == {"2": 16}
     report = (output_dir / "test_classification_report.txt").read_text()
     assert "fear" in report and "UAR" in report
-    for name in ("eval_confusion_matrix.png", "config.yaml", "README.md", "model.safetensors", "preprocessor_config.json"):
+    for name in ("eval_confusion_matrix.png", "config.yaml", "README.md", "model.safetensors",
+                 "preprocessor_config.json"):
         assert (output_dir / name).is_file(), name
     with (output_dir / "test_predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -81,7 +83,8 @@ def test_saved_model_reloads_and_repeats_the_runs_predictions(trained):
 def test_audio_classification_pipeline_repeats_the_runs_test_predictions(trained):
     output_dir, clips, _ = trained
     rows = prediction_rows(output_dir)
-    audio = [{"raw": read_clip(clips / row["file"], row["file"], 16000).samples, "sampling_rate": 16000} for row in rows]
+    audio = [{"raw": read_clip(clips / row["file"], row["file"], 16000).samples, "sampling_rate": 16000}
+             for row in rows]
     assert_pipeline_repeats_predictions("audio-classification", output_dir, audio, rows)
 
 
@@ -134,12 +137,14 @@ def test_an_unreadable_clip_in_a_csv_split_stops_the_run_or_is_skipped_and_liste
 
     def run_on_tables(output_dir, *overrides):
         arguments = recipe_args(CONFIG, output_dir, "--data_dir", "none", "--generate_synthetic_data", "false",
-                                "--train_file", str(clips / "train.csv"), "--validation_file", str(clips / "validation.csv"),
+                                "--train_file", str(clips / "train.csv"),
+                                "--validation_file", str(clips / "validation.csv"),
                                 "--dataset_cache_dir", str(tmp_path / "cache"), "--num_train_epochs", "1",
                                 "--save_strategy", "no", "--eval_strategy", "no", "--do_predict", "false", *overrides)
         return shemo.main(*parse(*shemo.ARGUMENTS, args=arguments))
 
-    with pytest.raises(BadInputError, match=r"validation.csv: unreadable audio .*\(clip 'broken.wav'\).*--skip_bad_rows"):
+    with pytest.raises(BadInputError,
+                       match=r"validation.csv: unreadable audio .*\(clip 'broken.wav'\).*--skip_bad_rows"):
         run_on_tables(tmp_path / "stopped")
 
     results = run_on_tables(tmp_path / "run", "--skip_bad_rows", "true")

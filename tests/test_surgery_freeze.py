@@ -108,7 +108,8 @@ def test_freeze_speech_and_vision_encoders():
     hubert = HubertForSequenceClassification(HubertConfig(
         hidden_size=H, num_hidden_layers=2, num_attention_heads=4, intermediate_size=I, **TINY_SPEECH_FEATURE_ENCODER))
     freeze(hubert, ["embeddings", "layers:0"])
-    trainable = {name.split(".")[1] for name, p in hubert.named_parameters() if p.requires_grad and name.startswith("hubert.")}
+    trainable = {name.split(".")[1] for name, p in hubert.named_parameters()
+                 if p.requires_grad and name.startswith("hubert.")}
     assert trainable == {"encoder"}
     assert all(p.requires_grad for p in hubert.hubert.encoder.layers[1].parameters())
     assert not any(p.requires_grad for p in hubert.hubert.feature_extractor.parameters())
@@ -141,7 +142,8 @@ def test_bad_specs_say_what_exists():
     with pytest.raises(BadInputError, match=r"Available: embeddings, all_layers, pooler, backbone"):
         freeze(model, ["decoder"])
     albert = AlbertForSequenceClassification(AlbertConfig(vocab_size=V, embedding_size=8, hidden_size=H,
-                                                          num_hidden_layers=4, num_attention_heads=4, intermediate_size=I))
+                                                          num_hidden_layers=4, num_attention_heads=4,
+                                                          intermediate_size=I))
     with pytest.raises(BadInputError, match="share"):
         freeze(albert, ["layers:0-1"])
     freeze(albert, ["all_layers"])
@@ -177,7 +179,8 @@ def test_the_freeze_language_works_on_models_without_a_transformer_encoder():
     assert counts["head_params"] == counts["head_trainable_params"] == head
     assert counts["backbone_trainable_params"] == sum(p.numel() for p in model.layer4.parameters())
     assert counts["backbone_params"] + head == counts["total_params"]
-    with pytest.raises(BadInputError, match=r"'layer4' has no module 'x'.*top-level modules: conv1.*Available: backbone"):
+    with pytest.raises(BadInputError,
+                       match=r"'layer4' has no module 'x'.*top-level modules: conv1.*Available: backbone"):
         freeze(model, ["layer4.x"])
 
 

@@ -161,7 +161,8 @@ class OneRowAtATime(torch.nn.Module):
         self.model = model
 
     def forward(self, input_ids, attention_mask, labels):
-        logits = torch.cat([self.model(input_ids=input_ids[row:row + 1], attention_mask=attention_mask[row:row + 1]).logits
+        logits = torch.cat([self.model(input_ids=input_ids[row:row + 1],
+                                       attention_mask=attention_mask[row:row + 1]).logits
                             for row in range(len(input_ids))])
         return SequenceClassifierOutput(loss=torch.nn.functional.cross_entropy(logits, labels), logits=logits)
 

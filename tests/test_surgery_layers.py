@@ -123,4 +123,5 @@ def test_deleting_layers_renumbers_recorded_pruned_heads(tmp_path):
     batch = text_batch()
     expected = logits(model, batch)
     model.save_pretrained(tmp_path)
-    assert torch.equal(logits(from_pretrained(AutoModelForSequenceClassification, str(tmp_path)).eval(), batch), expected)
+    assert torch.equal(logits(from_pretrained(AutoModelForSequenceClassification, str(tmp_path)).eval(), batch),
+                       expected)

@@ -17,13 +17,23 @@ class AugmentSettings:
     """Probabilities (0 turns a transform off) and ranges of the random transforms."""
 
     pitch_shift_prob: float = field(default=0.0, metadata={"help": "Chance of a random pitch shift per training clip."})
-    pitch_shift_semitones: float = field(default=2.0, metadata={"help": "Largest pitch shift, up or down, in semitones."})
-    time_stretch_prob: float = field(default=0.0, metadata={"help": "Chance of a random tempo change per training clip."})
-    time_stretch_min: float = field(default=0.9, metadata={"help": "Slowest tempo factor (below 1 lengthens the clip)."})
+    pitch_shift_semitones: float = field(
+        default=2.0,
+        metadata={"help": "Largest pitch shift, up or down, in semitones."},
+    )
+    time_stretch_prob: float = field(
+        default=0.0,
+        metadata={"help": "Chance of a random tempo change per training clip."},
+    )
+    time_stretch_min: float = field(
+        default=0.9,
+        metadata={"help": "Slowest tempo factor (below 1 lengthens the clip)."},
+    )
     time_stretch_max: float = field(default=1.1, metadata={"help": "Fastest tempo factor."})
     gain_prob: float = field(
         default=0.0,
-        metadata={"help": "Chance of a random gain change (no effect when the feature extractor normalises clips: do_normalize)."},
+        metadata={"help": "Chance of a random gain change (no effect when the feature extractor normalises clips: "
+                          "do_normalize)."},
     )
     gain_db: float = field(default=6.0, metadata={"help": "Largest gain change, up or down, in dB."})
     noise_prob: float = field(default=0.0, metadata={"help": "Chance of added white noise per training clip."})

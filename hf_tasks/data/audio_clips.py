@@ -48,7 +48,8 @@ class ClipArguments:
 
     split: str = field(
         default="speaker",
-        metadata={"help": f"How to split one pool of clips: {' or '.join(SPLIT_METHODS)} (speaker: no speaker in two splits)."},
+        metadata={"help": f"How to split one pool of clips: {' or '.join(SPLIT_METHODS)} "
+                          "(speaker: no speaker in two splits)."},
     )
     validation_fraction: float = field(default=0.1, metadata={"help": "Share of a pool held out for validation."})
     test_fraction: float = field(default=0.1, metadata={"help": "Share of a pool held out for testing."})
@@ -115,7 +116,8 @@ def list_shemo_folder(data_dir: str | Path) -> tuple[list[dict[str, Any]], list[
     a problem for each file whose name is not a ShEMO name."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise BadInputError(f"--data_dir {data_dir}: no such folder; point it at ShEMO's folder (with female/ and male/).")
+        raise BadInputError(f"--data_dir {data_dir}: no such folder; point it at ShEMO's folder "
+                            "(with female/ and male/).")
     paths = sorted(path for path in data_dir.rglob("*") if path.suffix.lower() == ".wav" and path.is_file())
     if not paths:
         raise BadInputError(f"--data_dir {data_dir}: no .wav files in it or below it.")

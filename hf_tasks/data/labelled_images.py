@@ -88,7 +88,8 @@ def source_columns(features: Features, image_column: str | None, label_column: s
     for flag, requested in (("--image_column", image_column), ("--label_column", label_column)):
         if requested and requested not in features:
             raise BadInputError(f"{flag} {requested!r} is not a column; columns: {list(features)}.")
-    image = image_column or next((name for name, feature in features.items() if isinstance(feature, ImageFeature)), None)
+    image = image_column or next(
+        (name for name, feature in features.items() if isinstance(feature, ImageFeature)), None)
     if image is None:
         raise BadInputError(f"No Image column in {list(features)}; name it with --image_column.")
     label = label_column or next((name for name, feature in features.items() if isinstance(feature, ClassLabel)), None)
@@ -174,7 +175,8 @@ def _image_folder_splits(root: Path, data_args, seed: int) -> dict[str, Dataset]
     class_ids = {name: index for index, name in enumerate(names)}
     # Split folders in train, validation, test order: each draws its shuffle from the seeded generator in turn.
     folders = sorted(((folder, canonical_split(folder.name)) for folder in root.iterdir() if folder.is_dir()
-                      and canonical_split(folder.name) is not None), key=lambda pair: (SPLITS.index(pair[1]), pair[0].name))
+                      and canonical_split(folder.name) is not None),
+                     key=lambda pair: (SPLITS.index(pair[1]), pair[0].name))
     rng = np.random.default_rng(seed)
     splits = {}
     problems = []
@@ -228,7 +230,8 @@ def _cifar_splits(folder: Path, data_args) -> dict[str, Dataset]:
             if len(labels) != len(pixels):
                 raise BadInputError(f"{path}: {len(pixels)} images but {len(labels)} labels.")
             problems = [RowProblem("row", row, f"label id {label} is outside the {len(names)} classes {names} "
-                                   "of batches.meta") for row, label in enumerate(labels) if not 0 <= label < len(names)]
+                                   "of batches.meta")
+                        for row, label in enumerate(labels) if not 0 <= label < len(names)]
             data_args.bad_rows.settle(str(path), problems, "fix the labels or the class list in batches.meta")
             rows = Dataset.from_dict(
                 {"image": [{"bytes": _png_bytes(image), "path": None} for image in pixels],
@@ -274,7 +277,8 @@ def _png_bytes(pixels: np.ndarray) -> bytes:
 # ---- shared steps ----
 
 def _standard_features(names: list[str]) -> Features:
-    return Features({"image": ImageFeature(decode=False), "label": ClassLabel(names=names), "image_id": Value("string")})
+    return Features({"image": ImageFeature(decode=False), "label": ClassLabel(names=names),
+                     "image_id": Value("string")})
 
 
 def _unreadable(images: Iterable[Any], ids: list[str]) -> list[RowProblem]:

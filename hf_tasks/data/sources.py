@@ -47,7 +47,8 @@ def load_splits(data_args, read_local: Callable[[Path, str], Any]) -> dict[str, 
             raise BadInputError(f"{path}: no such file (given as --{flag}); check the path.")
         splits[split] = read_local(path, split)
     if not splits:
-        raise BadInputError("No data given: pass --dataset_name (hub id) or --train_file/--validation_file/--test_file.")
+        raise BadInputError("No data given: pass --dataset_name (hub id) or "
+                            "--train_file/--validation_file/--test_file.")
     return splits
 
 

@@ -329,7 +329,8 @@ def plot_attention_grid(maps: AttentionMaps, path: str | Path, *, label_tokens_u
                 axis.set_axis_off()
                 continue
             weights = layer_map[layer_heads.index(column)]
-            axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max()), 1e-9), interpolation="nearest")
+            axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max()), 1e-9),
+                        interpolation="nearest")
             axis.set_title(f"layer {layer} head {column}", fontsize=7)
             label_x = label and lowest_row[column] == row
             label_y = label and column == min(layer_heads)
@@ -340,7 +341,8 @@ def plot_attention_grid(maps: AttentionMaps, path: str | Path, *, label_tokens_u
             if label_y:
                 axis.set_yticklabels(labels, fontsize=6)
     figure.suptitle(
-        f"{maps.title[:120]}\nrows: queries, columns: keys; brighter = more attention (each panel scaled to its maximum)",
+        f"{maps.title[:120]}\nrows: queries, columns: keys; brighter = more attention "
+        "(each panel scaled to its maximum)",
         fontsize=9,
     )
     path = Path(path)
@@ -348,7 +350,8 @@ def plot_attention_grid(maps: AttentionMaps, path: str | Path, *, label_tokens_u
     return path
 
 
-def write_attention_views(maps: AttentionMaps, output_dir: str | Path, *, display_mode: str = "light") -> dict[str, Path]:
+def write_attention_views(maps: AttentionMaps, output_dir: str | Path, *,
+                          display_mode: str = "light") -> dict[str, Path]:
     """Head view and model view (HTML) and the head grid (PNG) in `output_dir`."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

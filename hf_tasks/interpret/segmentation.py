@@ -153,7 +153,8 @@ def _checked_mask(mask: np.ndarray, image: Image.Image, where: str) -> np.ndarra
     return mask.astype(np.int64)
 
 
-def inputs_from_files(sources: Sequence[str | Path], mask_dir: str | Path | None = None) -> tuple[int, Iterator[SegmentationInput]]:
+def inputs_from_files(sources: Sequence[str | Path],
+                      mask_dir: str | Path | None = None) -> tuple[int, Iterator[SegmentationInput]]:
     """Count and lazy iterator of images (and masks from `mask_dir`, matched by file stem).
 
     Every mask is located before the first image is read, so a missing one fails at once.
@@ -175,7 +176,8 @@ def inputs_from_files(sources: Sequence[str | Path], mask_dir: str | Path | None
     return len(files), generate()
 
 
-def inputs_from_dataset(dataset, image_column: str = "image", mask_column: str | None = None) -> tuple[int, Iterator[SegmentationInput]]:
+def inputs_from_dataset(dataset, image_column: str = "image",
+                        mask_column: str | None = None) -> tuple[int, Iterator[SegmentationInput]]:
     """Count and lazy iterator over a `datasets.Dataset` with an image column (and a mask column)."""
     for column in (image_column, mask_column):
         if column is not None and column not in dataset.column_names:
@@ -192,7 +194,8 @@ def inputs_from_dataset(dataset, image_column: str = "image", mask_column: str |
             image = image.convert("RGB")
             mask = None
             if mask_column is not None:
-                mask = _checked_mask(np.asarray(row[mask_column]), image, f"dataset row {index}, column {mask_column!r}")
+                mask = _checked_mask(np.asarray(row[mask_column]), image,
+                                     f"dataset row {index}, column {mask_column!r}")
             yield SegmentationInput(f"{index:05d}", image, mask)
 
     return len(dataset), generate()

@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 
 
-def confusion_counts(predicted: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int = 255) -> np.ndarray:
+def confusion_counts(predicted: np.ndarray, target: np.ndarray, num_classes: int,
+                     ignore_index: int = 255) -> np.ndarray:
     """(num_classes, num_classes) pixel counts: rows are ground-truth classes, columns predicted ones."""
     predicted, target = np.asarray(predicted), np.asarray(target)
     if predicted.shape != target.shape:

@@ -100,7 +100,8 @@ class PooledAudioClassifier(PreTrainedModel):
         padded = attention_mask is not None and bool((attention_mask == 0).any())
         if padded and not self.training and not self.config.encoder_takes_attention_mask:
             lengths = attention_mask.sum(-1).tolist()
-            pooled = torch.cat([self.pooled(input_values[row : row + 1, :length]) for row, length in enumerate(lengths)])
+            pooled = torch.cat([self.pooled(input_values[row : row + 1, :length])
+                                for row, length in enumerate(lengths)])
         else:
             pooled = self.pooled(input_values, attention_mask)
         hidden = torch.tanh(self.dense(self.dropout(pooled)))

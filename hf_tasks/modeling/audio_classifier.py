@@ -103,7 +103,8 @@ def load_audio_classifier(model_args, head_args: AudioHeadArguments, label_names
         )
     if head_args.freeze_feature_encoder:
         if not hasattr(model, "freeze_feature_encoder"):
-            raise BadInputError(f"{type(model).__name__} has no feature encoder to freeze; pass --freeze_feature_encoder false.")
+            raise BadInputError(f"{type(model).__name__} has no feature encoder to freeze; "
+                                "pass --freeze_feature_encoder false.")
         model.freeze_feature_encoder()
     return model
 

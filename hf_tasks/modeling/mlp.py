@@ -4,8 +4,9 @@ The default layers are the seed's CIFAR-10 baseline, 3072 (32x32x3) → 4096 →
 256 → 64 → 10. `MLPForImageClassification` is a `PreTrainedModel` (model type `hf_tasks_mlp`) that
 `import hf_tasks.modeling` registers with `AutoConfig` and `AutoModelForImageClassification`, so the
 Trainer, `save_pretrained`, `from_pretrained` and `push_to_hub` treat it like any other image
-classifier; run folders ship this self-contained file for `trust_remote_code=True`. `model.base_model` is the hidden stack (`model.mlp`) and `model.classifier` the output
-layer, so backbone freezing and backbone/head parameter counts work as for pretrained models.
+classifier; run folders ship this self-contained file for `trust_remote_code=True`.
+`model.base_model` is the hidden stack (`model.mlp`) and `model.classifier` the output layer, so
+backbone freezing and backbone/head parameter counts work as for pretrained models.
 """
 
 from __future__ import annotations

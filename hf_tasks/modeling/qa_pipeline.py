@@ -124,7 +124,8 @@ class QuestionAnsweringPipeline(Pipeline):
     def __call__(self, inputs=None, *, question: str | None = None, context: str | None = None, **kwargs):
         if inputs is None:
             if question is None or context is None:
-                raise ValueError("Give question= and context=, or a dict (or list of dicts) with 'question' and 'context'.")
+                raise ValueError("Give question= and context=, or a dict (or list of dicts) with "
+                                 "'question' and 'context'.")
             inputs = {"question": question, "context": context}
         return super().__call__(inputs, **kwargs)
 

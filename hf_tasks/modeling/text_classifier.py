@@ -38,7 +38,8 @@ class HeadArguments:
     def __post_init__(self):
         self.head = SEQUENCE_CLASSIFIER_HEADS.canonical(self.head)
         if self.cache_features and not self.feature_based:
-            raise BadInputError("--cache_features needs --feature_based (only a frozen backbone's outputs can be reused).")
+            raise BadInputError("--cache_features needs --feature_based "
+                                "(only a frozen backbone's outputs can be reused).")
 
 
 def label_config(label_names: Sequence[str], binary_sigmoid: bool) -> dict:

@@ -57,7 +57,8 @@ ADVICE = ["wash your hands for 20 seconds", "wear a mask on public transport", "
 CLAIMS = ["5G towers are spreading the virus", "the vaccine changes your DNA", "the virus was never real",
           "hospitals are paid to fake covid deaths", "masks make you breathe poison", "the lockdown is a plan to "
           "control the world", "bill gates put microchips in the vaccine", "the virus cannot survive hot tea"]
-CURES = ["garlic water", "hot lemon tea", "bleach", "cow urine", "vitamin C megadoses", "onion juice", "colloidal silver"]
+CURES = ["garlic water", "hot lemon tea", "bleach", "cow urine", "vitamin C megadoses", "onion juice",
+         "colloidal silver"]
 ALARM = ["😱", "🚨", "‼️", "🔥", "😡", "⚠️"]
 URLS = ["https://t.co/{code}", "http://bit.ly/{code}", "www.example-news.com/{code}", "https://t.co/{code}?amp=1"]
 

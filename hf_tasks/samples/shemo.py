@@ -36,7 +36,8 @@ def tone(pitch: float, seconds: float, rate: int, rng: np.random.Generator) -> n
     """A tone at `pitch` with overtones, a 50 ms fade in and out, and faint noise."""
     t = np.arange(int(seconds * rate)) / rate
     phase = rng.uniform(0, 2 * np.pi)
-    wave = sum(weight * np.sin(2 * np.pi * pitch * harmonic * t + phase) for harmonic, weight in ((1, 1.0), (2, 0.5), (3, 0.25)))
+    wave = sum(weight * np.sin(2 * np.pi * pitch * harmonic * t + phase)
+               for harmonic, weight in ((1, 1.0), (2, 0.5), (3, 0.25)))
     fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.05)
     wave = wave * fade * rng.uniform(0.2, 0.5) / 1.75
     return (wave + rng.normal(0, 0.005, t.size)).astype(np.float32)

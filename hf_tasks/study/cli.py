@@ -67,7 +67,8 @@ def parse_study_args(argv: list[str]) -> StudyArguments:
               flush=True)
         configs = [path for path in configs if path.name != SHARED_BASE_NAME]
     if not configs:
-        raise SystemExit("Give the experiment configs first: python -m hf_tasks.study a.yaml b.yaml --output_dir DIR ...")
+        raise SystemExit("Give the experiment configs first: "
+                         "python -m hf_tasks.study a.yaml b.yaml --output_dir DIR ...")
     missing = [str(path) for path in configs if not path.is_file()]
     if missing:
         raise SystemExit(f"No such config file(s): {missing}.")

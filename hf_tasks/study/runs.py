@@ -74,7 +74,8 @@ class Run:
     config: Path
     recipe: Path
     run_dir: Path
-    values: dict[str, Any]  # the recipe's arguments: the config's, the study's overrides (seed, trial parameters) applied
+    # the recipe's arguments: the config's, the study's overrides (seed, trial parameters) applied
+    values: dict[str, Any]
     num_processes: int = 1
     seed: int | None = None
     status: str = "queued"

@@ -171,7 +171,8 @@ def search(study: StudyArguments) -> int:
     recipe = make_run(config, study.output_dir).recipe
     header = (f"# Best of {len(complete)} finished trials of `--search {study.search}`: {objective} = "
               f"{tuner.best_value} (trial {tuner.best_trial.number}, {best_run}).\n"
-              f"# Parameters: {tuner.best_params}\n# Rerun: python {recipe} --config {study.output_dir / 'best.yaml'}\n")
+              f"# Parameters: {tuner.best_params}\n"
+              f"# Rerun: python {recipe} --config {study.output_dir / 'best.yaml'}\n")
     (study.output_dir / "best.yaml").write_text(
         header + yaml.safe_dump(best, allow_unicode=True, sort_keys=False), encoding="utf-8")
     print(f"[study] best trial {tuner.best_trial.number}: {objective} = {tuner.best_value} with {tuner.best_params}; "

@@ -16,7 +16,14 @@ from typing import Sequence
 
 from torch import nn
 
-from hf_tasks.surgery.structure import EMBEDDING_NAMES, LAYER_SET_HELP, POOLER_NAMES, Encoder, find_encoder, parse_layer_set
+from hf_tasks.surgery.structure import (
+    EMBEDDING_NAMES,
+    LAYER_SET_HELP,
+    POOLER_NAMES,
+    Encoder,
+    find_encoder,
+    parse_layer_set,
+)
 from hf_tasks.errors import BadInputError
 
 logger = logging.getLogger(__name__)

@@ -50,7 +50,8 @@ def remaining_heads(model: nn.Module) -> list[list[int]]:
     encoder = find_encoder(model)
     pruned = pruned_heads_of(model)
     count = _original_head_count(encoder)
-    remaining = [[head for head in range(count) if head not in pruned.get(layer, [])] for layer in range(len(encoder.attention_blocks))]
+    remaining = [[head for head in range(count) if head not in pruned.get(layer, [])]
+                 for layer in range(len(encoder.attention_blocks))]
     for layer, (block, heads) in enumerate(zip(encoder.attention_blocks, remaining)):
         if block.num_heads != len(heads):
             raise ValueError(
@@ -139,7 +140,8 @@ def head_importance(model: nn.Module, batches: Iterable[Mapping], *, normalize: 
             size = _batch_size(batch)
             # One gate per example and head: the gradient of the batch-mean loss with respect to an
             # example's gate is that example's own gradient divided by the batch size.
-            per_example = [torch.ones(size, block.num_heads, device=device, requires_grad=True) for block in gates.blocks]
+            per_example = [torch.ones(size, block.num_heads, device=device, requires_grad=True)
+                           for block in gates.blocks]
             gates.values = list(per_example)
             loss = getattr(model(**batch), "loss", None)
             if loss is None:
@@ -253,7 +255,8 @@ def prune_heads(model: nn.Module, heads: Mapping[int, Iterable[int]]) -> dict[in
         if missing:
             raise BadInputError(
                 f"Head pruning names heads {missing} of layer {layer}, which does not have them: its heads are "
-                f"{remaining[layer]} (of 0-{count - 1}; already pruned: {sorted(set(range(count)) - set(remaining[layer]))})."
+                f"{remaining[layer]} (of 0-{count - 1}; already pruned: "
+                f"{sorted(set(range(count)) - set(remaining[layer]))})."
             )
         if len(named) >= len(remaining[layer]):
             raise BadInputError(
@@ -267,7 +270,8 @@ def prune_heads(model: nn.Module, heads: Mapping[int, Iterable[int]]) -> dict[in
     record = pruned_heads_of(model)
     for layer, named in heads.items():
         record[int(layer)] = sorted(set(record.get(int(layer), [])) | {int(head) for head in named})
-    _config_holding_record(encoder).pruned_heads = {str(layer): named for layer, named in sorted(record.items()) if named}
+    _config_holding_record(encoder).pruned_heads = {
+        str(layer): named for layer, named in sorted(record.items()) if named}
     logger.info("Pruned heads %s; %d of %d heads remain.", {k: sorted(v) for k, v in heads.items()},
                 sum(block.num_heads for block in blocks), count * len(blocks))
     return {layer: named for layer, named in sorted(record.items()) if named}

@@ -17,7 +17,8 @@ from transformers.models.auto.auto_factory import _BaseAutoModelClass, _get_mode
 from hf_tasks.surgery.heads import rebuild_pruned_heads
 
 # `from_pretrained` keyword arguments that locate the files, shared with the config lookup.
-_LOCATION_KEYS = ("cache_dir", "revision", "token", "trust_remote_code", "local_files_only", "force_download", "subfolder")
+_LOCATION_KEYS = ("cache_dir", "revision", "token", "trust_remote_code", "local_files_only", "force_download",
+                  "subfolder")
 
 
 def _with_pruned_heads(model_class: type[PreTrainedModel]) -> type[PreTrainedModel]:
@@ -43,7 +44,8 @@ def from_pretrained(model_class: type, name_or_path: str, **kwargs: Any) -> PreT
     if not getattr(config, "pruned_heads", None):
         return model_class.from_pretrained(name_or_path, **kwargs)
     concrete = (
-        _get_model_class(config, model_class._model_mapping) if issubclass(model_class, _BaseAutoModelClass) else model_class
+        _get_model_class(config, model_class._model_mapping) if issubclass(model_class, _BaseAutoModelClass)
+        else model_class
     )
     if getattr(concrete, "rebuilds_pruned_heads", False):  # hf_tasks' own heads remove them when built
         return model_class.from_pretrained(name_or_path, **kwargs)

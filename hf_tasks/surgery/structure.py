@@ -113,7 +113,8 @@ class Encoder:
                     continue
                 full_name = f"{self.layers_name}.{layer_index}.{name}".rstrip(".")
                 blocks.append(
-                    AttentionBlock(full_name, module, *projections, self._output_of(layer, name, module), self._head_size(module, projections[0]))
+                    AttentionBlock(full_name, module, *projections, self._output_of(layer, name, module),
+                                   self._head_size(module, projections[0]))
                 )
         return blocks
 

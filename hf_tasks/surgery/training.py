@@ -104,7 +104,8 @@ class SurgeryArguments:
             )
         if self.prune_importance_split not in IMPORTANCE_SPLITS:
             raise BadInputError(
-                f"prune_importance_split must be one of {sorted(IMPORTANCE_SPLITS)}, got {self.prune_importance_split!r}."
+                f"prune_importance_split must be one of {sorted(IMPORTANCE_SPLITS)}, "
+                f"got {self.prune_importance_split!r}."
             )
 
     @property

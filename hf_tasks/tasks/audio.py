@@ -54,11 +54,13 @@ class AudioArguments(AugmentSettings, ClipArguments, AudioHeadArguments):
     trim_top_db: float = field(default=30.0, metadata={"help": "Silence = this many dB below the clip's peak."})
     oversample: bool = field(
         default=False,
-        metadata={"help": "Repeat training clips of rarer classes up to the largest class (each repeat augmented anew)."},
+        metadata={"help": "Repeat training clips of rarer classes up to the largest class "
+                          "(each repeat augmented anew)."},
     )
     generate_synthetic_data: bool = field(
         default=False,
-        metadata={"help": "Write synthetic ShEMO-style tone clips into --data_dir first (a new folder, or one it wrote)."},
+        metadata={"help": "Write synthetic ShEMO-style tone clips into --data_dir first "
+                          "(a new folder, or one it wrote)."},
     )
 
     def __post_init__(self):

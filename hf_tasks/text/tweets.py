@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         if not 1 <= args.row <= len(table):
             parser.error(f"--row {args.row}: {args.file} has data rows 1..{len(table)}.")
         record = table.rows[args.row - 1].values
-        print(f"{args.file}, row {args.row}: " + ", ".join(f"{k}={v!r}" for k, v in record.items() if k != args.text_column))
+        print(f"{args.file}, row {args.row}: "
+              + ", ".join(f"{k}={v!r}" for k, v in record.items() if k != args.text_column))
         original = record[args.text_column]
     print(f"original:   {original!r}")
     print(f"normalised: {normalize(original)!r}")

@@ -160,7 +160,8 @@ def main() -> None:
                 figures |= speed
         tiny = tiny_run_accuracy_change(workdir)
         figures["tiny_farstail_prune50_accuracy"] = (
-            f"{tiny['accuracy_pytorch']:.4f} PyTorch, {tiny['accuracy_onnx']:.4f} int8 on {tiny['rows']} validation rows "
+            f"{tiny['accuracy_pytorch']:.4f} PyTorch, {tiny['accuracy_onnx']:.4f} int8 "
+            f"on {tiny['rows']} validation rows "
             f"(the recipe's eval_accuracy {tiny['tiny_eval_accuracy_recipe']})")
         figures["tiny_farstail_prune50_int8_accuracy_change"] = f"{tiny['accuracy_change']:+.4f}"
     finally:

@@ -85,7 +85,8 @@ def check(runs: dict[str, list[dict]], majority: float) -> None:
                 raise SystemExit(f"{variant} run {index} differs from the first uncached run in {differing}")
     if min(reference["eval_f1_real"], reference["eval_f1_fake"]) == 0 or reference["eval_accuracy"] <= majority:
         raise SystemExit(f"the head did not learn (accuracy {reference['eval_accuracy']:.4f}, majority class "
-                         f"{majority:.4f}, F1 real/fake {reference['eval_f1_real']:.4f}/{reference['eval_f1_fake']:.4f}): "
+                         f"{majority:.4f}, F1 real/fake "
+                         f"{reference['eval_f1_real']:.4f}/{reference['eval_f1_fake']:.4f}): "
                          "give another --learning_rate or more --epochs")
 
 

@@ -81,8 +81,8 @@ def main() -> None:
     chosen = lowest_heads(random_importance(model, seed=0), count=round(args.fraction * total_heads))
     gates = HeadGates(model)
     for layer, heads in chosen.items():
-        gates.values[layer] = torch.tensor([0.0 if head in heads else 1.0 for head in range(config.num_attention_heads)],
-                                           device=args.device)
+        gates.values[layer] = torch.tensor(
+            [0.0 if head in heads else 1.0 for head in range(config.num_attention_heads)], device=args.device)
     with torch.inference_mode():
         gated = model(**batch).logits
     gates.remove()
@@ -97,7 +97,8 @@ def main() -> None:
     pruned_counts = parameter_counts(model)
     pruned_encoder = sum(p.numel() for p in model.bert.encoder.parameters())
     pruned_size = saved_megabytes(model)
-    timings = alternate({"full": seconds(forward_pass(full_model, batch)), "pruned": seconds(forward_pass(model, batch))},
+    timings = alternate({"full": seconds(forward_pass(full_model, batch)),
+                         "pruned": seconds(forward_pass(model, batch))},
                         rounds=args.rounds, warmup=2)
     record("pruning", {
         "device": args.device,

@@ -3,8 +3,8 @@
     python -m tests.benchmarks.bench_qa_postprocess [--examples 4000] [--rounds 6]
 
 Both run on the same random logits over PQuAD-like windows (384 tokens, ~1.3 windows per example);
-the predictions must be identical. The two alternate (tests/benchmarks/abba.py) after a warm-up round. Writes results/qa_postprocess.json and appends a row to
-results/qa_postprocess.md.
+the predictions must be identical. The two alternate (tests/benchmarks/abba.py) after a warm-up
+round. Writes results/qa_postprocess.json and appends a row to results/qa_postprocess.md.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
     python -m tests.benchmarks.gpu_suite --out results-gpu --budget_s 400   # one CUDA GPU
     python -m tests.benchmarks.gpu_suite --out /tmp/smoke --smoke           # any machine: tiny sizes, the same code
-                                                                            # (5 min on a busy 2-core box, sections capped)
+                                                                            # (5 min on a busy 2-core box,
+                                                                            # sections capped)
 
 Sections run in priority order, each under its own time cap (and the whole under --budget_s,
 counted from the start of this module), and each writes its JSON into --out as soon as a figure is
@@ -309,7 +310,8 @@ def section_cifar10(suite: Suite, smoke: bool, cuda: bool) -> None:
                "precision": "bf16 autocast" if args.bf16 else "fp32", "steps": args.steps,
                "train_images_per_second": round(rate, 1),
                "command": f"python -m tests.benchmarks.bench_cifar10 --model {model_name} --batch_size {batch_size} "
-                          f"--image_size {image_size} --trainable_modules {args.trainable_modules} --steps {args.steps}"}
+                          f"--image_size {image_size} --trainable_modules {args.trainable_modules} "
+                          f"--steps {args.steps}"}
         suite.write("cifar10", {model_name: row})
         suite.log(f"cifar10 {model_name}: {rate:.1f} images/s")
     suite.write("cifar10", {"pipeline_224px_images_per_second_per_process":
@@ -527,7 +529,8 @@ def section_hubert(suite: Suite, smoke: bool, cuda: bool) -> None:
                if smoke else HubertConfig())
     torch.manual_seed(0)
     model = PooledAudioClassifier(PooledAudioClassifierConfig(
-        encoder=encoder, num_labels=6, head_hidden_size=config["head_hidden_size"], head_dropout=config["head_dropout"]))
+        encoder=encoder, num_labels=6, head_hidden_size=config["head_hidden_size"],
+        head_dropout=config["head_dropout"]))
     model.freeze_feature_encoder()
     skip_steps, timed_steps = (1, 2) if smoke else (2, 10)
     steps = skip_steps + timed_steps
@@ -616,10 +619,12 @@ def summary(suite: Suite) -> str:
     flat = options.get("flattening")
     if flat:
         lines.append(f"| bert_options | padding-free tokens saved vs group_by_length (SDPA keeps sequences apart: "
-                     f"{flat['bert_sdpa_keeps_flattened_sequences_apart']}) | {flat['tokens_saved_vs_group_by_length']} |")
+                     f"{flat['bert_sdpa_keeps_flattened_sequences_apart']}) | "
+                     f"{flat['tokens_saved_vs_group_by_length']} |")
     hubert = results.get("hubert", {}).get("recipe_vs_plain_trainer")
     if hubert:
-        lines.append(f"| hubert | clips/s recipe, plain; ratio | {hubert['b_rate']['median']}, {hubert['a_rate']['median']}; "
+        lines.append(f"| hubert | clips/s recipe, plain; ratio | "
+                     f"{hubert['b_rate']['median']}, {hubert['a_rate']['median']}; "
                      f"{hubert['ratio_b_over_a']['text']} |")
     for name, row in results.get("presets", {}).items():
         if isinstance(row, dict):
@@ -629,9 +634,11 @@ def summary(suite: Suite) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, type=Path, help="folder for the section JSONs, suite.log and summary.md")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="folder for the section JSONs, suite.log and summary.md")
     parser.add_argument("--budget_s", type=float, default=400, help="wall seconds for everything, imports included")
-    parser.add_argument("--smoke", action="store_true", help="tiny models and a few steps: checks the code on any machine")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny models and a few steps: checks the code on any machine")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import datasets

@@ -73,7 +73,8 @@ def _export(rows):
         f"batch {size}: pruned + int8 {row[f'batch_{size}_speedup_onnx_pruned_int8_vs_pytorch_full_fp32']}, "
         f"full fp32 ONNX {row[f'batch_{size}_speedup_onnx_full_fp32_vs_pytorch_full_fp32']}" for size in sizes)
     return (f"ONNX Runtime over PyTorch fp32, {speedups}; ONNX fp32 {row['size_mb_onnx_full_fp32']} MB, pruned + int8 "
-            f"{row['size_mb_onnx_pruned_int8']} MB with logits within {row['max_abs_diff_vs_pytorch_onnx_pruned_int8']} "
+            f"{row['size_mb_onnx_pruned_int8']} MB with logits within "
+            f"{row['max_abs_diff_vs_pytorch_onnx_pruned_int8']} "
             f"of PyTorch; int8 accuracy change on a tiny pruned FarsTail run "
             f"{row['tiny_farstail_prune50_int8_accuracy_change']} ({row['tiny_farstail_prune50_accuracy']}); "
             f"seq {row['seq_length']}, {row['threads']} thread, {row['setting']} ({_where(row)})")
