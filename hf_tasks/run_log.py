@@ -76,10 +76,17 @@ class MetricsLog(TrainerCallback):
         elif "loss" in logs:
             logger.info("step %d (epoch %.2f): %s", state.global_step, state.epoch or 0.0, metrics_line(logs))
 
+    def __init__(self):
+        self.last_evaluation: tuple[int, str] | None = None
+
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        if state.is_world_process_zero and metrics:
-            logger.info("step %d (epoch %.2f) validation: %s", state.global_step, state.epoch or 0.0,
-                        metrics_line(metrics))
+        if not state.is_world_process_zero or not metrics:
+            return
+        line = metrics_line(metrics)
+        # The runner's final evaluation repeats the last one when no other checkpoint was loaded.
+        if self.last_evaluation != (state.global_step, line):
+            logger.info("step %d (epoch %.2f) validation: %s", state.global_step, state.epoch or 0.0, line)
+        self.last_evaluation = (state.global_step, line)
 
 
 class SilentProgressCallback(ProgressCallback):

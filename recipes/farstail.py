@@ -11,12 +11,13 @@ from transformers import AutoModelForSequenceClassification
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
 from hf_tasks.data import farstail
 from hf_tasks.data.farstail import FarsTailArguments
+from hf_tasks.data.sources import class_names_of
 from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run, setup
 from hf_tasks.surgery import SurgeryArguments, apply_surgery
 from hf_tasks.surgery.lora import LoraArguments, apply_lora
-from hf_tasks.tasks.classification import label_maps
+from hf_tasks.modeling.labels import label_maps
 from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask
 
 
@@ -32,7 +33,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, farstail_args: Fa
     setup(training_args)
     data = farstail.load(data_args, farstail_args)
     tokenizer = load_processor(model_args)
-    model = load_model(AutoModelForSequenceClassification, model_args, **label_maps(farstail_args.class_names))
+    model = load_model(AutoModelForSequenceClassification, model_args, **label_maps(class_names_of(data, "label")))
     task = PairClassificationTask(data, tokenizer, data_args, pair_args, subset_columns=farstail.HARD_COLUMNS)
     callbacks = apply_surgery(model, surgery_args, splits=task.features(training_args),
                               training=training_args.do_train, data_collator=task.data_collator,

@@ -69,7 +69,8 @@ class Task(abc.ABC):
         """A short human line for the end-of-run summary (the headline metrics)."""
         per_class = ("precision_", "recall_", "f1_", "support_")
         keys = [key for key in metrics
-                if not key.endswith(("_runtime", "_per_second", "_loss")) and not key.startswith(per_class)]
+                if not key.endswith(("runtime", "per_second", "_loss", "preparation_time"))
+                and not key.startswith(per_class)]
         return ", ".join(f"{key}={metrics[key]:.4g}" for key in keys[:6] if isinstance(metrics[key], (int, float)))
 
 
