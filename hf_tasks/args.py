@@ -27,7 +27,7 @@ import transformers
 from transformers import HfArgumentParser
 
 from hf_tasks.cli_help import answer_help
-from hf_tasks.config_files import config_layers
+from hf_tasks.config_files import PATH_ARGUMENTS, WRITES, config_layers, path_beside_config
 from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.errors import BadInputError
 
@@ -38,17 +38,6 @@ SECRET_FIELDS = frozenset({"hub_token", "token", "push_to_hub_token", "wandb_api
 LAUNCH_FIELDS = frozenset({"resume_from_checkpoint", "overwrite_output_dir"})
 
 
-# What a path-valued argument of any recipe is. READS: a local file or folder the run reads, or a hub
-# id / model name when no such path exists; a missing one is left for the data layer or the model
-# loader to name, since the repository's configs name data users download later. WRITES: where the
-# run writes.
-READS, WRITES = "reads", "writes"
-PATH_ARGUMENTS = {
-    "model_name_or_path": READS, "config_name": READS, "tokenizer_name": READS, "dataset_name": READS,
-    "data_dir": READS, "deepspeed": READS, "images": READS, "mask_dir": READS,
-    "train_file": READS, "validation_file": READS, "test_file": READS,
-    "output_dir": WRITES, "cache_dir": WRITES, "dataset_cache_dir": WRITES,
-}
 # The ways to give a recipe its data. One given on the command line replaces every other one a config set.
 DATA_SOURCES = {
     "hub dataset": ("dataset_name", "dataset_config_name"),
@@ -176,22 +165,8 @@ def _yaml_defaults(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
         if unknown:
             raise BadInputError(f"--config {file}: unknown argument(s) {unknown}; run the recipe with --help for "
                                 "the list.")
-        defaults.update({name: _config_path(file, name, value) for name, value in values.items()})
+        defaults.update({name: path_beside_config(file, name, value) for name, value in values.items()})
     return defaults
-
-
-def _config_path(config: Path, name: str, value: Any) -> Any:
-    """A path the run reads, as the config gives it: beside the config file when it is there, else
-    as written (relative to the current directory). Paths the run writes stay as written."""
-    if PATH_ARGUMENTS.get(name) != READS:
-        return value
-    if isinstance(value, list):
-        return [_config_path(config, name, item) for item in value]
-    if not isinstance(value, str) or not value or os.path.isabs(value):
-        return value
-    beside_config = config.parent / value
-    # normpath: "configs/x/../../data/f.tsv" reads (and logs) as "data/f.tsv".
-    return os.path.normpath(beside_config) if beside_config.exists() else value
 
 
 def _dests_given(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ and the study read configs through here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,18 @@ BASE_KEY = "base"
 # The file a recipe's configs share by convention: not an experiment, so the study passes over it when
 # a glob such as recipes/configs/farstail/*.yaml names it.
 SHARED_BASE_NAME = "base.yaml"
+
+# What a path-valued argument of any recipe is. READS: a local file or folder the run reads, or a hub
+# id / model name when no such path exists; a missing one is left for the data layer or the model
+# loader to name, since the repository's configs name data users download later. WRITES: where the
+# run writes.
+READS, WRITES = "reads", "writes"
+PATH_ARGUMENTS = {
+    "model_name_or_path": READS, "config_name": READS, "tokenizer_name": READS, "dataset_name": READS,
+    "data_dir": READS, "deepspeed": READS, "images": READS, "mask_dir": READS,
+    "train_file": READS, "validation_file": READS, "test_file": READS,
+    "output_dir": WRITES, "cache_dir": WRITES, "dataset_cache_dir": WRITES,
+}
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
@@ -65,8 +78,24 @@ def config_layers(path: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def config_values(path: Path) -> dict[str, Any]:
-    """The values of config `path` with its bases merged in (the config's own win), without `base`."""
+    """The values of config `path` with its bases merged in (the config's own win), without `base`, each
+    path the run reads looked up beside the file that gave it: the values stay right when written to a
+    config elsewhere (the study's per-run configs)."""
     merged: dict[str, Any] = {}
-    for _, values in config_layers(path):
-        merged.update(values)
+    for file, values in config_layers(path):
+        merged.update({name: path_beside_config(file, name, value) for name, value in values.items()})
     return merged
+
+
+def path_beside_config(config: Path, name: str, value: Any) -> Any:
+    """A path the run reads, as the config gives it: beside the config file when it is there, else
+    as written (relative to the current directory). Paths the run writes stay as written."""
+    if PATH_ARGUMENTS.get(name) != READS:
+        return value
+    if isinstance(value, list):
+        return [path_beside_config(config, name, item) for item in value]
+    if not isinstance(value, str) or not value or os.path.isabs(value):
+        return value
+    beside_config = config.parent / value
+    # normpath: "configs/x/../../data/f.tsv" reads (and logs) as "data/f.tsv".
+    return os.path.normpath(beside_config) if beside_config.exists() else value

@@ -79,9 +79,10 @@ QUICK = ["--max_train_samples", "32", "--max_eval_samples", "24", "--max_predict
 
 def test_study_runs_two_configs_side_by_side_through_their_recipes(tmp_path):
     output_dir = tmp_path / "study"
-    tiny = yaml.safe_load((REPO / "recipes/configs/farstail/tiny.yaml").read_text())
     smaller = tmp_path / "keep1.yaml"
-    smaller.write_text(yaml.safe_dump({"recipe": str(REPO / "recipes/farstail.py"), **tiny, "keep_layers": "first:1"}))
+    smaller.write_text(yaml.safe_dump({"recipe": str(REPO / "recipes/farstail.py"),
+                                       "base": str(REPO / "recipes/configs/farstail/tiny.yaml"),
+                                       "keep_layers": "first:1"}))
     code = main(["recipes/configs/farstail/tiny.yaml", str(smaller), "--output_dir", str(output_dir),
                  "--parallel", "2", *QUICK])
     assert code == 0, (output_dir / "farstail-keep1.log").read_text()[-3000:]

@@ -32,6 +32,7 @@ import yaml
 from torch import nn
 from transformers import BertConfig, TrainerCallback
 
+from hf_tasks.config_files import config_values
 from tests.benchmarks.bench_qa_windows import TOKENIZER, corpus
 from tests.benchmarks.recipe_runs import REPO, run_recipe
 from tests.benchmarks.record import record
@@ -133,7 +134,7 @@ def measure(size: str, questions: int, epochs: int, workdir: Path, cuda: bool) -
             return runner(task, model, training_args, callbacks=[*callbacks, clock], **kwargs)
         return timed
 
-    settings = yaml.safe_load((REPO / "recipes/configs/parsquad/parsbert.yaml").read_text(encoding="utf-8"))
+    settings = config_values(REPO / "recipes/configs/parsquad/parsbert.yaml")
     for unused in ("model_name_or_path", "validation_file", "test_file", "metric_for_best_model"):
         settings.pop(unused)
     settings.update(

@@ -56,7 +56,6 @@ from typing import Callable
 import numpy as np
 import torch
 import transformers
-import yaml
 
 from tests.benchmarks.abba import Ratio, Spread, alternate
 
@@ -323,7 +322,9 @@ def section_cifar10(suite: Suite, smoke: bool, cuda: bool) -> None:
 
 
 def parsbert_speed_settings() -> dict:
-    config = yaml.safe_load(Path(PARSBERT_CONFIG).read_text(encoding="utf-8"))
+    from hf_tasks.config_files import config_values
+
+    config = config_values(Path(PARSBERT_CONFIG))
     return {key: config[key] for key in SPEED_KEYS if key in config}
 
 
@@ -520,7 +521,9 @@ def section_hubert(suite: Suite, smoke: bool, cuda: bool) -> None:
 
     from hf_tasks.modeling.audio import PooledAudioClassifier, PooledAudioClassifierConfig
 
-    config = yaml.safe_load(Path(SHEMO_CONFIG).read_text(encoding="utf-8"))
+    from hf_tasks.config_files import config_values
+
+    config = config_values(Path(SHEMO_CONFIG))
     recipe = {key: config[key] for key in SPEED_KEYS if key in config}
     if smoke:
         recipe.update(SMOKE_OVERRIDES)
