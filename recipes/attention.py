@@ -4,9 +4,9 @@
     python recipes/attention.py --model_name_or_path runs/farstail-parsbert \
         --text "..." --text_pair "..." --output_dir runs/attention-farstail
 
-Writes `head_view.html` and `model_view.html` (bertviz; open them in a browser with internet
-access, they load d3 from a CDN) and `attention_heads.png` (one panel per head, rows = layers),
-and prints the model's prediction when it has a classification head.
+Writes `head_view.html` and `model_view.html` (self-contained pages that draw the attention with
+their own script: they open offline, from the file) and `attention_heads.png` (one panel per head,
+rows = layers), and prints the model's prediction when it has a classification head.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class AttentionArguments:
     output_dir: str = field(default="runs/attention", metadata={"help": "Folder for the HTML views and the PNG grid."})
     max_seq_length: int = field(default=128, metadata={"help": "Tokens kept from the input (longer is truncated)."})
     layers: str | None = field(default=None, metadata={"help": f"Only these layers: {LAYER_SET_HELP}. Default: all."})
-    display_mode: str = field(default="light", metadata={"help": "Model view colours: 'light' or 'dark'."})
+    display_mode: str = field(default="light", metadata={"help": "Page colours: 'light' or 'dark'."})
     use_cpu: bool = field(default=False, metadata={"help": "Run on CPU even when a GPU is available."})
 
     def __post_init__(self):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import shutil
+import subprocess
 import unicodedata
 import warnings
 
@@ -95,7 +98,9 @@ def test_html_views_are_standalone_pages_with_the_tokens(pair_maps, tmp_path):
     for writer, name in ((write_head_view, "head.html"), (write_model_view, "model.html")):
         page = writer(pair_maps, tmp_path / name).read_text(encoding="utf-8")
         assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-        assert "requirejs" in page  # the bertviz script is inlined
+        # Offline: the drawing script is inlined and nothing is fetched.
+        assert "<script src" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+        assert "https://" not in page and "function drawPanel" in page
         for token in pair_maps.tokens:
             assert f'"{token}"' in page
         assert "Sentence A -> Sentence B" in page
@@ -237,3 +242,26 @@ def test_configs_parse(config):
     model_args, attention_args = parse(*attention_recipe.ARGUMENTS, args=["--config", str(config)])
     assert model_args.model_name_or_path and attention_args.text
     assert attention_args.output_dir.startswith("runs/")
+
+
+def browser() -> str | None:
+    return next((found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))),
+                None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(browser() is None, reason="needs a headless Chromium")
+@pytest.mark.parametrize("view", ["head", "model"])
+def test_the_views_draw_in_a_headless_browser_without_a_network(view, pair_maps, tmp_path):
+    writer = write_head_view if view == "head" else write_model_view
+    page = writer(pair_maps, tmp_path / f"{view}.html")
+    finished = subprocess.run(
+        [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--proxy-server=127.0.0.1:9",
+         "--proxy-bypass-list=<-loopback>", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000",
+         "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    drawn = finished.stdout
+    assert drawn.count("<line") > 10, finished.stderr[-2000:]  # the script ran and drew attention lines
+    if view == "head":
+        assert all(f">{html.escape(token)}</text>" in drawn for token in pair_maps.tokens)
+    else:
+        assert drawn.count('class="thumbnail"') == NUM_LAYERS * NUM_HEADS

@@ -1,4 +1,4 @@
-"""Attention weights of BERT-family encoders, rendered as bertviz views and a PNG grid of heads.
+"""Attention weights of BERT-family encoders, rendered as offline HTML views and a PNG grid of heads.
 
 Works for hub ids, local model folders and run folders of this toolkit (the runner saves the model
 and tokenizer there). transformers 5.x records attention weights only with the eager attention
@@ -8,6 +8,7 @@ implementation (SDPA returns none), so models are loaded with `attn_implementati
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -226,57 +227,55 @@ def _kept_heads(model: PreTrainedModel, layer: int, num_heads: int) -> list[int]
     return kept
 
 
-def _bertviz_attention(maps: AttentionMaps) -> list[torch.Tensor]:
-    """Per-layer (1, heads, tokens, tokens) tensors; pruned heads are shown as all-zero attention
-    at their original index so that every layer has the same heads, as bertviz requires."""
-    width = max(max(layer_heads) + 1 for layer_heads in maps.heads)
-    tensors = []
-    for layer_map, layer_heads in zip(maps.attentions, maps.heads):
-        padded = np.zeros((width, *layer_map.shape[1:]), dtype=np.float32)
-        padded[layer_heads] = layer_map
-        tensors.append(torch.from_numpy(padded)[None])
-    return tensors
+VIEW_SCRIPT = Path(__file__).with_name("attention_view.js")
+PAGE_STYLE = """
+body { font-family: sans-serif; margin: 1em; }
+label { margin-right: 1.5em; }
+.swatch { display: inline-block; color: white; padding: 2px 6px; margin: 2px; cursor: pointer; font-size: 12px; }
+.token { cursor: default; }
+.thumbnail { cursor: pointer; border: 1px solid #ddd; }
+td.pruned { color: #aaa; font-size: 11px; text-align: center; }
+th { font-weight: normal; font-size: 12px; text-align: right; padding-right: 6px; }
+body.dark { background: #1e1e1e; color: #e6e6e6; }
+body.dark .token { fill: #e6e6e6; }
+body.dark .thumbnail { border-color: #444; }
+"""
+DISPLAY_MODES = ("light", "dark")
 
 
-def _standalone_page(title: str, fragment: str, maps: AttentionMaps) -> str:
+def _view_page(view: str, title: str, maps: AttentionMaps, display_mode: str = "light") -> str:
+    """A standalone HTML page that draws `maps` with the package's own script, inlined: no library and
+    no network. (bertviz's pages load d3, jQuery and require.js from a CDN, so they stay blank offline.)"""
     heading = html.escape(title)
     if maps.prediction is not None:
         heading += f"<br><small>prediction: {html.escape(str(maps.prediction))}</small>"
+    notes = "".join(f"<p><small>{html.escape(note)}</small></p>" for note in maps.notes)
+    data = {
+        "view": view, "tokens": maps.tokens, "sentence_b_start": maps.sentence_b_start, "layers": maps.layers,
+        "heads": maps.heads, "attentions": [np.round(layer_map, 4).tolist() for layer_map in maps.attentions],
+    }
+    # "</" inside the JSON would close the script element early.
+    payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
     return (
         "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<title>{html.escape(title)}</title>\n</head>\n<body>\n<h3>{heading}</h3>\n{fragment}\n</body>\n</html>\n"
+        f"<title>{html.escape(title)}</title>\n<style>{PAGE_STYLE}</style>\n</head>\n<body class=\"{display_mode}\">\n"
+        f"<h3>{heading}</h3>\n{notes}<div id=\"attention-view\"></div>\n"
+        f"<script type=\"application/json\" id=\"attention-data\">{payload}</script>\n"
+        f"<script>\n{VIEW_SCRIPT.read_text(encoding='utf-8')}</script>\n</body>\n</html>\n"
     )
 
 
-def _bertviz():
-    try:
-        import bertviz
-    except ImportError as error:  # optional dependency
-        raise ImportError("Attention views need bertviz: pip install 'hf_tasks[interpret]'.") from error
-    return bertviz
-
-
-def write_head_view(maps: AttentionMaps, path: str | Path) -> Path:
-    """bertviz `head_view` as a standalone HTML page (the page loads d3/jQuery from a CDN when opened)."""
-    view = _bertviz().head_view(
-        _bertviz_attention(maps), maps.tokens, sentence_b_start=maps.sentence_b_start, html_action="return"
-    )
+def write_head_view(maps: AttentionMaps, path: str | Path, *, display_mode: str = "light") -> Path:
+    """One layer at a time, every head as a colour: lines from each token to the tokens it attends to."""
     path = Path(path)
-    path.write_text(_standalone_page(f"Head view: {maps.title}", view.data, maps), encoding="utf-8")
+    path.write_text(_view_page("head", f"Head view: {maps.title}", maps, display_mode), encoding="utf-8")
     return path
 
 
 def write_model_view(maps: AttentionMaps, path: str | Path, *, display_mode: str = "light") -> Path:
-    """bertviz `model_view` (every layer × head) as a standalone HTML page."""
-    view = _bertviz().model_view(
-        _bertviz_attention(maps),
-        maps.tokens,
-        sentence_b_start=maps.sentence_b_start,
-        display_mode=display_mode,
-        html_action="return",
-    )
+    """Every layer x head as a small panel (pruned heads marked); a click shows one with its tokens."""
     path = Path(path)
-    path.write_text(_standalone_page(f"Model view: {maps.title}", view.data, maps), encoding="utf-8")
+    path.write_text(_view_page("model", f"Model view: {maps.title}", maps, display_mode), encoding="utf-8")
     return path
 
 
@@ -356,7 +355,7 @@ def write_attention_views(maps: AttentionMaps, output_dir: str | Path, *,
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "head_view": write_head_view(maps, output_dir / "head_view.html"),
+        "head_view": write_head_view(maps, output_dir / "head_view.html", display_mode=display_mode),
         "model_view": write_model_view(maps, output_dir / "model_view.html", display_mode=display_mode),
         "grid": plot_attention_grid(maps, output_dir / "attention_heads.png"),
     }
