@@ -106,7 +106,7 @@ def test_unreadable_empty_silent_and_non_finite_clips_fail_naming_the_file(tmp_p
     soundfile.write(tmp_path / "blip.wav", sine(300, 0.01, 16000), 16000)
     expected = {
         "corrupt.wav": "unreadable audio",
-        "missing.wav": "unreadable audio",
+        "missing.wav": "no such file",
         "empty.wav": "empty",
         "silent.wav": "every sample is zero",
         "nan.wav": "NaN",

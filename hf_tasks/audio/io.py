@@ -52,15 +52,18 @@ def read_clip(
     `name` is how errors refer to the clip. With `trim_top_db`, leading and trailing parts quieter
     than the peak minus `trim_top_db` dB are cut.
     """
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        raise UnusableClip(name, "no such file; check the path")
     try:
         data, rate = soundfile.read(
             io.BytesIO(source) if isinstance(source, bytes) else str(source), dtype="float32", always_2d=True
         )
     except (soundfile.SoundFileError, RuntimeError, OSError) as error:
-        raise UnusableClip(
-            name, f"unreadable audio ({error}). Check that the file exists and is WAV/FLAC/OGG/MP3; "
-            "re-export it or remove it."
-        ) from None
+        # soundfile says "Error opening '<path>': <why>": the clip is named already, keep the why, so that
+        # many broken clips group under one reason.
+        why = str(error).rsplit("': ", 1)[-1].rstrip(".")
+        raise UnusableClip(name, f"unreadable audio ({why}); re-export it as WAV, FLAC, OGG or MP3, "
+                                 "or remove it") from None
     if data.shape[0] == 0:
         raise UnusableClip(name, "the clip is empty (0 samples); remove it or replace it with the real recording.")
     if not np.isfinite(data).all():
