@@ -181,23 +181,41 @@ def _dests_given(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, 
 
 
 def _take_out_unsets(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[list[str], set[str]]:
-    """`--flag none` for an argument that defaults to unset: the flag's destination, and `argv` without it."""
+    """`--flag none` for an argument that defaults to unset: the flag's destination, and `argv` without it.
+
+    The last mention of a flag wins, as in argparse: `--data_dir x --data_dir none` unsets it (the earlier
+    value is taken out too) and `--data_dir none --data_dir x` sets it.
+    """
     unsettable = {option: action.dest for action in parser._actions if action.default is None
                   for option in action.option_strings}
-    kept, unset = [], set()
+    kept: list[str | None] = []
+    mentions: dict[str, list[int]] = {}  # kept positions of each destination's earlier values
+    unset = set()
     index = 0
     while index < len(argv):
         option, _, attached = argv[index].partition("=")
-        if option in unsettable:
+        dest = unsettable.get(option)
+        if dest is not None:
             value = attached if attached else (argv[index + 1] if index + 1 < len(argv) else "")
             ends_there = attached or index + 2 >= len(argv) or argv[index + 2].startswith("-")
             if value.lower() in UNSET_WORDS and ends_there:
-                unset.add(unsettable[option])
+                unset.add(dest)
+                for position in mentions.pop(dest, []):
+                    kept[position] = None
                 index += 1 if attached else 2
                 continue
+            unset.discard(dest)
+            # The flag and its values (up to the next option) are this mention.
+            end = index + 1
+            while not attached and end < len(argv) and not argv[end].startswith("--"):
+                end += 1
+            mentions.setdefault(dest, []).extend(range(len(kept), len(kept) + end - index))
+            kept += argv[index:end]
+            index = end
+            continue
         kept.append(argv[index])
         index += 1
-    return kept, unset
+    return [token for token in kept if token is not None], unset
 
 
 def _replaced_sources(given: set[str], defaults: dict[str, Any]) -> dict[str, None]:

@@ -126,6 +126,18 @@ def test_none_on_the_command_line_unsets_a_value_the_config_gave(tmp_path):
     assert training_args.report_to == []  # "none" keeps its Trainer meaning where it is a value, not "unset"
 
 
+def test_the_last_mention_of_a_flag_wins_between_a_value_and_none(tmp_path):
+    def test_file(*flags):
+        _, data_args, _, _ = parse(ModelArguments, DataArguments, SurgeryArguments, TrainingArguments,
+                                   args=[*flags, "--model_name_or_path", "org/model", "--use_cpu", "true",
+                                         "--output_dir", str(tmp_path)])
+        return data_args.test_file
+
+    assert test_file("--test_file", "a.tsv", "--test_file", "none") is None
+    assert test_file("--test_file", "none", "--test_file", "b.tsv") == "b.tsv"
+    assert test_file("--test_file=a.tsv", "--test_file=null", "--freeze", "embeddings") is None
+
+
 def test_a_data_folder_on_the_command_line_replaces_the_configs_hub_dataset(tmp_path):
     _, data_args, *_ = parse(*cifar10.ARGUMENTS, args=["--config", "recipes/configs/cifar10/densenet201.yaml",
                                                        "--data_dir", str(tmp_path), "--use_cpu", "true"])
