@@ -262,3 +262,9 @@ def test_tuning_without_validation_or_stored_threshold_warns(caplog):
         stored = BertConfig(null_score_diff_threshold=2.0)
         assert threshold_task(stored, tune_null_threshold=True).prediction_threshold() == 2.0
     assert "WARNING" not in [record.levelname for record in caplog.records]
+
+
+def test_a_split_whose_every_question_is_skipped_stops_instead_of_loading_empty(tmp_path):
+    path = squad_file(tmp_path, one_question("abc", "?", [{"text": "zz", "answer_start": 0}]), "train.json")
+    with pytest.raises(BadInputError, match=r"train.json: no usable questions \(all 1 skipped\)"):
+        squad.load(DataArguments(train_file=str(path), skip_bad_rows=True))

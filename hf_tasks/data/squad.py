@@ -179,4 +179,6 @@ def usable_rows(questions: list[dict[str, Any]], source: str, bad_rows) -> list[
             "answer_start": [character_position(answer["answer_start"]) for answer in answers],
         }})
     bad_rows.settle(source, problems, FIX)
+    if not kept:
+        raise BadInputError(f"{source}: no usable questions (all {len(questions)} skipped); fix the file.")
     return kept
