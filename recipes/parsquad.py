@@ -27,7 +27,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArgume
     tokenizer = load_processor(model_args)
     model = load_model(AutoModelForQuestionAnswering, model_args)
     # The task reads a no-answer threshold stored with the model and stores a tuned one there.
-    task = QuestionAnsweringTask(data, data_args, qa_args, tokenizer, model.config)
+    task = QuestionAnsweringTask(data, tokenizer, data_args, qa_args, model.config)
     model = apply_lora(model, lora_args)
     return run(
         task,

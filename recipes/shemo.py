@@ -40,7 +40,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, audio_args: Audio
     feature_extractor = load_processor(model_args, AutoFeatureExtractor)
     weights = class_weights(data, oversampled=audio_args.oversample) if audio_args.class_weighted_loss else None
     model = load_audio_classifier(model_args, audio_args, data.label_names, feature_extractor, weights)
-    task = AudioClassificationTask(data, feature_extractor, audio_args, data_args,
+    task = AudioClassificationTask(data, feature_extractor, data_args, audio_args,
                                    attention_mask=takes_attention_mask(model, feature_extractor))
     callbacks = apply_surgery(model, surgery_args, splits=task.features(training_args),
                               training=training_args.do_train, data_collator=task.data_collator,

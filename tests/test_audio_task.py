@@ -49,8 +49,8 @@ def training_args(tmp_path):
 def make_task(tmp_path, feature_extractor, data_kwargs, **audio_kwargs):
     """The task as the recipe builds it: listings from the adapter, then the task (no model: no mask)."""
     data_arguments, arguments = data_args(tmp_path, **data_kwargs), audio_args(**audio_kwargs)
-    return AudioClassificationTask(audio_clips.load(data_arguments, arguments), feature_extractor, arguments,
-                                   data_arguments, attention_mask=False)
+    return AudioClassificationTask(audio_clips.load(data_arguments, arguments), feature_extractor, data_arguments,
+                                   arguments, attention_mask=False)
 
 
 def build(tmp_path, feature_extractor, data_kwargs, **audio_kwargs):

@@ -117,8 +117,8 @@ def test_bert_benchmark_times_the_epochs_after_the_warmup(tmp_path):
     figures = measure("tiny", questions=48, epochs=2, workdir=tmp_path, cuda=False)
     assert figures["timed_epochs"] == 1
     # The windows the benchmark counts are the ones the QA task makes of the corpus at 384/128.
-    task = QuestionAnsweringTask(DatasetDict(), DataArguments(max_seq_length=384), QAArguments(doc_stride=128),
-                                 AutoTokenizer.from_pretrained(TOKENIZER))
+    task = QuestionAnsweringTask(DatasetDict(), AutoTokenizer.from_pretrained(TOKENIZER),
+                                 DataArguments(max_seq_length=384), QAArguments(doc_stride=128))
     lengths = [len(ids) for ids in
                task.tokenize_windows(corpus(48)[:], list(range(48)), keep_offsets=False)["input_ids"]]
     assert figures["windows_per_epoch"] == len(lengths)

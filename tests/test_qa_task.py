@@ -40,8 +40,8 @@ def build(tmp_path, train_doc=None, eval_doc=None, max_seq_length=64, doc_stride
         validation_file=str(squad_file(tmp_path, eval_doc, "validation.json")) if eval_doc else None,
         max_seq_length=max_seq_length, **data,
     )
-    task = QuestionAnsweringTask(squad.load(data_args), data_args, QAArguments(doc_stride=doc_stride),
-                                 AutoTokenizer.from_pretrained(TOKENIZER))
+    task = QuestionAnsweringTask(squad.load(data_args), AutoTokenizer.from_pretrained(TOKENIZER), data_args,
+                                 QAArguments(doc_stride=doc_stride))
     features = task.features(TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True))
     return task, features
 
@@ -228,16 +228,16 @@ def test_asking_for_a_split_the_data_lacks_fails_before_training(tmp_path):
 
     data_args = DataArguments(train_file=str(squad_file(tmp_path, make_split(2, seed=0, prefix="r"))),
                               max_seq_length=64)
-    task = QuestionAnsweringTask(squad.load(data_args), data_args, QAArguments(doc_stride=16),
-                                 AutoTokenizer.from_pretrained(TOKENIZER))
+    task = QuestionAnsweringTask(squad.load(data_args), AutoTokenizer.from_pretrained(TOKENIZER), data_args,
+                                 QAArguments(doc_stride=16))
     args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, do_train=True, do_eval=True)
     with pytest.raises(ValueError, match="--do_eval needs the validation split"):
         run(task, model=None, training_args=args)
 
 
 def threshold_task(model_config, **qa_args) -> QuestionAnsweringTask:
-    return QuestionAnsweringTask(DatasetDict(), DataArguments(), QAArguments(**qa_args),
-                                 AutoTokenizer.from_pretrained(TOKENIZER), model_config)
+    return QuestionAnsweringTask(DatasetDict(), AutoTokenizer.from_pretrained(TOKENIZER), DataArguments(),
+                                 QAArguments(**qa_args), model_config)
 
 
 def test_the_threshold_stored_with_the_model_is_the_default_unless_one_is_given():

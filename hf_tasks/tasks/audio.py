@@ -168,7 +168,7 @@ class AudioClassificationTask(ClassificationTask):
 
     display_columns = ("file", "speaker")
 
-    def __init__(self, data: ClipListings, feature_extractor, audio_args: AudioArguments, data_args, *,
+    def __init__(self, data: ClipListings, feature_extractor, data_args, audio_args: AudioArguments, *,
                  attention_mask: bool):
         """`data`: clip listings by split (`hf_tasks.data.audio_clips.load`); `attention_mask`: whether
         the model's batches carry one (`hf_tasks.modeling.audio_classifier.takes_attention_mask`)."""

@@ -1,8 +1,9 @@
 """The contract between a task family and the runner.
 
-A task turns raw data (hub dataset or local files) into model features, scores the model's
-predictions, and writes prediction files. The runner (`hf_tasks.runner`) owns everything else:
-the Trainer, training, checkpoints, results.json, plots, model card and pushing.
+A task turns the `DatasetDict` a dataset adapter (`hf_tasks.data`) loaded into model features,
+scores the model's predictions, and writes prediction files. The runner (`hf_tasks.runner`) owns
+everything else: the Trainer, training, checkpoints, results.json, plots, model card and pushing.
+Every text and audio task is built the same way: `Task(data, processor, data_args, task_args, ...)`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import numpy as np
 from datasets import Dataset
 
 
-
 class Task(abc.ABC):
-    """One task family: load → preprocess → collate → score → write predictions.
+    """One task family: preprocess → collate → score → write predictions.
 
     Subclasses build `features` for the splits that exist; the runner calls `score` from inside the
     Trainer's evaluation loop (on every process, with predictions already gathered across processes

@@ -71,7 +71,7 @@ class QuestionAnsweringTask(Task):
 
     feature_unit = "windows"
 
-    def __init__(self, data: DatasetDict, data_args, qa_args: QAArguments, tokenizer, model_config=None):
+    def __init__(self, data: DatasetDict, tokenizer, data_args, qa_args: QAArguments, model_config=None):
         """`data` holds the question rows of each split (`hf_tasks.data.squad.load`); `data_args` gives
         the sequence length and preprocessing settings. `model_config` is the config of the model this
         task scores: a threshold stored there is the default, and a tuned one is written there, so that

@@ -71,7 +71,7 @@ def task_decode(folder: Path, cache: Path):
     def decode():
         data_args = DataArguments(data_dir=str(folder), dataset_cache_dir=str(cache / str(next(calls))))
         audio_args = AudioArguments(split="stratified", validation_fraction=0.2, test_fraction=0.2)
-        task = AudioClassificationTask(audio_clips.load(data_args, audio_args), extractor, audio_args, data_args,
+        task = AudioClassificationTask(audio_clips.load(data_args, audio_args), extractor, data_args, audio_args,
                                        attention_mask=False)
         task.features(TrainingArguments(output_dir=str(cache / "run"), use_cpu=True, report_to=[]))
 

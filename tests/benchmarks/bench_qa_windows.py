@@ -108,8 +108,8 @@ def main() -> None:
     use_private_caches("hf_tasks-bench-")
     data = corpus(args.examples)
     tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
-    task = QuestionAnsweringTask(DatasetDict(), DataArguments(max_seq_length=384), QAArguments(doc_stride=128),
-                                 tokenizer)
+    task = QuestionAnsweringTask(DatasetDict(), tokenizer, DataArguments(max_seq_length=384),
+                                 QAArguments(doc_stride=128))
     batch = data[:]
 
     def windows_ours():
@@ -123,8 +123,8 @@ def main() -> None:
         raise SystemExit("windowing labels differ from the classic preprocessing")
     timings = alternate({"ours": seconds(windows_ours), "classic": seconds(windows_classic)}, rounds=args.rounds)
     our_lengths = [len(ids) for ids in ours["input_ids"]]
-    seed_task = QuestionAnsweringTask(DatasetDict(), DataArguments(max_seq_length=512), QAArguments(doc_stride=128),
-                                      tokenizer)
+    seed_task = QuestionAnsweringTask(DatasetDict(), tokenizer, DataArguments(max_seq_length=512),
+                                      QAArguments(doc_stride=128))
     seed_windows = len(seed_task.tokenize_windows(batch, list(range(len(data))), keep_offsets=False)["input_ids"])
     padded_512 = 512 * seed_windows
     grouped = tokens_per_epoch(our_lengths, args.batch_size, grouped=True)

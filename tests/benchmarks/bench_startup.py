@@ -45,7 +45,7 @@ def main() -> None:
         def build(cache: Path) -> int:
             datasets.config.HF_DATASETS_CACHE = cache
             data_args = DataArguments(train_file=str(train), max_seq_length=384)
-            task = QuestionAnsweringTask(squad.load(data_args), data_args, QAArguments(), tokenizer)
+            task = QuestionAnsweringTask(squad.load(data_args), tokenizer, data_args, QAArguments())
             return len(task.features(training_args)["train"])
 
         def cold() -> int:

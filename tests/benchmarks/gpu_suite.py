@@ -338,8 +338,8 @@ def qa_windows(questions: int, max_windows: int):
     from tests.benchmarks.bench_qa_windows import TOKENIZER, corpus
 
     tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
-    task = QuestionAnsweringTask(DatasetDict(), DataArguments(max_seq_length=384), QAArguments(doc_stride=128),
-                                 tokenizer)
+    task = QuestionAnsweringTask(DatasetDict(), tokenizer, DataArguments(max_seq_length=384),
+                                 QAArguments(doc_stride=128))
     data = corpus(questions)[:]
     windows = task.tokenize_windows(data, list(range(questions)), keep_offsets=False)
     columns = ("input_ids", "token_type_ids", "attention_mask", "start_positions", "end_positions")
