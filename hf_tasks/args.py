@@ -252,7 +252,13 @@ def parse(*dataclass_types: type, args: list[str] | None = None, description: st
     for action in parser._actions:
         if action.dest in defaults:
             action.required = False
-    *parsed, extra = parser.parse_args_into_dataclasses(args=remaining, return_remaining_strings=True)
+    try:
+        *parsed, extra = parser.parse_args_into_dataclasses(args=remaining, return_remaining_strings=True)
+    except BadInputError:
+        raise
+    except ValueError as error:
+        # Raised by an argument dataclass's checks (ours or the Trainer's): a flag value the user gave.
+        raise BadInputError(str(error)) from error
     if extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     # The last parsed item is the namespace holding --config, which is not a dataclass.

@@ -250,7 +250,8 @@ def run(
     features = task.features(training_args)
     for flag, split in (("do_train", "train"), ("do_eval", "validation"), ("do_predict", "test")):
         if getattr(training_args, flag) and features.get(split) is None:
-            raise ValueError(f"--{flag} needs the {split} split, but the task built none; give the matching data.")
+            raise BadInputError(f"--{flag} needs the {split} split, but the task built none; give the matching "
+                                "data.")
     checkpoint = resolve_checkpoint(training_args) if training_args.do_train else None
     callbacks = list(callbacks)
     if "wandb" in (training_args.report_to or []):

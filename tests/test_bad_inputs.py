@@ -46,6 +46,10 @@ def zero_training_samples(folder: Path) -> list[str]:
     return ["--max_train_samples", "0"]
 
 
+def clashing_trainer_flags(folder: Path) -> list[str]:
+    return ["--load_best_model_at_end", "true", "--eval_strategy", "epoch", "--save_strategy", "no"]
+
+
 def non_utf8_tsv(folder: Path) -> list[str]:
     lines = (SAMPLES / "farstail" / "train.tsv").read_bytes().split(b"\n")
     lines[2] = lines[2].replace(b"\t", b" \x92\t", 1)  # a cp1252 right quote on line 3
@@ -108,6 +112,8 @@ CASES = {
                                   ("broken.yaml:3:", "not valid YAML")),
     "zero_training_samples": BadInput("--max_train_samples 0", "farstail", zero_training_samples,
                                       ("--max_train_samples 0", "at least 1")),
+    "clashing_trainer_flags": BadInput("flags the Trainer's own checks refuse together", "farstail",
+                                       clashing_trainer_flags, ("--load_best_model_at_end", "save and eval strategy")),
     "non_utf8_tsv": BadInput("a FarsTail TSV saved as cp1252", "farstail", non_utf8_tsv,
                              ("train.tsv", "line 3", "byte 0x92", "iconv")),
     "missing_data_file": BadInput("a --train_file that does not exist", "farstail", missing_data_file,

@@ -231,7 +231,7 @@ def split_listing(pool: Dataset, args: ClipArguments, data_args) -> ClipListings
 def load(data_args, args: ClipArguments) -> ClipListings:
     """Clip listings from `--data_dir` (a ShEMO folder), `--dataset_name` or `--train_file` etc."""
     if data_args.data_dir and (data_args.dataset_name or data_args.train_file):
-        raise ValueError("Give either --data_dir (ShEMO folder) or --dataset_name/--train_file, not both.")
+        raise BadInputError("Give either --data_dir (ShEMO folder) or --dataset_name/--train_file, not both.")
     bad_rows = data_args.bad_rows
     if data_args.data_dir:
         rows, problems = list_shemo_folder(data_args.data_dir)
