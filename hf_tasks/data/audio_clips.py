@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
-from hf_tasks.data.bad_rows import RowProblem
+from hf_tasks.data.bad_rows import RowProblem, require_usable
 from hf_tasks.data.pool_splits import SPLIT_METHODS, split_pool
 from hf_tasks.data.sources import class_names_of, label_values, load_hub_splits, load_splits, require_columns
 from hf_tasks.data.splits import limit_splits
@@ -148,8 +148,7 @@ def read_clip_table(path: Path, split: str, bad_rows) -> list[dict[str, Any]]:
         rows.append({"file": values["path"], "path": str(audio if audio.is_absolute() else path.parent / audio),
                      "label": values["label"], "speaker": values["speaker"], "source": str(path)})
     bad_rows.settle(str(path), problems, "fill in the path and label, or delete the line")
-    if not rows:
-        raise BadInputError(f"{path}: no usable rows below the header; the header must be path,label[,speaker].")
+    require_usable(str(path), len(rows), len(table), "rows below the header", "the header must be path,label[,speaker]")
     return rows
 
 
@@ -236,8 +235,7 @@ def load(data_args, args: ClipArguments) -> ClipListings:
     if data_args.data_dir:
         rows, problems = list_shemo_folder(data_args.data_dir)
         bad_rows.settle(str(data_args.data_dir), problems, SHEMO_NAME_FIX)
-        if not rows:
-            raise BadInputError(f"--data_dir {data_args.data_dir}: no usable ShEMO file names.")
+        require_usable(f"--data_dir {data_args.data_dir}", len(rows), len(rows) + len(problems), "ShEMO file names")
         return split_listing(_listing(rows, list(SHEMO_EMOTIONS.values())), args, data_args)
     if data_args.dataset_name:
         splits = _hub_listings(data_args, args)

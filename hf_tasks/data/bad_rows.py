@@ -54,6 +54,15 @@ def describe(problems: Iterable[RowProblem]) -> str:
     return "; ".join(parts[:REASONS_SHOWN]) + more
 
 
+def require_usable(source: str, usable: int, read: int, what: str = "rows", fix: str = "") -> None:
+    """Stop when nothing of `source` is left to use: every one of the `read` entries was skipped, or
+    there were none to begin with."""
+    if usable:
+        return
+    why = f"all {read} skipped" if read else "it has none"
+    raise BadInputError(f"{source}: no usable {what} ({why}){'; ' + fix if fix else ''}.")
+
+
 class BadRows:
     """What one run's data intake skipped, and the decision to skip or stop (`--skip_bad_rows`)."""
 

@@ -16,12 +16,11 @@ from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from hf_tasks.data.bad_rows import RowProblem
+from hf_tasks.data.bad_rows import RowProblem, require_usable
 from hf_tasks.data.labels import LabelSpellings, parse_label_map
 from hf_tasks.data.sources import label_values, load_splits, require_columns
 from hf_tasks.data.splits import limit_splits
 from hf_tasks.data.tables import read_table
-from hf_tasks.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +121,7 @@ def _validated(records: list[dict[str, Any]], source: str, split: str, args: Con
         else:
             kept.append({**{column: str(record[column]) for column in args.kept_columns}, "label": label_id})
     data_args.bad_rows.settle(source, problems, _fix(problems, unknown, args, spellings))
-    if not kept:
-        raise BadInputError(f"{source}: no usable rows (all {len(records)} skipped or the file has no data rows).")
+    require_usable(source, len(kept), len(records))
     features = Features({**{column: Value("string") for column in args.kept_columns},
                          "label": ClassLabel(names=spellings.class_names)})
     return Dataset.from_list(kept, features=features)

@@ -15,12 +15,11 @@ from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from hf_tasks.data.bad_rows import RowProblem
+from hf_tasks.data.bad_rows import RowProblem, require_usable
 from hf_tasks.data.labels import LabelSpellings
 from hf_tasks.data.sources import label_values, load_splits, require_columns
 from hf_tasks.data.splits import limit_splits
 from hf_tasks.data.tables import read_table
-from hf_tasks.errors import BadInputError
 
 FARSTAIL_LABELS = ["entailment", "contradiction", "neutral"]
 HARD_COLUMNS = ("hard(hypothesis)", "hard(overlap)")
@@ -95,8 +94,7 @@ def _validated(records: list[dict[str, Any]], source: str, unit: str, split: str
         kept.append({**record, "premise": str(record["premise"]), "hypothesis": str(record["hypothesis"]),
                      "label": label_id})
     data_args.bad_rows.settle(source, problems, _fix(problems, spellings))
-    if not kept:
-        raise BadInputError(f"{source}: no usable rows.")
+    require_usable(source, len(kept), len(records))
     return Dataset.from_list(kept, features=_features(kept[0], spellings.class_names))
 
 

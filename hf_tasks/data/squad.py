@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hf_tasks.data.bad_rows import RowProblem
+from hf_tasks.data.bad_rows import RowProblem, require_usable
 from hf_tasks.data.sources import load_splits
-from hf_tasks.data.splits import FILE_FLAG_OF_SPLIT, limit_splits
+from hf_tasks.data.splits import limit_splits
 from hf_tasks.errors import BadInputError
 
 SQUAD_SHAPE = '{"data": [{"title": ..., "paragraphs": [{"context": ..., "qas": [{"id", "question", "answers"}]}]}]}'
@@ -40,17 +40,15 @@ def load(data_args):
     (SQuAD v2 JSON), limited by `--max_*_samples`, as a `datasets.DatasetDict`."""
     from datasets import Dataset, DatasetDict
 
-    raw = load_splits(data_args, lambda path, split: read_squad_json(path))
-    validated = {}
-    for split, loaded in raw.items():
-        if data_args.dataset_name:
-            source = f"{data_args.dataset_name}[{split}]"
-            questions = hub_questions(loaded, source)
-        else:
-            source, questions = str(Path(getattr(data_args, FILE_FLAG_OF_SPLIT[split]))), loaded
-        rows = usable_rows(questions, source, data_args.bad_rows)
-        validated[split] = Dataset.from_list(rows, features=question_features())
-    return DatasetDict(limit_splits(validated, data_args))
+    def validated(questions: list[dict[str, Any]], source: str) -> Dataset:
+        return Dataset.from_list(usable_rows(questions, source, data_args.bad_rows), features=question_features())
+
+    splits = load_splits(data_args, lambda path, split: validated(read_squad_json(path), str(path)))
+    if data_args.dataset_name:
+        for name, split in list(splits.items()):
+            source = f"{data_args.dataset_name}[{name}]"
+            splits[name] = validated(hub_questions(split, source), source)
+    return DatasetDict(limit_splits(splits, data_args))
 
 
 def read_squad_json(path: Path) -> list[dict[str, Any]]:
@@ -179,6 +177,5 @@ def usable_rows(questions: list[dict[str, Any]], source: str, bad_rows) -> list[
             "answer_start": [character_position(answer["answer_start"]) for answer in answers],
         }})
     bad_rows.settle(source, problems, FIX)
-    if not kept:
-        raise BadInputError(f"{source}: no usable questions (all {len(questions)} skipped); fix the file.")
+    require_usable(source, len(kept), len(questions), "questions", "fix the file")
     return kept

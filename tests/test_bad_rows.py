@@ -1,0 +1,38 @@
+"""The one bad-row policy: a source whose every row is skipped stops, in every adapter, instead of
+loading an empty split."""
+
+from __future__ import annotations
+
+import pytest
+
+from hf_tasks.args import DataArguments
+from hf_tasks.data import constraint, farstail
+from hf_tasks.data.bad_rows import require_usable
+from hf_tasks.errors import BadInputError
+
+
+def test_nothing_usable_names_the_source_and_why():
+    require_usable("a.tsv", usable=1, read=3)
+    with pytest.raises(BadInputError, match=r"^a.tsv: no usable rows \(all 3 skipped\)\.$"):
+        require_usable("a.tsv", usable=0, read=3)
+    with pytest.raises(BadInputError, match=r"^b.csv: no usable clips \(it has none\); add some\.$"):
+        require_usable("b.csv", usable=0, read=0, what="clips", fix="add some")
+
+
+TABLES = {
+    "farstail": ("train.tsv", "premise\thypothesis\tlabel\na\tb\tx\nc\td\ty\n",
+                 lambda data_args: farstail.load(data_args, farstail.FarsTailArguments())),
+    "constraint": ("train.csv", "id,tweet,label\n1,a,x\n2,b,y\n",
+                   lambda data_args: constraint.load(data_args, constraint.ConstraintArguments())),
+}
+
+
+@pytest.mark.parametrize("adapter", sorted(TABLES))
+def test_a_table_whose_every_row_is_skipped_stops(adapter, tmp_path):
+    name, text, load = TABLES[adapter]
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    data_args = DataArguments(train_file=str(path), skip_bad_rows=True)
+    with pytest.raises(BadInputError, match=r"no usable rows \(all 2 skipped\)"):
+        load(data_args)
+    assert len(data_args.bad_rows.skipped) == 2
