@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from typing import Any
 
 import datasets
-import torch
 import transformers
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -26,8 +26,7 @@ METRICS_SHOWN = 6
 
 
 def configure_logging(training_args) -> None:
-    """Log format and levels for this process; progress bars off when stderr is not a terminal (a log
-    file would fill with carriage-return debris)."""
+    """Log format and levels for this process, and the libraries' progress bars (`progress_bars_shown`)."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
                         handlers=[logging.StreamHandler(sys.stdout)])
     asked = training_args.log_level if training_args.should_log else training_args.log_level_replica
@@ -36,15 +35,20 @@ def configure_logging(training_args) -> None:
     else:
         level = logging.getLevelName(asked.upper())
     logger.setLevel(level)
-    libraries = level if level < logging.INFO or asked == "info" else max(level, logging.WARNING)
+    libraries = level if asked in ("debug", "info") else max(level, logging.WARNING)
     datasets.utils.logging.set_verbosity(libraries)
     transformers.utils.logging.set_verbosity(libraries)
-    if training_args.use_cpu or not torch.cuda.is_available():
-        training_args.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns otherwise
-    if not sys.stderr.isatty() or level > logging.INFO:
-        training_args.disable_tqdm = True
+    # The Trainer pins memory by default; on a machine without an accelerator torch warns at every
+    # DataLoader. The arguments stay as given: config.yaml must rerun the same way on a GPU.
+    warnings.filterwarnings("ignore", message="'pin_memory' argument is set as true but no accelerator")
+    if not progress_bars_shown():
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()
+
+
+def progress_bars_shown() -> bool:
+    """Bars only on a terminal and at info level: in a log file they leave carriage-return debris."""
+    return sys.stderr.isatty() and logger.getEffectiveLevel() <= logging.INFO
 
 
 def _number(value: Any) -> str:
@@ -67,6 +71,9 @@ class MetricsLog(TrainerCallback):
     """One line per training log and per evaluation, through the `hf_tasks` logger (so `--log_level
     warning` silences it), instead of the Trainer's printed dictionaries."""
 
+    def __init__(self):
+        self.last_evaluation: tuple[int, str] | None = None
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs or any(key.startswith(("eval_", "test_")) for key in logs):
             return
@@ -75,9 +82,6 @@ class MetricsLog(TrainerCallback):
                         logs.get("train_runtime", 0.0), _number(logs["train_loss"]))
         elif "loss" in logs:
             logger.info("step %d (epoch %.2f): %s", state.global_step, state.epoch or 0.0, metrics_line(logs))
-
-    def __init__(self):
-        self.last_evaluation: tuple[int, str] | None = None
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if not state.is_world_process_zero or not metrics:
@@ -100,7 +104,7 @@ def use_metrics_log(trainer) -> None:
     """Swap the Trainer's printing callbacks for `MetricsLog` (bars stay when they are on)."""
     for printing in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(printing)
-    if not trainer.args.disable_tqdm:
+    if not trainer.args.disable_tqdm and progress_bars_shown():
         trainer.add_callback(SilentProgressCallback)
     trainer.add_callback(MetricsLog)
 

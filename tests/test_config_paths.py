@@ -178,6 +178,18 @@ def test_the_run_log_names_the_data_source(tmp_path, caplog):
             f"test {data_args.test_file}") in caplog.messages
 
 
+def test_a_cpu_run_saves_its_arguments_as_given(tmp_path):
+    """The run log quiets torch's CPU pin-memory warning without changing the arguments, so the saved
+    config.yaml reruns on a GPU with memory pinning as the Trainer defaults it."""
+    flags = recipe_args("recipes/configs/farstail/tiny.yaml", tmp_path / "run", "--do_train", "false",
+                        "--do_predict", "false", "--max_eval_samples", "8")
+    at = flags.index("--use_cpu")
+    del flags[at:at + 2]  # --use_cpu makes the Trainer itself turn pinning off; this machine has no GPU anyway
+    farstail.main(*parse(*farstail.ARGUMENTS, args=flags))
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text(encoding="utf-8"))
+    assert saved["dataloader_pin_memory"] is True and saved["disable_tqdm"] is True  # as recipe_args gave it
+
+
 @pytest.mark.parametrize("recipe", ["parsquad", "farstail", "covid_fakenews", "cifar10", "shemo", "attention",
                                     "segmentation"])
 def test_every_path_argument_of_a_recipe_says_how_a_config_resolves_it(recipe):
