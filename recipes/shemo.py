@@ -15,6 +15,7 @@ from transformers import AutoFeatureExtractor
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
 from hf_tasks.data import audio_clips
+from hf_tasks.data.sources import class_names_of
 from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.audio_classifier import class_weights, load_audio_classifier, takes_attention_mask
 from hf_tasks.modeling.auto import load_processor
@@ -39,7 +40,8 @@ def main(model_args: ModelArguments, data_args: DataArguments, audio_args: Audio
     data = audio_clips.load(data_args, audio_args)
     feature_extractor = load_processor(model_args, AutoFeatureExtractor)
     weights = class_weights(data, oversampled=audio_args.oversample) if audio_args.class_weighted_loss else None
-    model = load_audio_classifier(model_args, audio_args, data.label_names, feature_extractor, weights)
+    model = load_audio_classifier(model_args, audio_args, class_names_of(data, "label"), feature_extractor,
+                                  weights)
     task = AudioClassificationTask(data, feature_extractor, data_args, audio_args,
                                    attention_mask=takes_attention_mask(model, feature_extractor))
     callbacks = apply_surgery(model, surgery_args, splits=task.features(training_args),

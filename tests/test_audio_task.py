@@ -14,6 +14,7 @@ from transformers import TrainingArguments, Wav2Vec2FeatureExtractor
 from hf_tasks.args import DataArguments
 from hf_tasks.audio.io import read_clip
 from hf_tasks.data import audio_clips
+from hf_tasks.data.sources import class_names_of
 from hf_tasks.modeling.audio_classifier import class_weights, load_audio_classifier
 from hf_tasks.samples.shemo import SPEAKERS, TINY_HUBERT, write_synthetic_shemo
 from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask
@@ -186,15 +187,15 @@ def test_class_weighted_loss_needs_the_pooled_head(tmp_path, shemo_dir, feature_
 
     arguments = audio_args(class_weighted_loss=True)
     data = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), arguments)
-    weights = class_weights(data)
+    weights, names = class_weights(data), class_names_of(data, "label")
     with pytest.raises(BadInputError, match="--head pooled"):
-        load_audio_classifier(ModelArguments(config_name=str(TINY_HUBERT)), arguments, data.label_names,
-                              feature_extractor, weights)
+        load_audio_classifier(ModelArguments(config_name=str(TINY_HUBERT)), arguments, names, feature_extractor,
+                              weights)
     arguments = audio_args(class_weighted_loss=True, head="pooled")
-    model = load_audio_classifier(ModelArguments(config_name=str(TINY_HUBERT)), arguments, data.label_names,
-                                  feature_extractor, weights)
+    model = load_audio_classifier(ModelArguments(config_name=str(TINY_HUBERT)), arguments, names, feature_extractor,
+                                  weights)
     assert model.config.class_weights == pytest.approx(weights)
-    assert model.config.id2label == dict(enumerate(data.label_names))
+    assert model.config.id2label == dict(enumerate(names))
     assert model.config.encoder_takes_attention_mask is False
     assert not any(p.requires_grad for p in model.encoder.feature_extractor.parameters())
 
@@ -270,7 +271,7 @@ def test_csv_rows_with_an_empty_path_or_label_stop_naming_their_lines_or_are_ski
                          audio_args())
     arguments = data_args(tmp_path, train_file=str(tmp_path / "train.csv"), skip_bad_rows=True)
     data = audio_clips.load(arguments, audio_args(split="stratified", validation_fraction=0.0, test_fraction=0.0))
-    assert data["train"]["file"] == ["a.wav", "c.wav"] and data.label_names == ["x", "y"]
+    assert data["train"]["file"] == ["a.wav", "c.wav"] and class_names_of(data, "label") == ["x", "y"]
     assert data["train"]["path"] == [str(tmp_path / "a.wav"), str(tmp_path / "c.wav")]
     assert [(row["line"], row["split"], row["reason"]) for row in arguments.bad_rows.skipped] == [
         (3, "train", "empty path"), (4, "train", "empty label")]

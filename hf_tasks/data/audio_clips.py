@@ -73,11 +73,6 @@ class ClipListings(DatasetDict):
         super().__init__(splits)
         self.split_record = split_record
 
-    @property
-    def label_names(self) -> list[str]:
-        """The class names, which every split's `label` column shares."""
-        return next(iter(self.values())).features["label"].names
-
 
 GIVEN_SPLITS = {"method": "given", "seed": None, "validation_fraction": None, "test_fraction": None}
 

@@ -33,6 +33,7 @@ from hf_tasks.audio.augment import Augmenter, AugmentSettings, random_crop
 from hf_tasks.audio.io import UnusableClip, read_clip
 from hf_tasks.data.audio_clips import ClipArguments, ClipListings
 from hf_tasks.data.bad_rows import RowProblem
+from hf_tasks.data.sources import class_names_of
 from hf_tasks.modeling.audio_classifier import AudioHeadArguments
 from hf_tasks.tasks.classification import ClassificationTask
 
@@ -172,7 +173,7 @@ class AudioClassificationTask(ClassificationTask):
                  attention_mask: bool):
         """`data`: clip listings by split (`hf_tasks.data.audio_clips.load`); `attention_mask`: whether
         the model's batches carry one (`hf_tasks.modeling.audio_classifier.takes_attention_mask`)."""
-        super().__init__(data.label_names)
+        super().__init__(class_names_of(data, "label"))
         self.listings = data
         self.split_record = data.split_record
         self.feature_extractor = feature_extractor
