@@ -30,9 +30,8 @@ from hf_tasks.cli_help import answer_help
 from hf_tasks.config_files import PATH_ARGUMENTS, WRITES, config_layers, path_beside_config
 from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.errors import BadInputError
+from hf_tasks.secrets import SECRET_FIELDS
 
-# Fields never written to config.yaml, results or model cards.
-SECRET_FIELDS = frozenset({"hub_token", "token", "push_to_hub_token", "wandb_api_key"})
 # Fields about one launch rather than the experiment: a config.yaml rerun in a fresh folder must not
 # look for the checkpoint the original run resumed from.
 LAUNCH_FIELDS = frozenset({"resume_from_checkpoint", "overwrite_output_dir"})

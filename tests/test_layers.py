@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hf_tasks"
 
 # Bottom to top; README "How it is built" draws the same picture.
 LAYERS = [
-    {"__init__", "errors"},
+    {"__init__", "errors", "files", "secrets"},
     {"data"},
     {"text", "audio", "metrics", "plots"},
     {"modeling", "surgery"},
