@@ -5,6 +5,8 @@ a LoRA adapter), the results, the hyperparameters, and the Hub's metadata (model
 from __future__ import annotations
 
 import json
+import platform
+from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,22 @@ def lora_loading_code(folders: dict[str, Any], location: str) -> str:
         code += ("\n\n# or the merged model (the adapter folded into the weights), with transformers alone:\n"
                  + loading_code(folders[MERGED_MODEL_FOLDER], f"{location}/{MERGED_MODEL_FOLDER}"))
     return code
+
+
+# The packages whose versions decide a run's numbers; a study reruns on the same stack with
+# `pip install -e ".[all,test]" -c constraints.txt` or by pinning these.
+RECORDED_PACKAGES = ("torch", "transformers", "datasets", "accelerate", "tokenizers", "peft", "timm", "numpy")
+
+
+def package_versions() -> dict[str, str]:
+    """Python's version and the installed version of each of `RECORDED_PACKAGES` that is installed."""
+    versions = {"python": platform.python_version()}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = package_metadata.version(name)
+        except package_metadata.PackageNotFoundError:
+            continue
+    return versions
 
 
 # Result keys that count or configure rather than score; everything else numeric under eval_/test_
@@ -127,4 +145,7 @@ def model_card_text(config: dict, results: dict, card: dict, usage: str, notes: 
         "The full configuration is in `config.yaml`; rerun it with "
         f"`python {card.get('recipe', 'recipes/<recipe>.py')} --config config.yaml --output_dir <a new folder>`.\n"
     )
+    versions = results.get("versions")
+    if isinstance(versions, dict) and versions:
+        body += "\nFramework versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()) + ".\n"
     return str(ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n{body}"))

@@ -30,7 +30,7 @@ from hf_tasks.data.splits import METRIC_PREFIX_OF_SPLIT, SPLIT_OF_METRIC_PREFIX
 from hf_tasks.errors import BadInputError, TrainingInterrupted
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
-from hf_tasks.model_card import loading_code, lora_loading_code, model_card_text
+from hf_tasks.model_card import loading_code, lora_loading_code, model_card_text, package_versions
 from hf_tasks.portable import pipeline_task, ship_code
 from hf_tasks.run_log import configure_logging, log_start, use_metrics_log
 from hf_tasks.run_folder import check_output_dir, clear_previous_run, resolve_checkpoint, snapshot, write_manifest
@@ -307,6 +307,7 @@ def run(
         results.update(trainer.predict(features["test"], metric_key_prefix="test").metrics)
     results["wall_time_seconds"] = round(time.perf_counter() - started, 2)
     results.update(peak_memory(training_args))
+    results["versions"] = package_versions()
 
     if trainer.is_world_process_zero():
         files = _write_run_folder(trainer, task, results, arguments, model_card or {})

@@ -4,6 +4,7 @@ and a surgically changed run folder reloads through the recipe with the same tes
 from __future__ import annotations
 
 import json
+from importlib import metadata
 import shutil
 
 import pytest
@@ -56,6 +57,9 @@ def test_learns_above_chance_with_each_surgery(tmp_path, model_folder, surgery):
     assert {"test_accuracy_hard_hypothesis", "test_accuracy_hard_overlap", "test_macro_f1"} <= set(results)
     saved = json.loads((output_dir / "results.json").read_text())
     assert saved["test_accuracy"] == results["test_accuracy"]
+    # The stack it ran on, so a study can be rerun on the same versions.
+    assert saved["versions"]["transformers"] == metadata.version("transformers")
+    assert saved["versions"]["torch"] == metadata.version("torch")
     config = AutoConfig.from_pretrained(output_dir)
     assert config.id2label == {0: "entailment", 1: "contradiction", 2: "neutral"}
     # The model card's loading code loads this run's model, pruned or not.
@@ -65,6 +69,7 @@ def test_learns_above_chance_with_each_surgery(tmp_path, model_folder, surgery):
     assert sum(p.numel() for p in namespace["model"].parameters()) == results["total_params"]
     assert "hf_tasks" not in card.split("```python\n")[1].split("```")[0]
     assert ("trust_remote_code=True" in card) == surgery.startswith("prune")
+    assert f"transformers {metadata.version('transformers')}" in card
     assert callable(namespace["predict"])  # the card's pipeline line ran
     assert f'pipeline("text-classification", model="{output_dir}"' in card
     if surgery in ("none", "prune_heads"):

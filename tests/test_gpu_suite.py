@@ -65,8 +65,26 @@ def test_flattening_check_counts_tokens_and_tests_the_attention():
         padded = figures[f"padded_tokens_{order}"]
         assert 24 < padded <= 8 * 4  # each batch pads to its longest; the 3 always shares a batch with a longer one
         assert figures[f"tokens_saved_vs_{order}"] == round(1 - 24 / padded, 3)
-    # transformers 5.x builds BERT's SDPA mask without the position ids, so packed sequences attend to each other
-    assert figures["bert_sdpa_keeps_flattened_sequences_apart"] is False
+    # Whatever the installed transformers does (5.24 let packed sequences attend to each other, 5.25 keeps them
+    # apart), the check must report it: compare with a direct computation on another model and other sequences.
+    assert figures["bert_sdpa_keeps_flattened_sequences_apart"] is flattened_bert_matches_separate_sequences()
+
+
+def flattened_bert_matches_separate_sequences() -> bool:
+    """Does BERT under SDPA give a packed pair of sequences (one row, position ids restarting at each sequence)
+    the same states as each sequence alone? Built here by hand, without DataCollatorWithFlattening."""
+    import torch
+    from transformers import BertModel
+
+    torch.manual_seed(1)
+    model = BertModel(BertConfig(hidden_size=24, num_hidden_layers=2, num_attention_heads=3, intermediate_size=48,
+                                 vocab_size=60, attn_implementation="sdpa")).eval()
+    first, second = torch.randint(5, 60, (4,)), torch.randint(5, 60, (6,))
+    positions = torch.cat([torch.arange(4), torch.arange(6)])[None]
+    with torch.no_grad():
+        alone = torch.cat([model(first[None]).last_hidden_state[0], model(second[None]).last_hidden_state[0]])
+        packed = model(input_ids=torch.cat([first, second])[None], position_ids=positions).last_hidden_state[0]
+    return bool(torch.allclose(alone, packed, atol=1e-5))
 
 
 def test_a_failing_section_is_recorded_and_the_suite_goes_on(tmp_path):
