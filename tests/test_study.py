@@ -8,8 +8,9 @@ import json
 import pytest
 import yaml
 
+from hf_tasks.study import compare as compare_runs
 from hf_tasks.study import main, parse_study_args, resolve_recipe
-from tests.conftest import REPO
+from tests.conftest import REPO, assert_outcomes_give_the_results
 
 
 def test_recipe_from_the_config_folder_or_a_recipe_key(tmp_path):
@@ -77,7 +78,7 @@ QUICK = ["--max_train_samples", "32", "--max_eval_samples", "24", "--max_predict
          "--disable_tqdm", "true"]
 
 
-def test_study_runs_two_configs_side_by_side_through_their_recipes(tmp_path):
+def test_study_runs_two_configs_side_by_side_through_their_recipes(tmp_path, capsys):
     output_dir = tmp_path / "study"
     smaller = tmp_path / "keep1.yaml"
     smaller.write_text(yaml.safe_dump({"recipe": str(REPO / "recipes/farstail.py"),
@@ -101,6 +102,27 @@ def test_study_runs_two_configs_side_by_side_through_their_recipes(tmp_path):
     assert float(rows["farstail-keep1"]["model_size_mb"]) < float(rows["farstail-tiny"]["model_size_mb"])
     assert "[farstail-keep1](farstail-keep1)" in (output_dir / "study.md").read_text()
     assert (output_dir / "study.png").stat().st_size > 0
+    # Per-example outcomes keyed by FarsTail's row numbers score to each run's results; the table gives intervals
+    # from them and compares the two configs on the 24 test examples both predicted.
+    for name, row in rows.items():
+        results = json.loads((output_dir / name / "results.json").read_text())
+        assert assert_outcomes_give_the_results(output_dir / name, results) == 8
+        assert float(row["test_accuracy_ci_low"]) <= results["test_accuracy"] <= float(row["test_accuracy_ci_high"])
+        assert row["test_accuracy_examples"] == "24"
+    predictions = list(csv.DictReader((output_dir / "farstail-tiny" / "test_predictions.csv").open()))
+    assert [row["example_id"] for row in predictions] == [row["row"] for row in predictions] == [
+        str(number) for number in range(1, 25)]
+    markdown = (output_dir / "study.md").read_text()
+    assert "## Paired comparisons with the baseline farstail-tiny (test_accuracy)" in markdown
+    comparison = next(csv.DictReader((output_dir / "study_comparisons.csv").open()))
+    assert comparison["config"] == "farstail-keep1" and comparison["examples"] == "24"
+    difference = float(rows["farstail-keep1"]["test_accuracy"]) - float(rows["farstail-tiny"]["test_accuracy"])
+    assert float(comparison["difference"]) == pytest.approx(difference)
+    assert float(comparison["ci_low"]) <= float(comparison["difference"]) <= float(comparison["ci_high"])
+    assert comparison["verdict"] in markdown
+    assert (output_dir / "study_differences.png").read_bytes()[:4] == b"\x89PNG"
+    assert compare_runs.main([str(output_dir / "farstail-tiny"), str(output_dir / "farstail-keep1")]) == 0
+    assert f"B − A: {difference:+.4f}" in capsys.readouterr().out
 
 
 # A stand-in recipe: records each launch, then behaves as its config says (fail once, stop after a

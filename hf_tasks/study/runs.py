@@ -262,6 +262,7 @@ class StudyArguments:
     search: Path | None = None
     trials: int = 10
     forwarded: list[str] = field(default_factory=list)
+    baseline: str | None = None  # the config the table compares the others with (default: the first)
 
 
 def study_queue(study: StudyArguments) -> Queue:
