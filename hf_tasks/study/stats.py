@@ -115,6 +115,9 @@ def scorer(outcomes: Outcomes, metric: str) -> Callable[[np.ndarray], np.ndarray
             raise BadInputError(f"{outcomes.path}: holds {sorted(outcomes.scores)} per question, not {metric!r}.")
         values = outcomes.scores[metric] * (100.0 if metric in PERCENT_METRICS else 1.0)
         return lambda weights: weights @ values / weights.sum(axis=1)
+    if metric == "accuracy":  # the share right: one product per resample instead of a confusion matrix
+        right = outcomes.correct()
+        return lambda weights: weights @ right / weights.sum(axis=1)
     if metric not in CONFUSION_METRICS:
         raise BadInputError(f"{outcomes.path}: {metric!r} cannot be scored per example; use one of "
                             f"{list(CONFUSION_METRICS)}.")
