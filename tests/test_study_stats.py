@@ -263,3 +263,18 @@ def test_prediction_files_without_example_ids_are_named(tmp_path):
     (tmp_path / "test_predictions.csv").write_text("gold_label,predicted_label\na,a\n")
     with pytest.raises(BadInputError, match="example_id"):
         read_outcomes(tmp_path, "test")
+
+
+def test_questions_compare_on_em_and_f1_in_percent(tmp_path):
+    ids = [f"q{index}" for index in range(6)]
+    runs = (("a", [1, 1, 0, 0, 1, 0], [1, 1, 0.5, 0, 1, 0]), ("b", [1, 0, 1, 1, 1, 0], [1, 0.5, 1, 1, 1, 0]))
+    for name, exact, f1 in runs:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "test_question_scores.csv").write_text(
+            "example_id,has_answer,exact,f1\n" + "".join(f"{q},1,{e},{f}\n" for q, e, f in zip(ids, exact, f1)))
+    before, after = read_outcomes(tmp_path / "a", "test"), read_outcomes(tmp_path / "b", "test")
+    exact = compare([before], [after], "exact")
+    assert exact.difference == pytest.approx(100 / 6)  # EM 50% → 66.7%, in percent like results.json
+    assert (exact.mcnemar[0].baseline_only, exact.mcnemar[0].config_only) == (1, 2)
+    f1 = compare([before], [after], "f1")
+    assert f1.difference == pytest.approx(100 * (4.5 - 3.5) / 6) and f1.mcnemar == []

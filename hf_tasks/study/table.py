@@ -380,6 +380,7 @@ def plot_differences(analysis: Analysis, path: Path) -> Path | None:
     axis.axvline(0.0, color="grey", linestyle="--", linewidth=1)
     axis.set_yticks(range(len(compared)), [comparison.config for comparison in reversed(compared)])
     axis.set_xlabel(f"{analysis.metric}: config − {analysis.baseline} (paired bootstrap {CONFIDENCE:.0%} CI)")
+    axis.set_title("filled: the interval leaves out 0", fontsize=9)
     axis.grid(axis="x", alpha=0.3)
     figure.tight_layout()
     with atomic_path(path) as temporary:
