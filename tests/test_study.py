@@ -186,6 +186,19 @@ def test_seeds_aggregate_to_mean_std_and_n(tmp_path):
     assert (output_dir / "fake_recipe-b-seed2.log").read_text().count("[study] attempt") == 2
 
 
+def test_a_results_file_cut_short_means_the_run_has_not_finished(tmp_path):
+    output_dir = tmp_path / "study"
+    configs = fake_configs(tmp_path, whole={}, cut={})
+    for name, text in (("whole", '{"eval_accuracy": 0.9}'), ("cut", '{"eval_accur')):
+        (output_dir / f"fake_recipe-{name}").mkdir(parents=True)
+        (output_dir / f"fake_recipe-{name}" / "results.json").write_text(text)
+    assert main([*map(str, configs), "--output_dir", str(output_dir)]) == 0
+    assert [launch[0] for launch in launches(output_dir)] == ["fake_recipe-cut"]  # rerun, not reused
+    rows = {row["run"]: row for row in csv.DictReader((output_dir / "study.csv").open())}
+    assert (rows["fake_recipe-whole"]["status"], rows["fake_recipe-whole"]["eval_accuracy"]) == ("reused", "0.9")
+    assert (rows["fake_recipe-cut"]["status"], rows["fake_recipe-cut"]["eval_accuracy"]) == ("ok", "0.3")
+
+
 def test_a_killed_study_continues_without_redoing_finished_runs(tmp_path):
     import os
     import signal
