@@ -31,8 +31,8 @@ def test_study_options_are_kept_and_the_rest_forwarded(tmp_path):
     config.write_text("seed: 1\n")
     study = parse_study_args([str(config), "--output_dir", str(tmp_path / "out"), "--max_train_samples", "50",
                               "--launcher", "accelerate launch --num_processes 2", "--parallel", "2",
-                              "--columns=eval_uar", "--seeds", "1,2", "--bf16", "false"])
-    assert study.configs == [config] and study.parallel == 2 and study.seeds == [1, 2]
+                              "--columns=eval_uar", "--seeds", "1,2", "--bf16", "false", "--baseline", "a"])
+    assert study.configs == [config] and study.parallel == 2 and study.seeds == [1, 2] and study.baseline == "a"
     assert study.launcher == ["accelerate", "launch", "--num_processes", "2"]
     assert study.forwarded == ["--max_train_samples", "50", "--bf16", "false"]
     assert study.columns == ["eval_uar"]
