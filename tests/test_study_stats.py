@@ -161,6 +161,9 @@ def test_seeded_interval_gives_the_t_interval_of_the_seeds_and_the_example_boots
     # Two seeds 0.6 and 0.7: mean 0.65, standard error 0.05, t(0.975, 1 df) = 12.706.
     assert interval.t == pytest.approx((0.65 - 12.7062 * 0.05, 0.65 + 12.7062 * 0.05), abs=1e-4)
     assert interval.bootstrap[0] < 0.65 < interval.bootstrap[1] and interval.bootstrap[1] - interval.bootstrap[0] < 0.2
+    # The resamples come from a fixed seed: the table is the same every time it is written.
+    again = config_interval([outcomes(gold, first), outcomes(gold, second, "second")], "accuracy")
+    assert again.bootstrap == interval.bootstrap
 
 
 def study_runs(tmp_path: Path, names_and_seeds) -> list[Run]:
@@ -278,3 +281,7 @@ def test_questions_compare_on_em_and_f1_in_percent(tmp_path):
     assert (exact.mcnemar[0].baseline_only, exact.mcnemar[0].config_only) == (1, 2)
     f1 = compare([before], [after], "f1")
     assert f1.difference == pytest.approx(100 * (4.5 - 3.5) / 6) and f1.mcnemar == []
+    scores = (tmp_path / "b" / "test_question_scores.csv").read_text()
+    (tmp_path / "b" / "test_question_scores.csv").write_text(scores.replace("q5,1,", "q5,0,"))  # other references
+    assert "gold labels of 1 examples differ" in compare([before], [read_outcomes(tmp_path / "b", "test")],
+                                                         "exact").reason

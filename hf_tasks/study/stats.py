@@ -53,6 +53,7 @@ class Outcomes:
     gold: np.ndarray | None = None  # class names (classification)
     predicted: np.ndarray | None = None
     scores: dict[str, np.ndarray] = field(default_factory=dict)  # per-example exact/f1 (QA)
+    answerable: np.ndarray | None = None  # QA: whether each question has a gold answer
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -63,7 +64,8 @@ class Outcomes:
         order = np.array([position[example] for example in ids], dtype=np.int64)
         return Outcomes(self.path, self.ids[order], None if self.gold is None else self.gold[order],
                         None if self.predicted is None else self.predicted[order],
-                        {name: values[order] for name, values in self.scores.items()})
+                        {name: values[order] for name, values in self.scores.items()},
+                        None if self.answerable is None else self.answerable[order])
 
     def correct(self) -> np.ndarray:
         """1 where the example is right: the predicted class is the gold one, or the answer matches exactly."""
@@ -103,7 +105,8 @@ def read_outcomes(run_dir: Path, prefix: str) -> Outcomes:
         raise BadInputError(f"{path}: example_id {repeated!r} appears more than once; ids must name one example.")
     if qa:
         scores = {name: np.array([float(row[name]) for row in rows]) for name in ("exact", "f1")}
-        return Outcomes(path, ids, scores=scores)
+        answerable = np.array([row["has_answer"] == "1" for row in rows]) if "has_answer" in columns else None
+        return Outcomes(path, ids, scores=scores, answerable=answerable)
     return Outcomes(path, ids, np.array([row["gold_label"] for row in rows], dtype=object),
                     np.array([row["predicted_label"] for row in rows], dtype=object))
 
@@ -183,8 +186,9 @@ def same_examples(outcomes: list[Outcomes]) -> str | None:
         if ids != reference:
             return (f"different examples: {len(ids - reference)} ids only in {other.path.parent.name}, "
                     f"{len(reference - ids)} only in {first.path.parent.name}")
-        if first.gold is not None and other.gold is not None:
-            differing = int((other.in_order(first.ids).gold != first.gold).sum())
+        aligned = other.in_order(first.ids)
+        for gold, theirs in ((first.gold, aligned.gold), (first.answerable, aligned.answerable)):
+            differing = 0 if gold is None or theirs is None else int((theirs != gold).sum())
             if differing:
                 return (f"the gold labels of {differing} examples differ between {first.path.parent.name} "
                         f"and {other.path.parent.name}")
