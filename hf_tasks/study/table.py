@@ -21,6 +21,7 @@ from hf_tasks.study.stats import (
     SIGNIFICANCE,
     Comparison,
     Interval,
+    Outcomes,
     adjust,
     compare,
     config_interval,
@@ -160,7 +161,7 @@ def analyse(rows: list[Row], baseline: str | None = None) -> Analysis:
     if metric is None:
         return analysis
     prefix, name = metric.split("_", 1)
-    finished: dict[str, list[tuple[Run, Any]]] = {}
+    finished: dict[str, list[tuple[Run, Outcomes]]] = {}
     for row in rows:
         runs = [run for run in row.runs if isinstance(run.results.get(metric), (int, float))]
         try:
