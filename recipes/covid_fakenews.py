@@ -43,7 +43,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, constraint_args: 
                                   binary_sigmoid=text_args.binary_sigmoid)
     model = apply_lora(model, lora_args)
     task = TextClassificationTask(data, tokenizer, data_args, text_args, text_column=constraint_args.text_column,
-                                  display_columns=constraint_args.kept_columns)
+                                  display_columns=constraint_args.kept_columns, id_column=constraint_args.id_column)
     cache = None
     if head_args.feature_based:
         mode = "tokens" if head_args.head == "bigru" else "first_token"

@@ -63,6 +63,27 @@ def accuracy_of_predictions(predictions_csv: Path) -> float:
     return sum(row["gold_label"] == row["predicted_label"] for row in rows) / len(rows)
 
 
+def assert_outcomes_give_the_results(run_dir: Path, results: dict) -> int:
+    """Each split's per-example outcomes (`hf_tasks.study.stats`) score to the metrics the run reported, so a
+    study's intervals and paired tests are about the numbers in its table; returns how many were checked."""
+    import numpy as np
+
+    from hf_tasks.study.stats import CONFUSION_METRICS, PERCENT_METRICS, read_outcomes, scorer
+
+    checked = 0
+    for prefix in ("eval", "test"):
+        if not any(key.startswith(f"{prefix}_") for key in results):
+            continue
+        outcomes = read_outcomes(run_dir, prefix)
+        assert len(set(outcomes.ids)) == len(outcomes.ids), "example ids must be unique"
+        for name in (*CONFUSION_METRICS, *PERCENT_METRICS):
+            if f"{prefix}_{name}" in results and (outcomes.gold is None) == (name in PERCENT_METRICS):
+                score = scorer(outcomes, name)(np.ones((1, len(outcomes))))[0]
+                assert score == pytest.approx(results[f"{prefix}_{name}"], rel=1e-9, abs=1e-9), (prefix, name)
+                checked += 1
+    return checked
+
+
 TWO_PROCESSES = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
 TWO_PROCESS_TIMEOUT = 300  # a process waiting for a peer that stopped (a collective mismatch) must not hang the suite
 

@@ -21,7 +21,7 @@ from hf_tasks.args import parse
 from hf_tasks.config_files import SHARED_BASE_NAME
 from hf_tasks.errors import BadInputError
 from hf_tasks.samples.images import write_shapes_tree
-from tests.conftest import accuracy_of_predictions
+from tests.conftest import accuracy_of_predictions, assert_outcomes_give_the_results
 from tests.pipeline_check import assert_pipeline_repeats_predictions, prediction_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +77,7 @@ def test_tiny_timm_model_learns_the_shapes_well_above_chance(recipe, tmp_path, c
     assert len(epochs) == 10 and all(epoch["train_images_per_second"] > 0 for epoch in epochs)
     assert all(epoch["eval_images_per_second"] > 0 for epoch in epochs)
     assert "image_id" in (output / "test_predictions.csv").read_text().splitlines()[0]
+    assert assert_outcomes_give_the_results(output, results) == 8
 
     model = AutoModelForImageClassification.from_pretrained(output).eval()
     processor = AutoImageProcessor.from_pretrained(output)

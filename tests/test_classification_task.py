@@ -14,6 +14,7 @@ NLI = ["entailment", "contradiction", "neutral"]
 
 class ToyTask(ClassificationTask):
     display_columns = ("id", "text")
+    example_id_column = "id"
 
     def build_features(self, training_args):
         return {}
@@ -86,11 +87,11 @@ def test_prediction_files_round_trip(tmp_path):
     ]
     rows = read_csv(tmp_path / "eval_predictions.csv")
     assert list(rows[0]) == [
-        "id", "text", "gold_label", "predicted_label", "predicted_probability",
+        "id", "text", "example_id", "gold_label", "predicted_label", "predicted_probability",
         "probability_entailment", "probability_contradiction", "probability_neutral",
     ]
     assert [row["text"] for row in rows] == TEXTS
-    assert [row["id"] for row in rows] == ["r0", "r1", "r2", "r3"]
+    assert [row["id"] for row in rows] == [row["example_id"] for row in rows] == ["r0", "r1", "r2", "r3"]
     assert [row["gold_label"] for row in rows] == ["entailment", "contradiction", "neutral", "neutral"]
     assert [row["predicted_label"] for row in rows] == ["entailment", "contradiction", "contradiction", "neutral"]
     first = math.exp(2) / (math.exp(2) + 2)
@@ -187,3 +188,11 @@ def test_rows_without_label_are_left_out_of_metrics(tmp_path):
 
 def test_unscored_prefix_writes_nothing(tmp_path):
     assert toy_task().write_predictions("test", tmp_path, "test") == []
+
+
+def test_without_an_id_column_the_example_id_is_the_row_position(tmp_path):
+    task = HardSubsetTask(NLI)
+    task.raw["validation"] = Dataset.from_dict({"hard(hypothesis)": [1, 0, 1, 0]})
+    task.score("validation", LOGITS, GOLD)
+    task.write_predictions("validation", tmp_path, "eval")
+    assert [row["example_id"] for row in read_csv(tmp_path / "eval_predictions.csv")] == ["1", "2", "3", "4"]

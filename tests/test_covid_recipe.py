@@ -19,7 +19,7 @@ from hf_tasks.data import constraint
 from hf_tasks.data.tables import read_table
 from hf_tasks.modeling.text_classifier import build_text_classifier
 from hf_tasks.tasks.text import TextArguments, TextClassificationTask
-from tests.conftest import REPO, recipe_args
+from tests.conftest import REPO, assert_outcomes_give_the_results, recipe_args
 from tests.pipeline_check import assert_pipeline_repeats_predictions, prediction_rows
 
 CONFIG = "recipes/configs/covid_fakenews/tiny.yaml"
@@ -63,6 +63,8 @@ def test_prediction_files_show_the_tweet_and_misclassified_rows_carry_probabilit
     assert all(row["gold_label"] != row["predicted_label"] and float(row["predicted_probability"]) >= 0.5
                for row in wrong)
     assert (output_dir / "eval_confusion_matrix.png").is_file()
+    assert [row["example_id"] for row in predictions] == [row["id"] for row in predictions]  # the tweet ids
+    assert assert_outcomes_give_the_results(output_dir, results) == 8  # accuracy, macro/weighted F1, UAR × 2 splits
 
 
 def test_text_classification_pipeline_repeats_the_runs_test_predictions(fine_tuned):

@@ -19,7 +19,8 @@ from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.runner import run
 from hf_tasks.errors import BadInputError
 from hf_tasks.tasks.qa import QuestionAnsweringTask
-from tests.conftest import REPO, launch_two_processes, recipe_args, wandb_run_log
+from tests.conftest import (REPO, assert_outcomes_give_the_results, launch_two_processes, recipe_args,
+                            wandb_run_log)
 from tests.test_portable import without_hf_tasks
 
 CONFIG = "recipes/configs/parsquad/tiny.yaml"
@@ -60,6 +61,8 @@ def test_run_folder_holds_results_predictions_config_and_card(trained):
     assert all(isinstance(text, str) for text in predictions.values())
     for name in ("config.yaml", "README.md", "training_curves.png", "model.safetensors", "test_predictions.json"):
         assert (output_dir / name).is_file(), name
+    # Each question's exact and F1 under the official algorithm, keyed by its id, average to EM and F1.
+    assert assert_outcomes_give_the_results(output_dir, results) == 4
     card = (output_dir / "README.md").read_text(encoding="utf-8")
     assert "eval_f1" in card and "python recipes/parsquad.py --config config.yaml" in card
 

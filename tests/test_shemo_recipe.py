@@ -14,7 +14,7 @@ from hf_tasks.args import parse
 from hf_tasks.audio.io import read_clip
 from hf_tasks.modeling.audio import PooledAudioClassifier
 from hf_tasks.tasks.audio import AudioCollator
-from tests.conftest import accuracy_of_predictions, recipe_args
+from tests.conftest import accuracy_of_predictions, assert_outcomes_give_the_results, recipe_args
 from tests.pipeline_check import assert_pipeline_repeats_predictions, prediction_rows
 
 CONFIG = "recipes/configs/shemo/tiny.yaml"
@@ -61,6 +61,8 @@ def test_run_folder_holds_split_conversions_predictions_and_per_class_report(tra
     assert len(rows) == results["test_support_anger"] + sum(
         results[f"test_support_{name}"] for name in ("fear", "happiness", "neutral", "sadness", "surprise"))
     assert {row["speaker"] for row in rows} == set(split["splits"]["test"]["speakers"])
+    assert [row["example_id"] for row in rows] == [row["file"] for row in rows]
+    assert assert_outcomes_give_the_results(output_dir, results) == 8
 
 
 def test_saved_model_reloads_and_repeats_the_runs_predictions(trained):

@@ -8,8 +8,9 @@ import json
 import pytest
 import yaml
 
+from hf_tasks.study import compare as compare_runs
 from hf_tasks.study import main, parse_study_args, resolve_recipe
-from tests.conftest import REPO
+from tests.conftest import REPO, assert_outcomes_give_the_results
 
 
 def test_recipe_from_the_config_folder_or_a_recipe_key(tmp_path):
@@ -30,8 +31,8 @@ def test_study_options_are_kept_and_the_rest_forwarded(tmp_path):
     config.write_text("seed: 1\n")
     study = parse_study_args([str(config), "--output_dir", str(tmp_path / "out"), "--max_train_samples", "50",
                               "--launcher", "accelerate launch --num_processes 2", "--parallel", "2",
-                              "--columns=eval_uar", "--seeds", "1,2", "--bf16", "false"])
-    assert study.configs == [config] and study.parallel == 2 and study.seeds == [1, 2]
+                              "--columns=eval_uar", "--seeds", "1,2", "--bf16", "false", "--baseline", "a"])
+    assert study.configs == [config] and study.parallel == 2 and study.seeds == [1, 2] and study.baseline == "a"
     assert study.launcher == ["accelerate", "launch", "--num_processes", "2"]
     assert study.forwarded == ["--max_train_samples", "50", "--bf16", "false"]
     assert study.columns == ["eval_uar"]
@@ -77,7 +78,7 @@ QUICK = ["--max_train_samples", "32", "--max_eval_samples", "24", "--max_predict
          "--disable_tqdm", "true"]
 
 
-def test_study_runs_two_configs_side_by_side_through_their_recipes(tmp_path):
+def test_study_runs_two_configs_side_by_side_through_their_recipes(tmp_path, capsys):
     output_dir = tmp_path / "study"
     smaller = tmp_path / "keep1.yaml"
     smaller.write_text(yaml.safe_dump({"recipe": str(REPO / "recipes/farstail.py"),
@@ -101,6 +102,27 @@ def test_study_runs_two_configs_side_by_side_through_their_recipes(tmp_path):
     assert float(rows["farstail-keep1"]["model_size_mb"]) < float(rows["farstail-tiny"]["model_size_mb"])
     assert "[farstail-keep1](farstail-keep1)" in (output_dir / "study.md").read_text()
     assert (output_dir / "study.png").stat().st_size > 0
+    # Per-example outcomes keyed by FarsTail's row numbers score to each run's results; the table gives intervals
+    # from them and compares the two configs on the 24 test examples both predicted.
+    for name, row in rows.items():
+        results = json.loads((output_dir / name / "results.json").read_text())
+        assert assert_outcomes_give_the_results(output_dir / name, results) == 8
+        assert float(row["test_accuracy_ci_low"]) <= results["test_accuracy"] <= float(row["test_accuracy_ci_high"])
+        assert row["test_accuracy_examples"] == "24"
+    predictions = list(csv.DictReader((output_dir / "farstail-tiny" / "test_predictions.csv").open()))
+    assert [row["example_id"] for row in predictions] == [row["row"] for row in predictions] == [
+        str(number) for number in range(1, 25)]
+    markdown = (output_dir / "study.md").read_text()
+    assert "## Paired comparisons with the baseline farstail-tiny (test_accuracy)" in markdown
+    comparison = next(csv.DictReader((output_dir / "study_comparisons.csv").open()))
+    assert comparison["config"] == "farstail-keep1" and comparison["examples"] == "24"
+    difference = float(rows["farstail-keep1"]["test_accuracy"]) - float(rows["farstail-tiny"]["test_accuracy"])
+    assert float(comparison["difference"]) == pytest.approx(difference)
+    assert float(comparison["ci_low"]) <= float(comparison["difference"]) <= float(comparison["ci_high"])
+    assert comparison["verdict"] in markdown
+    assert (output_dir / "study_differences.png").read_bytes()[:4] == b"\x89PNG"
+    assert compare_runs.main([str(output_dir / "farstail-tiny"), str(output_dir / "farstail-keep1")]) == 0
+    assert f"B − A: {difference:+.4f}" in capsys.readouterr().out
 
 
 # A stand-in recipe: records each launch, then behaves as its config says (fail once, stop after a
@@ -162,6 +184,19 @@ def test_seeds_aggregate_to_mean_std_and_n(tmp_path):
         [[f"fake_recipe-b-seed{seed}", "None", overwrite] for seed in (1, 2, 6) for overwrite in ("None", "true")])
     assert {launch[3] for launch in launches(output_dir)} == {"study"}  # one wandb group
     assert (output_dir / "fake_recipe-b-seed2.log").read_text().count("[study] attempt") == 2
+
+
+def test_a_results_file_cut_short_means_the_run_has_not_finished(tmp_path):
+    output_dir = tmp_path / "study"
+    configs = fake_configs(tmp_path, whole={}, cut={})
+    for name, text in (("whole", '{"eval_accuracy": 0.9}'), ("cut", '{"eval_accur')):
+        (output_dir / f"fake_recipe-{name}").mkdir(parents=True)
+        (output_dir / f"fake_recipe-{name}" / "results.json").write_text(text)
+    assert main([*map(str, configs), "--output_dir", str(output_dir)]) == 0
+    assert [launch[0] for launch in launches(output_dir)] == ["fake_recipe-cut"]  # rerun, not reused
+    rows = {row["run"]: row for row in csv.DictReader((output_dir / "study.csv").open())}
+    assert (rows["fake_recipe-whole"]["status"], rows["fake_recipe-whole"]["eval_accuracy"]) == ("reused", "0.9")
+    assert (rows["fake_recipe-cut"]["status"], rows["fake_recipe-cut"]["eval_accuracy"]) == ("ok", "0.3")
 
 
 def test_a_killed_study_continues_without_redoing_finished_runs(tmp_path):

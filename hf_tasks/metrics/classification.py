@@ -51,31 +51,42 @@ def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 def _per_class(matrix: np.ndarray) -> dict[str, np.ndarray]:
-    true_positives = np.diag(matrix)
-    support = matrix.sum(axis=1)
-    predicted = matrix.sum(axis=0)
+    """Per-class counts and ratios of one confusion matrix (k, k) or of a stack of them (..., k, k)."""
+    true_positives = np.diagonal(matrix, axis1=-2, axis2=-1)
+    support = matrix.sum(axis=-1)
+    predicted = matrix.sum(axis=-2)
     precision = _divide(true_positives, predicted)
     recall = _divide(true_positives, support)
     f1 = _divide(2 * true_positives, support + predicted)
     return {"precision": precision, "recall": recall, "f1": f1, "support": support, "predicted": predicted}
 
 
-def _summary(matrix: np.ndarray) -> dict[str, float]:
-    stats = _per_class(matrix)
+def _mean_where(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The mean of `values` over the last axis where `mask` holds; 0 where it holds nowhere."""
+    return _divide(np.where(mask, values, 0.0).sum(axis=-1), mask.sum(axis=-1))
+
+
+def summary_metrics(matrices) -> dict[str, np.ndarray]:
+    """Accuracy, macro F1, weighted F1 and UAR of a confusion matrix (k, k), or of each matrix in a stack
+    (..., k, k) at once (a study's bootstrap scores a thousand resamples this way)."""
+    matrices = np.asarray(matrices, dtype=np.float64)
+    stats = _per_class(matrices)
     support, predicted = stats["support"], stats["predicted"]
-    total = support.sum()
+    total = support.sum(axis=-1)
     # A class that is neither gold nor predicted (common in a small eval subset) has no defined F1;
     # averaging it in as 0 would punish the model for the sample, so macro F1 averages over the
     # classes that occur, like scikit-learn's default, and UAR over the gold classes, like
     # scikit-learn's balanced_accuracy_score.
-    occurring = (support + predicted) > 0
-    gold_classes = support > 0
     return {
-        "accuracy": float(np.trace(matrix) / total) if total else 0.0,
-        "macro_f1": float(stats["f1"][occurring].mean()) if occurring.any() else 0.0,
-        "weighted_f1": float((stats["f1"] * support).sum() / total) if total else 0.0,
-        "uar": float(stats["recall"][gold_classes].mean()) if gold_classes.any() else 0.0,
+        "accuracy": _divide(np.trace(matrices, axis1=-2, axis2=-1), total),
+        "macro_f1": _mean_where(stats["f1"], (support + predicted) > 0),
+        "weighted_f1": _divide((stats["f1"] * support).sum(axis=-1), total),
+        "uar": _mean_where(stats["recall"], support > 0),
     }
+
+
+def _summary(matrix: np.ndarray) -> dict[str, float]:
+    return {name: float(value) for name, value in summary_metrics(matrix).items()}
 
 
 def _check_names(label_names: Sequence[str]) -> list[str]:

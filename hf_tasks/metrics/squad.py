@@ -105,6 +105,16 @@ def _raw_scores(
     return ids, exact, token_f1, has_answer
 
 
+def question_scores(
+    predictions: Mapping[str, str], references: Mapping[str, Sequence[str]], language: str = "en"
+) -> dict[str, tuple[bool, float, float]]:
+    """Each question's (has answer, exact, F1) as the official algorithm scores it (0..1, no threshold):
+    `squad_v2_scores`' exact and f1 are 100 times their means, so a later analysis can resample questions."""
+    ids, exact, token_f1, has_answer = _raw_scores(predictions, references, language)
+    return {question: (bool(answerable), float(em), float(f1_score))
+            for question, answerable, em, f1_score in zip(ids, has_answer, exact, token_f1)}
+
+
 def _percent(values: np.ndarray) -> float:
     # Summed one by one in question order, as the official script does, so the figures agree to the last bit.
     return 100.0 * sum(values.tolist()) / len(values)

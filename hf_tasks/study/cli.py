@@ -30,7 +30,7 @@ from hf_tasks.study.runs import Run, StudyArguments, make_run, study_queue
 from hf_tasks.study.table import plot_study, write_table
 
 STUDY_OPTIONS = ("--output_dir", "--launcher", "--columns", "--parallel", "--devices", "--seeds", "--search",
-                 "--trials")
+                 "--trials", "--baseline")
 
 
 def _integers(flag: str, text: str) -> list[int]:
@@ -98,6 +98,7 @@ def parse_study_args(argv: list[str]) -> StudyArguments:
         search=search,
         trials=_integers("--trials", options["--trials"])[0] if "--trials" in options else 10,
         forwarded=forwarded,
+        baseline=options.get("--baseline"),
     )
 
 
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "hf_tasks.study", *argv])
 
     def rewrite(_finished: Run | None = None) -> None:
-        write_table(runs, study.output_dir, command, study.columns)
+        write_table(runs, study.output_dir, command, study.columns, study.baseline)
         plot_study(runs, study.output_dir / "study.png")
 
     rewrite()

@@ -3,7 +3,6 @@ many of them at once on a set of devices (or CPU slots)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -18,6 +17,7 @@ import yaml
 
 from hf_tasks.config_files import config_values
 from hf_tasks.errors import BadInputError
+from hf_tasks.files import read_json
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 #: First rendezvous port of a multi-process run; each run adds the index of its first slot.
@@ -91,10 +91,11 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        return (self.run_dir / "results.json").is_file()
+        """results.json is there and whole: one a kill cut short means the run has not finished."""
+        return isinstance(read_json(self.run_dir / "results.json"), dict)
 
     def read_results(self) -> None:
-        self.results = json.loads((self.run_dir / "results.json").read_text(encoding="utf-8"))
+        self.results = read_json(self.run_dir / "results.json") or {}
         if self.results.get("model_size_mb") is None:
             size = weights_size_mb(self.run_dir)
             if size is not None:
@@ -262,6 +263,7 @@ class StudyArguments:
     search: Path | None = None
     trials: int = 10
     forwarded: list[str] = field(default_factory=list)
+    baseline: str | None = None  # the config the table compares the others with (default: the first)
 
 
 def study_queue(study: StudyArguments) -> Queue:

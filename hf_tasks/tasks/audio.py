@@ -168,6 +168,7 @@ class AudioClassificationTask(ClassificationTask):
     feature_unit = "clips"
 
     display_columns = ("file", "speaker")
+    example_id_column = "file"
 
     def __init__(self, data: ClipListings, feature_extractor, data_args, audio_args: AudioArguments, *,
                  attention_mask: bool):

@@ -59,6 +59,11 @@ class ClassificationTask(Task):
 
     #: Raw columns copied into the prediction files, e.g. ("id", "tweet").
     display_columns: tuple[str, ...] = ()
+    #: The raw column that names each example (a tweet id, an image path, a clip file): prediction files carry it
+    #: as `example_id`, so runs of different configs on one test set pair up example by example
+    #: (`hf_tasks.study.stats`). Without one (None, or the raw rows lack it), the id is the row's 1-based
+    #: position in the split, which pairs runs of one file read with the same --max_*_samples.
+    example_id_column: str | None = None
     #: 0/1 raw columns that mark a subset; `accuracy_<column>` is reported on the rows marked 1.
     subset_columns: tuple[str, ...] = ()
 
@@ -176,19 +181,23 @@ class ClassificationTask(Task):
                 f"Display columns {missing} are missing from the raw '{split}' rows (columns: {columns}); "
                 f"set self.raw['{split}'] to rows that have them."
             )
-        own = ["gold_label", "predicted_label", "predicted_probability"]
+        own = ["example_id", "gold_label", "predicted_label", "predicted_probability"]
         own += [f"probability_{name}" for name in self.label_names]
         clashes = set(self.display_columns) & set(own)
         if clashes:
             raise ValueError(f"Display columns {sorted(clashes)} clash with prediction columns; rename them.")
         shown = [raw[column] for column in self.display_columns]
+        if self.example_id_column is not None and self.example_id_column in columns:
+            example_ids = [str(value) for value in raw[self.example_id_column]]
+        else:
+            example_ids = [str(position) for position in range(1, len(scored.predicted) + 1)]
         rows = []
         for index, predicted in enumerate(scored.predicted):
             gold = scored.labels[index] if scored.labels is not None else -1
             probabilities = scored.probabilities[index]
             rows.append(
                 [values[index] for values in shown]
-                + [self.label_names[gold] if gold >= 0 else "", self.label_names[predicted]]
+                + [example_ids[index], self.label_names[gold] if gold >= 0 else "", self.label_names[predicted]]
                 + [f"{probabilities[predicted]:.6f}"]
                 + [f"{probability:.6f}" for probability in probabilities]
             )

@@ -127,6 +127,7 @@ class ImageClassificationTask(ClassificationTask):
     feature_unit = "images"
 
     display_columns = ("image_id",)
+    example_id_column = "image_id"
     data_collator = staticmethod(collate_images)
 
     def __init__(self, data: DatasetDict, image_args: ImageArguments, mean_std: MeanStd):

@@ -39,6 +39,9 @@ class PairClassificationTask(ClassificationTask):
     """Premise/hypothesis pairs → one label; `subset_columns` are 0/1 columns whose marked rows'
     accuracy is reported."""
 
+    # The data row of the example in its file (FarsTail's adapter numbers them): what pairs runs on one test set.
+    example_id_column = "row"
+
     def __init__(self, data: DatasetDict, tokenizer, data_args, pair_args: PairArguments,
                  subset_columns: Sequence[str] = ()):
         super().__init__(class_names_of(data, "label"))

@@ -7,6 +7,7 @@ EM/F1 with language-aware normalisation.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from datasets import Dataset, DatasetDict
 from transformers import DataCollatorWithPadding
 
 from hf_tasks.errors import BadInputError
-from hf_tasks.metrics.squad import best_null_threshold, squad_v2_scores
+from hf_tasks.files import write_with
+from hf_tasks.metrics.squad import best_null_threshold, question_scores, squad_v2_scores
 from hf_tasks.modeling.qa_pipeline import ANSWER_SETTINGS_KEY, NULL_THRESHOLD_KEY, postprocess
 from hf_tasks.data.cache import preprocessing_cache, tokenizer_fingerprint
 from hf_tasks.data.splits import SPLITS
@@ -214,6 +216,7 @@ class QuestionAnsweringTask(Task):
         self.scored[split] = {"answers": answers, "score_diffs": diffs}
         if any(references.values()) or split != "test":
             metrics.update(squad_v2_scores(answers, references, self.qa_args.answer_language))
+            self.scored[split]["questions"] = question_scores(answers, references, self.qa_args.answer_language)
         return metrics
 
     def prediction_threshold(self) -> float:
@@ -266,7 +269,22 @@ class QuestionAnsweringTask(Task):
         # JSON has no infinity: an example without any valid span gets null.
         diffs = {key: (value if np.isfinite(value) else None) for key, value in scored["score_diffs"].items()}
         diffs_path.write_text(json.dumps(diffs, indent=1), encoding="utf-8")
-        return [answers_path, diffs_path]
+        return [answers_path, diffs_path, *self._write_question_scores(scored, output_dir, file_prefix)]
+
+    @staticmethod
+    def _write_question_scores(scored: dict, output_dir: Path, file_prefix: str) -> list[Path]:
+        """`{file_prefix}_question_scores.csv`: each question's exact and F1 (0..1, official algorithm, at the
+        threshold the split was scored with), keyed by question id; their means are the split's exact/f1 / 100."""
+        if "questions" not in scored:
+            return []
+
+        def write(handle) -> None:
+            writer = csv.writer(handle)
+            writer.writerow(["example_id", "has_answer", "exact", "f1"])
+            for question, (answerable, exact, f1) in scored["questions"].items():
+                writer.writerow([question, int(answerable), exact, f1])
+
+        return [write_with(output_dir / f"{file_prefix}_question_scores.csv", write)]
 
     def summary(self, metrics: dict[str, float]) -> str:
         parts = [f"EM {metrics['exact']:.2f}", f"F1 {metrics['f1']:.2f}"] if "exact" in metrics else []

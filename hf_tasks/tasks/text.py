@@ -54,13 +54,14 @@ class TextClassificationTask(ClassificationTask):
     `ClassificationTask`'s scoring and prediction files, which show `display_columns` (id and text)."""
 
     def __init__(self, data: DatasetDict, tokenizer, data_args, text_args: TextArguments, *, text_column: str,
-                 display_columns: tuple[str, ...] = ()):
+                 display_columns: tuple[str, ...] = (), id_column: str | None = None):
         super().__init__(class_names_of(data, "label"), binary_sigmoid=text_args.binary_sigmoid)
         self.data, self.tokenizer, self.data_args, self.text_args = data, tokenizer, data_args, text_args
         self.text_column = text_column
         self.normalize = text_args.normalizer()
         self.max_seq_length = min(data_args.max_seq_length or 128, tokenizer.model_max_length)
         self.display_columns = display_columns or (text_column,)
+        self.example_id_column = id_column
         self.data_collator = TextCollator(tokenizer, binary_sigmoid=text_args.binary_sigmoid)
 
     def build_features(self, training_args) -> dict[str, Dataset]:

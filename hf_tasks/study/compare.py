@@ -1,0 +1,86 @@
+"""The paired comparison of any two run folders on one split's examples: is B better than A, and by how much?
+
+    python -m hf_tasks.study.compare runs/full runs/freeze9
+    python -m hf_tasks.study.compare runs/full runs/freeze9 --metric macro_f1 --split eval
+
+A is the baseline. The metric defaults to A's headline metric (`hf_tasks.study.table.HEADLINE_METRICS`), on the
+test split when A reported one, else on validation. Prints both runs' values with their bootstrap intervals, the
+difference B − A with its paired-bootstrap interval and p-value, and, for accuracy-type metrics, McNemar's exact
+test from the discordant pairs (`hf_tasks.study.stats` says how each is computed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hf_tasks.errors import BadInputError, one_line_errors
+from hf_tasks.files import read_json
+from hf_tasks.study.stats import CONFIDENCE, RESAMPLES, SEED, compare, config_interval, read_outcomes
+from hf_tasks.study.table import HEADLINE_METRICS
+
+
+def finished_results(run_dir: Path) -> dict:
+    results = read_json(run_dir / "results.json")
+    if not isinstance(results, dict):
+        raise BadInputError(f"{run_dir}: no readable results.json; the run has not finished (or is not a run "
+                            "folder).")
+    return results
+
+
+def chosen_metric(results: dict, metric: str | None, split: str | None) -> tuple[str, str]:
+    """(prefix, metric name) to compare: the ones asked for, else the run's headline metric."""
+    prefixes = [split] if split else ["test", "eval"]
+    names = [metric] if metric else list(HEADLINE_METRICS)
+    for name in names:
+        for prefix in prefixes:
+            if isinstance(results.get(f"{prefix}_{name}"), (int, float)):
+                return prefix, name
+    asked = " ".join(filter(None, [metric and f"--metric {metric}", split and f"--split {split}"]))
+    raise BadInputError(f"the baseline's results.json reports no {asked or 'headline metric'} "
+                        f"(it has {', '.join(sorted(key for key in results if key.startswith(('eval_', 'test_'))))}).")
+
+
+def report(baseline_dir: Path, config_dir: Path, metric: str | None = None, split: str | None = None) -> str:
+    """The comparison as printed."""
+    results = finished_results(baseline_dir)
+    finished_results(config_dir)
+    prefix, name = chosen_metric(results, metric, split)
+    before, after = read_outcomes(baseline_dir, prefix), read_outcomes(config_dir, prefix)
+    shown = f"{prefix}_{name}"
+    comparison = compare([before], [after], name, names=(str(baseline_dir), str(config_dir)))
+    if comparison.reason is not None:
+        raise BadInputError(f"{baseline_dir} and {config_dir} cannot be compared on {shown}: {comparison.reason}.")
+    lines = [f"{shown} on the {comparison.examples} examples both runs predicted "
+             f"({RESAMPLES} bootstrap resamples, seed {SEED}, {CONFIDENCE:.0%} intervals):"]
+    for label, outcomes in (("A", before), ("B", after)):
+        interval = config_interval([outcomes], name)
+        lines.append(f"  {label} {outcomes.path.parent}: {interval.value:.4f} "
+                     f"[{interval.bootstrap[0]:.4f}, {interval.bootstrap[1]:.4f}]")
+    low, high = comparison.interval
+    lines.append(f"  B − A: {comparison.difference:+.4f} [{low:+.4f}, {high:+.4f}], paired bootstrap p = "
+                 f"{comparison.p_value:.3g}")
+    for test in comparison.mcnemar:
+        lines.append(f"  McNemar's exact test: {test.baseline_only} examples only A got right, {test.config_only} "
+                     f"only B, p = {test.p_value:.3g}")
+    verdict = comparison.verdict.replace("the baseline", "A")
+    lines.append(f"  B is {verdict}" if not verdict.startswith("no ") else f"  {verdict}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hf_tasks.study.compare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("baseline", type=Path, help="run folder A (the baseline)")
+    parser.add_argument("config", type=Path, help="run folder B")
+    parser.add_argument("--metric", help=f"metric name without eval_/test_ (default: A's first of {HEADLINE_METRICS})")
+    parser.add_argument("--split", choices=("test", "eval"),
+                        help="test or eval (validation); default: test when A has it")
+    with one_line_errors():
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        print(report(args.baseline, args.config, args.metric, args.split))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
