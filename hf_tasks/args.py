@@ -156,6 +156,13 @@ class TrainingArguments(transformers.TrainingArguments):
                           "'unknown' when unset."},
     )
 
+    def __post_init__(self):
+        # Several trackers in one flag: --report_to tensorboard,mlflow (the Trainer takes one name, or a list
+        # from a config).
+        if isinstance(self.report_to, str) and "," in self.report_to:
+            self.report_to = [name.strip() for name in self.report_to.split(",") if name.strip()]
+        super().__post_init__()
+
 
 def _yaml_defaults(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
     """The config's values with its bases merged in, each path the run reads looked up beside the file

@@ -7,6 +7,7 @@ EM/F1 with language-aware normalisation.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from datasets import Dataset, DatasetDict
 from transformers import DataCollatorWithPadding
 
 from hf_tasks.errors import BadInputError
-from hf_tasks.metrics.squad import best_null_threshold, squad_v2_scores
+from hf_tasks.files import write_with
+from hf_tasks.metrics.squad import best_null_threshold, question_scores, squad_v2_scores
 from hf_tasks.modeling.qa_pipeline import ANSWER_SETTINGS_KEY, NULL_THRESHOLD_KEY, postprocess
 from hf_tasks.data.cache import preprocessing_cache, tokenizer_fingerprint
 from hf_tasks.data.splits import SPLITS
@@ -266,7 +268,26 @@ class QuestionAnsweringTask(Task):
         # JSON has no infinity: an example without any valid span gets null.
         diffs = {key: (value if np.isfinite(value) else None) for key, value in scored["score_diffs"].items()}
         diffs_path.write_text(json.dumps(diffs, indent=1), encoding="utf-8")
-        return [answers_path, diffs_path]
+        return [answers_path, diffs_path, *self._write_errors(split, scored["answers"], output_dir, file_prefix)]
+
+    def _write_errors(self, split: str, answers: dict[str, str], output_dir: Path, file_prefix: str) -> list[Path]:
+        """`{file_prefix}_qa_errors.csv`: every question whose answer is not an exact match (id, question, gold
+        answers, answer, F1), worst first; nothing for a split without references."""
+        examples = self.examples[split]
+        references = dict(zip(examples["id"], (answers_["text"] for answers_ in examples["answers"])))
+        if split == "test" and not any(references.values()):
+            return []
+        language = self.qa_args.answer_language
+        rows = []
+        for row_id, question in zip(examples["id"], examples["question"]):
+            exact, token_f1 = question_scores(answers[row_id], references[row_id], language)
+            if exact < 1.0:
+                gold = " | ".join(references[row_id]) or "(no answer)"
+                rows.append([row_id, question.strip(), gold, answers[row_id] or "(no answer)", round(token_f1, 4)])
+        rows.sort(key=lambda row: row[-1])
+        header = ["id", "question", "gold_answers", "answer", "f1"]
+        return [write_with(output_dir / f"{file_prefix}_qa_errors.csv", lambda handle: csv.writer(handle).writerows(
+            [header, *rows]))]
 
     def summary(self, metrics: dict[str, float]) -> str:
         parts = [f"EM {metrics['exact']:.2f}", f"F1 {metrics['f1']:.2f}"] if "exact" in metrics else []
