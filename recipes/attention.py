@@ -11,6 +11,8 @@ rows = layers), and prints the model's prediction when it has a classification h
 
 from __future__ import annotations
 
+import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
+
 from dataclasses import dataclass, field
 from pathlib import Path
 

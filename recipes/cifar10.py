@@ -11,6 +11,8 @@ batches; see `hf_tasks.data.labelled_images`. The schedule is Adam with ReduceLR
 accuracy, from the config; `epoch_times.json` records each epoch's train/eval time and images/s.
 """
 
+import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
+
 from dataclasses import dataclass, field
 
 from transformers import EarlyStoppingCallback

@@ -11,6 +11,8 @@ split is speaker-independent; see `hf_tasks.data.audio_clips` (sources, splits) 
 `--prune_fraction 0.3`).
 """
 
+import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
+
 from transformers import AutoFeatureExtractor
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
