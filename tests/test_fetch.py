@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import tarfile
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -191,6 +192,24 @@ def test_archives_are_unpacked_into_the_folder_the_adapter_reads(tmp_path, no_wa
     assert sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*.wav")) == [
         "female/female/F01A01.wav", "female/female/F01H02.wav"]
     assert not any((tmp_path / "data" / ".downloads").rglob("*.zip"))  # the archive goes once unpacked
+
+
+def test_a_tarball_folder_becomes_the_dataset_folder_and_mac_resource_forks_are_left_out(tmp_path, no_waiting):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in (("cifar-10-batches-py/batches.meta", b"meta"), ("cifar-10-batches-py/test_batch", b"t"),
+                              ("__MACOSX/cifar-10-batches-py/._test_batch", b"fork")):
+            member = tarfile.TarInfo(name)
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+    content = buffer.getvalue()
+    with StandIns({"/cifar-10-python.tar.gz": content}) as server:
+        sources = {"images": Source("images", "one tarball", (
+            RemoteFile(server.url("/cifar-10-python.tar.gz"), "md5:" + hashlib.md5(content).hexdigest(), "",
+                       archive=True, archive_root="cifar-10-batches-py"),))}
+        folder = fetch("images", tmp_path / "data", sources=sources, progress=False)
+    assert sorted(path.name for path in folder.iterdir()) == ["batches.meta", "test_batch"]
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == [".downloads", "images"]
 
 
 def test_the_real_registry_is_pinned_to_commits_with_hashes():

@@ -240,6 +240,8 @@ def _unpack(archive: Path, file: RemoteFile, target: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name or 'unpack'}-", dir=target.parent))
     try:
         shutil.unpack_archive(archive, staging)
+        # Zips made on a Mac carry resource forks there ("._F01A01.wav"), which readers would take for data.
+        shutil.rmtree(staging / "__MACOSX", ignore_errors=True)
         unpacked = staging / file.archive_root
         if not unpacked.is_dir():
             raise FetchError(f"{archive}: no folder {file.archive_root!r} in the archive; is it the pinned file?")
