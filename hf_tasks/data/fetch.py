@@ -302,7 +302,8 @@ def fetch(name: str, root: str | Path = DEFAULT_ROOT, given: list[Path] = (), *,
     for file in source.files:
         target = folder / file.place
         if _in_place(file, target, name):
-            print(f"{target}: already in place")
+            print(f"{target}: already there, left as it is" if file.archive else f"{target}: already in place "
+                  "(hash checked)")
             continue
         local = from_files.get(file)
         if file.archive:
