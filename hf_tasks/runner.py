@@ -241,7 +241,7 @@ def run(
             raise BadInputError(f"--{flag} needs the {split} split, but the task built none; give the matching "
                                 "data.")
     checkpoint = resolve_checkpoint(training_args) if training_args.do_train else None
-    trackers = Trackers(training_args, resolved_config(*arguments))
+    trackers = Trackers.for_training(training_args, resolved_config(*arguments))
     callbacks = [*callbacks, *trackers.callbacks()]
     interrupt = GracefulInterrupt()
     if training_args.do_train:
@@ -298,7 +298,7 @@ def run(
     if trainer.is_world_process_zero():
         files = _write_run_folder(trainer, task, results, arguments, model_card or {})
         write_manifest(output_dir, folder_before)
-        trackers.report(trainer, results, files)
+        trackers.report(results, files, trainer=trainer)
         logger.info(_summary(task, results, output_dir, files))
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="hf_tasks run")

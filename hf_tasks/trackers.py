@@ -11,7 +11,8 @@ sends those:
   training metrics: the run is opened here before the Trainer is built, so the Trainer's callback logs
   into it rather than ending it after training and leaving the final evaluation to a run of its own;
 - wandb: `wandb.Image`, `wandb.Table` and wandb's confusion-matrix plot, plus the results as the run's
-  summary; the recipe's own arguments join the run's config when training starts.
+  summary; the recipe's own arguments join the run's config when training starts (a script without a
+  Trainer starts the wandb run itself).
 
 Only the main process reports.
 """
@@ -135,32 +136,45 @@ class RunConfigToWandb(TrainerCallback):
 
 
 class Trackers:
-    """The trackers `--report_to` names among TensorBoard, MLflow and wandb. Build it before the Trainer,
-    add `callbacks()` to the Trainer's, and call `report` when the run folder is written."""
+    """The trackers `report_to` names among TensorBoard, MLflow and wandb, for one run writing `output_dir`.
 
-    def __init__(self, training_args, config: dict[str, Any]):
-        self.args = training_args
+    A training run builds it before the Trainer (`for_training`), adds `callbacks()` to the Trainer's and
+    calls `report(results, files, trainer=trainer)` once the run folder is written; a script without a
+    Trainer (the attention views) builds it directly and calls `report(results, files)`.
+    """
+
+    def __init__(self, report_to, output_dir: str | Path, run_name: str | None, config: dict[str, Any],
+                 main_process: bool = True):
+        self.output_dir = Path(output_dir)
+        self.run_name = run_name
         self.config = config
-        self.names = [name for name in TRACKERS if name in (training_args.report_to or [])]
+        self.names = [name for name in TRACKERS if name in (report_to or [])] if main_process else []
         self._mlflow_run = None
-        if "mlflow" in self.names and training_args.process_index == 0:
+        if "mlflow" in self.names:
             self._open_mlflow_run()
+
+    @classmethod
+    def for_training(cls, training_args, config: dict[str, Any]) -> Trackers:
+        return cls(training_args.report_to, training_args.output_dir, training_args.run_name, config,
+                   main_process=training_args.process_index == 0)
 
     def _open_mlflow_run(self) -> None:
         import mlflow
 
         # With these set the Trainer's callback opens (or resumes, or nests) the run itself.
         if mlflow.active_run() is None and not os.getenv("MLFLOW_RUN_ID") and not os.getenv("MLFLOW_NESTED_RUN"):
-            self._mlflow_run = mlflow.start_run(run_name=self.args.run_name)
+            self._mlflow_run = mlflow.start_run(run_name=self.run_name)
 
     def callbacks(self) -> list[TrainerCallback]:
         return [RunConfigToWandb(self.config)] if "wandb" in self.names else []
 
-    def report(self, trainer, results: dict[str, Any], files: list[Path]) -> RunReport:
+    def report(self, results: dict[str, Any], files: list[Path], trainer=None) -> RunReport:
         """Send the run's figures and tables to each tracker; close the MLflow run opened here."""
         task = getattr(trainer, "task", None)
-        report = collect(files, results, list(getattr(task, "label_names", None) or []), trainer.state.global_step)
-        config_file = Path(self.args.output_dir) / "config.yaml"
+        class_names = list(getattr(task, "label_names", None) or [])
+        step = trainer.state.global_step if trainer is not None else 0
+        report = collect(files, results, class_names, step)
+        config_file = self.output_dir / "config.yaml"
         for name in self.names:
             getattr(self, f"_to_{name}")(report, trainer, config_file)
         return report
@@ -171,10 +185,10 @@ class Trackers:
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations.integration_utils import TensorBoardCallback, default_logdir
 
-        callback = next((item for item in trainer.callback_handler.callbacks if isinstance(item, TensorBoardCallback)),
-                        None)
+        callbacks = trainer.callback_handler.callbacks if trainer is not None else []
+        callback = next((item for item in callbacks if isinstance(item, TensorBoardCallback)), None)
         log_dir = (getattr(callback, "logging_dir", None) or os.getenv("TENSORBOARD_LOGGING_DIR")
-                   or os.path.join(self.args.output_dir, default_logdir()))
+                   or os.path.join(self.output_dir, default_logdir()))
         writer = SummaryWriter(log_dir=log_dir)
         try:
             for name, path in report.figures.items():
@@ -219,7 +233,8 @@ class Trackers:
         import wandb
 
         if wandb.run is None:
-            return
+            # No Trainer started one (a script without training): the same project and name it would use.
+            wandb.init(project=os.getenv("WANDB_PROJECT", "huggingface"), name=self.run_name, config=self.config)
         wandb.run.summary.update({key: value for key, value in report.results.items()
                                   if isinstance(value, (int, float))})
         logged: dict[str, Any] = {f"figures/{name}": wandb.Image(str(path)) for name, path in report.figures.items()}

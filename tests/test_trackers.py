@@ -10,7 +10,7 @@ import pytest
 
 from hf_tasks.args import parse
 from hf_tasks.trackers import Table, collect, per_class_table
-from tests.conftest import recipe_args, wandb_run_log  # first: puts recipes/ on sys.path
+from tests.conftest import REPO, recipe_args, wandb_run_log  # first: puts recipes/ on sys.path
 
 import farstail  # noqa: E402
 
@@ -110,3 +110,30 @@ def test_per_class_table_and_collect_read_the_run_folder(tmp_path):
     assert report.confusions == {"eval": (["e", "c"], [0, 1], [0, 0])}  # the unlabelled row is left out
     assert report.tables["eval_qa_errors"].rows == [["7", "who, then?", "x", "y", "0.0"]]
     assert set(report.figures) == {"training_curves"} and set(report.tables) == {"eval_qa_errors", "eval_per_class"}
+
+
+def test_the_attention_grid_goes_to_tensorboard_and_mlflow_without_a_trainer(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    import attention as attention_recipe
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    model_dir = tmp_path / "model"  # the sample tiny BERT, with weights built from its config
+    config = AutoConfig.from_pretrained(REPO / "hf_tasks/samples/tiny-bert-en")
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(model_dir)
+    AutoTokenizer.from_pretrained(REPO / "hf_tasks/samples/tiny-bert-en").save_pretrained(model_dir)
+    output = tmp_path / "views"
+    args = ["--model_name_or_path", str(model_dir), "--text", "the cat sat on the mat",
+            "--output_dir", str(output), "--use_cpu", "--report_to", "tensorboard,mlflow", "--run_name", "heads"]
+    attention_recipe.main(*parse(*attention_recipe.ARGUMENTS, args=args))
+    (log_dir,) = {path.parent for path in output.rglob("events.out.tfevents.*")}
+    events = EventAccumulator(str(log_dir), size_guidance={"images": 0})
+    events.Reload()
+    assert events.Tags()["images"] == ["figures/attention_heads"]
+    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
+    (run,) = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
+    assert run.info.run_name == "heads" and run.info.status == "FINISHED"
+    assert [item.path for item in client.list_artifacts(run.info.run_id, "figures")] == ["figures/attention_heads.png"]
