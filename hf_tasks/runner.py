@@ -278,6 +278,7 @@ def run(
             logger.warning("Interrupted by %s at step %s; %s holds the checkpoint. Continue with the same "
                            "command plus --resume_from_checkpoint auto.", interrupt.stopped_by,
                            interrupt.stopped_at_step, saved)
+            trackers.close("KILLED")
             raise TrainingInterrupted(interrupt.signal_number, interrupt.stopped_at_step, str(saved))
         trainer.save_model()
         trainer.save_state()

@@ -225,8 +225,14 @@ class Trackers:
                                   enumerate(table.columns)}, artifact_file=f"tables/{name}.json")
             if config_file.is_file():
                 mlflow.log_artifact(str(config_file))
+        self.close()
+
+    def close(self, status: str = "FINISHED") -> None:
+        """End the MLflow run opened here (KILLED for a run a signal stopped); the others end with their process."""
         if self._mlflow_run is not None:
-            mlflow.end_run()
+            import mlflow
+
+            mlflow.end_run(status=status)
             self._mlflow_run = None
 
     def _to_wandb(self, report: RunReport, trainer, config_file: Path) -> None:

@@ -137,3 +137,18 @@ def test_the_attention_grid_goes_to_tensorboard_and_mlflow_without_a_trainer(tmp
     (run,) = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
     assert run.info.run_name == "heads" and run.info.status == "FINISHED"
     assert [item.path for item in client.list_artifacts(run.info.run_id, "figures")] == ["figures/attention_heads.png"]
+
+
+def test_an_mlflow_run_opened_for_a_run_a_signal_stopped_ends_killed(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from hf_tasks.trackers import Trackers
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    trackers = Trackers(["mlflow"], tmp_path / "run", "stopped", {})
+    trackers.close("KILLED")
+    trackers.close("KILLED")  # once only
+    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
+    (run,) = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
+    assert (run.info.run_name, run.info.status) == ("stopped", "KILLED")
