@@ -270,20 +270,20 @@ class QuestionAnsweringTask(Task):
         diffs_path.write_text(json.dumps(diffs, indent=1), encoding="utf-8")
         return [answers_path, diffs_path, *self._write_errors(split, scored["answers"], output_dir, file_prefix)]
 
-    def _write_errors(self, split: str, answers: dict[str, str], output_dir: Path, file_prefix: str) -> list[Path]:
+    def _write_errors(self, split: str, predicted: dict[str, str], output_dir: Path, file_prefix: str) -> list[Path]:
         """`{file_prefix}_qa_errors.csv`: every question whose answer is not an exact match (id, question, gold
         answers, answer, F1), worst first; nothing for a split without references."""
         examples = self.examples[split]
-        references = dict(zip(examples["id"], (answers_["text"] for answers_ in examples["answers"])))
+        references = dict(zip(examples["id"], (gold["text"] for gold in examples["answers"])))
         if split == "test" and not any(references.values()):
             return []
         language = self.qa_args.answer_language
         rows = []
         for row_id, question in zip(examples["id"], examples["question"]):
-            exact, token_f1 = question_scores(answers[row_id], references[row_id], language)
+            exact, token_f1 = question_scores(predicted[row_id], references[row_id], language)
             if exact < 1.0:
                 gold = " | ".join(references[row_id]) or "(no answer)"
-                rows.append([row_id, question.strip(), gold, answers[row_id] or "(no answer)", round(token_f1, 4)])
+                rows.append([row_id, question.strip(), gold, predicted[row_id] or "(no answer)", round(token_f1, 4)])
         rows.sort(key=lambda row: row[-1])
         header = ["id", "question", "gold_answers", "answer", "f1"]
         return [write_with(output_dir / f"{file_prefix}_qa_errors.csv", lambda handle: csv.writer(handle).writerows(
