@@ -128,6 +128,9 @@ class DataArguments:
         # Not a field: the run's one bad-row policy, which every adapter and task reports to and the
         # runner reads for skipped_rows.json.
         self.bad_rows = BadRows(self.skip_bad_rows)
+        # Not a field: where the data came from when the recipe decided it (a sample generator, or the user's
+        # folder it left alone), for the run's start block.
+        self.origin: str | None = None
 
 
 @dataclass
@@ -152,6 +155,13 @@ class TrainingArguments(transformers.TrainingArguments):
         metadata={"help": "License identifier written to the model card's metadata (e.g. apache-2.0, cc-by-4.0); "
                           "'unknown' when unset."},
     )
+
+    def __post_init__(self):
+        # Several trackers in one flag: --report_to tensorboard,mlflow (the Trainer takes one name, or a list
+        # from a config).
+        if isinstance(self.report_to, str) and "," in self.report_to:
+            self.report_to = [name.strip() for name in self.report_to.split(",") if name.strip()]
+        super().__post_init__()
 
 
 def _yaml_defaults(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
@@ -287,7 +297,8 @@ def data_source(data_args: DataArguments) -> str:
              (("train", "train_file"), ("validation", "validation_file"), ("test", "test_file"))
              if getattr(data_args, dest)]
     if data_args.data_dir:
-        return f"folder {data_args.data_dir}" + (f", and {', '.join(files)}" if files else "")
+        origin = f" ({data_args.origin})" if data_args.origin else ""
+        return f"folder {data_args.data_dir}{origin}" + (f", and {', '.join(files)}" if files else "")
     return "local files: " + ", ".join(files) if files else "none given"
 
 

@@ -10,7 +10,9 @@ import re
 
 from transformers import HfArgumentParser
 
-HELP_FLAGS = ("-h", "--help")
+from hf_tasks import help_cache
+
+HELP_FLAGS = help_cache.HELP_FLAGS
 HELP_ALL_FLAG = "--help-all"
 # The TrainingArguments people change most; --help-all lists the other hundred or so.
 COMMON_TRAINING_OPTIONS = (
@@ -33,7 +35,9 @@ def answer_help(parser: HfArgumentParser, argv: list[str], description: str | No
         parser.print_help()
         raise SystemExit(0)
     if any(flag in argv for flag in HELP_FLAGS):
-        print(short_help(parser, description, unused))
+        text = short_help(parser, description, unused)
+        help_cache.store(text, argv)  # the next --help of this recipe prints it before the heavy imports
+        print(text)
         raise SystemExit(0)
 
 

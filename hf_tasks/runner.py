@@ -44,6 +44,7 @@ from hf_tasks.surgery.lora import (
     merged_model,
 )
 from hf_tasks.tasks.base import Task
+from hf_tasks.trackers import Trackers
 
 logger = logging.getLogger("hf_tasks")
 
@@ -218,19 +219,6 @@ class HideCompletionNotice(logging.Filter):
         return self.interrupt.stopped_by is None or "Training completed" not in record.getMessage()
 
 
-class RunConfigToWandb(TrainerCallback):
-    """Adds the recipe's own arguments (task, data, model) to the wandb run the Trainer starts."""
-
-    def __init__(self, config: dict[str, Any]):
-        self.config = config
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        import wandb
-
-        if wandb.run is not None:
-            wandb.config.update(self.config, allow_val_change=True)
-
-
 def run(
     task: Task,
     model,
@@ -253,9 +241,8 @@ def run(
             raise BadInputError(f"--{flag} needs the {split} split, but the task built none; give the matching "
                                 "data.")
     checkpoint = resolve_checkpoint(training_args) if training_args.do_train else None
-    callbacks = list(callbacks)
-    if "wandb" in (training_args.report_to or []):
-        callbacks.append(RunConfigToWandb(resolved_config(*arguments)))
+    trackers = Trackers.for_training(training_args, resolved_config(*arguments))
+    callbacks = [*callbacks, *trackers.callbacks()]
     interrupt = GracefulInterrupt()
     if training_args.do_train:
         callbacks.append(interrupt)
@@ -291,6 +278,7 @@ def run(
             logger.warning("Interrupted by %s at step %s; %s holds the checkpoint. Continue with the same "
                            "command plus --resume_from_checkpoint auto.", interrupt.stopped_by,
                            interrupt.stopped_at_step, saved)
+            trackers.close("KILLED")
             raise TrainingInterrupted(interrupt.signal_number, interrupt.stopped_at_step, str(saved))
         trainer.save_model()
         trainer.save_state()
@@ -312,7 +300,7 @@ def run(
     if trainer.is_world_process_zero():
         files = _write_run_folder(trainer, task, results, arguments, model_card or {})
         write_manifest(output_dir, folder_before)
-        _log_to_wandb(training_args, results, files)
+        trackers.report(results, files, trainer=trainer)
         logger.info(_summary(task, results, output_dir, files))
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="hf_tasks run")
@@ -381,19 +369,6 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
     card_text = model_card_text(config, results, card, usage, task.model_card_notes(), pipeline_task(model))
     (output_dir / "README.md").write_text(card_text, encoding="utf-8")
     return files
-
-
-def _log_to_wandb(training_args: TrainingArguments, results: dict, files: list[Path]) -> None:
-    if "wandb" not in (training_args.report_to or []):
-        return
-    import wandb
-
-    if wandb.run is None:
-        return
-    wandb.run.summary.update({key: value for key, value in results.items() if isinstance(value, (int, float))})
-    images = {f"plots/{path.stem}": wandb.Image(str(path)) for path in files if path.suffix == ".png"}
-    if images:
-        wandb.log(images)
 
 
 def _summary(task: Task, results: dict, output_dir: Path, files: list[Path]) -> str:

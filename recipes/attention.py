@@ -6,21 +6,25 @@
 
 Writes `head_view.html` and `model_view.html` (self-contained pages that draw the attention with
 their own script: they open offline, from the file) and `attention_heads.png` (one panel per head,
-rows = layers), and prints the model's prediction when it has a classification head.
+rows = layers), and prints the model's prediction when it has a classification head. With
+`--report_to tensorboard,mlflow,wandb` the grid also goes to those trackers (`hf_tasks.trackers`).
 """
 
 from __future__ import annotations
+
+import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from hf_tasks.args import ModelArguments, parse
+from hf_tasks.args import ModelArguments, parse, resolved_config
 from hf_tasks.errors import one_line_errors
 from hf_tasks.interpret.attention import compute_attentions, load_model_and_tokenizer, write_attention_views
 from hf_tasks.surgery.structure import LAYER_SET_HELP, parse_layer_set
 from hf_tasks.errors import BadInputError
+from hf_tasks.trackers import Trackers
 
 
 @dataclass
@@ -32,6 +36,10 @@ class AttentionArguments:
     layers: str | None = field(default=None, metadata={"help": f"Only these layers: {LAYER_SET_HELP}. Default: all."})
     display_mode: str = field(default="light", metadata={"help": "Page colours: 'light' or 'dark'."})
     use_cpu: bool = field(default=False, metadata={"help": "Run on CPU even when a GPU is available."})
+    report_to: str | None = field(
+        default=None, metadata={"help": "Trackers that get the attention grid: tensorboard, mlflow, wandb (several: "
+                                        "tensorboard,mlflow)."})
+    run_name: str | None = field(default=None, metadata={"help": "The run's name in the trackers."})
 
     def __post_init__(self):
         if not self.text:
@@ -71,6 +79,10 @@ def main(model_args: ModelArguments, attention_args: AttentionArguments) -> dict
     print(f"{len(maps.tokens)} tokens, {len(maps.layers)} layers, {maps.num_panels} heads")
     for name, path in paths.items():
         print(f"{name}: {path}")
+    if attention_args.report_to:
+        trackers = Trackers(attention_args.report_to.split(","), attention_args.output_dir, attention_args.run_name,
+                            resolved_config(model_args, attention_args))
+        trackers.report({"tokens": len(maps.tokens), "heads": maps.num_panels}, list(paths.values()))
     return paths
 
 

@@ -11,6 +11,8 @@ batches; see `hf_tasks.data.labelled_images`. The schedule is Adam with ReduceLR
 accuracy, from the config; `epoch_times.json` records each epoch's train/eval time and images/s.
 """
 
+import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
+
 from dataclasses import dataclass, field
 
 from transformers import EarlyStoppingCallback
@@ -38,8 +40,8 @@ class Cifar10Arguments(ImageArguments, LabelledImageArguments, TransferArguments
         metadata={"help": "Stop after this many evaluations without improvement (needs load_best_model_at_end)."},
     )
     generate_synthetic_data: bool = field(
-        default=False, metadata={"help": "Write the coloured-shapes ImageFolder tree into --data_dir first "
-                                         "(a new folder, or one it wrote)."}
+        default=False, metadata={"help": "Write the coloured-shapes ImageFolder tree into --data_dir first (a new or "
+                                         "empty folder, or one it wrote; a folder of your own data is read instead)."}
     )
 
     def __post_init__(self):
@@ -61,7 +63,7 @@ def main(
     setup(training_args)
     check_plateau_schedule(training_args)
     if task_args.generate_synthetic_data:
-        generate_into_data_dir(data_args.data_dir, training_args,
+        generate_into_data_dir(data_args, training_args,
                                lambda folder: write_shapes_tree(folder, seed=training_args.seed))
     with training_args.main_process_first(desc="loading images"):
         data = labelled_images.load(data_args, task_args, seed=training_args.seed)

@@ -6,6 +6,8 @@ head, fine-tuned end to end or feature-based (frozen backbone, optionally with c
     python -m hf_tasks.text.tweets --train_file data/constraint/Constraint_Train.csv --row 12   # what the model reads
 """
 
+import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
+
 import logging
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse

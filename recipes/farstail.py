@@ -6,6 +6,8 @@ surgery: freezing, layer deletion and attention-head pruning (`hf_tasks.surgery`
     python -m hf_tasks.study recipes/configs/farstail/*.yaml --output_dir runs/study   # the comparison table
 """
 
+import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
+
 from transformers import AutoModelForSequenceClassification
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse

@@ -4,6 +4,8 @@
     python recipes/parsquad.py --config recipes/configs/parsquad/tiny.yaml     # offline demo on CPU
 """
 
+import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
+
 from transformers import AutoModelForQuestionAnswering
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse

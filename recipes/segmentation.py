@@ -11,6 +11,8 @@ seen per image. With ground-truth masks (`--mask_dir`, or `--mask_column` of a d
 
 from __future__ import annotations
 
+import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
+
 import json
 import math
 from dataclasses import dataclass, field

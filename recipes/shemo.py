@@ -11,6 +11,8 @@ split is speaker-independent; see `hf_tasks.data.audio_clips` (sources, splits) 
 `--prune_fraction 0.3`).
 """
 
+import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
+
 from transformers import AutoFeatureExtractor
 
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
@@ -36,7 +38,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, audio_args: Audio
          surgery_args: SurgeryArguments, lora_args: LoraArguments, training_args: TrainingArguments):
     setup(training_args)
     if audio_args.generate_synthetic_data:
-        generate_into_data_dir(data_args.data_dir, training_args, write_synthetic_shemo)
+        generate_into_data_dir(data_args, training_args, write_synthetic_shemo)
     data = audio_clips.load(data_args, audio_args)
     feature_extractor = load_processor(model_args, AutoFeatureExtractor)
     weights = class_weights(data, oversampled=audio_args.oversample) if audio_args.class_weighted_loss else None

@@ -24,6 +24,7 @@ CACHE_FOLDERS = {
     "HF_MODULES_CACHE": "huggingface/modules",
     "HF_DATASETS_CACHE": "huggingface/datasets",  # hf_tasks' preprocessing cache lives in its hf_tasks/ folder
     "XDG_CACHE_HOME": "xdg",
+    "HF_TASKS_CACHE": "hf_tasks",  # the --help cache (hf_tasks.help_cache)
     "TORCH_HOME": "torch",  # torch.hub, and timm's non-hub weights
     "WANDB_DIR": "wandb",
     "WANDB_CACHE_DIR": "wandb/cache",

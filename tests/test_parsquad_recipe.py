@@ -1,5 +1,6 @@
 """End to end: the PQuAD recipe on the project's sample with a tiny BERT built from config."""
 
+import csv
 import json
 import os
 import re
@@ -65,6 +66,18 @@ def test_run_folder_holds_results_predictions_config_and_card(trained):
     assert assert_outcomes_give_the_results(output_dir, results) == 4
     card = (output_dir / "README.md").read_text(encoding="utf-8")
     assert "eval_f1" in card and "python recipes/parsquad.py --config config.yaml" in card
+
+
+def test_qa_errors_list_every_question_not_answered_exactly_worst_first(trained):
+    output_dir, results = trained
+    with (output_dir / "eval_qa_errors.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == round(results["eval_total"] * (1 - results["eval_exact"] / 100))
+    predictions = json.loads((output_dir / "eval_predictions.json").read_text(encoding="utf-8"))
+    assert all(row["answer"] == (predictions[row["id"]] or "(no answer)") for row in rows)
+    scores = [float(row["f1"]) for row in rows]
+    assert scores == sorted(scores) and all(score < 1 or row["answer"] != row["gold_answers"]
+                                            for score, row in zip(scores, rows))
 
 
 def test_tuned_threshold_is_stored_with_the_model_and_in_its_card(trained):

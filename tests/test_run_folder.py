@@ -12,9 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile
 from transformers import TrainerCallback
 
 from hf_tasks.args import TrainingArguments, parse
@@ -24,9 +22,7 @@ from hf_tasks.samples.images import write_shapes_tree
 from hf_tasks.samples.owned_folder import OWNER_MARKER
 from tests.conftest import REPO, recipe_args  # first: puts recipes/ on sys.path
 
-import cifar10  # noqa: E402
 import farstail  # noqa: E402
-import shemo  # noqa: E402
 
 QUICK = ["--max_train_samples", "48", "--max_eval_samples", "24", "--max_predict_samples", "24",
          "--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--save_strategy", "epoch"]
@@ -154,39 +150,6 @@ def test_a_sigterm_to_the_recipe_process_exits_143_and_says_how_to_resume(tmp_pa
 
 
 # --- Sample generators write only folders they own -----------------------------------------------------
-
-
-def users_clips(folder: Path) -> Path:
-    """A folder as a user would have it: a real-looking ShEMO clip in female/ and a notes file."""
-    (folder / "female").mkdir(parents=True)
-    rate = 16000
-    speech = 0.1 * np.sin(2 * np.pi * 220 * np.arange(rate) / rate).astype(np.float32)
-    soundfile.write(folder / "female" / "F01A01.wav", speech, rate, subtype="PCM_16")
-    (folder / "notes.txt").write_text("recorded 2024-03, consent forms in the cabinet\n", encoding="utf-8")
-    return folder
-
-
-def test_the_shemo_recipe_refuses_to_generate_into_a_users_folder(tmp_path):
-    data_dir = users_clips(tmp_path / "my_shemo")
-    before = fingerprint(data_dir)
-    args = parse(*shemo.ARGUMENTS, args=recipe_args("recipes/configs/shemo/tiny.yaml", tmp_path / "run",
-                                                    "--data_dir", str(data_dir)))
-    with pytest.raises(BadInputError, match="my_shemo: is not empty.*Drop --generate_synthetic_data"):
-        shemo.main(*args)
-    assert fingerprint(data_dir) == before
-    assert not (tmp_path / "run").exists()
-
-
-def test_the_cifar10_recipe_refuses_to_generate_into_a_users_folder(tmp_path):
-    data_dir = tmp_path / "photos"
-    (data_dir / "train" / "cat").mkdir(parents=True)
-    (data_dir / "train" / "cat" / "tom.png").write_bytes(b"\x89PNG not really")
-    before = fingerprint(data_dir)
-    args = parse(*cifar10.ARGUMENTS, args=recipe_args("recipes/configs/cifar10/tiny.yaml", tmp_path / "run",
-                                                      "--data_dir", str(data_dir)))
-    with pytest.raises(BadInputError, match="photos: is not empty"):
-        cifar10.main(*args)
-    assert fingerprint(data_dir) == before
 
 
 def test_a_generated_folder_is_reused_as_it_is_replaced_on_new_settings_and_refused_once_touched(tmp_path):

@@ -27,6 +27,7 @@ import numpy as np
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
 from hf_tasks.data.bad_rows import RowProblem, require_usable
+from hf_tasks.data.fetch import fetch_hint
 from hf_tasks.data.pool_splits import SPLIT_METHODS, split_pool
 from hf_tasks.data.sources import class_names_of, label_values, load_hub_splits, load_splits, require_columns
 from hf_tasks.data.splits import limit_splits
@@ -112,7 +113,7 @@ def list_shemo_folder(data_dir: str | Path) -> tuple[list[dict[str, Any]], list[
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise BadInputError(f"--data_dir {data_dir}: no such folder; point it at ShEMO's folder "
-                            "(with female/ and male/).")
+                            f"(with female/ and male/).{fetch_hint(data_dir)}")
     paths = sorted(path for path in data_dir.rglob("*") if path.suffix.lower() == ".wav" and path.is_file())
     if not paths:
         raise BadInputError(f"--data_dir {data_dir}: no .wav files in it or below it.")

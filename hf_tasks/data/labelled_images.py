@@ -32,6 +32,7 @@ from datasets import Image as ImageFeature
 from PIL import Image, UnidentifiedImageError
 
 from hf_tasks.data.bad_rows import RowProblem
+from hf_tasks.data.fetch import fetch_hint
 from hf_tasks.data.sources import load_hub_splits
 from hf_tasks.data.splits import SPLITS, canonical_split, limit_splits
 from hf_tasks.errors import BadInputError
@@ -155,7 +156,7 @@ def _hub_images(split: Dataset, image: str) -> Iterable[Any]:
 
 def _local_splits(root: Path, data_args, seed: int) -> dict[str, Dataset]:
     if not root.is_dir():
-        raise BadInputError(f"--data_dir {root}: no such folder.")
+        raise BadInputError(f"--data_dir {root}: no such folder.{fetch_hint(root)}")
     for candidate in (root, root / "cifar-10-batches-py"):
         if (candidate / "batches.meta").is_file():
             return _cifar_splits(candidate, data_args)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from hf_tasks.data.fetch import fetch_hint
 from hf_tasks.data.splits import FILE_FLAG_OF_SPLIT, canonical_split
 from hf_tasks.errors import BadInputError
 
@@ -44,7 +45,7 @@ def load_splits(data_args, read_local: Callable[[Path, str], Any]) -> dict[str, 
             continue
         path = Path(path)
         if not path.is_file():
-            raise BadInputError(f"{path}: no such file (given as --{flag}); check the path.")
+            raise BadInputError(f"{path}: no such file (given as --{flag}); check the path.{fetch_hint(path)}")
         splits[split] = read_local(path, split)
     if not splits:
         raise BadInputError("No data given: pass --dataset_name (hub id) or "

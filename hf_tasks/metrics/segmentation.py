@@ -70,10 +70,11 @@ class SegmentationScore:
 
 
 def mean_iou(
-    predictions: Sequence[np.ndarray], targets: Sequence[np.ndarray], num_classes: int, ignore_index: int = 255
+    predictions: Sequence[np.ndarray], targets: Sequence[np.ndarray], num_classes: int, ignore_index: int = 255,
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """Metrics over whole datasets of (predicted, ground-truth) mask pairs; see `metrics_from_confusion`."""
-    score = SegmentationScore(num_classes, ignore_index)
+    score = SegmentationScore(num_classes, ignore_index, class_names)
     for predicted, target in zip(predictions, targets, strict=True):
         score.update(predicted, target)
     return score.compute()

@@ -61,7 +61,7 @@ def f1(prediction: str, gold: str, language: str = "en") -> float:
     return _token_f1(normalize_answer(prediction, language).split(), normalize_answer(gold, language).split())
 
 
-def _question_scores(prediction: str, golds: Sequence[str], language: str) -> tuple[float, float]:
+def question_scores(prediction: str, golds: Sequence[str], language: str) -> tuple[float, float]:
     """Best exact match and F1 of `prediction` over the gold answers.
 
     As in the official script, gold answers that normalise to nothing are dropped, and a question
@@ -99,13 +99,13 @@ def _raw_scores(
         golds = references[question]
         if isinstance(golds, str):
             raise ValueError(f"References of {question!r} must be a list of answer texts, got the string {golds!r}.")
-        scores.append(_question_scores(predictions[question], golds, language))
+        scores.append(question_scores(predictions[question], golds, language))
     exact, token_f1 = (np.array(column, dtype=float) for column in zip(*scores))
     has_answer = np.array([len(references[question]) > 0 for question in ids], dtype=bool)
     return ids, exact, token_f1, has_answer
 
 
-def question_scores(
+def per_question_scores(
     predictions: Mapping[str, str], references: Mapping[str, Sequence[str]], language: str = "en"
 ) -> dict[str, tuple[bool, float, float]]:
     """Each question's (has answer, exact, F1) as the official algorithm scores it (0..1, no threshold):
@@ -237,7 +237,7 @@ def best_null_threshold(
     ids, exact, token_f1, has_answer = _raw_scores(best_texts, references, language)
     diffs = _values_of("score_diffs", score_diffs, ids)
     null_exact, null_f1 = (np.array(column, dtype=float) for column in zip(
-        *(_question_scores("", references[question], language) for question in ids)))
+        *(question_scores("", references[question], language) for question in ids)))
     _, threshold = _null_sweep(diffs, token_f1, null_f1)
     if threshold is None:
         # Predicting "" wherever possible is best: any value below every finite score_diff does that.

@@ -4,7 +4,9 @@ A generator writes into a folder that is new or empty, or that it made itself ea
 holds a marker file (`OWNER_MARKER`) naming the generator, the settings it was called with, and
 every file it wrote with its size. Rerunning with the same settings reuses the files as they are;
 other settings replace exactly the files the marker lists. A folder holding anything else (the
-user's own data, a file added to a generated folder) is left untouched and the run stops.
+user's own data, a file added to a generated folder) is left untouched. A recipe asked to generate
+into a folder of the user's own data (files and no marker) reads that data instead: the user's folder
+wins (`generate_into_data_dir`).
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ def _read_marker(folder: Path) -> dict[str, Any] | None:
 def _refusal(folder: Path, generator: str, reason: str) -> BadInputError:
     return BadInputError(
         f"{folder}: {reason}, so the {generator} sample generator will not write there (it writes only into "
-        "a new or empty folder, or one it made). Drop --generate_synthetic_data to train on that folder's "
-        "data, or give --data_dir a new folder for the synthetic data."
+        "a new or empty folder, or one it made). Give --data_dir a new folder for the synthetic data, or set "
+        "--generate_synthetic_data false to train on that folder as it is."
     )
 
 
@@ -95,10 +97,25 @@ def write_owned_folder(
     return folder
 
 
-def generate_into_data_dir(data_dir: str | None, training_args, generate: Callable[[str], Path]) -> None:
-    """`--generate_synthetic_data`: run `generate(data_dir)` once (main process first, the others wait)."""
+def holds_users_data(folder: str | Path) -> bool:
+    """Whether `folder` holds anything without a generator's marker: the user's own data."""
+    folder = Path(folder)
+    return folder.is_dir() and _read_marker(folder) is None and any(folder.iterdir())
+
+
+def generate_into_data_dir(data_args, training_args, generate: Callable[[str], Path]) -> None:
+    """`--generate_synthetic_data`: run `generate(data_args.data_dir)` once (main process first, the others
+    wait), unless the folder holds the user's own data: then that data is read as it is and the generator
+    does not run. Either way `data_args.origin` says which, for the run's start block."""
+    data_dir = data_args.data_dir
     if not data_dir:
         raise BadInputError("--generate_synthetic_data writes into --data_dir; give one (a new folder).")
     with training_args.main_process_first(desc="writing synthetic data"):
+        # Every process decides from the folder as the main process left it (the others look after it wrote).
+        if holds_users_data(data_dir):
+            data_args.origin = ("your data, read as it is: the sample generator (generate_synthetic_data) did not "
+                                "run, as the folder holds files it did not write")
+            return
         if training_args.process_index == 0:
             generate(data_dir)
+        data_args.origin = "synthetic data from the sample generator"

@@ -61,7 +61,7 @@ class AudioArguments(AugmentSettings, ClipArguments, AudioHeadArguments):
     generate_synthetic_data: bool = field(
         default=False,
         metadata={"help": "Write synthetic ShEMO-style tone clips into --data_dir first "
-                          "(a new folder, or one it wrote)."},
+                          "(a new or empty folder, or one it wrote; a folder of your own data is read instead)."},
     )
 
     def __post_init__(self):

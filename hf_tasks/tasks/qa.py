@@ -21,7 +21,7 @@ from transformers import DataCollatorWithPadding
 
 from hf_tasks.errors import BadInputError
 from hf_tasks.files import write_with
-from hf_tasks.metrics.squad import best_null_threshold, question_scores, squad_v2_scores
+from hf_tasks.metrics.squad import best_null_threshold, per_question_scores, squad_v2_scores
 from hf_tasks.modeling.qa_pipeline import ANSWER_SETTINGS_KEY, NULL_THRESHOLD_KEY, postprocess
 from hf_tasks.data.cache import preprocessing_cache, tokenizer_fingerprint
 from hf_tasks.data.splits import SPLITS
@@ -216,7 +216,8 @@ class QuestionAnsweringTask(Task):
         self.scored[split] = {"answers": answers, "score_diffs": diffs}
         if any(references.values()) or split != "test":
             metrics.update(squad_v2_scores(answers, references, self.qa_args.answer_language))
-            self.scored[split]["questions"] = question_scores(answers, references, self.qa_args.answer_language)
+            self.scored[split]["questions"] = per_question_scores(answers, references,
+                                                                   self.qa_args.answer_language)
         return metrics
 
     def prediction_threshold(self) -> float:
@@ -269,7 +270,8 @@ class QuestionAnsweringTask(Task):
         # JSON has no infinity: an example without any valid span gets null.
         diffs = {key: (value if np.isfinite(value) else None) for key, value in scored["score_diffs"].items()}
         diffs_path.write_text(json.dumps(diffs, indent=1), encoding="utf-8")
-        return [answers_path, diffs_path, *self._write_question_scores(scored, output_dir, file_prefix)]
+        return [answers_path, diffs_path, *self._write_question_scores(scored, output_dir, file_prefix),
+                *self._write_errors(split, scored, output_dir, file_prefix)]
 
     @staticmethod
     def _write_question_scores(scored: dict, output_dir: Path, file_prefix: str) -> list[Path]:
@@ -285,6 +287,25 @@ class QuestionAnsweringTask(Task):
                 writer.writerow([question, int(answerable), exact, f1])
 
         return [write_with(output_dir / f"{file_prefix}_question_scores.csv", write)]
+
+    def _write_errors(self, split: str, scored: dict, output_dir: Path, file_prefix: str) -> list[Path]:
+        """`{file_prefix}_qa_errors.csv`: every question whose answer is not an exact match (id, question, gold
+        answers, answer, F1), worst first; nothing for a split without references."""
+        if "questions" not in scored:
+            return []
+        examples = self.examples[split]
+        references = dict(zip(examples["id"], (gold["text"] for gold in examples["answers"])))
+        predicted = scored["answers"]
+        rows = []
+        for row_id, question in zip(examples["id"], examples["question"]):
+            _, exact, token_f1 = scored["questions"][row_id]
+            if exact < 1.0:
+                gold = " | ".join(references[row_id]) or "(no answer)"
+                rows.append([row_id, question.strip(), gold, predicted[row_id] or "(no answer)", round(token_f1, 4)])
+        rows.sort(key=lambda row: row[-1])
+        header = ["id", "question", "gold_answers", "answer", "f1"]
+        return [write_with(output_dir / f"{file_prefix}_qa_errors.csv", lambda handle: csv.writer(handle).writerows(
+            [header, *rows]))]
 
     def summary(self, metrics: dict[str, float]) -> str:
         parts = [f"EM {metrics['exact']:.2f}", f"F1 {metrics['f1']:.2f}"] if "exact" in metrics else []

@@ -108,11 +108,18 @@ def _bert_finetune(rows):
         for row in rows)
 
 
+def _help(rows):
+    row = rows[-1]
+    return (f"{row['recipe']}: built {row['built_seconds']} s, cached {row['cached_seconds']} s; {row['speedup']} "
+            f"({_where(row)})")
+
+
 ENTRIES: list[tuple[str, str, Callable[[list[dict[str, str]]], str]]] = [
     # (results name, what it measures, figures from its rows)
     ("qa_postprocess", "QA postprocessing vs the per-window double loop", _qa_postprocess),
     ("qa_windows", "QA windowing vs the transformers example's preprocessing", _qa_windows),
     ("startup", "QA start-up: empty preprocessing cache vs a filled one", _startup),
+    ("help", "a recipe's `--help` in a new process: built (first call) vs from the help cache", _help),
     ("training_overhead", "runner vs a bare `Trainer`, tiny training recipes", _training_overhead),
     ("pruning", "head pruning, 50% of a ParsBERT-sized model's heads", _pruning),
     ("export", "serving a ParsBERT-sized classifier: ONNX full, 50% heads pruned, pruned + int8", _export),

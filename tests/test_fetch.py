@@ -1,0 +1,267 @@
+"""`python -m hf_tasks.data.fetch`: stand-in files served from 127.0.0.1 are downloaded, resumed after a cut
+connection, refused on a hash mismatch (nothing left where a recipe reads), taken from `--from FILE`, and
+unpacked from archives; the real registry is pinned; a recipe's missing default data names the command."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import tarfile
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from hf_tasks.args import DataArguments
+from hf_tasks.data.fetch import SOURCES, FetchError, RemoteFile, Source, fetch, file_hash, main
+from hf_tasks.data.sources import load_splits
+from hf_tasks.errors import BadInputError
+
+TRAIN = "".join(f'{{"id": {index}, "question": "پرسش {index}"}}\n' for index in range(10_000)).encode()
+VALIDATION = b"id,text\n1,hello\n2,world\n"
+
+
+def sha256(content: bytes) -> str:
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def git_blob(content: bytes) -> str:
+    return "gitblob:" + hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+class StandIns:
+    """A local HTTP server for the test's files: honours Range requests, records each request's Range
+    header, and can cut the connection of the first `cuts` answers after `cut_after` bytes."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files, self.ranges, self.cuts, self.cut_after = files, [], 0, 0
+        stand_ins = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                content = stand_ins.files.get(self.path)
+                if content is None:
+                    self.send_error(404)
+                    return
+                asked = self.headers.get("Range")
+                stand_ins.ranges.append(asked)
+                start = int(re.fullmatch(r"bytes=(\d+)-", asked).group(1)) if asked else 0
+                body = content[start:]
+                self.send_response(206 if asked else 200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if stand_ins.cuts:
+                    stand_ins.cuts -= 1
+                    self.wfile.write(body[: stand_ins.cut_after])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def resumed_at(range_header: str | None) -> int:
+    return int(re.fullmatch(r"bytes=(\d+)-", range_header or "bytes=0-").group(1))
+
+
+@pytest.fixture
+def no_waiting(monkeypatch):
+    """pooch waits a second or more between retries; the stand-in server needs no patience."""
+    monkeypatch.setattr("pooch.core.time.sleep", lambda seconds: None)
+
+
+def text_source(server: StandIns, train_hash: str | None = None) -> dict[str, Source]:
+    return {"toy": Source("toy", "two files", (
+        RemoteFile(server.url("/commit/Train.json"), train_hash or git_blob(TRAIN), "train.json"),
+        RemoteFile(server.url("/commit/Val.csv"), sha256(VALIDATION), "validation.csv", size=len(VALIDATION)),
+    ))}
+
+
+def test_files_are_downloaded_checked_and_laid_out_and_a_second_run_keeps_them(tmp_path, no_waiting):
+    with StandIns({"/commit/Train.json": TRAIN, "/commit/Val.csv": VALIDATION}) as server:
+        folder = fetch("toy", tmp_path / "data", sources=text_source(server), progress=False)
+        assert (folder / "train.json").read_bytes() == TRAIN
+        assert (folder / "validation.csv").read_bytes() == VALIDATION
+        assert sorted(path.name for path in folder.iterdir()) == ["train.json", "validation.csv"]  # no leftovers
+        served = len(server.ranges)
+        fetch("toy", tmp_path / "data", sources=text_source(server), progress=False)
+        assert len(server.ranges) == served  # already in place: nothing downloaded again
+
+
+def test_a_cut_connection_is_resumed_from_what_arrived(tmp_path, no_waiting):
+    with StandIns({"/commit/Train.json": TRAIN, "/commit/Val.csv": VALIDATION}) as server:
+        server.cuts, server.cut_after = 1, 300_000
+        folder = fetch("toy", tmp_path / "data", sources=text_source(server), progress=False)
+        assert (folder / "train.json").read_bytes() == TRAIN
+        first, second = server.ranges[:2]
+        assert first is None and 0 < resumed_at(second) <= 300_000  # the second try asked only for the rest
+
+
+def test_a_cut_with_no_retries_left_keeps_the_part_and_the_next_run_resumes_it(tmp_path, no_waiting, monkeypatch):
+    monkeypatch.setattr("hf_tasks.data.fetch.RETRIES", 0)
+    with StandIns({"/commit/Train.json": TRAIN, "/commit/Val.csv": VALIDATION}) as server:
+        server.cuts, server.cut_after = 1, 300_000
+        cut = r"could not download http://127.0.0.1:\d+/commit/Train.json \(ChunkedEncodingError.*resumes it"
+        with pytest.raises(FetchError, match=cut):
+            fetch("toy", tmp_path / "data", sources=text_source(server), progress=False)
+        assert not (tmp_path / "data" / "toy" / "train.json").exists()
+        kept = (tmp_path / "data" / "toy" / "train.json.part").stat().st_size
+        assert 0 < kept <= 300_000
+        fetch("toy", tmp_path / "data", sources=text_source(server), progress=False)
+        assert (tmp_path / "data" / "toy" / "train.json").read_bytes() == TRAIN
+        assert server.ranges[-2] == f"bytes={kept}-"  # then Val.csv, whole
+
+
+@pytest.mark.parametrize("wrong", ["git blob", "sha256"])
+def test_a_file_that_is_not_the_pinned_one_is_refused_and_not_left_where_the_recipe_reads(tmp_path, no_waiting, wrong):
+    tampered = TRAIN.replace(b"9999", b"1111")
+    files = {"/commit/Train.json": tampered, "/commit/Val.csv": VALIDATION}
+    with StandIns(files) as server:
+        sources = text_source(server) if wrong == "git blob" else text_source(server, train_hash=sha256(TRAIN))
+        with pytest.raises(FetchError, match=r"Train.json is not the pinned file .*nothing was put at .*train.json"):
+            fetch("toy", tmp_path / "data", sources=sources, progress=False)
+    folder = tmp_path / "data" / "toy"
+    assert not (folder / "train.json").exists()
+    assert [path.name for path in folder.iterdir()] == []  # no partial or temporary file either
+
+
+def test_an_unreachable_source_names_the_url_and_the_from_option(tmp_path, no_waiting):
+    with StandIns({}) as server:
+        unreachable = r"could not download .*/commit/Train.json \(HTTP 404, after 4 tries\).*--from FILE"
+        with pytest.raises(FetchError, match=unreachable):
+            fetch("toy", tmp_path / "data", sources=text_source(server), progress=False)
+
+
+def test_from_file_is_checked_and_laid_out_and_a_wrong_one_is_refused(tmp_path, no_waiting):
+    by_hand = tmp_path / "Downloads"
+    by_hand.mkdir()
+    (by_hand / "Train.json").write_bytes(TRAIN)
+    (by_hand / "Val.csv").write_bytes(VALIDATION)
+    (by_hand / "other.csv").write_bytes(b"id,text\n")
+    with StandIns({}) as server:  # nothing served: every file comes from --from
+        sources = text_source(server)
+        with pytest.raises(FetchError, match=r"--from .*other.csv: not one of toy's pinned files"):
+            fetch("toy", tmp_path / "data", [by_hand / "other.csv"], sources=sources, progress=False)
+        folder = fetch("toy", tmp_path / "data", [by_hand / "Val.csv", by_hand / "Train.json"], sources=sources,
+                       progress=False)
+        assert server.ranges == []
+    assert (folder / "train.json").read_bytes() == TRAIN and (folder / "validation.csv").read_bytes() == VALIDATION
+    assert (by_hand / "Train.json").exists()  # copied, the user's file stays
+
+
+def test_a_different_file_already_in_place_is_left_alone(tmp_path, no_waiting):
+    folder = tmp_path / "data" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "train.json").write_bytes(b"my own annotations")
+    with StandIns({"/commit/Train.json": TRAIN, "/commit/Val.csv": VALIDATION}) as server:
+        with pytest.raises(FetchError, match=r"train.json exists but is not toy's pinned Train.json .*move it away"):
+            fetch("toy", tmp_path / "data", sources=text_source(server), progress=False)
+    assert (folder / "train.json").read_bytes() == b"my own annotations"
+
+
+def test_archives_are_unpacked_into_the_folder_the_adapter_reads(tmp_path, no_waiting):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("female/F01A01.wav", b"RIFF-one")
+        archive.writestr("female/F01H02.wav", b"RIFF-two")
+    content = buffer.getvalue()
+    with StandIns({"/media/commit/female.zip": content}) as server:
+        sources = {"clips": Source("Clips", "one archive", (
+            RemoteFile(server.url("/media/commit/female.zip"), sha256(content), "female", size=len(content),
+                       archive=True),))}
+        folder = fetch("clips", tmp_path / "data", sources=sources, progress=False)
+    assert sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*.wav")) == [
+        "female/female/F01A01.wav", "female/female/F01H02.wav"]
+    assert not any((tmp_path / "data" / ".downloads").rglob("*.zip"))  # the archive goes once unpacked
+
+
+def test_a_tarball_folder_becomes_the_dataset_folder_and_mac_resource_forks_are_left_out(tmp_path, no_waiting):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in (("cifar-10-batches-py/batches.meta", b"meta"), ("cifar-10-batches-py/test_batch", b"t"),
+                              ("__MACOSX/cifar-10-batches-py/._test_batch", b"fork")):
+            member = tarfile.TarInfo(name)
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+    content = buffer.getvalue()
+    with StandIns({"/cifar-10-python.tar.gz": content}) as server:
+        sources = {"images": Source("images", "one tarball", (
+            RemoteFile(server.url("/cifar-10-python.tar.gz"), "md5:" + hashlib.md5(content).hexdigest(), "",
+                       archive=True, archive_root="cifar-10-batches-py"),))}
+        folder = fetch("images", tmp_path / "data", sources=sources, progress=False)
+    assert sorted(path.name for path in folder.iterdir()) == ["batches.meta", "test_batch"]
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == [".downloads", "images"]
+
+
+def test_the_real_registry_is_pinned_to_commits_with_hashes():
+    for name, source in SOURCES.items():
+        assert source.files, name
+        for file in source.files:
+            algorithm, _, digest = file.known_hash.partition(":")
+            assert (algorithm, len(digest)) in {("sha256", 64), ("md5", 32), ("gitblob", 40)}, file
+            assert re.fullmatch(r"[0-9a-f]+", digest), file
+            if "github" in file.url:
+                assert re.search(r"/[0-9a-f]{40}/", file.url), f"{file.url} is not pinned to a commit"
+    assert {name for name in SOURCES} == {"pquad", "farstail", "constraint", "shemo", "cifar10"}
+
+
+def test_the_cifar10_entry_is_torchvisions_archive_and_md5():
+    from torchvision.datasets import CIFAR10
+
+    (archive,) = SOURCES["cifar10"].files
+    assert archive.url == CIFAR10.url and archive.known_hash == f"md5:{CIFAR10.tgz_md5}"
+    assert archive.archive_root == CIFAR10.base_folder
+
+
+def test_git_blob_hash_is_gits_object_id(tmp_path):
+    path = tmp_path / "hello.txt"
+    path.write_bytes(b"hello\n")
+    # `git hash-object hello.txt` for this content.
+    assert file_hash(path, "gitblob:") == "gitblob:ce013625030ba8dba906f756967f9e9ca394464a"
+
+
+def test_the_real_configs_default_paths_are_where_fetch_puts_the_files():
+    import yaml
+
+    configs = Path(__file__).resolve().parents[1] / "recipes" / "configs"
+    expected = {"parsquad": "pquad", "farstail": "farstail", "covid_fakenews": "constraint", "shemo": "shemo"}
+    for recipe, name in expected.items():
+        config = yaml.safe_load((configs / recipe / "base.yaml").read_text())
+        source = SOURCES[name]
+        if "data_dir" in config:
+            assert config["data_dir"] == f"data/{source.folder}"
+        else:
+            files = {config[key] for key in ("train_file", "validation_file", "test_file")}
+            assert files == {f"data/{source.folder}/{file.place}" for file in source.files}, recipe
+
+
+def test_a_missing_default_data_file_names_the_fetch_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data_args = DataArguments(train_file="data/pquad/train.json")
+    with pytest.raises(BadInputError, match=r"no such file .*Get it with `python -m hf_tasks.data.fetch pquad`"):
+        load_splits(data_args, lambda path, split: None)
+
+
+def test_the_command_line_refuses_an_unknown_dataset(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["mnist"])
+    assert stopped.value.code == 2 and "invalid choice" in capsys.readouterr().err
