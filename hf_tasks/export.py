@@ -32,6 +32,7 @@ import yaml
 from transformers import AutoConfig, AutoFeatureExtractor, AutoImageProcessor, AutoTokenizer
 
 from hf_tasks.errors import BadInputError, one_line_errors
+from hf_tasks.files import write_atomic
 import hf_tasks.modeling  # noqa: F401  (registers hf_tasks' own models with the Auto classes)
 from hf_tasks.portable import AUTO_CLASSES
 from hf_tasks.surgery.loading import from_pretrained
@@ -262,7 +263,7 @@ def export(folder: str | Path, *, quantize: str | None = None, overwrite: bool =
         if variant == "int8":
             entry["validation"] = validation_accuracy(model, processor, session, folder, outputs)
         report["variants"][variant] = entry
-    (target / "export.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_atomic(target / "export.json", json.dumps(report, indent=2) + "\n")
     fp32_diff = report["variants"]["fp32"]["max_abs_diff"]
     if fp32_diff > FP32_TOLERANCE:
         raise RuntimeError(f"{files['fp32']} differs from the PyTorch model by {fp32_diff:.2e} "
