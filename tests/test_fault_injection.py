@@ -9,7 +9,6 @@ Each run is a recipe process; `HF_TASKS_FAULT_AT=<point>[@<n>]` makes it SIGKILL
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
