@@ -172,6 +172,13 @@ class TaskTrainer(Trainer):
         output.metrics.update({f"{metric_key_prefix}_{name}": value for name, value in scores.items()})
         return output
 
+    def evaluate(self, *args, **kwargs) -> dict[str, float]:
+        # The evaluation's data loader draws its seed from torch's global generator. Within training that
+        # draw would come after a checkpoint saved at the same step stored the generator, so a run resumed
+        # from that checkpoint would train on with other dropout masks than the run that went straight on.
+        with torch.random.fork_rng(devices=[]):
+            return super().evaluate(*args, **kwargs)
+
     def _run_training_loss(self) -> RunTrainingLoss:
         # Looked up each time: --restore_callback_states_from_checkpoint replaces the instance.
         return next(callback for callback in self.callback_handler.callbacks if isinstance(callback, RunTrainingLoss))

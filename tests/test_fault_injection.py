@@ -72,10 +72,9 @@ def straight(tmp_path_factory) -> dict:
 # point → what the kill leaves behind, checked before the relaunch
 KILL_POINTS = {
     "train_step@3": "checkpoint-2 complete, step 3 never ran",
-    # Not at an epoch's end: a step checkpoint there precedes the epoch-end evaluation, whose data loader
-    # draws from torch's global generator after the checkpoint stored it, so a resume from it differs
-    # from the straight run in its later dropout masks (a Trainer limitation, not a cut-short file).
-    "checkpoint_save@2": "checkpoint-4 cut short (weights, no trainer_state.json), checkpoint-2 complete",
+    # checkpoint-4 is the last step of epoch 1, saved before that epoch's evaluation: the resume must
+    # not depend on what the evaluation drew from torch's generator.
+    "checkpoint_save@3": "checkpoint-6 cut short (weights, no trainer_state.json), checkpoint-4 complete",
     "final_writes": "model, predictions, config and card written; no manifest, no results.json",
     "before_results": "everything but results.json",
 }
