@@ -288,3 +288,11 @@ def test_resume_auto_and_latest_pass_over_checkpoints_a_kill_cut_short(tmp_path)
         assert resolve_checkpoint(arguments(tmp_path, resume_from_checkpoint=word)) == str(complete)
     assert newest_complete_checkpoint(tmp_path) == complete
     assert study_runs.last_complete_checkpoint is newest_complete_checkpoint  # the study asks the same rule
+
+
+def test_an_overwrite_removes_what_a_killed_atomic_write_left_and_nothing_like_it_of_the_users(tmp_path):
+    output_dir = earlier_run(tmp_path / "run", ["results.json"])
+    (output_dir / ".config.yaml.k2j4_5g6.tmp").write_text("half a config")  # atomic_path's temporary name
+    (output_dir / "draft.tmp").write_text("the user's")
+    clear_previous_run(output_dir)
+    assert sorted(path.name for path in output_dir.iterdir()) == ["draft.tmp"]
