@@ -98,12 +98,11 @@ def setup(training_args: TrainingArguments) -> None:
     check_launch(training_args)
     check_output_dir(training_args)
     if training_args.do_train:
-        resumes = resolve_checkpoint(training_args) is not None
-        overwrites = getattr(training_args, "overwrite_output_dir", False) and not resumes
+        overwrites = getattr(training_args, "overwrite_output_dir", False) and resolve_checkpoint(training_args) is None
         with training_args.main_process_first(desc="clearing the earlier run"):
             if training_args.process_index == 0 and overwrites:
                 clear_previous_run(training_args.output_dir)
-            elif training_args.process_index == 0 and resumes:
+            elif training_args.process_index == 0:  # a new folder, or one this run resumes or restarts
                 remove_interrupted_writes(training_args.output_dir)
     configure_logging(training_args)
     set_seed(training_args.seed)
