@@ -44,7 +44,9 @@ CHECKPOINT_FOLDER = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)")
 INTERRUPTED_WRITE = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
 TRAINER_STATE = "trainer_state.json"
 # Fault injection for the integrity tests: `HF_TASKS_FAULT_AT=<point>` (or `<point>@<n>` for its n-th
-# passage) kills the process with SIGKILL there, as an OOM killer or a lost node would.
+# passage) kills the process with SIGKILL there, as an OOM killer or a lost node would. The runner's
+# points: train_step (before each step), checkpoint_save (weights and optimizer saved, trainer_state.json
+# not), final_writes (model, predictions, config and card written, no manifest), before_results.
 FAULT_ENV = "HF_TASKS_FAULT_AT"
 _fault_passages: dict[str, int] = {}
 
