@@ -17,6 +17,8 @@ from pathlib import Path
 from transformers import TrainerCallback, TrainingArguments
 from transformers.trainer_utils import SchedulerType
 
+from hf_tasks.files import write_atomic
+
 logger = logging.getLogger(__name__)
 
 
@@ -95,6 +97,4 @@ class EpochTimingCallback(TrainerCallback):
     def on_train_end(self, args: TrainingArguments, state, control, **kwargs):
         self._training = False
         if state.is_world_process_zero and self.epochs:
-            path = Path(args.output_dir) / "epoch_times.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(self.epochs, indent=2), encoding="utf-8")
+            write_atomic(Path(args.output_dir) / "epoch_times.json", json.dumps(self.epochs, indent=2))

@@ -32,6 +32,7 @@ import yaml
 from transformers import AutoConfig, AutoFeatureExtractor, AutoImageProcessor, AutoTokenizer
 
 from hf_tasks.errors import BadInputError, one_line_errors
+from hf_tasks.files import write_atomic
 import hf_tasks.modeling  # noqa: F401  (registers hf_tasks' own models with the Auto classes)
 from hf_tasks.portable import AUTO_CLASSES
 from hf_tasks.surgery.loading import from_pretrained
@@ -51,12 +52,18 @@ PROCESSOR_CLASSES = {"input_ids": AutoTokenizer, "input_values": AutoFeatureExtr
 def load_for_export(folder: Path):
     """The run folder's model in eval mode with eager attention (the graph the exporter traces), and
     the Auto class it loads through."""
-    config = AutoConfig.from_pretrained(folder)
+    try:
+        # A folder may come from anywhere: its own code runs only where the user said so, never here.
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    except ValueError as error:
+        raise BadInputError(f"{folder}/config.json: model_type is none that transformers or hf_tasks knows, and "
+                            "export does not run a folder's own code (auto_map); export a folder a recipe "
+                            f"wrote. ({str(error).splitlines()[0]})") from error
     architecture = (config.architectures or [None])[0]
     for auto_class in AUTO_CLASSES:
         model_class = auto_class._model_mapping.get(type(config), None)
         if model_class is not None and model_class.__name__ == architecture:
-            model = from_pretrained(auto_class, str(folder), attn_implementation="eager")
+            model = from_pretrained(auto_class, str(folder), attn_implementation="eager", trust_remote_code=False)
             return model.eval(), auto_class.__name__
     raise BadInputError(f"{folder}/config.json: architecture {architecture} loads through none of "
                         f"{[auto.__name__ for auto in AUTO_CLASSES]}; export a folder a recipe wrote.")
@@ -156,7 +163,7 @@ def _processor(model, folder: Path):
     where an audio or image folder has none (raw inputs are then fed as they are)."""
     auto_class = PROCESSOR_CLASSES[model.main_input_name]
     try:
-        return auto_class.from_pretrained(folder)
+        return auto_class.from_pretrained(folder, trust_remote_code=False)
     except (OSError, ValueError, TypeError) as error:
         if model.main_input_name == "input_ids":
             raise BadInputError(f"{folder}: no tokenizer saved beside the model ({error}); save the run's "
@@ -262,7 +269,7 @@ def export(folder: str | Path, *, quantize: str | None = None, overwrite: bool =
         if variant == "int8":
             entry["validation"] = validation_accuracy(model, processor, session, folder, outputs)
         report["variants"][variant] = entry
-    (target / "export.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_atomic(target / "export.json", json.dumps(report, indent=2) + "\n")
     fp32_diff = report["variants"]["fp32"]["max_abs_diff"]
     if fp32_diff > FP32_TOLERANCE:
         raise RuntimeError(f"{files['fp32']} differs from the PyTorch model by {fp32_diff:.2e} "

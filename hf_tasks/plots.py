@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 
+from hf_tasks.files import atomic_path  # noqa: E402
+
 # Eval metrics worth a panel of their own, in order of preference; the first two present are drawn.
 HEADLINE_METRICS = ("eval_f1", "eval_exact", "eval_accuracy", "eval_macro_f1", "eval_uar", "eval_weighted_f1")
 
@@ -38,6 +40,7 @@ def plot_training_curves(log_history: list[dict], path: Path) -> Path | None:
         metric_axis.grid(alpha=0.3)
         metric_axis.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
     return path

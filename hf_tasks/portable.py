@@ -40,6 +40,7 @@ from transformers import (
 
 import hf_tasks
 from hf_tasks.modeling import CUSTOM_MODELS, pruned_heads, qa_pipeline
+from hf_tasks.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -139,14 +140,13 @@ def ship_code(model, folder: str | Path) -> list[Path]:
     written = []
     for name, text in files.items():
         path = folder / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
+        written.append(write_atomic(path, text))
     config = json.loads(config_path.read_text(encoding="utf-8"))
     if auto_map:
         config["auto_map"] = {**config.get("auto_map", {}), **auto_map}
     if custom_pipelines:
         config["custom_pipelines"] = {**config.get("custom_pipelines", {}), **custom_pipelines}
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_atomic(config_path, json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     logger.info("Shipped %s with the model (auto_map %s, custom_pipelines %s).", ", ".join(files), auto_map,
                 list(custom_pipelines))
     return written

@@ -3,30 +3,74 @@
 - A run starts only in a new or empty `--output_dir`, in one it resumes (`--resume_from_checkpoint`),
   or with `--overwrite_output_dir`. Anything else stops before data is read, naming the fix.
 - A finished run lists the files it wrote in `RUN_MANIFEST`. Overwriting the folder for a new
-  training run removes exactly those files and the `checkpoint-*` folders, so nothing from the
-  earlier run stays beside the new results; files the toolkit did not write stay where they are.
-- `--resume_from_checkpoint auto` resumes from the newest checkpoint when there is one and starts
-  fresh when there is none (a requeue script can pass it on every launch); `latest` (or `true`)
-  requires a checkpoint; anything else is a checkpoint folder.
+  training run removes exactly those files, the Trainer's `checkpoint-<step>` folders and the folders
+  that removal emptied, so nothing from the earlier run stays beside the new results; files the
+  toolkit did not write stay where they are.
+- Every deletion stays inside its folder whatever a listing says (`remove_listed`): a manifest may
+  come from a folder downloaded from the Hub or edited by hand, so an absolute entry, a `..`, a
+  symlinked folder on the way or a path that resolves elsewhere is refused, before anything is removed.
+- A checkpoint is complete when its `trainer_state.json` (the file the Trainer writes last) parses;
+  `newest_complete_checkpoint` is the one rule every resume path uses. `--resume_from_checkpoint auto`
+  resumes from it when there is one and starts fresh when there is none (a requeue script can pass it
+  on every launch); `latest` (or `true`) requires one; anything else is a checkpoint folder.
+- `results.json` is written last (see `hf_tasks.runner`), so its presence means the run finished.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
+import re
 import shutil
-from pathlib import Path
+import signal
+from pathlib import Path, PurePath
+from typing import Iterable
 
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from hf_tasks.errors import BadInputError
+from hf_tasks.files import read_json, write_json
 
 logger = logging.getLogger(__name__)
 
 RUN_MANIFEST = ".hf_tasks-run.json"
+RESULTS = "results.json"
 RESUME_IF_POSSIBLE = "auto"
 RESUME_REQUIRED = frozenset({"latest", "true", "yes"})
 NO_RESUME = frozenset({"", "false", "no", "none"})
+# The Trainer's own checkpoint folders; nothing else matching `checkpoint-*` is the toolkit's to remove.
+CHECKPOINT_FOLDER = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)")
+# What `hf_tasks.files.atomic_path` leaves when a kill stops it between creating and renaming its file.
+INTERRUPTED_WRITE = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
+TRAINER_STATE = "trainer_state.json"
+# Fault injection for the integrity tests: `HF_TASKS_FAULT_AT=<point>` (or `<point>@<n>` for its n-th
+# passage) kills the process with SIGKILL there, as an OOM killer or a lost node would. The runner's
+# points: train_step (before each step), checkpoint_save (weights and optimizer saved, trainer_state.json
+# not), final_writes (model, predictions, config and card written, no manifest), before_results.
+FAULT_ENV = "HF_TASKS_FAULT_AT"
+_fault_passages: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """A named moment a test may kill the process at (see `FAULT_ENV`); nothing happens otherwise."""
+    wanted = os.environ.get(FAULT_ENV)
+    if not wanted or wanted.split("@")[0] != name:
+        return
+    _fault_passages[name] = _fault_passages.get(name, 0) + 1
+    if _fault_passages[name] == int(wanted.partition("@")[2] or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def newest_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The `checkpoint-<step>` with the highest step whose trainer_state.json parses: the Trainer writes
+    that file last, so a checkpoint a kill cut short is passed over."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return None
+    complete = [path for path in output_dir.iterdir()
+                if CHECKPOINT_FOLDER.fullmatch(path.name) and path.is_dir() and not path.is_symlink()
+                and read_json(path / TRAINER_STATE) is not None]
+    return max(complete, key=lambda path: int(CHECKPOINT_FOLDER.fullmatch(path.name)[1]), default=None)
 
 
 def resolve_checkpoint(training_args) -> str | None:
@@ -37,13 +81,13 @@ def resolve_checkpoint(training_args) -> str | None:
         return None
     output_dir = Path(training_args.output_dir)
     if word == RESUME_IF_POSSIBLE or word in RESUME_REQUIRED:
-        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        last = newest_complete_checkpoint(output_dir)
         if last is None and word in RESUME_REQUIRED:
             raise BadInputError(
-                f"--resume_from_checkpoint {requested}: no {PREFIX_CHECKPOINT_DIR}-* folder in {output_dir}; "
-                f"pass --resume_from_checkpoint {RESUME_IF_POSSIBLE} to start fresh when there is none."
+                f"--resume_from_checkpoint {requested}: no complete {PREFIX_CHECKPOINT_DIR}-* folder in "
+                f"{output_dir}; pass --resume_from_checkpoint {RESUME_IF_POSSIBLE} to start fresh when there is none."
             )
-        return last
+        return str(last) if last is not None else None
     if not Path(requested).is_dir():
         raise BadInputError(f"--resume_from_checkpoint {requested}: no such checkpoint folder; check the path.")
     return str(requested)
@@ -56,12 +100,17 @@ def check_output_dir(training_args) -> None:
         raise BadInputError(f"--output_dir {output_dir}: is a file; give a folder.")
     entries = sorted(path.name for path in output_dir.iterdir()) if output_dir.is_dir() else []
     resumes = bool(training_args.do_train) and resolve_checkpoint(training_args) is not None  # checks the flag too
+    finished = (output_dir / RUN_MANIFEST).is_file() or (output_dir / RESULTS).is_file()
+    unfinished = any(CHECKPOINT_FOLDER.fullmatch(name) for name in entries)
+    # `auto` on a run killed before its first checkpoint was complete starts it again (a requeue must not loop).
+    auto = str(training_args.resume_from_checkpoint).lower() == RESUME_IF_POSSIBLE
+    restarts = bool(training_args.do_train) and auto and unfinished and not finished
     # Plain transformers.TrainingArguments (5.x) has no overwrite flag; hf_tasks.args.TrainingArguments does.
-    if not entries or resumes or getattr(training_args, "overwrite_output_dir", False):
+    if not entries or resumes or restarts or getattr(training_args, "overwrite_output_dir", False):
         return
-    if (output_dir / RUN_MANIFEST).is_file() or (output_dir / "results.json").is_file():
+    if finished:
         what = "a finished run (results.json)"
-    elif any(name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") for name in entries):
+    elif unfinished:
         what = "checkpoints of an unfinished run"
     else:
         shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
@@ -73,10 +122,65 @@ def check_output_dir(training_args) -> None:
 
 
 def _manifest_files(output_dir: Path) -> list[str]:
-    try:
-        return json.loads((output_dir / RUN_MANIFEST).read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+    """The entries of `output_dir`'s manifest (none when it is missing or cut short); a manifest that
+    parses but is not a list of paths is refused."""
+    manifest = read_json(output_dir / RUN_MANIFEST)
+    if manifest is None:
         return []
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, list) or not all(isinstance(entry, str) for entry in files):
+        raise BadInputError(f"{output_dir / RUN_MANIFEST}: not a list of files; remove it by hand (it names what "
+                            "an earlier run wrote) or give a new --output_dir.")
+    return files
+
+
+def contained(folder: Path, entry: str, listing: Path) -> Path:
+    """`folder / entry`, when that path lies inside `folder` without passing through a symlink; otherwise
+    BadInputError naming `listing` (the manifest the entry came from)."""
+    parts = PurePath(entry).parts
+    why = None
+    if not entry or PurePath(entry).is_absolute() or PurePath(entry).drive:
+        why = "is not a path relative to the folder"
+    elif ".." in parts:
+        why = "climbs out with '..'"
+    else:
+        path, inside = folder, folder.resolve()
+        for part in parts[:-1]:
+            path = path / part
+            if path.is_symlink():
+                why = f"passes through the symlink {path}"
+                break
+        else:
+            path = folder / entry
+            if not path.parent.resolve().is_relative_to(inside):
+                why = f"resolves outside {folder}"
+    if why is not None:
+        raise BadInputError(f"{listing}: the entry {entry!r} {why}, so nothing was removed; remove {listing.name} "
+                            f"by hand if {folder} is yours, or give a new folder.")
+    return folder / entry
+
+
+def remove_listed(folder: Path, entries: Iterable[str], listing: Path) -> None:
+    """Remove the files `entries` name (relative to `folder`), then the folders that removal emptied,
+    never reaching outside `folder` (see `contained`); every entry is checked before anything goes."""
+    paths = [contained(folder, entry, listing) for entry in entries]
+    emptied = set()
+    for path in paths:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+            emptied.update(parent for parent in path.parents if parent.is_relative_to(folder) and parent != folder)
+    for parent in sorted(emptied, key=lambda path: len(path.parts), reverse=True):
+        if parent.is_dir() and not parent.is_symlink() and not any(parent.iterdir()):
+            parent.rmdir()
+
+
+def remove_interrupted_writes(output_dir: str | Path) -> None:
+    """Remove the temporary files a killed atomic write left in `output_dir` itself (their names are ours)."""
+    output_dir = Path(output_dir)
+    if output_dir.is_dir():
+        for path in output_dir.iterdir():
+            if INTERRUPTED_WRITE.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+                path.unlink()
 
 
 def clear_previous_run(output_dir: str | Path) -> None:
@@ -85,15 +189,12 @@ def clear_previous_run(output_dir: str | Path) -> None:
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return
-    for relative in _manifest_files(output_dir):
-        (output_dir / relative).unlink(missing_ok=True)
-    for checkpoint in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
-        if checkpoint.is_dir():
+    remove_listed(output_dir, _manifest_files(output_dir), output_dir / RUN_MANIFEST)
+    for checkpoint in output_dir.iterdir():
+        if CHECKPOINT_FOLDER.fullmatch(checkpoint.name) and checkpoint.is_dir() and not checkpoint.is_symlink():
             shutil.rmtree(checkpoint)
     (output_dir / RUN_MANIFEST).unlink(missing_ok=True)
-    for folder in sorted((path for path in output_dir.rglob("*") if path.is_dir()), reverse=True):
-        if not any(folder.iterdir()):
-            folder.rmdir()
+    remove_interrupted_writes(output_dir)
     kept = sorted(str(path.relative_to(output_dir)) for path in output_dir.rglob("*") if path.is_file())
     if kept:
         logger.warning("--overwrite_output_dir: kept %d file(s) in %s that no run wrote: %s",
@@ -109,15 +210,16 @@ def snapshot(output_dir: str | Path) -> dict[str, int]:
             for path in output_dir.rglob("*") if path.is_file()}
 
 
-def write_manifest(output_dir: str | Path, before: dict[str, int]) -> None:
+def write_manifest(output_dir: str | Path, before: dict[str, int], to_come: Iterable[str] = ()) -> None:
     """List the files this run wrote: new or changed since `before` (the folder when the run began),
-    those an earlier part of this run listed (a resumed run), and every checkpoint's files."""
+    those an earlier part of this run listed (a resumed run), every checkpoint's files, and `to_come`,
+    the files the run writes after the manifest (results.json, whose presence means finished)."""
     output_dir = Path(output_dir)
     now = snapshot(output_dir)
     earlier = set(_manifest_files(output_dir))
     written = sorted(
-        path for path, mtime in now.items()
-        if path != RUN_MANIFEST and (before.get(path) != mtime or path in earlier
-                                     or path.startswith(f"{PREFIX_CHECKPOINT_DIR}-"))
+        {path for path, mtime in now.items()
+         if path != RUN_MANIFEST and (before.get(path) != mtime or path in earlier
+                                      or path.startswith(f"{PREFIX_CHECKPOINT_DIR}-"))} | set(to_come)
     )
-    (output_dir / RUN_MANIFEST).write_text(json.dumps({"files": written}, indent=1), encoding="utf-8")
+    write_json(output_dir / RUN_MANIFEST, {"files": written}, indent=1)

@@ -3,11 +3,13 @@
 Every recipe ends with `run(task, model, training_args, ...)`. The run folder then holds the saved
 model, `results.json`, `config.yaml`, prediction files and plots from the task, `training_curves.png`
 and a model card (`README.md`), and is pushed to the Hub with `--push_to_hub`.
+
+Each of those files is written atomically (`hf_tasks.files`), and `results.json` comes last, after the
+manifest: a folder holding it is a finished run, whatever moment a kill chose.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import resource
@@ -28,12 +30,23 @@ from transformers.training_args import ParallelMode
 from hf_tasks.args import DataArguments, data_source, resolved_config
 from hf_tasks.data.splits import METRIC_PREFIX_OF_SPLIT, SPLIT_OF_METRIC_PREFIX
 from hf_tasks.errors import BadInputError, TrainingInterrupted
+from hf_tasks.files import write_atomic, write_json
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
 from hf_tasks.model_card import loading_code, lora_loading_code, model_card_text, package_versions
 from hf_tasks.portable import pipeline_task, ship_code
 from hf_tasks.run_log import configure_logging, log_start, use_metrics_log
-from hf_tasks.run_folder import check_output_dir, clear_previous_run, resolve_checkpoint, snapshot, write_manifest
+from hf_tasks.run_folder import (
+    RESULTS,
+    check_output_dir,
+    clear_previous_run,
+    fault_point,
+    remove_interrupted_writes,
+    resolve_checkpoint,
+    snapshot,
+    write_manifest,
+)
+from hf_tasks.secrets import redact_mapping, redact_text
 from hf_tasks.surgery import parameter_counts
 from hf_tasks.surgery.lora import (
     BASE_MODEL_FOLDER,
@@ -85,11 +98,13 @@ def setup(training_args: TrainingArguments) -> None:
     main process, warnings elsewhere) and the seed."""
     check_launch(training_args)
     check_output_dir(training_args)
-    if training_args.do_train and getattr(training_args, "overwrite_output_dir", False) \
-            and resolve_checkpoint(training_args) is None:
+    if training_args.do_train:
+        overwrites = getattr(training_args, "overwrite_output_dir", False) and resolve_checkpoint(training_args) is None
         with training_args.main_process_first(desc="clearing the earlier run"):
-            if training_args.process_index == 0:
+            if training_args.process_index == 0 and overwrites:
                 clear_previous_run(training_args.output_dir)
+            elif training_args.process_index == 0:  # a new folder, or one this run resumes or restarts
+                remove_interrupted_writes(training_args.output_dir)
     configure_logging(training_args)
     set_seed(training_args.seed)
     if training_args.hub_token:
@@ -157,9 +172,24 @@ class TaskTrainer(Trainer):
         output.metrics.update({f"{metric_key_prefix}_{name}": value for name, value in scores.items()})
         return output
 
+    def evaluate(self, *args, **kwargs) -> dict[str, float]:
+        # The evaluation's data loader draws its seed from torch's global generator. Within training that
+        # draw would come after a checkpoint saved at the same step stored the generator, so a run resumed
+        # from that checkpoint would train on with other dropout masks than the run that went straight on.
+        with torch.random.fork_rng(devices=[]):
+            return super().evaluate(*args, **kwargs)
+
     def _run_training_loss(self) -> RunTrainingLoss:
         # Looked up each time: --restore_callback_states_from_checkpoint replaces the instance.
         return next(callback for callback in self.callback_handler.callbacks if isinstance(callback, RunTrainingLoss))
+
+    def training_step(self, *args, **kwargs):
+        fault_point("train_step")
+        return super().training_step(*args, **kwargs)
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        super()._save_optimizer_and_scheduler(output_dir)
+        fault_point("checkpoint_save")  # the weights and optimizer are written, trainer_state.json is not
 
     def _save_checkpoint(self, model, trial) -> None:
         # The Trainer's own running sum since train() began: logged steps, plus those not logged yet.
@@ -199,7 +229,8 @@ class TaskTrainer(Trainer):
         ship_code(self.accelerator.unwrap_model(self.model), self.args.output_dir)
         self.create_model_card(**kwargs)
         self._finish_current_push()
-        ignore = ["_*", f"{PREFIX_CHECKPOINT_DIR}-*"]
+        # Manifests list what this machine's runs wrote: a copy downloaded from the Hub must not carry one.
+        ignore = ["_*", f"{PREFIX_CHECKPOINT_DIR}-*", ".hf_tasks-*"]
         if self.args.hub_strategy not in (HubStrategy.CHECKPOINT, HubStrategy.ALL_CHECKPOINTS):
             ignore.append(TRAINING_ARGS_NAME)
         return hf_api().upload_folder(repo_id=self.hub_model_id, folder_path=self.args.output_dir,
@@ -261,7 +292,7 @@ def run(
     use_metrics_log(trainer)
     results: dict[str, Any] = parameter_counts(model)
     sources = [data_source(argument) for argument in arguments if isinstance(argument, DataArguments)]
-    log_start("; ".join(sources) or "given by the recipe", features, task, model, results,
+    log_start(redact_text("; ".join(sources)) or "given by the recipe", features, task, model, results,
               output_dir.resolve())
 
     if training_args.do_train:
@@ -299,8 +330,11 @@ def run(
 
     if trainer.is_world_process_zero():
         files = _write_run_folder(trainer, task, results, arguments, model_card or {})
-        write_manifest(output_dir, folder_before)
         trackers.report(results, files, trainer=trainer)
+        fault_point("final_writes")
+        write_manifest(output_dir, folder_before, to_come=[RESULTS])
+        fault_point("before_results")
+        write_json(output_dir / RESULTS, results)
         logger.info(_summary(task, results, output_dir, files))
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="hf_tasks run")
@@ -332,6 +366,7 @@ def _write_lora_folders(model, output_dir: Path, arguments: Iterable, processing
 
 
 def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: Iterable, card: dict) -> list[Path]:
+    """Every file of the finished run but the manifest and results.json (which `run` writes after these)."""
     output_dir = Path(trainer.args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     weights = list(output_dir.glob("*.safetensors"))
@@ -344,18 +379,13 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
     skipped = [row for data_args in arguments if isinstance(data_args, DataArguments)
                for row in data_args.bad_rows.skipped]
     if skipped:
-        path = output_dir / "skipped_rows.json"
-        path.write_text(json.dumps(skipped, ensure_ascii=False, indent=2), encoding="utf-8")
-        files.append(path)
+        files.append(write_json(output_dir / "skipped_rows.json", skipped))
         results["skipped_rows"] = len(skipped)
     curves = plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png")
     if curves is not None:
         files.append(curves)
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
-    config = resolved_config(*arguments)
-    (output_dir / "config.yaml").write_text(
-        yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8"
-    )
+    config = redact_mapping(resolved_config(*arguments))
+    write_atomic(output_dir / "config.yaml", yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
     model = trainer.accelerator.unwrap_model(trainer.model)
     if (output_dir / "config.json").is_file():
         files += ship_code(model, output_dir)
@@ -367,7 +397,7 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
     else:
         usage = loading_code(model, location)
     card_text = model_card_text(config, results, card, usage, task.model_card_notes(), pipeline_task(model))
-    (output_dir / "README.md").write_text(card_text, encoding="utf-8")
+    write_atomic(output_dir / "README.md", card_text)
     return files
 
 

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from hf_tasks.args import ModelArguments, parse
 from hf_tasks.errors import one_line_errors
+from hf_tasks.files import write_atomic
 from hf_tasks.interpret.segmentation import (
     class_fractions,
     class_names,
@@ -136,8 +137,7 @@ def main(model_args: ModelArguments, args: SegmentationArguments) -> dict[str, A
                     score.update(mask, target)
             progress.update(len(batch))
 
-    (output_dir / "predictions.json").write_text(json.dumps(predictions, ensure_ascii=False, indent=2),
-                                                 encoding="utf-8")
+    write_atomic(output_dir / "predictions.json", json.dumps(predictions, ensure_ascii=False, indent=2))
     results: dict[str, Any] = {"num_images": len(predictions), "model": model_args.model_name_or_path}
     if score.images:
         # NaN (no labelled pixels at all) is not JSON: write null.
@@ -146,7 +146,7 @@ def main(model_args: ModelArguments, args: SegmentationArguments) -> dict[str, A
         summary = f"mean IoU {results['mean_iou']}, pixel accuracy {results['pixel_accuracy']}"
     else:
         summary = "no ground truth given: masks and overlays only"
-    (output_dir / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_atomic(output_dir / "results.json", json.dumps(results, ensure_ascii=False, indent=2))
     print(f"{len(predictions)} images segmented into {output_dir}; {summary}")
     return results
 

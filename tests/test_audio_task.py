@@ -275,3 +275,16 @@ def test_csv_rows_with_an_empty_path_or_label_stop_naming_their_lines_or_are_ski
     assert data["train"]["path"] == [str(tmp_path / "a.wav"), str(tmp_path / "c.wav")]
     assert [(row["line"], row["split"], row["reason"]) for row in arguments.bad_rows.skipped] == [
         (3, "train", "empty path"), (4, "train", "empty label")]
+
+
+def test_a_clip_longer_than_the_cap_is_refused_from_its_header_and_skippable(tmp_path, feature_extractor):
+    folder = tmp_path / "data"
+    write_synthetic_shemo(folder, utterances=1, fear_utterances=1)
+    long_clip = folder / "female" / "F01A09.wav"
+    soundfile.write(long_clip, np.full(3 * RATE, 0.1, np.float32), RATE)
+    with pytest.raises(BadInputError, match=r"3.0 s long, over --max_clip_seconds 2; .*'female/F01A09.wav'"):
+        build(tmp_path, feature_extractor, {"data_dir": str(folder)}, max_clip_seconds=2.0)
+    task, _ = build(tmp_path, feature_extractor, {"data_dir": str(folder), "skip_bad_rows": True},
+                    max_clip_seconds=2.0)
+    assert [item["clip"] for item in task.data_args.bad_rows.skipped] == ["female/F01A09.wav"]
+    assert read_clip(long_clip, "long", RATE).samples.size == 3 * RATE  # read whole without a cap

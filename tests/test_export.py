@@ -132,3 +132,19 @@ def test_bigru_head_and_folders_without_a_model_are_refused_in_one_line(tmp_path
     assert not any((tmp_path / "bigru" / "onnx").glob("*.onnx"))
     with pytest.raises(BadInputError, match="no config.json"):
         export(tmp_path / "empty")
+
+
+def test_a_folder_with_unknown_code_is_refused_without_running_or_asking(tmp_path, monkeypatch):
+    folder = tmp_path / "downloaded"
+    folder.mkdir()
+    ran = tmp_path / "the folder's code ran"
+    (folder / "configuration_stranger.py").write_text(
+        f"open({str(ran)!r}, 'w').close()\nfrom transformers import PretrainedConfig\n"
+        "class StrangerConfig(PretrainedConfig):\n    model_type = 'stranger'\n")
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "stranger", "architectures": ["StrangerModel"],
+        "auto_map": {"AutoConfig": "configuration_stranger.StrangerConfig"}}))
+    monkeypatch.setattr("builtins.input", lambda *args: pytest.fail("export asked whether to run the folder's code"))
+    with pytest.raises(BadInputError, match="config.json: model_type is none .* does not run a folder's own code"):
+        export(folder)
+    assert not ran.exists()

@@ -5,6 +5,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
+from hf_tasks.errors import BadInputError
 from hf_tasks.modeling.feature_cache import FeatureCache, feature_based
 from hf_tasks.surgery import parameter_counts
 
@@ -95,3 +96,13 @@ def test_feature_based_mode_trains_only_the_head_and_drops_no_dropout_in_the_bac
         states = [model.base_model(**batch(ROWS, 8)).last_hidden_state for _ in range(2)]
     assert torch.equal(states[0], states[1]), "the frozen backbone must not apply dropout"
     assert not model.base_model.training
+
+
+def test_a_left_padded_batch_is_refused_in_one_line():
+    model = frozen(linear_head_model()).eval()
+    right = batch(ROWS, 8)
+    left = {name: values.flip(1) for name, values in right.items()}  # the same rows, padding first
+    left["input_ids"] = torch.stack([torch.cat([row[row == 0], row[row != 0].flip(0)]) for row in left["input_ids"]])
+    FeatureCache(model.base_model, "first_token")
+    with pytest.raises(BadInputError, match="--cache_features needs right padding"):
+        model(**left)

@@ -17,6 +17,7 @@ from huggingface_hub.utils import filter_repo_objects
 import farstail  # recipes/ is on sys.path through conftest
 from hf_tasks.args import parse
 from hf_tasks.model_card import card_metadata
+from hf_tasks.run_folder import RUN_MANIFEST
 from tests.conftest import recipe_args
 
 TOKEN = "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"
@@ -96,6 +97,8 @@ def test_push_uploads_model_code_and_card_with_hub_metadata_but_no_checkpoints_o
     # Checkpoints and the pickled training arguments stay local unless hub_strategy asks for them.
     assert any(output_dir.glob("checkpoint-*/training_args.bin")) and (output_dir / "training_args.bin").is_file()
     assert not any(name.startswith("checkpoint-") or name.endswith("training_args.bin") for name in uploaded)
+    # The manifest (what to delete on an overwrite) never travels: a downloaded copy must not carry one.
+    assert (output_dir / RUN_MANIFEST).is_file() and not any(name.startswith(".hf_tasks-") for name in uploaded)
     assert os.environ["HF_TOKEN"] == TOKEN and hub.tokens  # the Hub client authenticates from the environment ...
     assert_token_nowhere(hub.files, output_dir)  # ... and is written into nothing
 

@@ -315,3 +315,30 @@ def test_no_data_or_wrong_source_fails(tmp_path, training_args):
         make_task(training_args, data_dir=str(tmp_path))
     with pytest.raises(BadInputError, match="not --train_file"):
         make_task(training_args, train_file="x.csv")
+
+
+def decompression_bomb(path: Path) -> Path:
+    """A valid 1×1 PNG whose header claims 40000×40000 pixels (1.6 gigapixels; Pillow's bomb limit is ~179 M)."""
+    import struct
+    import zlib
+
+    Image.new("RGB", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    header = b"IHDR" + struct.pack(">II", 40000, 40000) + bytes(data[24:29])
+    data[12:29] = header
+    data[29:33] = struct.pack(">I", zlib.crc32(header))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_decompression_bomb_is_a_bad_row_named_and_skippable(tmp_path, training_args):
+    root = solid_tree(tmp_path / "data", {"train": 2, "test": 1})
+    decompression_bomb(root / "train" / "red" / "bomb.png")
+    with pytest.raises(BadInputError, match=r"cannot read the image \(image 'train/red/bomb.png'\)"):
+        load(training_args, 0.0, data_dir=str(root))
+    data_args = DataArguments(data_dir=str(root), skip_bad_rows=True)
+    data = labelled_images.load(data_args, LabelledImageArguments(validation_fraction=0.0), seed=7)
+    assert "train/red/bomb.png" not in data["train"]["image_id"]
+    assert [row["image"] for row in data_args.bad_rows.skipped] == ["train/red/bomb.png"]
+    with pytest.raises(BadInputError, match="bomb.png: cannot read the image .*decompression bomb"):
+        decode_image(str(root / "train" / "red" / "bomb.png"), "bomb.png")

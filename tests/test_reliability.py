@@ -208,12 +208,19 @@ SECRET = "hf_FAKESECRET123"
 
 def test_hub_token_never_reaches_the_run_folder_or_the_logs(tmp_path, capsys, caplog):
     output_dir = tmp_path / "run"
+    password = "hunter2URLPASSWORD"
     with caplog.at_level(logging.DEBUG):
-        run_farstail(output_dir, "--hub_token", SECRET, "--num_train_epochs", "1", "--report_to", "none")
+        run_farstail(output_dir, "--hub_token", SECRET, "--num_train_epochs", "1", "--report_to", "none",
+                     "--run_name", f"https://me:{password}@tracker.example/farstail")
     files = [path for path in output_dir.rglob("*") if path.is_file()]
     assert {"results.json", "config.yaml", "README.md", "training_args.bin"} <= {path.name for path in files}
     leaking = [str(path.relative_to(output_dir)) for path in files if SECRET.encode() in path.read_bytes()]
     assert leaking == []
+    # A URL's password in any other argument is hidden in what the runner writes (the Trainer's own pickle
+    # of its arguments, training_args.bin, keeps the value as given).
+    assert "https://me:***@tracker.example/farstail" in (output_dir / "config.yaml").read_text(encoding="utf-8")
+    for written in ("config.yaml", "README.md", "results.json"):
+        assert password not in (output_dir / written).read_text(encoding="utf-8"), written
     captured = capsys.readouterr()
     assert SECRET not in captured.out and SECRET not in captured.err
     assert SECRET not in caplog.text

@@ -17,7 +17,14 @@ from transformers import TrainerCallback
 
 from hf_tasks.args import TrainingArguments, parse
 from hf_tasks.errors import BadInputError, TrainingInterrupted
-from hf_tasks.run_folder import RUN_MANIFEST, check_output_dir
+from hf_tasks.run_folder import (
+    RUN_MANIFEST,
+    check_output_dir,
+    clear_previous_run,
+    newest_complete_checkpoint,
+    resolve_checkpoint,
+)
+from hf_tasks.study import runs as study_runs
 from hf_tasks.samples.images import write_shapes_tree
 from hf_tasks.samples.owned_folder import OWNER_MARKER
 from tests.conftest import REPO, recipe_args  # first: puts recipes/ on sys.path
@@ -57,7 +64,7 @@ def test_a_new_or_empty_output_dir_is_fine_and_any_file_stops_the_run(tmp_path):
 
 def test_resume_auto_starts_fresh_without_a_checkpoint_and_latest_demands_one(tmp_path):
     check_output_dir(arguments(tmp_path, resume_from_checkpoint="auto"))
-    with pytest.raises(BadInputError, match="no checkpoint-\\* folder.*--resume_from_checkpoint auto"):
+    with pytest.raises(BadInputError, match="no complete checkpoint-\\* folder.*--resume_from_checkpoint auto"):
         check_output_dir(arguments(tmp_path, resume_from_checkpoint="latest"))
     (tmp_path / "checkpoint-4").mkdir()
     with pytest.raises(BadInputError, match="checkpoints of an unfinished run"):
@@ -164,3 +171,91 @@ def test_a_generated_folder_is_reused_as_it_is_replaced_on_new_settings_and_refu
     with pytest.raises(BadInputError, match=r"holds files the generator did not write \(train/circle/mine.png\)"):
         write_shapes_tree(root, train_per_class=3, test_per_class=1)
     assert (root / "train" / "circle" / "mine.png").read_bytes() == b"a user's image"
+
+
+# --- Deletions stay inside the folder, whatever a manifest says ------------------------------------------
+
+
+def earlier_run(folder: Path, entries: list[str]) -> Path:
+    """`folder` as an earlier run (or a crafted download) left it: a results file, a checkpoint, a manifest."""
+    (folder / "checkpoint-4").mkdir(parents=True)
+    (folder / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    (folder / "results.json").write_text("{}")
+    (folder / RUN_MANIFEST).write_text(json.dumps({"files": entries}))
+    return folder
+
+
+@pytest.mark.parametrize("entry", ["../beside.txt", "{outside}", "link/beside.txt", "sub/../../beside.txt", "."])
+def test_an_overwrite_refuses_a_manifest_entry_outside_the_folder_and_removes_nothing(tmp_path, entry):
+    beside = tmp_path / "beside.txt"
+    beside.write_text("the user's", encoding="utf-8")
+    output_dir = tmp_path / "run"
+    output_dir.mkdir()
+    (output_dir / "link").symlink_to(tmp_path, target_is_directory=True)
+    earlier_run(output_dir, ["results.json", entry.format(outside=beside)])
+    before = fingerprint(tmp_path)
+    with pytest.raises(BadInputError, match=rf"{RUN_MANIFEST}: the entry .* so nothing was removed"):
+        clear_previous_run(output_dir)
+    assert fingerprint(tmp_path) == before
+
+
+def test_an_overwrite_removes_only_listed_files_trainer_checkpoints_and_folders_it_emptied(tmp_path):
+    output_dir = earlier_run(tmp_path / "run", ["results.json", "plots/curves.png"])
+    (output_dir / "plots").mkdir()
+    (output_dir / "plots" / "curves.png").write_bytes(b"png")
+    (output_dir / "data" / "raw").mkdir(parents=True)  # the user's empty folder
+    (output_dir / "checkpoint-best").mkdir()  # not a Trainer checkpoint
+    (output_dir / "checkpoint-best" / "notes.txt").write_text("mine")
+    clear_previous_run(output_dir)
+    assert sorted(path.relative_to(output_dir).as_posix() for path in output_dir.rglob("*")) == [
+        "checkpoint-best", "checkpoint-best/notes.txt", "data", "data/raw"]
+
+
+def test_a_manifest_that_is_not_a_list_of_files_is_refused_in_one_line(tmp_path):
+    output_dir = earlier_run(tmp_path / "run", [])
+    (output_dir / RUN_MANIFEST).write_text(json.dumps({"files": {"../x": 1}}))
+    with pytest.raises(BadInputError, match=f"{RUN_MANIFEST}: not a list of files"):
+        clear_previous_run(output_dir)
+    assert (output_dir / "results.json").is_file()
+
+
+def test_a_generated_folder_whose_marker_lists_a_path_outside_it_is_refused(tmp_path):
+    root = write_shapes_tree(tmp_path / "shapes", train_per_class=1, test_per_class=1)
+    beside = tmp_path / "beside.txt"
+    beside.write_text("the user's", encoding="utf-8")
+    marker = json.loads((root / OWNER_MARKER).read_text())
+    marker["files"]["../beside.txt"] = 10
+    (root / OWNER_MARKER).write_text(json.dumps(marker))
+    with pytest.raises(BadInputError, match=rf"{OWNER_MARKER}: the entry '../beside.txt' climbs out"):
+        write_shapes_tree(root, train_per_class=2, test_per_class=1)
+    assert beside.read_text(encoding="utf-8") == "the user's"
+
+
+# --- One rule for the newest complete checkpoint --------------------------------------------------------
+
+
+def checkpoint(folder: Path, step: int, state: str | None = '{"global_step": 1}') -> Path:
+    path = folder / f"checkpoint-{step}"
+    path.mkdir(parents=True)
+    if state is not None:
+        (path / "trainer_state.json").write_text(state)
+    return path
+
+
+def test_resume_auto_and_latest_pass_over_checkpoints_a_kill_cut_short(tmp_path):
+    complete = checkpoint(tmp_path, 10)
+    checkpoint(tmp_path, 20, state=None)  # killed before trainer_state.json
+    checkpoint(tmp_path, 30, state='{"global_st')  # killed while writing it
+    checkpoint(tmp_path, 40).rename(tmp_path / "checkpoint-40-old")  # not the Trainer's name
+    for word in ("auto", "latest"):
+        assert resolve_checkpoint(arguments(tmp_path, resume_from_checkpoint=word)) == str(complete)
+    assert newest_complete_checkpoint(tmp_path) == complete
+    assert study_runs.last_complete_checkpoint is newest_complete_checkpoint  # the study asks the same rule
+
+
+def test_an_overwrite_removes_what_a_killed_atomic_write_left_and_nothing_like_it_of_the_users(tmp_path):
+    output_dir = earlier_run(tmp_path / "run", ["results.json"])
+    (output_dir / ".config.yaml.k2j4_5g6.tmp").write_text("half a config")  # atomic_path's temporary name
+    (output_dir / "draft.tmp").write_text("the user's")
+    clear_previous_run(output_dir)
+    assert sorted(path.name for path in output_dir.iterdir()) == ["draft.tmp"]

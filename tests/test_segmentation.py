@@ -12,7 +12,15 @@ from transformers import BeitConfig, BeitForSemanticSegmentation, BeitImageProce
 
 import segmentation as segmentation_recipe
 from hf_tasks.args import parse
-from hf_tasks.interpret.segmentation import overlay, palette, predict_masks, load_segmenter, reduce_labels, side_by_side
+from hf_tasks.interpret.segmentation import (
+    inputs_from_files,
+    load_segmenter,
+    overlay,
+    palette,
+    predict_masks,
+    reduce_labels,
+    side_by_side,
+)
 from hf_tasks.metrics.segmentation import confusion_counts, mean_iou
 from hf_tasks.errors import BadInputError
 from tests.conftest import REPO
@@ -194,3 +202,12 @@ def test_bad_inputs_fail_early(beit_dir, image_dir, tmp_path):
 def test_configs_parse(config):
     model_args, args = parse(*segmentation_recipe.ARGUMENTS, args=["--config", str(config)])
     assert model_args.model_name_or_path and args.output_dir.startswith("runs/")
+
+
+def test_a_decompression_bomb_stops_in_one_line_naming_the_file(tmp_path):
+    from tests.test_image_task import decompression_bomb
+
+    bomb = decompression_bomb(tmp_path / "bomb.png")
+    count, inputs = inputs_from_files([bomb])
+    with pytest.raises(BadInputError, match=r"bomb.png: cannot read the image .*decompression bomb"):
+        next(inputs)

@@ -29,7 +29,7 @@ from typing import Any, Iterable
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets
 from datasets import Image as ImageFeature
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from hf_tasks.data.bad_rows import RowProblem
 from hf_tasks.data.fetch import fetch_hint
@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 LABEL_NAMES = ("label", "labels", "fine_label")
 UNREADABLE = "cannot read the image"
+# What opening an untrusted image may raise (UnidentifiedImageError is an OSError). Pillow refuses a
+# header claiming more than twice Image.MAX_IMAGE_PIXELS (a decompression bomb) with an error of its own.
+UNREADABLE_IMAGE_ERRORS = (OSError, SyntaxError, Image.DecompressionBombError)
 # Images checked per batch while reading a hub split (bounds memory on large datasets).
 VERIFY_BATCH = 512
 
@@ -296,7 +299,7 @@ def _unreadable(images: Iterable[Any], ids: list[str]) -> list[RowProblem]:
         try:
             with Image.open(source) as image:
                 image.verify()
-        except (OSError, UnidentifiedImageError, SyntaxError) as error:
+        except UNREADABLE_IMAGE_ERRORS as error:
             problems.append(RowProblem("image", image_id, UNREADABLE, {"error": str(error)}))
     return problems
 

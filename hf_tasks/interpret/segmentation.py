@@ -10,9 +10,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation, PreTrainedModel
 
+from hf_tasks.data.labelled_images import UNREADABLE_IMAGE_ERRORS
 from hf_tasks.errors import BadInputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -110,7 +111,7 @@ def _open_image(path: Path, what: str = "image") -> Image.Image:
         with Image.open(path) as opened:
             opened.load()
             return opened
-    except (UnidentifiedImageError, OSError) as error:
+    except UNREADABLE_IMAGE_ERRORS as error:
         raise BadInputError(f"{path}: cannot read the {what} ({error}); replace or remove the file.") from error
 
 

@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from hf_tasks.files import atomic_path
+
 
 def metric_key(name: str) -> str:
     """A label or column name as it appears inside a metric key: `hard(hypothesis)` → `hard_hypothesis`."""
@@ -187,6 +189,6 @@ def plot_confusion_matrix(matrix, label_names: Sequence[str], path, title: str |
         axes.set_title(title)
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, bbox_inches="tight")
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     return path

@@ -9,6 +9,10 @@ cache replaces the backbone's `forward` on the instance and holds no parameters,
 
 A frozen backbone here also means inference mode (no dropout): cached features must be the
 features the backbone gives, and then cached and uncached training see exactly the same inputs.
+
+The cache needs right padding. Left padding shifts an example's real tokens to positions that depend
+on the longest example in its batch, so absolute position embeddings give it different states in
+every batch: no per-example cache can stand for that, and a left-padded batch is refused in one line.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ logger = logging.getLogger(__name__)
 #: "first_token": the first token's state and the pooler output only (for [CLS]/pooler heads).
 CacheMode = Literal["tokens", "first_token"]
 
+LEFT_PADDING = (
+    "--cache_features needs right padding, but the batch is padded on the left (the tokenizer's padding_side); "
+    "save the tokenizer with padding_side='right' or drop --cache_features."
+)
 FEATURE_BASED_LORA = (
     "--feature_based trains only the head on a frozen backbone, and LoRA trains adapters inside the backbone, "
     "so the two cannot be combined (nor can cached features be reused); drop --feature_based or --peft lora."
@@ -89,6 +97,8 @@ class FeatureCache:
     def _keys(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None):
         ids = input_ids.cpu().numpy()
         mask = attention_mask.cpu().numpy().astype(bool)
+        if (mask[:, 1:] > mask[:, :-1]).any():  # a real token after padding
+            raise BadInputError(LEFT_PADDING)
         types = None if token_type_ids is None else token_type_ids.cpu().numpy()
         keys = []
         for row in range(len(ids)):

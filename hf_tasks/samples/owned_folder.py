@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hf_tasks.errors import BadInputError
+from hf_tasks.files import read_json
+from hf_tasks.run_folder import remove_listed
 
 OWNER_MARKER = ".hf_tasks-generated.json"
 
@@ -32,10 +34,9 @@ def _listing(folder: Path) -> dict[str, int]:
 
 
 def _read_marker(folder: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((folder / OWNER_MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    """The marker, or None when there is none or it does not have the shape the generator writes."""
+    marker = read_json(folder / OWNER_MARKER)
+    return marker if isinstance(marker, dict) and isinstance(marker.get("files"), dict) else None
 
 
 def _refusal(folder: Path, generator: str, reason: str) -> BadInputError:
@@ -84,11 +85,7 @@ def write_owned_folder(
         if marker is not None:
             # Only the generator's own earlier output is here (checked above); the folder itself stays,
             # so a path the user holds to it remains valid.
-            for relative in marker["files"]:
-                (folder / relative).unlink(missing_ok=True)
-            for emptied in sorted((path for path in folder.rglob("*") if path.is_dir()), reverse=True):
-                if not any(emptied.iterdir()):
-                    emptied.rmdir()
+            remove_listed(folder, marker["files"], folder / OWNER_MARKER)
         folder.mkdir(exist_ok=True)
         for item in staging.iterdir():
             item.rename(folder / item.name)

@@ -18,6 +18,7 @@ import yaml
 from hf_tasks.config_files import config_values
 from hf_tasks.errors import BadInputError
 from hf_tasks.files import read_json
+from hf_tasks.run_folder import newest_complete_checkpoint as last_complete_checkpoint
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 #: First rendezvous port of a multi-process run; each run adds the index of its first slot.
@@ -53,16 +54,6 @@ def weights_size_mb(run_dir: Path) -> float | None:
     """Size of the saved model weights in the run folder (checkpoints not counted)."""
     files = [path for path in run_dir.iterdir() if path.suffix in WEIGHT_SUFFIXES] if run_dir.is_dir() else []
     return round(sum(path.stat().st_size for path in files) / 2**20, 3) if files else None
-
-
-def last_complete_checkpoint(run_dir: Path) -> Path | None:
-    """The newest `checkpoint-*` that holds its trainer_state.json: the Trainer writes that file last, so
-    a checkpoint a kill cut short is passed over."""
-    if not run_dir.is_dir():
-        return None
-    complete = [path for path in run_dir.glob("checkpoint-*")
-                if path.name.removeprefix("checkpoint-").isdigit() and (path / "trainer_state.json").is_file()]
-    return max(complete, key=lambda path: int(path.name.removeprefix("checkpoint-")), default=None)
 
 
 @dataclass

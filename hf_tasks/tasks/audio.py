@@ -51,6 +51,10 @@ class AudioArguments(AugmentSettings, ClipArguments, AudioHeadArguments):
     max_duration: float | None = field(
         default=6.0, metadata={"help": "Seconds of a random crop of each training clip (evaluation uses whole clips)."}
     )
+    max_clip_seconds: float | None = field(
+        default=60.0, metadata={"help": "Longest clip read, in any split, checked from the file's header before "
+                                        "decoding; a longer one is a bad row (named; --skip_bad_rows skips it)."}
+    )
     trim_silence: bool = field(default=False, metadata={"help": "Cut leading and trailing silence of every clip."})
     trim_top_db: float = field(default=30.0, metadata={"help": "Silence = this many dB below the clip's peak."})
     oversample: bool = field(
@@ -70,19 +74,22 @@ class AudioArguments(AugmentSettings, ClipArguments, AudioHeadArguments):
         AudioHeadArguments.__post_init__(self)
         if self.max_duration is not None and self.max_duration <= 0:
             raise ValueError(f"--max_duration must be positive seconds, got {self.max_duration}.")
+        if self.max_clip_seconds is not None and self.max_clip_seconds <= 0:
+            raise ValueError(f"--max_clip_seconds must be positive seconds, got {self.max_clip_seconds}.")
 
     def augment_settings(self) -> AugmentSettings:
         return AugmentSettings(**{name: getattr(self, name) for name in AugmentSettings.__dataclass_fields__})
 
 
-def _decode_row(row: dict[str, Any], *, rate: int, trim_top_db: float | None) -> dict[str, Any]:
+def _decode_row(row: dict[str, Any], *, rate: int, trim_top_db: float | None,
+                max_seconds: float | None) -> dict[str, Any]:
     """One decoded clip and its label id for the model (-100, the loss's ignore index, for none);
     problems are returned, not raised, so every unusable clip is reported at once."""
     audio = row.get("audio")
     stored = row.get("path") or (audio if isinstance(audio, str) else audio.get("bytes") or audio.get("path"))
     labels = row["label"] if row["label"] >= 0 else -100
     try:
-        clip = read_clip(stored, row["file"], rate, trim_top_db=trim_top_db)
+        clip = read_clip(stored, row["file"], rate, trim_top_db=trim_top_db, max_seconds=max_seconds)
     except UnusableClip as error:
         return {"labels": labels, "input_values": np.zeros(0, np.float32), "source_rate": 0, "source_channels": 0,
                 "trimmed_samples": 0, "error": error.problem}
@@ -203,13 +210,14 @@ class AudioClassificationTask(ClassificationTask):
             for path in listing["path"]:
                 stat = Path(path).stat() if path and Path(path).is_file() else None
                 content.append((path, stat.st_size, stat.st_mtime_ns) if stat else (path, None))
-        key = Hasher.hash((content, self.sampling_rate, trim_top_db, DECODE_VERSION))
+        key = Hasher.hash((content, self.sampling_rate, trim_top_db, audio_args.max_clip_seconds, DECODE_VERSION))
         cache_root = Path(data_args.dataset_cache_dir or datasets.config.HF_DATASETS_CACHE) / "hf_tasks_audio"
         cache_root.mkdir(parents=True, exist_ok=True)
         columns = [c for c in listing.column_names if c not in ("file", "speaker", "source")]
         return listing.map(
             _decode_row,
-            fn_kwargs={"rate": self.sampling_rate, "trim_top_db": trim_top_db},
+            fn_kwargs={"rate": self.sampling_rate, "trim_top_db": trim_top_db,
+                       "max_seconds": audio_args.max_clip_seconds},
             remove_columns=columns,
             features=DECODED_FEATURES,
             num_proc=data_args.preprocessing_num_workers,

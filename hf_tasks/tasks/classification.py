@@ -23,6 +23,7 @@ from hf_tasks.metrics.classification import (
     plot_confusion_matrix,
 )
 from hf_tasks.errors import BadInputError
+from hf_tasks.files import write_atomic, write_with
 from hf_tasks.modeling.labels import label_maps
 from hf_tasks.tasks.base import Task, logits_of
 
@@ -233,15 +234,16 @@ class ClassificationTask(Task):
         if subsets:
             report += "\n" + "".join(f"{key}: {value:.4f}\n" for key, value in subsets.items())
         report_path = output_dir / f"{file_prefix}_classification_report.txt"
-        report_path.write_text(f"{split} split, {int(labelled.sum())} labelled examples\n\n{report}", encoding="utf-8")
+        write_atomic(report_path, f"{split} split, {int(labelled.sum())} labelled examples\n\n{report}")
         paths.append(report_path)
         return paths
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
     # The csv module quotes commas, quotes and newlines inside fields, so free text round-trips.
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    def write(handle) -> None:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
-    return path
+
+    return write_with(path, write)

@@ -16,9 +16,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torchvision.transforms import v2
 
+from hf_tasks.data.labelled_images import UNREADABLE_IMAGE_ERRORS
 from hf_tasks.data.sources import class_names_of
 from hf_tasks.data.splits import SPLITS
 from hf_tasks.errors import BadInputError
@@ -89,7 +90,7 @@ def decode_image(value: Any, where: str) -> Image.Image:
     try:
         image = Image.open(source)
         image.load()
-    except (OSError, UnidentifiedImageError, SyntaxError) as error:
+    except UNREADABLE_IMAGE_ERRORS as error:
         raise BadInputError(f"{where}: cannot read the image ({error}); replace or remove the file.") from error
     return to_rgb(image)
 

@@ -20,7 +20,7 @@ from datasets import Dataset, DatasetDict
 from transformers import DataCollatorWithPadding
 
 from hf_tasks.errors import BadInputError
-from hf_tasks.files import write_with
+from hf_tasks.files import write_atomic, write_with
 from hf_tasks.metrics.squad import best_null_threshold, per_question_scores, squad_v2_scores
 from hf_tasks.modeling.qa_pipeline import ANSWER_SETTINGS_KEY, NULL_THRESHOLD_KEY, postprocess
 from hf_tasks.data.cache import preprocessing_cache, tokenizer_fingerprint
@@ -265,11 +265,11 @@ class QuestionAnsweringTask(Task):
         if scored is None:
             return []
         answers_path = output_dir / f"{file_prefix}_predictions.json"
-        answers_path.write_text(json.dumps(scored["answers"], ensure_ascii=False, indent=1), encoding="utf-8")
+        write_atomic(answers_path, json.dumps(scored["answers"], ensure_ascii=False, indent=1))
         diffs_path = output_dir / f"{file_prefix}_null_odds.json"
         # JSON has no infinity: an example without any valid span gets null.
         diffs = {key: (value if np.isfinite(value) else None) for key, value in scored["score_diffs"].items()}
-        diffs_path.write_text(json.dumps(diffs, indent=1), encoding="utf-8")
+        write_atomic(diffs_path, json.dumps(diffs, indent=1))
         return [answers_path, diffs_path, *self._write_question_scores(scored, output_dir, file_prefix),
                 *self._write_errors(split, scored, output_dir, file_prefix)]
 
