@@ -1,6 +1,7 @@
 """The one place that builds a Trainer, trains, evaluates, predicts and writes the run folder.
 
-Every recipe ends with `run(task, model, training_args, ...)`. The run folder then holds the saved
+Every recipe starts with `setup(state)` and ends with `run(task, model, state, ...)`, `state` being the
+run object `hf_tasks.args.parse` gave it (`hf_tasks.run_state.RunState`). The run folder then holds the saved
 model, `results.json`, `config.yaml`, prediction files and plots from the task, `training_curves.png`
 and a model card (`README.md`), and is pushed to the Hub with `--push_to_hub`.
 """
@@ -25,8 +26,8 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
 from transformers.utils.hub import hf_api
 from transformers.training_args import ParallelMode
 
-from hf_tasks.args import DataArguments, data_source, resolved_config
 from hf_tasks.data.splits import METRIC_PREFIX_OF_SPLIT, SPLIT_OF_METRIC_PREFIX
+from hf_tasks.files import write_atomic
 from hf_tasks.errors import BadInputError, TrainingInterrupted
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
@@ -34,6 +35,7 @@ from hf_tasks.model_card import loading_code, lora_loading_code, model_card_text
 from hf_tasks.portable import pipeline_task, ship_code
 from hf_tasks.run_log import configure_logging, log_start, use_metrics_log
 from hf_tasks.run_folder import check_output_dir, clear_previous_run, resolve_checkpoint, snapshot, write_manifest
+from hf_tasks.run_state import RunState
 from hf_tasks.surgery import parameter_counts
 from hf_tasks.surgery.lora import (
     BASE_MODEL_FOLDER,
@@ -78,10 +80,11 @@ def check_launch(training_args: TrainingArguments) -> None:
     )
 
 
-def setup(training_args: TrainingArguments) -> None:
+def setup(state: RunState) -> None:
     """Before any data is read or model built: a launch the Trainer would not run as one job stops
     (`check_launch`), then the output folder's rules (see `hf_tasks.run_folder`), logging (info on the
     main process, warnings elsewhere) and the seed."""
+    training_args = state.training_args
     check_launch(training_args)
     check_output_dir(training_args)
     if training_args.do_train and getattr(training_args, "overwrite_output_dir", False) \
@@ -231,22 +234,31 @@ class RunConfigToWandb(TrainerCallback):
             wandb.config.update(self.config, allow_val_change=True)
 
 
+def apply_task_settings(task: Task, training_args: TrainingArguments) -> None:
+    """Set the Trainer arguments the task needs (`Task.trainer_settings`), saying which it changed."""
+    for name, value in task.trainer_settings().items():
+        if getattr(training_args, name) != value:
+            logger.info("The %s task needs --%s %s; set.", type(task).__name__, name, value)
+            setattr(training_args, name, value)
+
+
 def run(
     task: Task,
     model,
-    training_args: TrainingArguments,
+    state: RunState,
     *,
     processing_class=None,
     callbacks: Iterable = (),
-    arguments: Iterable = (),
     optimizers=(None, None),
     model_card: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train / evaluate / predict as `training_args` asks, write the run folder, return the results."""
+    """Train / evaluate / predict as the run's training arguments ask, write the run folder, return the
+    results."""
     started = time.perf_counter()
+    training_args = state.training_args
     output_dir = Path(training_args.output_dir)
     folder_before = snapshot(output_dir) if training_args.process_index == 0 else {}
-    arguments = tuple(arguments)
+    apply_task_settings(task, training_args)
     features = task.features(training_args)
     for flag, split in (("do_train", "train"), ("do_eval", "validation"), ("do_predict", "test")):
         if getattr(training_args, flag) and features.get(split) is None:
@@ -255,7 +267,7 @@ def run(
     checkpoint = resolve_checkpoint(training_args) if training_args.do_train else None
     callbacks = list(callbacks)
     if "wandb" in (training_args.report_to or []):
-        callbacks.append(RunConfigToWandb(resolved_config(*arguments)))
+        callbacks.append(RunConfigToWandb(state.config()))
     interrupt = GracefulInterrupt()
     if training_args.do_train:
         callbacks.append(interrupt)
@@ -273,9 +285,7 @@ def run(
     )
     use_metrics_log(trainer)
     results: dict[str, Any] = parameter_counts(model)
-    sources = [data_source(argument) for argument in arguments if isinstance(argument, DataArguments)]
-    log_start("; ".join(sources) or "given by the recipe", features, task, model, results,
-              output_dir.resolve())
+    log_start(state.data_source, features, task, model, results, output_dir.resolve())
 
     if training_args.do_train:
         trainer_logger, notice_filter = logging.getLogger(Trainer.__module__), HideCompletionNotice(interrupt)
@@ -309,7 +319,7 @@ def run(
     results.update(peak_memory(training_args))
 
     if trainer.is_world_process_zero():
-        files = _write_run_folder(trainer, task, results, arguments, model_card or {})
+        files = _write_run_folder(trainer, task, results, state, model_card or {})
         write_manifest(output_dir, folder_before)
         _log_to_wandb(training_args, results, files)
         logger.info(_summary(task, results, output_dir, files))
@@ -327,10 +337,10 @@ def peak_memory(training_args: TrainingArguments) -> dict[str, float]:
     return {"peak_cpu_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def _write_lora_folders(model, output_dir: Path, arguments: Iterable, processing_class) -> dict[str, Any]:
+def _write_lora_folders(model, output_dir: Path, state: RunState, processing_class) -> dict[str, Any]:
     """base_model/ (what the adapter applies to) and, with --merge_lora, merged/; each saved and shipped
     like a run folder's model. Returns folder name → model."""
-    lora_args = next((argument for argument in arguments if isinstance(argument, LoraArguments)), None)
+    lora_args = state.get(LoraArguments)
     folders = {BASE_MODEL_FOLDER: frozen_base(model)}
     if lora_args is not None and lora_args.merge_lora:
         folders[MERGED_MODEL_FOLDER] = merged_model(model)
@@ -342,7 +352,7 @@ def _write_lora_folders(model, output_dir: Path, arguments: Iterable, processing
     return folders
 
 
-def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: Iterable, card: dict) -> list[Path]:
+def _write_run_folder(trainer: Trainer, task: Task, results: dict, state: RunState, card: dict) -> list[Path]:
     output_dir = Path(trainer.args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     weights = list(output_dir.glob("*.safetensors"))
@@ -352,8 +362,10 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
     for split, prefix in METRIC_PREFIX_OF_SPLIT.items():
         if any(key.startswith(f"{prefix}_") for key in results):
             files += task.write_predictions(split, output_dir, prefix)
-    skipped = [row for data_args in arguments if isinstance(data_args, DataArguments)
-               for row in data_args.bad_rows.skipped]
+    for name, text in task.run_files().items():
+        write_atomic(output_dir / name, text)
+        files.append(output_dir / name)
+    skipped = state.bad_rows.skipped
     if skipped:
         path = output_dir / "skipped_rows.json"
         path.write_text(json.dumps(skipped, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -363,7 +375,7 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
     if curves is not None:
         files.append(curves)
     (output_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
-    config = resolved_config(*arguments)
+    config = state.config()
     (output_dir / "config.yaml").write_text(
         yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
@@ -372,7 +384,7 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
         files += ship_code(model, output_dir)
     location = trainer.args.hub_model_id if trainer.args.push_to_hub and trainer.args.hub_model_id else str(output_dir)
     if is_peft_model(model):
-        folders = _write_lora_folders(model, output_dir, arguments, trainer.processing_class)
+        folders = _write_lora_folders(model, output_dir, state, trainer.processing_class)
         files += [output_dir / name for name in folders]
         usage = lora_loading_code(folders, location)
     else:

@@ -47,7 +47,7 @@ def one_thread():
 
 def run_recipe(recipe, *args: str):
     parsed = parse(*recipe.ARGUMENTS, args=list(args))
-    return recipe.main(*parsed)
+    return recipe.main(parsed)
 
 
 def test_every_config_parses(recipe):

@@ -28,7 +28,7 @@ EXPERIMENTS = ("bert_base_uncased", "bert_base_uncased_feature_based", "bert_big
 
 
 def run_recipe(output_dir, *overrides, config=CONFIG):
-    return covid_fakenews.main(*parse(*covid_fakenews.ARGUMENTS, args=recipe_args(config, output_dir, *overrides)))
+    return covid_fakenews.main(parse(*covid_fakenews.ARGUMENTS, args=recipe_args(config, output_dir, *overrides)))
 
 
 def majority_share(split: str) -> float:

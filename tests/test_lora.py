@@ -152,12 +152,12 @@ def test_feature_based_training_refuses_lora(tmp_path):
         "recipes/configs/covid_fakenews/tiny.yaml", tmp_path, "--feature_based", "true", "--cache_features", "true",
         "--peft", "lora"))
     with pytest.raises(BadInputError, match="drop --feature_based or --peft lora"):
-        covid_fakenews.main(*arguments)
+        covid_fakenews.main(arguments)
     assert not (tmp_path / "results.json").exists()
 
 
 def run_recipe(recipe, config, output_dir, *overrides):
-    return recipe.main(*parse(*recipe.ARGUMENTS, args=recipe_args(config, output_dir, *overrides)))
+    return recipe.main(parse(*recipe.ARGUMENTS, args=recipe_args(config, output_dir, *overrides)))
 
 
 def reloaded_logits_agree(output_dir, auto_class, batch):

@@ -26,7 +26,7 @@ CONFIG = "recipes/configs/parsquad/tiny.yaml"
 
 
 def run_recipe(output_dir, *overrides):
-    return parsquad.main(*parse(*parsquad.ARGUMENTS, args=recipe_args(CONFIG, output_dir, *overrides)))
+    return parsquad.main(parse(*parsquad.ARGUMENTS, args=recipe_args(CONFIG, output_dir, *overrides)))
 
 
 def null_baseline(split="validation") -> float:

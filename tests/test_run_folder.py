@@ -33,7 +33,7 @@ QUICK = ["--max_train_samples", "48", "--max_eval_samples", "24", "--max_predict
 
 
 def run_farstail(output_dir: Path, *overrides: str):
-    return farstail.main(*parse(
+    return farstail.main(parse(
         *farstail.ARGUMENTS, args=recipe_args("recipes/configs/farstail/tiny.yaml", output_dir, *QUICK, *overrides)))
 
 
@@ -81,7 +81,7 @@ def test_rerunning_into_a_finished_run_stops_and_changes_nothing(finished_run):
     before = fingerprint(output_dir)
     rerun = parse(*farstail.ARGUMENTS, args=["--config", str(output_dir / "config.yaml"), "--use_cpu", "true"])
     with pytest.raises(BadInputError, match="already holds a finished run"):
-        farstail.main(*rerun)
+        farstail.main(rerun)
     assert fingerprint(output_dir) == before
 
 
@@ -142,7 +142,7 @@ def test_a_sigterm_to_the_recipe_process_exits_143_and_says_how_to_resume(tmp_pa
         "        if state.global_step == 1: os.kill(os.getpid(), signal.SIGTERM)\n"
         "runner_run = farstail.run\n"
         "farstail.run = lambda *a, callbacks=(), **k: runner_run(*a, callbacks=[*callbacks, Stop()], **k)\n"
-        "farstail.main(*parse(*farstail.ARGUMENTS))\n"
+        "farstail.main(parse(*farstail.ARGUMENTS))\n"
     )
     finished = subprocess.run(
         [sys.executable, "-c", script, *recipe_args("recipes/configs/farstail/tiny.yaml", output_dir, *QUICK)],
@@ -172,7 +172,7 @@ def test_the_shemo_recipe_refuses_to_generate_into_a_users_folder(tmp_path):
     args = parse(*shemo.ARGUMENTS, args=recipe_args("recipes/configs/shemo/tiny.yaml", tmp_path / "run",
                                                     "--data_dir", str(data_dir)))
     with pytest.raises(BadInputError, match="my_shemo: is not empty.*Drop --generate_synthetic_data"):
-        shemo.main(*args)
+        shemo.main(args)
     assert fingerprint(data_dir) == before
     assert not (tmp_path / "run").exists()
 
@@ -185,7 +185,7 @@ def test_the_cifar10_recipe_refuses_to_generate_into_a_users_folder(tmp_path):
     args = parse(*cifar10.ARGUMENTS, args=recipe_args("recipes/configs/cifar10/tiny.yaml", tmp_path / "run",
                                                       "--data_dir", str(data_dir)))
     with pytest.raises(BadInputError, match="photos: is not empty"):
-        cifar10.main(*args)
+        cifar10.main(args)
     assert fingerprint(data_dir) == before
 
 
