@@ -7,8 +7,7 @@
 dataset with audio/label columns) or `--train_file` CSVs (path,label[,speaker]) work too. The default
 split is speaker-independent; see `hf_tasks.data.audio_clips` (sources, splits) and
 `hf_tasks.tasks.audio` (decoding, augmentation) for the options. Every training regime works on the
-speech encoder (`--freeze layers:0-5`, `--keep_layers first:6`, `--prune_fraction 0.3`, `--peft lora`;
-see `hf_tasks.surgery.regime`).
+speech encoder (`hf_tasks.surgery.regime`: `--freeze layers:0-5`, `--keep_layers first:6`, `--peft lora`).
 """
 
 from transformers import AutoFeatureExtractor

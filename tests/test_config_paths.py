@@ -172,7 +172,7 @@ def test_the_run_log_names_the_data_source(tmp_path, caplog):
         "--max_eval_samples", "8", "--validation_file", "hf_tasks/samples/farstail/test.tsv"))
     with caplog.at_level(logging.INFO, logger="hf_tasks"):
         farstail.main(arguments)
-    data_args = arguments[1]
+    data_args = arguments[DataArguments]
     assert Path(data_args.train_file).resolve() == REPO / "hf_tasks/samples/farstail/train.tsv"
     assert (f"Data: local files: train {data_args.train_file}, validation hf_tasks/samples/farstail/test.tsv, "
             f"test {data_args.test_file}") in caplog.messages

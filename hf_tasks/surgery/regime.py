@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import ClassVar
 from torch import nn
 from transformers import TrainerCallback
 
@@ -43,6 +44,8 @@ TRAINABLE_MODULES_HELP = (
 @dataclass
 class RegimeArguments(SurgeryArguments, LoraArguments):
     """How the model trains: structure changes, freezing or feature-based training, LoRA."""
+
+    one_help_group: ClassVar[bool] = True  # --help lists the surgery and LoRA fields under this one heading
 
     trainable_modules: str | None = field(default=None, metadata={"help": TRAINABLE_MODULES_HELP})
     freeze_feature_encoder: bool | None = field(
@@ -157,8 +160,9 @@ def apply_regime(model: nn.Module, regime: RegimeArguments, task, training_args)
     """Make `model` train the way `regime` says, in the order of the module docstring. Every training
     recipe calls it the same way, after building the model and the task.
 
-    `task` (a `hf_tasks.tasks.base.Task`) gives head importance its data (`task.features`, asked for only
-    when gradient importance needs them, and `task.data_collator`); `training_args` say whether the run
+    `task` (a `hf_tasks.tasks.base.Task`; None where no head importance is computed) gives head
+    importance its data (`task.features`, asked for only when gradient importance needs them, and
+    `task.data_collator`); `training_args` say whether the run
     trains (otherwise ranked heads are pruned now) and the seed. Returns the model (a `peft.PeftModel`
     with LoRA) and the callbacks for the Trainer (head pruning during training, the cache's report).
     """
@@ -167,7 +171,7 @@ def apply_regime(model: nn.Module, regime: RegimeArguments, task, training_args)
     before = parameter_counts(model)
     callbacks: list[TrainerCallback] = change_structure(
         model, regime, training=training, splits=lambda: task.features(training_args),
-        data_collator=task.data_collator, seed=training_args.seed,
+        data_collator=getattr(task, "data_collator", None), seed=training_args.seed,
     )
     callbacks += _freeze_step(model, regime)
     model = apply_lora(model, regime)
