@@ -235,11 +235,16 @@ class RunConfigToWandb(TrainerCallback):
 
 
 def apply_task_settings(task: Task, training_args: TrainingArguments) -> None:
-    """Set the Trainer arguments the task needs (`Task.trainer_settings`), saying which it changed."""
+    """Set the Trainer arguments the task needs (`Task.trainer_settings`), saying which it changed, and
+    refuse a `--metric_for_best_model` the task will not report (`Task.unavailable_metrics`)."""
     for name, value in task.trainer_settings().items():
         if getattr(training_args, name) != value:
             logger.info("The %s task needs --%s %s; set.", type(task).__name__, name, value)
             setattr(training_args, name, value)
+    best = training_args.metric_for_best_model or ""
+    reason = task.unavailable_metrics().get(best.removeprefix("eval_"))
+    if reason is not None:
+        raise BadInputError(f"--metric_for_best_model {best} is {reason}.")
 
 
 def run(

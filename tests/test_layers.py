@@ -101,3 +101,10 @@ def reaches(module: str) -> set[str]:
 def test_the_runner_does_not_reach_the_command_line():
     # The runner reads the run object (hf_tasks.run_state); parsing the command line is the recipe's business.
     assert reaches("hf_tasks.runner") & {"hf_tasks.args", "hf_tasks.cli_help"} == set()
+
+
+def test_modeling_does_not_reach_surgery():
+    # Surgery changes built models; building and loading them needs none of it (pruned-structure
+    # loading lives in hf_tasks.modeling.loading, beside the shipped head-removal code).
+    reached = {module for name in MODULES if part_of(name) == "modeling" for module in reaches(name)}
+    assert {module for module in reached if part_of(module) == "surgery"} == set()

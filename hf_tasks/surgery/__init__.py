@@ -18,7 +18,7 @@ from hf_tasks.surgery.heads import (
     remaining_heads,
 )
 from hf_tasks.surgery.layers import keep_layers
-from hf_tasks.surgery.loading import from_pretrained
+from hf_tasks.modeling.loading import from_pretrained
 from hf_tasks.surgery.structure import Encoder, find_encoder, parse_layer_set
 from hf_tasks.surgery.training import ScheduledHeadPruning, SurgeryArguments, SurgeryCallback, apply_surgery
 

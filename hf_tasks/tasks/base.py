@@ -1,9 +1,10 @@
 """The contract between a task family and the runner.
 
 A task turns the `DatasetDict` a dataset adapter (`hf_tasks.data`) loaded into model features,
-scores the model's predictions, and writes prediction files. What else it needs it asks the runner for
-(`trainer_settings`, `run_files`) instead of doing it. The runner (`hf_tasks.runner`) owns everything
-else: the Trainer, training, checkpoints, results.json, plots, model card and pushing.
+scores the model's predictions, and writes prediction files. What else it needs it tells the runner
+(`trainer_settings`, `unavailable_metrics`, `run_files`) instead of doing it. The runner
+(`hf_tasks.runner`) owns everything else: the Trainer, training, checkpoints, results.json, plots, model
+card and pushing.
 Every text and audio task is built the same way: `Task(data, processor, data_args, task_args, ...)`.
 """
 
@@ -64,6 +65,11 @@ class Task(abc.ABC):
     def trainer_settings(self) -> dict[str, Any]:
         """Trainer arguments the task needs, which the runner sets before building the Trainer (a task
         that transforms raw columns on the fly needs `remove_unused_columns=False`)."""
+        return {}
+
+    def unavailable_metrics(self) -> dict[str, str]:
+        """Metrics (without the `eval_` prefix) this task, as configured, will not report, each with how
+        to get it; the runner refuses such a `--metric_for_best_model` before training."""
         return {}
 
     def run_files(self) -> dict[str, str]:
