@@ -162,9 +162,9 @@ def apply_regime(model: nn.Module, regime: RegimeArguments, task, training_args)
 
     `task` (a `hf_tasks.tasks.base.Task`; None where no head importance is computed) gives head
     importance its data (`task.features`, asked for only when gradient importance needs them, and
-    `task.data_collator`); `training_args` say whether the run
-    trains (otherwise ranked heads are pruned now) and the seed. Returns the model (a `peft.PeftModel`
-    with LoRA) and the callbacks for the Trainer (head pruning during training, the cache's report).
+    `task.data_collator`); `training_args` say whether the run trains (otherwise ranked heads are
+    pruned now) and the seed. Returns the model (a `peft.PeftModel` with LoRA) and the callbacks for
+    the Trainer (head pruning during training, the cache's report).
     """
     training = training_args.do_train
     refuse_for_family(model, regime, training=training)
