@@ -3,8 +3,9 @@
 It holds the parsed argument groups, looked up by type (`state[DataArguments]`, a subclass found by its
 base: `state[LoraArguments]` is the regime group), and the run's state, which no argument group
 carries: the bad-row log every adapter reports to (`bad_rows`, read for skipped_rows.json), the data
-source in words (for the run log), and what the task asks the runner for (`Task.trainer_settings`,
-`Task.run_files`, gathered by the runner). Iterating gives the groups in the order they were parsed.
+source in words (for the run log) and the output folder. Iterating gives the groups in the order they
+were parsed. What the task needs from the runner (Trainer settings, files for the run folder) the
+runner asks the task itself (`hf_tasks.tasks.base.Task`).
 """
 
 from __future__ import annotations

@@ -260,8 +260,7 @@ def run(
     """Train / evaluate / predict as the run's training arguments ask, write the run folder, return the
     results."""
     started = time.perf_counter()
-    training_args = state.training_args
-    output_dir = Path(training_args.output_dir)
+    training_args, output_dir = state.training_args, state.output_dir
     folder_before = snapshot(output_dir) if training_args.process_index == 0 else {}
     apply_task_settings(task, training_args)
     features = task.features(training_args)

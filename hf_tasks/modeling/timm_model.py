@@ -20,6 +20,7 @@ from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, PreTrainedModel
 
 from hf_tasks.modeling.head_choice import IMAGE_CLASSIFIER_HEADS
+from hf_tasks.modeling.labels import label_maps
 from hf_tasks.modeling.timm_classifier import TimmForImageClassification
 from hf_tasks.errors import BadInputError
 
@@ -66,11 +67,7 @@ def build_image_classifier(
     classifier sized for the labels. `pretrained_kwargs` go to `from_pretrained` (cache_dir, revision, ...).
     """
     names = [str(name) for name in label_names]
-    labels = {
-        "num_labels": len(names),
-        "id2label": dict(enumerate(names)),
-        "label2id": {name: index for index, name in enumerate(names)},
-    }
+    labels = label_maps(names)
     if is_timm_name(name_or_path):
         try:
             return TimmForImageClassification.from_timm(

@@ -106,9 +106,9 @@ def refuse_for_family(model: nn.Module, regime: RegimeArguments, *, training: bo
             find_encoder(model)
         except BadInputError:
             raise BadInputError(
-                f"{' / '.join(regime.changes_structure)} change the layers and attention heads of a transformer "
-                f"encoder, and {family} has none (CNNs and MLPs have no heads to prune); drop the flag or choose a "
-                "transformer backbone."
+                f"{' / '.join(regime.changes_structure)}: deleting layers and pruning heads need a transformer "
+                f"encoder, and {family} has none (CNNs and MLPs have no attention heads); drop the flag or choose "
+                "a transformer backbone."
             ) from None
     if regime.feature_based:
         try:
