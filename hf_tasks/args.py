@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,15 +26,10 @@ import transformers
 from transformers import HfArgumentParser
 
 from hf_tasks.cli_help import answer_help
-from hf_tasks.config_files import PATH_ARGUMENTS, WRITES, config_layers, path_beside_config
+from hf_tasks.config_files import config_layers, path_beside_config
 from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.errors import BadInputError
-from hf_tasks.secrets import SECRET_FIELDS
-
-# Fields about one launch rather than the experiment: a config.yaml rerun in a fresh folder must not
-# look for the checkpoint the original run resumed from.
-LAUNCH_FIELDS = frozenset({"resume_from_checkpoint", "overwrite_output_dir"})
-
+from hf_tasks.run_state import RunState
 
 # The ways to give a recipe its data. One given on the command line replaces every other one a config set.
 DATA_SOURCES = {
@@ -125,12 +119,6 @@ class DataArguments:
             value = getattr(self, flag)
             if value is not None and value < 1:
                 raise BadInputError(f"--{flag} {value}: give a whole number of at least 1, or leave it out for all.")
-        # Not a field: the run's one bad-row policy, which every adapter and task reports to and the
-        # runner reads for skipped_rows.json.
-        self.bad_rows = BadRows(self.skip_bad_rows)
-        # Not a field: where the data came from when the recipe decided it (a sample generator, or the user's
-        # folder it left alone), for the run's start block.
-        self.origin: str | None = None
 
 
 @dataclass
@@ -237,12 +225,13 @@ def _replaced_sources(given: set[str], defaults: dict[str, Any]) -> dict[str, No
 
 
 def parse(*dataclass_types: type, args: list[str] | None = None, description: str | None = None,
-          unused: tuple[str, ...] = ()) -> tuple:
+          unused: tuple[str, ...] = ()) -> RunState:
     """Parse `dataclass_types` from `--config x.yaml` (defaults) and the command line (overrides).
 
     `description` (the recipe's docstring) opens `--help`. `unused` names arguments of the shared
     dataclasses the recipe never reads: `--help` leaves them out and a value for them is refused.
-    Returns one instance per dataclass type, in order.
+    Returns the run object: one instance per dataclass type (iterating gives them in order, `state[T]`
+    finds one by type) and the run's state (the bad-row log, the data source in words).
     """
     argv = sys.argv[1:] if args is None else list(args)
     config_parser = argparse.ArgumentParser(add_help=False)
@@ -273,7 +262,10 @@ def parse(*dataclass_types: type, args: list[str] | None = None, description: st
     # The last parsed item is the namespace holding --config, which is not a dataclass.
     instances = tuple(parsed[: len(dataclass_types)])
     _refuse_unused(instances, unused)
-    return instances
+    data_args = next((instance for instance in instances if isinstance(instance, DataArguments)), None)
+    if data_args is None:
+        return RunState(instances)
+    return RunState(instances, bad_rows=BadRows(data_args.skip_bad_rows), data_source=data_source(data_args))
 
 
 def _refuse_unused(instances: tuple, unused: tuple[str, ...]) -> None:
@@ -297,33 +289,5 @@ def data_source(data_args: DataArguments) -> str:
              (("train", "train_file"), ("validation", "validation_file"), ("test", "test_file"))
              if getattr(data_args, dest)]
     if data_args.data_dir:
-        origin = f" ({data_args.origin})" if data_args.origin else ""
-        return f"folder {data_args.data_dir}{origin}" + (f", and {', '.join(files)}" if files else "")
+        return f"folder {data_args.data_dir}" + (f", and {', '.join(files)}" if files else "")
     return "local files: " + ", ".join(files) if files else "none given"
-
-
-def _absolute(name: str, value: Any) -> Any:
-    """A path argument as an absolute path, so that a config holding it works from any directory;
-    a value that names no local path (a hub id, a timm model name) stays as it is."""
-    kind = PATH_ARGUMENTS.get(name)
-    if kind is None or not value:
-        return value
-    if isinstance(value, list):
-        return [_absolute(name, item) for item in value]
-    if not isinstance(value, str) or (kind != WRITES and not Path(value).exists()):
-        return value
-    return os.path.abspath(value)
-
-
-def resolved_config(*instances: Any) -> dict[str, Any]:
-    """All argument values of the run as one flat, YAML-safe mapping, without secrets and without
-    the fields that belong to one launch (`resume_from_checkpoint`). Local paths are absolute."""
-    resolved: dict[str, Any] = {}
-    for instance in instances:
-        values = instance.to_dict() if hasattr(instance, "to_dict") else dataclasses.asdict(instance)
-        for name, value in values.items():
-            if name in SECRET_FIELDS or name in LAUNCH_FIELDS or name.startswith("_"):
-                continue
-            value = _absolute(name, value)
-            resolved[name] = value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
-    return resolved

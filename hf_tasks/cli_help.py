@@ -22,7 +22,8 @@ COMMON_TRAINING_OPTIONS = (
     "report_to", "push_to_hub", "hub_model_id",
 )
 # Headings for argument groups whose class name does not read well on its own.
-GROUP_TITLES = {"QAArguments": "question answering", "LoraArguments": "LoRA", "Cifar10Arguments": "CIFAR-10",
+GROUP_TITLES = {"QAArguments": "question answering", "LoraArguments": "LoRA",
+                "RegimeArguments": "training regime", "Cifar10Arguments": "CIFAR-10",
                 "FarsTailArguments": "FarsTail data", "ConstraintArguments": "Constraint data"}
 METAVARS = {int: "N", float: "X", str: "TEXT"}
 
@@ -86,13 +87,15 @@ class _CompactFormatter(argparse.RawDescriptionHelpFormatter):
 
 def _fields_by_declaring_class(kinds, skipped) -> dict[type, list[str]]:
     """Field names under the dataclass that declares them, so that a recipe's argument class built
-    from several (images + transfer) shows each part under its own heading."""
+    from several (images + transfer) shows each part under its own heading; a class that says it is
+    one group (`one_help_group = True`, the training regime) shows its fields together."""
     grouped: dict[type, list[str]] = {}
     for kind in kinds:
         if kind in skipped:
             continue
         for name in kind.__dataclass_fields__:
-            declaring = next(base for base in reversed(kind.__mro__) if name in getattr(base, "__annotations__", {}))
+            declaring = kind if getattr(kind, "one_help_group", False) else next(
+                base for base in reversed(kind.__mro__) if name in getattr(base, "__annotations__", {}))
             grouped.setdefault(declaring, []).append(name)
     return grouped
 

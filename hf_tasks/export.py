@@ -35,7 +35,7 @@ from hf_tasks.errors import BadInputError, one_line_errors
 from hf_tasks.files import write_atomic
 import hf_tasks.modeling  # noqa: F401  (registers hf_tasks' own models with the Auto classes)
 from hf_tasks.portable import AUTO_CLASSES
-from hf_tasks.surgery.loading import from_pretrained
+from hf_tasks.modeling.loading import from_pretrained
 
 logger = logging.getLogger("hf_tasks.export")
 

@@ -1,6 +1,7 @@
 """The one place that builds a Trainer, trains, evaluates, predicts and writes the run folder.
 
-Every recipe ends with `run(task, model, training_args, ...)`. The run folder then holds the saved
+Every recipe starts with `setup(state)` and ends with `run(task, model, state, ...)`, `state` being the
+run object `hf_tasks.args.parse` gave it (`hf_tasks.run_state.RunState`). The run folder then holds the saved
 model, `results.json`, `config.yaml`, prediction files and plots from the task, `training_curves.png`
 and a model card (`README.md`), and is pushed to the Hub with `--push_to_hub`.
 
@@ -27,7 +28,6 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
 from transformers.utils.hub import hf_api
 from transformers.training_args import ParallelMode
 
-from hf_tasks.args import DataArguments, data_source, resolved_config
 from hf_tasks.data.splits import METRIC_PREFIX_OF_SPLIT, SPLIT_OF_METRIC_PREFIX
 from hf_tasks.errors import BadInputError, TrainingInterrupted
 from hf_tasks.files import write_atomic, write_json
@@ -46,7 +46,8 @@ from hf_tasks.run_folder import (
     snapshot,
     write_manifest,
 )
-from hf_tasks.secrets import redact_mapping, redact_text
+from hf_tasks.run_state import RunState
+from hf_tasks.secrets import redact_text
 from hf_tasks.surgery import parameter_counts
 from hf_tasks.surgery.lora import (
     BASE_MODEL_FOLDER,
@@ -92,10 +93,11 @@ def check_launch(training_args: TrainingArguments) -> None:
     )
 
 
-def setup(training_args: TrainingArguments) -> None:
+def setup(state: RunState) -> None:
     """Before any data is read or model built: a launch the Trainer would not run as one job stops
     (`check_launch`), then the output folder's rules (see `hf_tasks.run_folder`), logging (info on the
     main process, warnings elsewhere) and the seed."""
+    training_args = state.training_args
     check_launch(training_args)
     check_output_dir(training_args)
     if training_args.do_train:
@@ -250,29 +252,42 @@ class HideCompletionNotice(logging.Filter):
         return self.interrupt.stopped_by is None or "Training completed" not in record.getMessage()
 
 
+def apply_task_settings(task: Task, training_args: TrainingArguments) -> None:
+    """Set the Trainer arguments the task needs (`Task.trainer_settings`), saying which it changed, and
+    refuse a `--metric_for_best_model` the task will not report (`Task.unavailable_metrics`)."""
+    for name, value in task.trainer_settings().items():
+        if getattr(training_args, name) != value:
+            logger.info("The %s task needs --%s %s; set.", type(task).__name__, name, value)
+            setattr(training_args, name, value)
+    best = training_args.metric_for_best_model or ""
+    reason = task.unavailable_metrics().get(best.removeprefix("eval_"))
+    if reason is not None:
+        raise BadInputError(f"--metric_for_best_model {best} is {reason}.")
+
+
 def run(
     task: Task,
     model,
-    training_args: TrainingArguments,
+    state: RunState,
     *,
     processing_class=None,
     callbacks: Iterable = (),
-    arguments: Iterable = (),
     optimizers=(None, None),
     model_card: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train / evaluate / predict as `training_args` asks, write the run folder, return the results."""
+    """Train / evaluate / predict as the run's training arguments ask, write the run folder, return the
+    results."""
     started = time.perf_counter()
-    output_dir = Path(training_args.output_dir)
+    training_args, output_dir = state.training_args, state.output_dir
     folder_before = snapshot(output_dir) if training_args.process_index == 0 else {}
-    arguments = tuple(arguments)
+    apply_task_settings(task, training_args)
     features = task.features(training_args)
     for flag, split in (("do_train", "train"), ("do_eval", "validation"), ("do_predict", "test")):
         if getattr(training_args, flag) and features.get(split) is None:
             raise BadInputError(f"--{flag} needs the {split} split, but the task built none; give the matching "
                                 "data.")
     checkpoint = resolve_checkpoint(training_args) if training_args.do_train else None
-    trackers = Trackers.for_training(training_args, resolved_config(*arguments))
+    trackers = Trackers.for_training(training_args, state.config())
     callbacks = [*callbacks, *trackers.callbacks()]
     interrupt = GracefulInterrupt()
     if training_args.do_train:
@@ -291,9 +306,7 @@ def run(
     )
     use_metrics_log(trainer)
     results: dict[str, Any] = parameter_counts(model)
-    sources = [data_source(argument) for argument in arguments if isinstance(argument, DataArguments)]
-    log_start(redact_text("; ".join(sources)) or "given by the recipe", features, task, model, results,
-              output_dir.resolve())
+    log_start(redact_text(state.data_description()), features, task, model, results, output_dir.resolve())
 
     if training_args.do_train:
         trainer_logger, notice_filter = logging.getLogger(Trainer.__module__), HideCompletionNotice(interrupt)
@@ -329,7 +342,7 @@ def run(
     results["versions"] = package_versions()
 
     if trainer.is_world_process_zero():
-        files = _write_run_folder(trainer, task, results, arguments, model_card or {})
+        files = _write_run_folder(trainer, task, results, state, model_card or {})
         trackers.report(results, files, trainer=trainer)
         fault_point("final_writes")
         write_manifest(output_dir, folder_before, to_come=[RESULTS])
@@ -350,10 +363,10 @@ def peak_memory(training_args: TrainingArguments) -> dict[str, float]:
     return {"peak_cpu_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def _write_lora_folders(model, output_dir: Path, arguments: Iterable, processing_class) -> dict[str, Any]:
+def _write_lora_folders(model, output_dir: Path, state: RunState, processing_class) -> dict[str, Any]:
     """base_model/ (what the adapter applies to) and, with --merge_lora, merged/; each saved and shipped
     like a run folder's model. Returns folder name → model."""
-    lora_args = next((argument for argument in arguments if isinstance(argument, LoraArguments)), None)
+    lora_args = state.get(LoraArguments)
     folders = {BASE_MODEL_FOLDER: frozen_base(model)}
     if lora_args is not None and lora_args.merge_lora:
         folders[MERGED_MODEL_FOLDER] = merged_model(model)
@@ -365,7 +378,7 @@ def _write_lora_folders(model, output_dir: Path, arguments: Iterable, processing
     return folders
 
 
-def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: Iterable, card: dict) -> list[Path]:
+def _write_run_folder(trainer: Trainer, task: Task, results: dict, state: RunState, card: dict) -> list[Path]:
     """Every file of the finished run but the manifest and results.json (which `run` writes after these)."""
     output_dir = Path(trainer.args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -376,22 +389,24 @@ def _write_run_folder(trainer: Trainer, task: Task, results: dict, arguments: It
     for split, prefix in METRIC_PREFIX_OF_SPLIT.items():
         if any(key.startswith(f"{prefix}_") for key in results):
             files += task.write_predictions(split, output_dir, prefix)
-    skipped = [row for data_args in arguments if isinstance(data_args, DataArguments)
-               for row in data_args.bad_rows.skipped]
+    for name, text in task.run_files().items():
+        write_atomic(output_dir / name, text)
+        files.append(output_dir / name)
+    skipped = state.bad_rows.skipped
     if skipped:
         files.append(write_json(output_dir / "skipped_rows.json", skipped))
         results["skipped_rows"] = len(skipped)
     curves = plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png")
     if curves is not None:
         files.append(curves)
-    config = redact_mapping(resolved_config(*arguments))
+    config = state.config()
     write_atomic(output_dir / "config.yaml", yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
     model = trainer.accelerator.unwrap_model(trainer.model)
     if (output_dir / "config.json").is_file():
         files += ship_code(model, output_dir)
     location = trainer.args.hub_model_id if trainer.args.push_to_hub and trainer.args.hub_model_id else str(output_dir)
     if is_peft_model(model):
-        folders = _write_lora_folders(model, output_dir, arguments, trainer.processing_class)
+        folders = _write_lora_folders(model, output_dir, state, trainer.processing_class)
         files += [output_dir / name for name in folders]
         usage = lora_loading_code(folders, location)
     else:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from hf_tasks.args import ModelArguments, parse, resolved_config
+from hf_tasks.args import ModelArguments, parse
+from hf_tasks.run_state import resolved_config
 from hf_tasks.errors import one_line_errors
 from hf_tasks.interpret.attention import compute_attentions, load_model_and_tokenizer, write_attention_views
 from hf_tasks.surgery.structure import LAYER_SET_HELP, parse_layer_set

@@ -1,5 +1,5 @@
 """Persian NLI on FarsTail (premise, hypothesis → entailment / contradiction / neutral), with model
-surgery: freezing, layer deletion and attention-head pruning (`hf_tasks.surgery`).
+surgery: freezing, layer deletion and attention-head pruning (`hf_tasks.surgery.regime`).
 
     accelerate launch recipes/farstail.py --config recipes/configs/farstail/parsbert.yaml
     python recipes/farstail.py --config recipes/configs/farstail/tiny.yaml     # offline demo on CPU
@@ -16,38 +16,32 @@ from hf_tasks.data.farstail import FarsTailArguments
 from hf_tasks.data.sources import class_names_of
 from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_model, load_processor
-from hf_tasks.runner import run, setup
-from hf_tasks.surgery import SurgeryArguments, apply_surgery
-from hf_tasks.surgery.lora import LoraArguments, apply_lora
 from hf_tasks.modeling.labels import label_maps
+from hf_tasks.run_state import RunState
+from hf_tasks.runner import run, setup
+from hf_tasks.surgery.regime import RegimeArguments, apply_regime
 from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask
 
 
-# main's parameters, in order
-ARGUMENTS = (ModelArguments, DataArguments, FarsTailArguments, PairArguments, SurgeryArguments, LoraArguments,
-             TrainingArguments)
+ARGUMENTS = (ModelArguments, DataArguments, FarsTailArguments, PairArguments, RegimeArguments, TrainingArguments)
 UNUSED = ("data_dir",)  # NLI reads TSV files or a hub dataset, never a folder
 
 
-def main(model_args: ModelArguments, data_args: DataArguments, farstail_args: FarsTailArguments,
-         pair_args: PairArguments, surgery_args: SurgeryArguments, lora_args: LoraArguments,
-         training_args: TrainingArguments):
-    setup(training_args)
-    data = farstail.load(data_args, farstail_args)
-    tokenizer = load_processor(model_args)
-    model = load_model(AutoModelForSequenceClassification, model_args, **label_maps(class_names_of(data, "label")))
-    task = PairClassificationTask(data, tokenizer, data_args, pair_args, subset_columns=farstail.HARD_COLUMNS)
-    callbacks = apply_surgery(model, surgery_args, splits=task.features(training_args),
-                              training=training_args.do_train, data_collator=task.data_collator,
-                              seed=training_args.seed)
-    model = apply_lora(model, lora_args, surgery_args, training=training_args.do_train)
+def main(state: RunState):
+    setup(state)
+    data = farstail.load(state[DataArguments], state[FarsTailArguments], bad_rows=state.bad_rows)
+    tokenizer = load_processor(state[ModelArguments])
+    model = load_model(AutoModelForSequenceClassification, state[ModelArguments],
+                       **label_maps(class_names_of(data, "label")))
+    task = PairClassificationTask(data, tokenizer, state[DataArguments], state[PairArguments],
+                                  subset_columns=farstail.HARD_COLUMNS)
+    model, callbacks = apply_regime(model, state[RegimeArguments], task, state.training_args)
     return run(
         task,
         model,
-        training_args,
+        state,
         processing_class=tokenizer,
         callbacks=callbacks,
-        arguments=(model_args, data_args, farstail_args, pair_args, surgery_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/farstail.py",
             "task_type": "text-classification",
@@ -62,4 +56,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, farstail_args: Fa
 
 if __name__ == "__main__":
     with one_line_errors():
-        main(*parse(*ARGUMENTS, description=__doc__, unused=UNUSED))
+        main(parse(*ARGUMENTS, description=__doc__, unused=UNUSED))

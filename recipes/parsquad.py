@@ -12,31 +12,30 @@ from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, pars
 from hf_tasks.data import squad
 from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_model, load_processor
+from hf_tasks.run_state import RunState
 from hf_tasks.runner import run, setup
-from hf_tasks.surgery.lora import LoraArguments, apply_lora
+from hf_tasks.surgery.regime import RegimeArguments, apply_regime
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
 
 
-# main's parameters, in order
-ARGUMENTS = (ModelArguments, DataArguments, QAArguments, LoraArguments, TrainingArguments)
+ARGUMENTS = (ModelArguments, DataArguments, QAArguments, RegimeArguments, TrainingArguments)
 UNUSED = ("data_dir",)  # QA reads SQuAD-format files or a hub dataset, never a folder
 
 
-def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArguments, lora_args: LoraArguments,
-         training_args: TrainingArguments):
-    setup(training_args)
-    data = squad.load(data_args)
-    tokenizer = load_processor(model_args)
-    model = load_model(AutoModelForQuestionAnswering, model_args)
+def main(state: RunState):
+    setup(state)
+    data = squad.load(state[DataArguments], bad_rows=state.bad_rows)
+    tokenizer = load_processor(state[ModelArguments])
+    model = load_model(AutoModelForQuestionAnswering, state[ModelArguments])
     # The task reads a no-answer threshold stored with the model and stores a tuned one there.
-    task = QuestionAnsweringTask(data, tokenizer, data_args, qa_args, model.config)
-    model = apply_lora(model, lora_args)
+    task = QuestionAnsweringTask(data, tokenizer, state[DataArguments], state[QAArguments], model.config)
+    model, callbacks = apply_regime(model, state[RegimeArguments], task, state.training_args)
     return run(
         task,
         model,
-        training_args,
+        state,
         processing_class=tokenizer,
-        arguments=(model_args, data_args, qa_args, lora_args, training_args),
+        callbacks=callbacks,
         model_card={
             "recipe": "recipes/parsquad.py",
             "task_type": "question-answering",
@@ -50,4 +49,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, qa_args: QAArgume
 
 if __name__ == "__main__":
     with one_line_errors():
-        main(*parse(*ARGUMENTS, description=__doc__, unused=UNUSED))
+        main(parse(*ARGUMENTS, description=__doc__, unused=UNUSED))

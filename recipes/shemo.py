@@ -6,9 +6,8 @@
 `--data_dir` is ShEMO's folder (female/ and male/ wav files, any depth); `--dataset_name` (hub audio
 dataset with audio/label columns) or `--train_file` CSVs (path,label[,speaker]) work too. The default
 split is speaker-independent; see `hf_tasks.data.audio_clips` (sources, splits) and
-`hf_tasks.tasks.audio` (decoding, augmentation) for the options. The surgery flags of
-`recipes/farstail.py` work on the speech encoder too (`--freeze layers:0-5`, `--keep_layers first:6`,
-`--prune_fraction 0.3`).
+`hf_tasks.tasks.audio` (decoding, augmentation) for the options. Every training regime works on the
+speech encoder (`hf_tasks.surgery.regime`: `--freeze layers:0-5`, `--keep_layers first:6`, `--peft lora`).
 """
 
 import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
@@ -21,42 +20,37 @@ from hf_tasks.data.sources import class_names_of
 from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.audio_classifier import class_weights, load_audio_classifier, takes_attention_mask
 from hf_tasks.modeling.auto import load_processor
+from hf_tasks.run_state import RunState
 from hf_tasks.runner import run, setup
 from hf_tasks.samples.owned_folder import generate_into_data_dir
 from hf_tasks.samples.shemo import write_synthetic_shemo
-from hf_tasks.surgery import SurgeryArguments, apply_surgery
-from hf_tasks.surgery.lora import LoraArguments, apply_lora
+from hf_tasks.surgery.regime import RegimeArguments, apply_regime
 from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask
 
 
-# main's parameters, in order
-ARGUMENTS = (ModelArguments, DataArguments, AudioArguments, SurgeryArguments, LoraArguments, TrainingArguments)
+ARGUMENTS = (ModelArguments, DataArguments, AudioArguments, RegimeArguments, TrainingArguments)
 UNUSED = ("max_seq_length",)  # clips are cropped by --max_duration, not tokens
 
 
-def main(model_args: ModelArguments, data_args: DataArguments, audio_args: AudioArguments,
-         surgery_args: SurgeryArguments, lora_args: LoraArguments, training_args: TrainingArguments):
-    setup(training_args)
+def main(state: RunState):
+    setup(state)
+    data_args, audio_args = state[DataArguments], state[AudioArguments]
     if audio_args.generate_synthetic_data:
-        generate_into_data_dir(data_args, training_args, write_synthetic_shemo)
-    data = audio_clips.load(data_args, audio_args)
-    feature_extractor = load_processor(model_args, AutoFeatureExtractor)
+        generate_into_data_dir(state, write_synthetic_shemo)
+    data = audio_clips.load(data_args, audio_args, bad_rows=state.bad_rows)
+    feature_extractor = load_processor(state[ModelArguments], AutoFeatureExtractor)
     weights = class_weights(data, oversampled=audio_args.oversample) if audio_args.class_weighted_loss else None
-    model = load_audio_classifier(model_args, audio_args, class_names_of(data, "label"), feature_extractor,
+    model = load_audio_classifier(state[ModelArguments], audio_args, class_names_of(data, "label"), feature_extractor,
                                   weights)
-    task = AudioClassificationTask(data, feature_extractor, data_args, audio_args,
+    task = AudioClassificationTask(data, feature_extractor, data_args, audio_args, bad_rows=state.bad_rows,
                                    attention_mask=takes_attention_mask(model, feature_extractor))
-    callbacks = apply_surgery(model, surgery_args, splits=task.features(training_args),
-                              training=training_args.do_train, data_collator=task.data_collator,
-                              seed=training_args.seed)
-    model = apply_lora(model, lora_args, surgery_args, training=training_args.do_train)
+    model, callbacks = apply_regime(model, state[RegimeArguments], task, state.training_args)
     return run(
         task,
         model,
-        training_args,
+        state,
         processing_class=feature_extractor,
         callbacks=callbacks,
-        arguments=(model_args, data_args, audio_args, surgery_args, lora_args, training_args),
         model_card={
             "recipe": "recipes/shemo.py",
             "task_type": "audio-classification",
@@ -71,4 +65,4 @@ def main(model_args: ModelArguments, data_args: DataArguments, audio_args: Audio
 
 if __name__ == "__main__":
     with one_line_errors():
-        main(*parse(*ARGUMENTS, description=__doc__, unused=UNUSED))
+        main(parse(*ARGUMENTS, description=__doc__, unused=UNUSED))

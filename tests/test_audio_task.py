@@ -12,6 +12,7 @@ import soundfile
 from transformers import TrainingArguments, Wav2Vec2FeatureExtractor
 
 from hf_tasks.args import DataArguments
+from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.audio.io import read_clip
 from hf_tasks.data import audio_clips
 from hf_tasks.data.sources import class_names_of
@@ -50,8 +51,9 @@ def training_args(tmp_path):
 def make_task(tmp_path, feature_extractor, data_kwargs, **audio_kwargs):
     """The task as the recipe builds it: listings from the adapter, then the task (no model: no mask)."""
     data_arguments, arguments = data_args(tmp_path, **data_kwargs), audio_args(**audio_kwargs)
-    return AudioClassificationTask(audio_clips.load(data_arguments, arguments), feature_extractor, data_arguments,
-                                   arguments, attention_mask=False)
+    bad_rows = BadRows(data_arguments.skip_bad_rows)  # one log for the adapter and the task, as parse makes it
+    return AudioClassificationTask(audio_clips.load(data_arguments, arguments, bad_rows=bad_rows), feature_extractor,
+                                   data_arguments, arguments, attention_mask=False, bad_rows=bad_rows)
 
 
 def build(tmp_path, feature_extractor, data_kwargs, **audio_kwargs):
@@ -101,9 +103,10 @@ def test_training_clips_are_random_windows_and_held_out_clips_stay_whole(tmp_pat
     assert len(starts) > 5  # windows start at random places, not all at 0
 
 
-def test_split_and_conversions_are_written_to_the_run_folder(tmp_path, shemo_dir, feature_extractor):
+def test_split_and_conversions_go_to_the_run_folder(tmp_path, shemo_dir, feature_extractor):
     task, features = build(tmp_path, feature_extractor, {"data_dir": str(shemo_dir)})
-    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert not (tmp_path / "run").exists()  # the runner writes the task's files, after its snapshot
+    split = json.loads(task.run_files()["split.json"])
     assert (split["method"], split["seed"], split["test_fraction"]) == ("speaker", 0, 0.25)
     speakers = {name: set(part["speakers"]) for name, part in split["splits"].items()}
     assert set(speakers) == {"train", "validation", "test"}
@@ -114,7 +117,7 @@ def test_split_and_conversions_are_written_to_the_run_folder(tmp_path, shemo_dir
     assert split["splits"]["test"]["clips"] == len(features["test"])
     assert {entry["speaker"] for entry in split["splits"]["test"]["files"]} == speakers["test"]
 
-    conversions = json.loads((tmp_path / "run" / "audio_conversions.json").read_text())
+    conversions = json.loads(task.run_files()["audio_conversions.json"])
     per_speaker = 6  # one clip per emotion
     rates = {}
     for _, rate, _ in SPEAKERS:
@@ -128,8 +131,10 @@ def test_split_and_conversions_are_written_to_the_run_folder(tmp_path, shemo_dir
 
 
 def test_a_different_split_seed_gives_a_different_speaker_split(tmp_path, shemo_dir, feature_extractor):
-    first = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), audio_args(split_seed=0))
-    other = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), audio_args(split_seed=5))
+    first = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), audio_args(split_seed=0),
+                             bad_rows=BadRows(False))
+    other = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), audio_args(split_seed=5),
+                             bad_rows=BadRows(False))
     assert set(first["test"]["speaker"]) != set(other["test"]["speaker"])
 
 
@@ -155,10 +160,10 @@ def test_bad_clips_fail_naming_the_file_or_are_skipped_on_request(tmp_path, shem
 
     (folder / "male" / "M02X01.wav").write_bytes((folder / "male" / "M02A01.wav").read_bytes())
     with pytest.raises(BadInputError, match=r"unknown emotion letter 'X'.*\(clip 'male/M02X01.wav'\)"):
-        audio_clips.load(data_args(tmp_path, data_dir=str(folder)), audio_args())
+        audio_clips.load(data_args(tmp_path, data_dir=str(folder)), audio_args(), bad_rows=BadRows(False))
 
     task, features = build(tmp_path, feature_extractor, {"data_dir": str(folder), "skip_bad_rows": True})
-    skipped = {item["clip"]: item["reason"] for item in task.data_args.bad_rows.skipped}
+    skipped = {item["clip"]: item["reason"] for item in task.bad_rows.skipped}
     assert set(skipped) == {"female/F01A09.wav", "male/M01N09.wav", "male/M02X01.wav"}
     kept = [file for prefix in ("validation", "test") for file in task.raw[prefix]["file"]]
     assert not set(kept) & set(skipped)
@@ -167,7 +172,7 @@ def test_bad_clips_fail_naming_the_file_or_are_skipped_on_request(tmp_path, shem
 
 def test_missing_folder_fails_clearly(tmp_path, feature_extractor):
     with pytest.raises(BadInputError, match="no such folder"):
-        audio_clips.load(data_args(tmp_path, data_dir=str(tmp_path / "ShEMO")), audio_args())
+        audio_clips.load(data_args(tmp_path, data_dir=str(tmp_path / "ShEMO")), audio_args(), bad_rows=BadRows(False))
 
 
 def test_oversampling_repeats_rarer_training_classes_up_to_the_largest(tmp_path, feature_extractor):
@@ -186,7 +191,7 @@ def test_class_weighted_loss_needs_the_pooled_head(tmp_path, shemo_dir, feature_
     from hf_tasks.args import ModelArguments
 
     arguments = audio_args(class_weighted_loss=True)
-    data = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), arguments)
+    data = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), arguments, bad_rows=BadRows(False))
     weights, names = class_weights(data), class_names_of(data, "label")
     with pytest.raises(BadInputError, match="--head pooled"):
         load_audio_classifier(ModelArguments(config_name=str(TINY_HUBERT)), arguments, names, feature_extractor,
@@ -197,7 +202,6 @@ def test_class_weighted_loss_needs_the_pooled_head(tmp_path, shemo_dir, feature_
     assert model.config.class_weights == pytest.approx(weights)
     assert model.config.id2label == dict(enumerate(names))
     assert model.config.encoder_takes_attention_mask is False
-    assert not any(p.requires_grad for p in model.encoder.feature_extractor.parameters())
 
 
 def test_csv_files_with_path_label_speaker(tmp_path, shemo_dir, feature_extractor):
@@ -268,12 +272,14 @@ def test_csv_rows_with_an_empty_path_or_label_stop_naming_their_lines_or_are_ski
                        match=r"train.csv: empty path \(line 3\); empty label \(line 4\)\. .*--skip_bad_rows"):
         audio_clips.load(data_args(tmp_path, train_file=str(tmp_path / "train.csv"),
                                    validation_file=str(tmp_path / "train.csv")),
-                         audio_args())
-    arguments = data_args(tmp_path, train_file=str(tmp_path / "train.csv"), skip_bad_rows=True)
-    data = audio_clips.load(arguments, audio_args(split="stratified", validation_fraction=0.0, test_fraction=0.0))
+                         audio_args(), bad_rows=BadRows(False))
+    skipping = BadRows(True)
+    data = audio_clips.load(data_args(tmp_path, train_file=str(tmp_path / "train.csv")),
+                            audio_args(split="stratified", validation_fraction=0.0, test_fraction=0.0),
+                            bad_rows=skipping)
     assert data["train"]["file"] == ["a.wav", "c.wav"] and class_names_of(data, "label") == ["x", "y"]
     assert data["train"]["path"] == [str(tmp_path / "a.wav"), str(tmp_path / "c.wav")]
-    assert [(row["line"], row["split"], row["reason"]) for row in arguments.bad_rows.skipped] == [
+    assert [(row["line"], row["split"], row["reason"]) for row in skipping.skipped] == [
         (3, "train", "empty path"), (4, "train", "empty label")]
 
 

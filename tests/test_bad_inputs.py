@@ -128,6 +128,8 @@ CASES = {
                               ("train/circle/broken.png", "cannot read the image", "--skip_bad_rows")),
     "unreadable_clip": BadInput("an unreadable wav in a ShEMO folder", "shemo", unreadable_clip,
                                 ("F01A09.wav", "unreadable audio", "--skip_bad_rows")),
+    "pruning_a_cnn": BadInput("head pruning on a CNN backbone", "cifar10", lambda folder: ["--prune_fraction", "0.5"],
+                              ("--prune_fraction", "test_resnet (TimmForImageClassification) has none")),
 }
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from hf_tasks.args import DataArguments
 from hf_tasks.data import constraint, farstail
-from hf_tasks.data.bad_rows import require_usable
+from hf_tasks.data.bad_rows import BadRows, require_usable
 from hf_tasks.errors import BadInputError
 
 
@@ -21,9 +21,9 @@ def test_nothing_usable_names_the_source_and_why():
 
 TABLES = {
     "farstail": ("train.tsv", "premise\thypothesis\tlabel\na\tb\tx\nc\td\ty\n",
-                 lambda data_args: farstail.load(data_args, farstail.FarsTailArguments())),
+                 lambda data_args, log: farstail.load(data_args, farstail.FarsTailArguments(), bad_rows=log)),
     "constraint": ("train.csv", "id,tweet,label\n1,a,x\n2,b,y\n",
-                   lambda data_args: constraint.load(data_args, constraint.ConstraintArguments())),
+                   lambda data_args, log: constraint.load(data_args, constraint.ConstraintArguments(), bad_rows=log)),
 }
 
 
@@ -32,7 +32,7 @@ def test_a_table_whose_every_row_is_skipped_stops(adapter, tmp_path):
     name, text, load = TABLES[adapter]
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
-    data_args = DataArguments(train_file=str(path), skip_bad_rows=True)
+    log = BadRows(True)
     with pytest.raises(BadInputError, match=r"no usable rows \(all 2 skipped\)"):
-        load(data_args)
-    assert len(data_args.bad_rows.skipped) == 2
+        load(DataArguments(train_file=str(path)), log)
+    assert len(log.skipped) == 2

@@ -11,6 +11,7 @@ from huggingface_hub import constants
 from transformers import AutoTokenizer, TrainingArguments
 
 from hf_tasks.args import DataArguments
+from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.data import squad
 from hf_tasks.samples.pquad import make_split
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
@@ -33,8 +34,8 @@ def test_every_cache_folder_is_inside_the_session_folder():
 
 def test_preprocessing_writes_its_cache_into_the_session_folder(tmp_path):
     data_args = DataArguments(train_file=str(squad_file(tmp_path, make_split(2, seed=11, prefix="iso"), "train.json")))
-    task = QuestionAnsweringTask(squad.load(data_args), AutoTokenizer.from_pretrained(TOKENIZER), data_args,
-                                 QAArguments())
+    task = QuestionAnsweringTask(squad.load(data_args, bad_rows=BadRows(False)),
+                                 AutoTokenizer.from_pretrained(TOKENIZER), data_args, QAArguments())
     features = task.features(TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none"))
     cache_file = Path(features["train"].cache_files[0]["filename"])
     assert cache_file.parent == SESSION_CACHES / "huggingface/datasets/hf_tasks"

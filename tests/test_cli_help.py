@@ -42,7 +42,8 @@ def test_help_opens_with_the_recipe_and_two_examples_and_fits_in_120_lines(name,
 
 def test_help_groups_options_under_the_class_that_declares_them(capsys, monkeypatch):
     text = recipe_help("cifar10", "--help", capsys, monkeypatch)
-    assert text.index("transfer options:") < text.index("  --trainable_modules ") < text.index("image options:")
+    assert text.index("training regime options:") < text.index("  --trainable_modules ")
+    assert text.index("transfer options:") < text.index("  --head_hidden_size ") < text.index("image options:")
     assert text.index("image options:") < text.index("  --image_size ") < text.index("CIFAR-10 options:")
 
 

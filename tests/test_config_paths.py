@@ -13,9 +13,9 @@ import yaml
 import cifar10
 import farstail
 import segmentation
-from hf_tasks.args import (
-    PATH_ARGUMENTS, DataArguments, ModelArguments, TrainingArguments, data_source, parse, resolved_config,
-)
+from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, data_source, parse
+from hf_tasks.config_files import PATH_ARGUMENTS
+from hf_tasks.run_state import resolved_config
 from hf_tasks.surgery import SurgeryArguments
 from tests.conftest import REPO, recipe_args
 
@@ -171,8 +171,8 @@ def test_the_run_log_names_the_data_source(tmp_path, caplog):
         "recipes/configs/farstail/tiny.yaml", tmp_path / "run", "--do_train", "false", "--do_predict", "false",
         "--max_eval_samples", "8", "--validation_file", "hf_tasks/samples/farstail/test.tsv"))
     with caplog.at_level(logging.INFO, logger="hf_tasks"):
-        farstail.main(*arguments)
-    data_args = arguments[1]
+        farstail.main(arguments)
+    data_args = arguments[DataArguments]
     assert Path(data_args.train_file).resolve() == REPO / "hf_tasks/samples/farstail/train.tsv"
     assert (f"Data: local files: train {data_args.train_file}, validation hf_tasks/samples/farstail/test.tsv, "
             f"test {data_args.test_file}") in caplog.messages
@@ -185,7 +185,7 @@ def test_a_cpu_run_saves_its_arguments_as_given(tmp_path):
                         "--do_predict", "false", "--max_eval_samples", "8")
     at = flags.index("--use_cpu")
     del flags[at:at + 2]  # --use_cpu makes the Trainer itself turn pinning off; this machine has no GPU anyway
-    farstail.main(*parse(*farstail.ARGUMENTS, args=flags))
+    farstail.main(parse(*farstail.ARGUMENTS, args=flags))
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text(encoding="utf-8"))
     assert saved["dataloader_pin_memory"] is True and saved["disable_tqdm"] is True  # as recipe_args gave it
 

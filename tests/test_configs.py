@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hf_tasks.args import DataArguments, ModelArguments, parse, resolved_config
+from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.run_state import resolved_config
 from hf_tasks.config_files import SHARED_BASE_NAME, config_layers, config_values
 from hf_tasks.errors import BadInputError
 from hf_tasks.study import main as study_main

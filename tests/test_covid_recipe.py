@@ -12,12 +12,14 @@ import torch
 from transformers import AutoConfig
 
 import covid_fakenews
-from hf_tasks.args import parse
+from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.errors import BadInputError
 from hf_tasks.modeling.auto import load_processor
 from hf_tasks.data import constraint
 from hf_tasks.data.tables import read_table
-from hf_tasks.modeling.text_classifier import build_text_classifier
+from hf_tasks.modeling.text_classifier import HeadArguments, build_text_classifier
+from hf_tasks.surgery.regime import RegimeArguments
 from hf_tasks.tasks.text import TextArguments, TextClassificationTask
 from tests.conftest import REPO, assert_outcomes_give_the_results, recipe_args
 from tests.pipeline_check import assert_pipeline_repeats_predictions, prediction_rows
@@ -28,7 +30,7 @@ EXPERIMENTS = ("bert_base_uncased", "bert_base_uncased_feature_based", "bert_big
 
 
 def run_recipe(output_dir, *overrides, config=CONFIG):
-    return covid_fakenews.main(*parse(*covid_fakenews.ARGUMENTS, args=recipe_args(config, output_dir, *overrides)))
+    return covid_fakenews.main(parse(*covid_fakenews.ARGUMENTS, args=recipe_args(config, output_dir, *overrides)))
 
 
 def majority_share(split: str) -> float:
@@ -107,8 +109,8 @@ def test_linear_head_with_one_sigmoid_output_trains_with_binary_cross_entropy(tm
         *covid_fakenews.ARGUMENTS,
         args=recipe_args(CONFIG, tmp_path, "--binary_sigmoid", "true", "--max_train_samples", "4"))
     tokenizer = load_processor(model_args)
-    task = TextClassificationTask(constraint.load(data_args, constraint_args), tokenizer, data_args, text_args,
-                                  text_column=constraint_args.text_column)
+    task = TextClassificationTask(constraint.load(data_args, constraint_args, bad_rows=BadRows(False)), tokenizer,
+                                  data_args, text_args, text_column=constraint_args.text_column)
     model = build_text_classifier(model_args, head_args, task.label_names,
                                   binary_sigmoid=text_args.binary_sigmoid).eval()
     assert model.config.num_labels == 1 and model.config.id2label == {0: "fake"}
@@ -151,11 +153,13 @@ def test_cache_features_without_feature_based_is_refused(tmp_path):
 def test_study_configs_name_their_backbone_head_and_mode(name):
     path = REPO / f"recipes/configs/covid_fakenews/{name}.yaml"
     config = parse(*covid_fakenews.ARGUMENTS, args=["--config", str(path), "--use_cpu", "true"])
-    model_args, data_args, _, _, head_args, _, training_args = config
+    model_args, data_args, head_args, regime, training_args = (config[ModelArguments], config[DataArguments],
+                                                                config[HeadArguments], config[RegimeArguments],
+                                                                config.training_args)
     backbone = "digitalepidemiologylab/covid-twitter-bert-v2" if name.startswith("ct_bert") else "bert-base-uncased"
     assert model_args.model_name_or_path == backbone
     assert head_args.head == ("bigru" if "bigru" in name else "auto")
-    assert head_args.feature_based == head_args.cache_features == name.endswith("feature_based")
+    assert regime.feature_based == regime.cache_features == name.endswith("feature_based")
     assert training_args.output_dir == f"runs/covid_fakenews-{name}"
     assert data_args.train_file and data_args.validation_file and data_args.test_file
 

@@ -60,7 +60,7 @@ class Recipe:
 
     def run_in_process(self, output_dir: Path, *overrides: str) -> dict:
         module = importlib.import_module(self.name)
-        return module.main(*parse(*module.ARGUMENTS, args=self.arguments(output_dir, *overrides)))
+        return module.main(parse(*module.ARGUMENTS, args=self.arguments(output_dir, *overrides)))
 
 
 NO_EXTRAS = ("--do_predict", "false", "--save_strategy", "no")

@@ -35,7 +35,7 @@ def model_folder(tmp_path_factory):
 def run_recipe(output_dir, *overrides):
     arguments = parse(*farstail.ARGUMENTS,
                       args=recipe_args("recipes/configs/farstail/tiny.yaml", output_dir, *overrides))
-    return farstail.main(*arguments)
+    return farstail.main(arguments)
 
 
 SURGERIES = {

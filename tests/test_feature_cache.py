@@ -1,13 +1,16 @@
 """Feature-based mode: a frozen backbone's outputs cached per example give the model's own logits."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
 from hf_tasks.errors import BadInputError
-from hf_tasks.modeling.feature_cache import FeatureCache, feature_based
+from hf_tasks.modeling.feature_cache import FeatureCache
 from hf_tasks.surgery import parameter_counts
+from hf_tasks.surgery.regime import RegimeArguments, apply_regime
 
 ENCODER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, vocab_size=100,
                hidden_dropout_prob=0.5, attention_probs_dropout_prob=0.5)
@@ -87,9 +90,10 @@ def test_calls_the_cache_does_not_cover_run_the_backbone():
 def test_feature_based_mode_trains_only_the_head_and_drops_no_dropout_in_the_backbone(build):
     model = build()
     head = sum(p.numel() for name, p in model.named_parameters() if not name.startswith(model.base_model_prefix))
-    cache = feature_based(model, cache=None)
+    model, callbacks = apply_regime(model, RegimeArguments(feature_based=True), None,
+                                    SimpleNamespace(do_train=True, seed=0))
     counts = parameter_counts(model)
-    assert cache is None
+    assert callbacks == []
     assert counts["trainable_params"] == head < counts["total_params"]
     model.train()
     with torch.no_grad():

@@ -46,7 +46,7 @@ def first_losses(recipe_name: str, folder: Path) -> dict[str, list[float] | floa
     if recipe_name in WRITES_DATA_DIR:
         overrides += ["--data_dir", str(folder / "data"), "--dataset_cache_dir", str(folder / "cache")]
     arguments = recipe_args(f"recipes/configs/{recipe_name}/tiny.yaml", folder / "run", *overrides)
-    results = recipe.main(*parse(*recipe.ARGUMENTS, args=arguments))
+    results = recipe.main(parse(*recipe.ARGUMENTS, args=arguments))
     state = json.loads((folder / "run" / "trainer_state.json").read_text(encoding="utf-8"))
     return {"train_losses": [row["loss"] for row in state["log_history"] if "loss" in row],
             "eval_loss": results["eval_loss"]}

@@ -74,7 +74,7 @@ def push_farstail(output_dir: Path, model_folder: Path, *overrides: str) -> dict
     arguments = parse(*farstail.ARGUMENTS, args=recipe_args(
         "recipes/configs/farstail/tiny.yaml", output_dir, "--config_name", str(model_folder), *QUICK,
         "--push_to_hub", "true", "--hub_model_id", REPO_ID, "--hub_token", TOKEN, *overrides))
-    return farstail.main(*arguments)
+    return farstail.main(arguments)
 
 
 def assert_token_nowhere(files: dict[str, bytes], folder: Path):

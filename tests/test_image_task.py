@@ -14,9 +14,11 @@ from PIL import Image
 from transformers import TrainingArguments
 
 from hf_tasks.args import DataArguments
+from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.data import labelled_images
 from hf_tasks.data.labelled_images import LabelledImageArguments
 from hf_tasks.errors import BadInputError
+from hf_tasks.runner import apply_task_settings
 from hf_tasks.tasks.image import (
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -50,7 +52,7 @@ def solid_tree(root: Path, per_class: dict[str, int], size: int = 8) -> Path:
 
 def load(training_args, validation_fraction: float = 0.1, **data):
     return labelled_images.load(DataArguments(**data), LabelledImageArguments(validation_fraction=validation_fraction),
-                                seed=training_args.seed)
+                                seed=training_args.seed, bad_rows=BadRows(False))
 
 
 def make_task(training_args, image_args: ImageArguments | None = None, **data) -> ImageClassificationTask:
@@ -128,11 +130,11 @@ def test_backbone_normalisation_needs_the_backbones_statistics(tmp_path, trainin
     assert list(processor.image_mean) == [0.5] * 3 and dict(processor.size) == {"height": 8, "width": 8}
 
 
-def test_features_need_remove_unused_columns_off(tmp_path, training_args):
+def test_the_runner_turns_remove_unused_columns_off_for_the_task(tmp_path, training_args):
     task = make_task(training_args, data_dir=str(solid_tree(tmp_path / "data", {"train": 10})))
     training_args.remove_unused_columns = True
-    with pytest.raises(ValueError, match="remove_unused_columns false"):
-        task.features(training_args)
+    apply_task_settings(task, training_args)
+    assert training_args.remove_unused_columns is False
 
 
 def test_greyscale_and_rgba_are_converted_to_rgb():
@@ -159,11 +161,12 @@ def test_corrupt_images_are_skipped_and_listed_with_skip_bad_rows(tmp_path, trai
     with pytest.raises(BadInputError, match=r"cannot read the image \(images 'train/red/broken.png', "
                                             r"'test/blue/empty.png'\)"):
         load(training_args, 0.0, data_dir=str(root))
-    data_args = DataArguments(data_dir=str(root), skip_bad_rows=True)
-    data = labelled_images.load(data_args, LabelledImageArguments(validation_fraction=0.0), seed=7)
+    skipping = BadRows(True)
+    data = labelled_images.load(DataArguments(data_dir=str(root)), LabelledImageArguments(validation_fraction=0.0),
+                                seed=7, bad_rows=skipping)
     assert {name: len(split) for name, split in data.items()} == {"train": 6, "test": 3}
     assert "train/red/broken.png" not in data["train"]["image_id"]
-    assert [(row["file"], row["image"], row["reason"]) for row in data_args.bad_rows.skipped] == [
+    assert [(row["file"], row["image"], row["reason"]) for row in skipping.skipped] == [
         (str(root), "train/red/broken.png", "cannot read the image"),
         (str(root), "test/blue/empty.png", "cannot read the image"),
     ]
@@ -241,10 +244,11 @@ def test_unreadable_hub_images_and_unlabelled_training_rows_are_skipped_on_reque
     good = [Image.new("RGB", (4, 4), colour) for colour in ((255, 0, 0), (0, 0, 255))]
     rows = {"img": [good[0], {"bytes": b"garbage", "path": None}, good[1], good[0]], "label": [0, 1, 1, -1]}
     Dataset.from_dict(rows, features=features).to_parquet(str(folder / "train.parquet"))
-    data_args = DataArguments(dataset_name=str(folder), skip_bad_rows=True)
-    data = labelled_images.load(data_args, LabelledImageArguments(validation_fraction=0.0), seed=7)
+    skipping = BadRows(True)
+    data = labelled_images.load(DataArguments(dataset_name=str(folder)),
+                                LabelledImageArguments(validation_fraction=0.0), seed=7, bad_rows=skipping)
     assert data["train"]["image_id"] == ["train/0", "train/2"] and data["train"]["label"] == [0, 1]
-    assert sorted((row["reason"], row.get("row", row.get("image"))) for row in data_args.bad_rows.skipped) == [
+    assert sorted((row["reason"], row.get("row", row.get("image"))) for row in skipping.skipped) == [
         ("cannot read the image", "train/1"), ("label id -1 is outside the 2 classes ['a', 'b']", 3)]
 
 
@@ -287,10 +291,11 @@ def test_cifar_rows_with_a_label_outside_the_class_list_are_skipped_on_request(t
     write_cifar_batches(folder, np.random.default_rng(0))
     with (folder / "data_batch_2").open("wb") as handle:
         pickle.dump({b"data": np.zeros((3, 3072), dtype=np.uint8), b"labels": [3, 12, 4]}, handle)
-    data_args = DataArguments(data_dir=str(folder), skip_bad_rows=True)
-    data = labelled_images.load(data_args, LabelledImageArguments(validation_fraction=0.0), seed=7)
+    skipping = BadRows(True)
+    data = labelled_images.load(DataArguments(data_dir=str(folder)), LabelledImageArguments(validation_fraction=0.0),
+                                seed=7, bad_rows=skipping)
     assert len(data["train"]) == 12 + 2 and data["train"]["image_id"][-2:] == ["data_batch_2/0", "data_batch_2/2"]
-    assert data_args.bad_rows.skipped == [{"file": str(folder / "data_batch_2"), "row": 1, "reason": (
+    assert skipping.skipped == [{"file": str(folder / "data_batch_2"), "row": 1, "reason": (
         "label id 12 is outside the 10 classes " + str([f"class{index}" for index in range(10)]) + " of batches.meta")}]
 
 

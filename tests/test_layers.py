@@ -15,8 +15,8 @@ LAYERS = [
     {"text", "audio", "metrics", "plots"},
     {"modeling", "surgery"},
     {"tasks"},
-    {"args", "config_files", "cli_help", "runner", "run_log", "run_folder", "interrupt", "callbacks", "model_card",
-     "portable", "export", "study", "interpret", "samples", "trackers", "help_cache"},
+    {"args", "config_files", "cli_help", "runner", "run_state", "run_log", "run_folder", "interrupt", "callbacks",
+     "model_card", "portable", "export", "study", "interpret", "samples", "trackers", "help_cache"},
 ]
 LAYER_OF = {part: level for level, parts in enumerate(LAYERS) for part in parts}
 
@@ -85,3 +85,26 @@ def test_no_import_cycles_between_modules():
         if module not in state:
             visit(module, [module])
     assert cycles == []
+
+
+def reaches(module: str) -> set[str]:
+    """Every hf_tasks module `module` imports, directly or through others."""
+    seen, todo = set(), [module]
+    while todo:
+        for imported in imports_of(MODULES[todo.pop()]):
+            if imported in MODULES and imported not in seen:
+                seen.add(imported)
+                todo.append(imported)
+    return seen
+
+
+def test_the_runner_does_not_reach_the_command_line():
+    # The runner reads the run object (hf_tasks.run_state); parsing the command line is the recipe's business.
+    assert reaches("hf_tasks.runner") & {"hf_tasks.args", "hf_tasks.cli_help"} == set()
+
+
+def test_modeling_does_not_reach_surgery():
+    # Surgery changes built models; building and loading them needs none of it (pruned-structure
+    # loading lives in hf_tasks.modeling.loading, beside the shipped head-removal code).
+    reached = {module for name in MODULES if part_of(name) == "modeling" for module in reaches(name)}
+    assert {module for module in reached if part_of(module) == "surgery"} == set()

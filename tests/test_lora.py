@@ -28,7 +28,7 @@ from hf_tasks.errors import BadInputError
 from hf_tasks.modeling.audio import PooledAudioClassifier, PooledAudioClassifierConfig
 from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
 from hf_tasks.modeling.timm_classifier import TimmConfig, TimmForImageClassification
-from hf_tasks.surgery import SurgeryArguments, parameter_counts
+from hf_tasks.surgery import freeze, parameter_counts
 from hf_tasks.surgery.lora import LoraArguments, apply_lora, frozen_base, merged_model
 from tests.conftest import REPO, launch_two_processes, recipe_args
 from tests.test_audio_model import tiny_hubert
@@ -121,21 +121,27 @@ def test_trainable_share_under_five_percent_for_bert_base_with_default_targets()
 
 
 def test_freeze_keeps_lora_out_of_frozen_layers():
-    model = apply_lora(bert_classifier(), LORA, SurgeryArguments(freeze=["layers:0"]))
+    model = bert_classifier()
+    freeze(model, ["layers:0"])
+    model = apply_lora(model, LORA)
     trainable = [key for key, parameter in model.named_parameters() if parameter.requires_grad]
     assert not any("layer.0." in key for key in trainable)
     assert any("layer.1.attention.self.query.lora_A" in key for key in trainable)
 
 
 def test_a_head_peft_could_not_tell_from_encoder_modules_is_refused():
-    model = PooledAudioClassifier(PooledAudioClassifierConfig(encoder=tiny_hubert(True), head_hidden_size=16))
-    with pytest.raises(BadInputError, match="'dense'.*--head auto"):
+    model = bert_classifier()
+    model.dense = torch.nn.Linear(4, 4)  # `dense` also ends the encoder's attention.output.dense
+    with pytest.raises(BadInputError, match="'dense'.*name no other module ends with"):
         apply_lora(model, LORA)
 
 
-def test_ranked_head_pruning_during_training_is_refused():
-    with pytest.raises(BadInputError, match="Prune before LoRA"):
-        apply_lora(bert_classifier(), LORA, SurgeryArguments(prune_fraction=0.5), training=True)
+def test_the_pooled_audio_head_takes_lora_and_its_head_is_saved_with_the_adapter():
+    model = PooledAudioClassifier(PooledAudioClassifierConfig(encoder=tiny_hubert(True), head_hidden_size=16))
+    peft_model = apply_lora(model, LORA)
+    assert sorted(peft_model.peft_config["default"].modules_to_save) == ["classifier", "head_dense"]
+    wrapped = [name for name, _ in peft_model.named_modules() if name.endswith("modules_to_save.default")]
+    assert not any("encoder" in name for name in wrapped), wrapped
 
 
 def test_bad_lora_flags_fail_with_one_message():
@@ -148,16 +154,14 @@ def test_bad_lora_flags_fail_with_one_message():
 
 
 def test_feature_based_training_refuses_lora(tmp_path):
-    arguments = parse(*covid_fakenews.ARGUMENTS, args=recipe_args(
-        "recipes/configs/covid_fakenews/tiny.yaml", tmp_path, "--feature_based", "true", "--cache_features", "true",
-        "--peft", "lora"))
     with pytest.raises(BadInputError, match="drop --feature_based or --peft lora"):
-        covid_fakenews.main(*arguments)
-    assert not (tmp_path / "results.json").exists()
+        parse(*covid_fakenews.ARGUMENTS, args=recipe_args(
+            "recipes/configs/covid_fakenews/tiny.yaml", tmp_path, "--feature_based", "true", "--cache_features",
+            "true", "--peft", "lora"))
 
 
 def run_recipe(recipe, config, output_dir, *overrides):
-    return recipe.main(*parse(*recipe.ARGUMENTS, args=recipe_args(config, output_dir, *overrides)))
+    return recipe.main(parse(*recipe.ARGUMENTS, args=recipe_args(config, output_dir, *overrides)))
 
 
 def reloaded_logits_agree(output_dir, auto_class, batch):
@@ -219,7 +223,7 @@ def test_covid_bigru_lora_run_folder_loads_through_shipped_code(tmp_path):
 def test_every_lora_config_parses_with_its_recipe(config):
     recipe = importlib.import_module(Path(config).parent.name)
     arguments = parse(*recipe.ARGUMENTS, args=["--config", config, "--bf16", "false"])
-    lora_args = next(argument for argument in arguments if isinstance(argument, LoraArguments))
+    lora_args = arguments[LoraArguments]
     assert lora_args.peft == "lora" and lora_args.merge_lora
 
 

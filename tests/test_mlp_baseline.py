@@ -113,7 +113,7 @@ def run_cifar10(tmp_path, config: str, *overrides: str) -> dict:
             "--max_predict_samples", "16", "--per_device_train_batch_size", "16", "--dataloader_num_workers", "0",
             "--save_strategy", "no", "--load_best_model_at_end", "false", "--disable_tqdm", "true", *overrides]
     parsed = parse(*cifar10.ARGUMENTS, args=args)
-    return cifar10.main(*parsed)
+    return cifar10.main(parsed)
 
 
 def test_mlp_baseline_config_runs_through_the_cifar10_recipe(tmp_path):

@@ -10,6 +10,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 from transformers import AutoTokenizer, TrainingArguments
 
 from hf_tasks.args import DataArguments
+from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.errors import BadInputError
 from hf_tasks.data import farstail
 from hf_tasks.data.farstail import FarsTailArguments
@@ -30,11 +31,11 @@ def write(path, text: str):
     return path
 
 
-def task_for(tokenizer, tmp_path, **data) -> PairClassificationTask:
+def task_for(tokenizer, tmp_path, bad_rows: BadRows | None = None, **data) -> PairClassificationTask:
     """The task on the FarsTail adapter's splits of `data`, as the recipe builds it; the adapter
     validates (and raises) here, so tests of bad input build inside `pytest.raises`."""
     data_args = DataArguments(**data)
-    splits = farstail.load(data_args, FarsTailArguments())
+    splits = farstail.load(data_args, FarsTailArguments(), bad_rows=bad_rows or BadRows(False))
     return PairClassificationTask(splits, tokenizer, data_args, PairArguments(), subset_columns=farstail.HARD_COLUMNS)
 
 
@@ -96,9 +97,10 @@ def test_missing_columns_and_empty_texts(tmp_path, tokenizer):
     empty = write(tmp_path / "b.tsv", f"premise\thypothesis\tlabel\n{PREMISE}\t \te\n{PREMISE}\tعلی\tn\n")
     with pytest.raises(BadInputError, match=r"empty hypothesis \(line 2\).*--skip_bad_rows"):
         task_for(tokenizer, tmp_path, train_file=str(empty))
-    skipping = task_for(tokenizer, tmp_path, train_file=str(empty), skip_bad_rows=True)
+    log = BadRows(True)
+    skipping = task_for(tokenizer, tmp_path, log, train_file=str(empty))
     assert len(skipping.features(training_args(tmp_path))["train"]) == 1
-    assert skipping.data_args.bad_rows.skipped == [{"file": str(empty), "line": 2, "reason": "empty hypothesis"}]
+    assert log.skipped == [{"file": str(empty), "line": 2, "reason": "empty hypothesis"}]
     ragged = write(tmp_path / "c.tsv", f"premise\thypothesis\tlabel\n{PREMISE}\tعلی\te\textra\n")
     with pytest.raises(BadInputError, match=r"line 2 \(row 1\) has 4 fields but the header has 3"):
         task_for(tokenizer, tmp_path, train_file=str(ragged))
@@ -163,7 +165,7 @@ def test_tokenised_pairs_are_cached_by_content_tokenizer_and_length(tmp_path, to
 def test_the_adapter_gives_standard_columns_and_hard_subsets_only_where_the_file_has_them():
     data_args = DataArguments(train_file="hf_tasks/samples/farstail/train.tsv",
                               test_file="hf_tasks/samples/farstail/test.tsv")
-    data = farstail.load(data_args, FarsTailArguments())
+    data = farstail.load(data_args, FarsTailArguments(), bad_rows=BadRows(False))
     assert data["train"].column_names == ["premise", "hypothesis", "label", "row", "line"]
     assert data["test"].column_names == ["premise", "hypothesis", "label", "row", "line", *farstail.HARD_COLUMNS]
     assert data["train"].features["label"].names == ["entailment", "contradiction", "neutral"]
@@ -174,8 +176,10 @@ def test_limits_apply_after_every_row_is_validated(tmp_path):
     train = write(tmp_path / "train.tsv", "premise\thypothesis\tlabel\n" + "".join(
         f"{PREMISE}\tعلی پزشک است.\t{label}\n" for label in ("e", "c", "x")))
     with pytest.raises(BadInputError, match=r"unknown label 'x' \(line 4\)"):
-        farstail.load(DataArguments(train_file=str(train), max_train_samples=1), FarsTailArguments())
-    skipping = DataArguments(train_file=str(train), max_train_samples=1, skip_bad_rows=True)
-    data = farstail.load(skipping, FarsTailArguments())
+        farstail.load(DataArguments(train_file=str(train), max_train_samples=1), FarsTailArguments(),
+                      bad_rows=BadRows(False))
+    skipping = BadRows(True)
+    data = farstail.load(DataArguments(train_file=str(train), max_train_samples=1), FarsTailArguments(),
+                         bad_rows=skipping)
     assert data["train"]["label"] == [0]
-    assert [row["line"] for row in skipping.bad_rows.skipped] == [4]
+    assert [row["line"] for row in skipping.skipped] == [4]

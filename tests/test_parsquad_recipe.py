@@ -28,7 +28,7 @@ CONFIG = "recipes/configs/parsquad/tiny.yaml"
 
 
 def run_recipe(output_dir, *overrides):
-    return parsquad.main(*parse(*parsquad.ARGUMENTS, args=recipe_args(CONFIG, output_dir, *overrides)))
+    return parsquad.main(parse(*parsquad.ARGUMENTS, args=recipe_args(CONFIG, output_dir, *overrides)))
 
 
 def null_baseline(split="validation") -> float:
@@ -273,13 +273,14 @@ class SignalAtStep(TrainerCallback):
 
 
 def test_sigterm_during_training_saves_a_checkpoint_and_stops_with_status_143(tmp_path):
-    model_args, data_args, qa_args, _, training_args = parse(*parsquad.ARGUMENTS, args=recipe_args(
+    state = parse(*parsquad.ARGUMENTS, args=recipe_args(
         CONFIG, tmp_path, "--max_train_samples", "64", "--num_train_epochs", "3", "--save_strategy", "no"))
+    model_args, data_args, qa_args, _, _ = state
     tokenizer = load_processor(model_args)
-    task = QuestionAnsweringTask(squad.load(data_args), tokenizer, data_args, qa_args)
+    task = QuestionAnsweringTask(squad.load(data_args, bad_rows=state.bad_rows), tokenizer, data_args, qa_args)
     model = load_model(AutoModelForQuestionAnswering, model_args)
     with pytest.raises(TrainingInterrupted) as stopped:
-        run(task, model, training_args, processing_class=tokenizer, callbacks=[SignalAtStep(3)])
+        run(task, model, state, processing_class=tokenizer, callbacks=[SignalAtStep(3)])
     assert stopped.value.step == 3 and stopped.value.code == 128 + signal.SIGTERM
     assert (tmp_path / "checkpoint-3").is_dir()
     assert not (tmp_path / "results.json").exists()

@@ -7,6 +7,7 @@ from datasets import DatasetDict
 from transformers import AutoTokenizer, TrainingArguments
 
 from hf_tasks.args import DataArguments
+from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.data import squad
 from hf_tasks.samples.pquad import make_split
 from hf_tasks.errors import BadInputError
@@ -34,13 +35,14 @@ def question_ids(document: dict) -> list[str]:
     return [qa["id"] for article in document["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
 
 
-def build(tmp_path, train_doc=None, eval_doc=None, max_seq_length=64, doc_stride=16, **data):
+def build(tmp_path, train_doc=None, eval_doc=None, max_seq_length=64, doc_stride=16, bad_rows=None, **data):
     data_args = DataArguments(
         train_file=str(squad_file(tmp_path, train_doc, "train.json")) if train_doc else None,
         validation_file=str(squad_file(tmp_path, eval_doc, "validation.json")) if eval_doc else None,
         max_seq_length=max_seq_length, **data,
     )
-    task = QuestionAnsweringTask(squad.load(data_args), AutoTokenizer.from_pretrained(TOKENIZER), data_args,
+    task = QuestionAnsweringTask(squad.load(data_args, bad_rows=bad_rows or BadRows(False)),
+                                 AutoTokenizer.from_pretrained(TOKENIZER), data_args,
                                  QAArguments(doc_stride=doc_stride))
     features = task.features(TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True))
     return task, features
@@ -155,7 +157,7 @@ def test_duplicate_ids_and_non_squad_json_fail(tmp_path):
     with pytest.raises(BadInputError, match="expected SQuAD v2 JSON"):
         build(tmp_path, train_doc={"rows": []})
     with pytest.raises(BadInputError, match="no such file"):
-        squad.load(DataArguments(train_file=str(tmp_path / "missing.json")))
+        squad.load(DataArguments(train_file=str(tmp_path / "missing.json")), bad_rows=BadRows(False))
 
 
 def test_skip_bad_rows_records_every_skipped_id(tmp_path):
@@ -165,8 +167,9 @@ def test_skip_bad_rows_records_every_skipped_id(tmp_path):
     answerable["answers"][0]["answer_start"] += 1
     missing_start = next(qa for qa in document["data"][2]["paragraphs"][0]["qas"] if qa["answers"])
     del missing_start["answers"][0]["answer_start"]
-    task, features = build(tmp_path, train_doc=document, skip_bad_rows=True)
-    skipped = task.data_args.bad_rows.skipped
+    log = BadRows(True)
+    task, features = build(tmp_path, train_doc=document, bad_rows=log)
+    skipped = log.skipped
     assert [row["question_id"] for row in skipped] == [answerable["id"], missing_start["id"]]
     assert "answer_start" in skipped[0]["reason"]
     assert skipped[1]["reason"] == "an answer without answer_start"
@@ -180,7 +183,7 @@ def test_limits_apply_to_the_questions_left_after_validation(tmp_path):
     first = document["data"][0]["paragraphs"][0]["qas"][0]
     first["question"] = " "
     data = squad.load(DataArguments(train_file=str(squad_file(tmp_path, document, "train.json")),
-                                    max_train_samples=4, skip_bad_rows=True))
+                                    max_train_samples=4), bad_rows=BadRows(True))
     assert data["train"]["id"] == question_ids(document)[1:5]
 
 
@@ -199,12 +202,12 @@ def test_a_hub_style_dataset_is_validated_like_files(tmp_path):
     (folder / "train.jsonl").write_text("\n".join(lines), encoding="utf-8")
     with pytest.raises(BadInputError, match=rf"{folder}\[train\]: answer 'دنیا' is not at answer_start=2 .*"
                                             r"\(question id 'h2'\)"):
-        squad.load(DataArguments(dataset_name=str(folder)))
-    data_args = DataArguments(dataset_name=str(folder), skip_bad_rows=True)
-    data = squad.load(data_args)
+        squad.load(DataArguments(dataset_name=str(folder)), bad_rows=BadRows(False))
+    skipping = BadRows(True)
+    data = squad.load(DataArguments(dataset_name=str(folder)), bad_rows=skipping)
     assert data["train"]["id"] == ["h1", "h3"]
     assert data["train"]["answers"] == [{"text": ["دنیا"], "answer_start": [5]}, {"text": [], "answer_start": []}]
-    assert [row["question_id"] for row in data_args.bad_rows.skipped] == ["h2"]
+    assert [row["question_id"] for row in skipping.skipped] == ["h2"]
 
 
 def test_windows_are_cached_per_content_tokenizer_and_arguments(tmp_path, empty_preprocessing_cache):
@@ -224,15 +227,16 @@ def test_windows_are_cached_per_content_tokenizer_and_arguments(tmp_path, empty_
 
 
 def test_asking_for_a_split_the_data_lacks_fails_before_training(tmp_path):
+    from hf_tasks.run_state import RunState
     from hf_tasks.runner import run
 
     data_args = DataArguments(train_file=str(squad_file(tmp_path, make_split(2, seed=0, prefix="r"))),
                               max_seq_length=64)
-    task = QuestionAnsweringTask(squad.load(data_args), AutoTokenizer.from_pretrained(TOKENIZER), data_args,
-                                 QAArguments(doc_stride=16))
+    task = QuestionAnsweringTask(squad.load(data_args, bad_rows=BadRows(False)),
+                                 AutoTokenizer.from_pretrained(TOKENIZER), data_args, QAArguments(doc_stride=16))
     args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, do_train=True, do_eval=True)
     with pytest.raises(ValueError, match="--do_eval needs the validation split"):
-        run(task, model=None, training_args=args)
+        run(task, None, RunState([args]))
 
 
 def threshold_task(model_config, **qa_args) -> QuestionAnsweringTask:
@@ -267,4 +271,4 @@ def test_tuning_without_validation_or_stored_threshold_warns(caplog):
 def test_a_split_whose_every_question_is_skipped_stops_instead_of_loading_empty(tmp_path):
     path = squad_file(tmp_path, one_question("abc", "?", [{"text": "zz", "answer_start": 0}]), "train.json")
     with pytest.raises(BadInputError, match=r"train.json: no usable questions \(all 1 skipped\)"):
-        squad.load(DataArguments(train_file=str(path), skip_bad_rows=True))
+        squad.load(DataArguments(train_file=str(path)), bad_rows=BadRows(True))

@@ -10,6 +10,7 @@ import types
 import pytest
 
 from hf_tasks.args import DataArguments
+from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.errors import BadInputError
 from tests.conftest import REPO
 
@@ -34,9 +35,9 @@ def test_the_readme_adapter_loads_checks_and_skips(tmp_path):
                                                     {"s1": "p", "s2": "q", "gold": 7},
                                                     {"s1": "x", "s2": "y", "gold": 1}])
     with pytest.raises(BadInputError, match=r"train.jsonl: gold 7 is not 0 or 1 \(line 2\)"):
-        adapter.load(DataArguments(train_file=str(train)))
-    data_args = DataArguments(train_file=str(train), skip_bad_rows=True)
-    data = adapter.load(data_args)
+        adapter.load(DataArguments(train_file=str(train)), bad_rows=BadRows(False))
+    skipping = BadRows(True)
+    data = adapter.load(DataArguments(train_file=str(train)), bad_rows=skipping)
     assert data["train"]["label"] == [0, 1]
     assert data["train"].features["label"].names == ["entailment", "contradiction"]
-    assert [row["line"] for row in data_args.bad_rows.skipped] == [2]
+    assert [row["line"] for row in skipping.skipped] == [2]

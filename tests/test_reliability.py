@@ -157,7 +157,7 @@ QUICK = ["--max_train_samples", "160", "--max_eval_samples", "64", "--max_predic
 def run_farstail(output_dir, *overrides):
     arguments = parse(*farstail.ARGUMENTS,
                       args=recipe_args("recipes/configs/farstail/tiny.yaml", output_dir, *QUICK, *overrides))
-    return farstail.main(*arguments)
+    return farstail.main(arguments)
 
 
 def scores(results: dict) -> dict:

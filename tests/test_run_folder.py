@@ -36,7 +36,7 @@ QUICK = ["--max_train_samples", "48", "--max_eval_samples", "24", "--max_predict
 
 
 def run_farstail(output_dir: Path, *overrides: str):
-    return farstail.main(*parse(
+    return farstail.main(parse(
         *farstail.ARGUMENTS, args=recipe_args("recipes/configs/farstail/tiny.yaml", output_dir, *QUICK, *overrides)))
 
 
@@ -84,7 +84,7 @@ def test_rerunning_into_a_finished_run_stops_and_changes_nothing(finished_run):
     before = fingerprint(output_dir)
     rerun = parse(*farstail.ARGUMENTS, args=["--config", str(output_dir / "config.yaml"), "--use_cpu", "true"])
     with pytest.raises(BadInputError, match="already holds a finished run"):
-        farstail.main(*rerun)
+        farstail.main(rerun)
     assert fingerprint(output_dir) == before
 
 
@@ -145,7 +145,7 @@ def test_a_sigterm_to_the_recipe_process_exits_143_and_says_how_to_resume(tmp_pa
         "        if state.global_step == 1: os.kill(os.getpid(), signal.SIGTERM)\n"
         "runner_run = farstail.run\n"
         "farstail.run = lambda *a, callbacks=(), **k: runner_run(*a, callbacks=[*callbacks, Stop()], **k)\n"
-        "farstail.main(*parse(*farstail.ARGUMENTS))\n"
+        "farstail.main(parse(*farstail.ARGUMENTS))\n"
     )
     finished = subprocess.run(
         [sys.executable, "-c", script, *recipe_args("recipes/configs/farstail/tiny.yaml", output_dir, *QUICK)],

@@ -23,7 +23,7 @@ CONFIG = "recipes/configs/shemo/tiny.yaml"
 def run_recipe(output_dir, data_dir, *overrides):
     arguments = recipe_args(CONFIG, output_dir, "--data_dir", str(data_dir),
                             "--dataset_cache_dir", str(data_dir.parent / "cache"), *overrides)
-    return shemo.main(*parse(*shemo.ARGUMENTS, args=arguments))
+    return shemo.main(parse(*shemo.ARGUMENTS, args=arguments))
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def test_an_unreadable_clip_in_a_csv_split_stops_the_run_or_is_skipped_and_liste
                                 "--validation_file", str(clips / "validation.csv"),
                                 "--dataset_cache_dir", str(tmp_path / "cache"), "--num_train_epochs", "1",
                                 "--save_strategy", "no", "--eval_strategy", "no", "--do_predict", "false", *overrides)
-        return shemo.main(*parse(*shemo.ARGUMENTS, args=arguments))
+        return shemo.main(parse(*shemo.ARGUMENTS, args=arguments))
 
     with pytest.raises(BadInputError,
                        match=r"validation.csv: unreadable audio .*\(clip 'broken.wav'\).*--skip_bad_rows"):

@@ -266,7 +266,7 @@ def test_a_three_trial_search_writes_a_best_config_that_reruns_it(tmp_path):
     rerun = yaml.safe_load((output_dir / "best.yaml").read_text())
     assert rerun["learning_rate"] == pytest.approx(float(best["learning_rate"]))
     assert rerun["per_device_train_batch_size"] == int(best["per_device_train_batch_size"])
-    results = farstail.main(*parse(*farstail.ARGUMENTS, args=["--config", str(output_dir / "best.yaml"),
+    results = farstail.main(parse(*farstail.ARGUMENTS, args=["--config", str(output_dir / "best.yaml"),
                                                               "--output_dir", str(tmp_path / "rerun")]))
     assert results["eval_accuracy"] == pytest.approx(float(best["eval_accuracy"]))
     assert (output_dir / "search.png").stat().st_size > 0

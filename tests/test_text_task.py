@@ -9,6 +9,7 @@ import torch
 from transformers import AutoTokenizer, TrainingArguments
 
 from hf_tasks.args import DataArguments
+from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.errors import BadInputError
 from hf_tasks.data import constraint
 from hf_tasks.data.constraint import ConstraintArguments
@@ -34,26 +35,27 @@ def values(path, required=()) -> list[dict]:
     return [row.values for row in read_table(path, required)]
 
 
-def task_on(data_args, **options) -> TextClassificationTask:
-    """The task on the Constraint adapter's splits, as the recipe builds it (the adapter raises on bad rows)."""
+def task_on(data_args, bad_rows: BadRows | None = None, **options) -> TextClassificationTask:
+    """The task on the Constraint adapter's splits, as the recipe builds it (the adapter raises on bad rows,
+    or skips them into `bad_rows`)."""
     data_options = {key: options.pop(key) for key in list(options)
                     if key in {field.name for field in dataclasses.fields(ConstraintArguments)}}
     constraint_args = ConstraintArguments(**data_options)
-    return TextClassificationTask(constraint.load(data_args, constraint_args), AutoTokenizer.from_pretrained(TOKENIZER),
+    return TextClassificationTask(constraint.load(data_args, constraint_args, bad_rows=bad_rows or BadRows(False)),
+                                  AutoTokenizer.from_pretrained(TOKENIZER),
                                   data_args, TextArguments(**options), text_column=constraint_args.text_column,
                                   display_columns=constraint_args.kept_columns)
 
 
-def make_task(tmp_path, rows=None, *, test_rows=None, skip_bad_rows=False, max_seq_length=None, **text_options):
+def make_task(tmp_path, rows=None, *, test_rows=None, bad_rows=None, max_seq_length=None, **text_options):
     train = write_csv(tmp_path / "train.csv", rows or [
         {"id": "1", "tweet": "Masks work 😷\nsee https://t.co/abc", "label": "real"},
         {"id": "2", "tweet": "@someone 5G spreads the virus!!! &amp; more", "label": "fake"},
     ])
     test = write_csv(tmp_path / "test.csv", test_rows, header=list(test_rows[0])) if test_rows else None
     data_args = DataArguments(train_file=str(train), validation_file=str(train),
-                              test_file=str(test) if test else None, skip_bad_rows=skip_bad_rows,
-                              max_seq_length=max_seq_length)
-    return task_on(data_args, **text_options)
+                              test_file=str(test) if test else None, max_seq_length=max_seq_length)
+    return task_on(data_args, bad_rows, **text_options)
 
 
 def training_args(tmp_path):
@@ -82,7 +84,7 @@ def test_missing_column_lists_the_header_and_the_flag(tmp_path):
     path = write_csv(tmp_path / "t.csv", [{"id": "1", "text": "hi", "label": "real"}], header=("id", "text", "label"))
     with pytest.raises(BadInputError, match=r"t.csv: no column 'tweet' \(the header has \['id', 'text', 'label'\]\).*"
                                             r"--text_column"):
-        constraint.load(DataArguments(train_file=str(path)), ConstraintArguments())
+        constraint.load(DataArguments(train_file=str(path)), ConstraintArguments(), bad_rows=BadRows(False))
 
 
 def test_row_with_too_many_fields_is_reported(tmp_path):
@@ -110,10 +112,11 @@ def test_empty_tweets_are_refused_or_skipped_and_recorded(tmp_path):
             {"id": "3", "tweet": "fine", "label": "fake"}]
     with pytest.raises(BadInputError, match=r"empty 'tweet' text \(row 2\)\."):
         make_task(tmp_path, rows)
-    task = make_task(tmp_path, rows, skip_bad_rows=True)
+    log = BadRows(True)
+    task = make_task(tmp_path, rows, bad_rows=log)
     features = task.features(training_args(tmp_path))
     assert len(features["train"]) == 2
-    skipped = task.data_args.bad_rows.skipped
+    skipped = log.skipped
     assert {(row["row"], row["id"]) for row in skipped} == {(2, "2")}
     assert "empty" in skipped[0]["reason"]
 
@@ -209,7 +212,7 @@ def test_hub_datasets_are_read_by_class_name_with_an_unlabelled_test_split(tmp_p
                       features=features).to_parquet(folder / "train.parquet")
     Dataset.from_dict({"id": ["c"], "tweet": ["wash hands"]}).to_parquet(folder / "test.parquet")
     data = constraint.load(DataArguments(dataset_name=str(folder), dataset_cache_dir=str(tmp_path / "cache")),
-                           ConstraintArguments())
+                           ConstraintArguments(), bad_rows=BadRows(False))
     assert data["train"]["label"] == [1, 0]  # fake and real by name, onto --class_names real, fake
     assert data["train"].features["label"].names == ["real", "fake"]
     assert data["test"]["label"] == [-1] and data["test"]["id"] == ["c"]

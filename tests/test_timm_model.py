@@ -18,10 +18,10 @@ from hf_tasks.modeling.timm_model import (
     TransferArguments,
     build_image_classifier,
     is_timm_name,
-    trainable_parts,
 )
 from hf_tasks.errors import BadInputError
 from hf_tasks.surgery import parameter_counts, train_only
+from hf_tasks.surgery.regime import trainable_parts
 
 CIFAR10 = [str(index) for index in range(10)]
 TINY_DEIT_DISTILLED = dict(img_size=32, embed_dim=32, depth=2, num_heads=2)

@@ -36,7 +36,7 @@ def tracked_run(tmp_path_factory):
         patch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
         patch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
         output = root / "run"
-        results = farstail.main(*parse(*farstail.ARGUMENTS, args=recipe_args(
+        results = farstail.main(parse(*farstail.ARGUMENTS, args=recipe_args(
             "recipes/configs/farstail/tiny.yaml", output, *QUICK, "--report_to", "tensorboard,mlflow,wandb",
             "--run_name", "tracked-tiny")))
         run_log = wandb_run_log(root, expected=b"confusion_matrix/test")

@@ -61,9 +61,9 @@ def test_cifar10_reads_the_users_image_folder_instead_of_generating(tmp_path, ca
     before = fingerprint(data_dir)
     args = parse(*cifar10.ARGUMENTS, args=recipe_args("recipes/configs/cifar10/tiny.yaml", tmp_path / "run",
                                                       "--data_dir", str(data_dir), *EVALUATE_ONLY))
-    assert args[2].generate_synthetic_data  # the config asks for the demo data; the folder wins
+    assert args[cifar10.Cifar10Arguments].generate_synthetic_data  # the config asks for the demo data; the folder wins
     with caplog.at_level(logging.INFO, logger="hf_tasks"):
-        results = cifar10.main(*args)
+        results = cifar10.main(args)
     assert fingerprint(data_dir) == before  # nothing written, nothing replaced
     log = start_block(caplog)
     assert f"Data: folder {data_dir} ({USERS_DATA}" in log
@@ -76,9 +76,9 @@ def test_shemo_reads_the_users_recordings_instead_of_generating(tmp_path, caplog
     before = fingerprint(data_dir)
     args = parse(*shemo.ARGUMENTS, args=recipe_args("recipes/configs/shemo/tiny.yaml", tmp_path / "run",
                                                     "--data_dir", str(data_dir), *EVALUATE_ONLY))
-    assert args[2].generate_synthetic_data
+    assert args[shemo.AudioArguments].generate_synthetic_data
     with caplog.at_level(logging.INFO, logger="hf_tasks"):
-        results = shemo.main(*args)
+        results = shemo.main(args)
     assert fingerprint(data_dir) == before
     assert f"Data: folder {data_dir} ({USERS_DATA}" in start_block(caplog)
     assert "eval_uar" in results
@@ -89,7 +89,7 @@ def test_the_generator_fills_a_new_folder_and_the_start_block_says_the_data_is_s
     args = parse(*cifar10.ARGUMENTS, args=recipe_args("recipes/configs/cifar10/tiny.yaml", tmp_path / "run",
                                                       "--data_dir", str(data_dir), *EVALUATE_ONLY))
     with caplog.at_level(logging.INFO, logger="hf_tasks"):
-        cifar10.main(*args)
+        cifar10.main(args)
     assert (data_dir / OWNER_MARKER).is_file()
     assert f"Data: folder {data_dir} (synthetic data from the sample generator)" in start_block(caplog)
 
@@ -101,5 +101,5 @@ def test_a_generated_folder_with_the_users_files_added_stops_untouched(tmp_path)
     args = parse(*cifar10.ARGUMENTS, args=recipe_args("recipes/configs/cifar10/tiny.yaml", tmp_path / "run",
                                                       "--data_dir", str(data_dir), *EVALUATE_ONLY))
     with pytest.raises(BadInputError, match=r"holds files the generator did not write \(train/circle/mine.png\)"):
-        cifar10.main(*args)
+        cifar10.main(args)
     assert fingerprint(data_dir) == before

@@ -11,7 +11,7 @@
 - `source`: the folder, table or hub split it was listed from, which bad-row messages name.
 
 No audio is read here: the audio task decodes clips and reports unreadable ones through the same
-bad-row policy (`data_args.bad_rows`). A single pool of clips (a folder, or data with only a training
+bad-row policy (`bad_rows`). A single pool of clips (a folder, or data with only a training
 split) is split here, speaker-independent or stratified (`pool_splits`); `ClipListings.split_record`
 says how, for the run folder's split.json.
 """
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
-from hf_tasks.data.bad_rows import RowProblem, require_usable
+from hf_tasks.data.bad_rows import BadRows, RowProblem, require_usable
 from hf_tasks.data.fetch import fetch_hint
 from hf_tasks.data.pool_splits import SPLIT_METHODS, split_pool
 from hf_tasks.data.sources import class_names_of, label_values, load_hub_splits, load_splits, require_columns
@@ -223,11 +223,10 @@ def split_listing(pool: Dataset, args: ClipArguments, data_args) -> ClipListings
     return ClipListings(limit_splits(splits, data_args), record)
 
 
-def load(data_args, args: ClipArguments) -> ClipListings:
+def load(data_args, args: ClipArguments, *, bad_rows: BadRows) -> ClipListings:
     """Clip listings from `--data_dir` (a ShEMO folder), `--dataset_name` or `--train_file` etc."""
     if data_args.data_dir and (data_args.dataset_name or data_args.train_file):
         raise BadInputError("Give either --data_dir (ShEMO folder) or --dataset_name/--train_file, not both.")
-    bad_rows = data_args.bad_rows
     if data_args.data_dir:
         rows, problems = list_shemo_folder(data_args.data_dir)
         bad_rows.settle(str(data_args.data_dir), problems, SHEMO_NAME_FIX)

@@ -16,7 +16,7 @@ from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from hf_tasks.data.bad_rows import RowProblem, require_usable
+from hf_tasks.data.bad_rows import BadRows, RowProblem, require_usable
 from hf_tasks.data.labels import LabelSpellings, parse_label_map
 from hf_tasks.data.sources import label_values, load_splits, require_columns
 from hf_tasks.data.splits import limit_splits
@@ -53,9 +53,9 @@ class ConstraintArguments:
         return tuple(column for column in (self.id_column, self.text_column) if column)
 
 
-def load(data_args, constraint_args: ConstraintArguments) -> DatasetDict:
+def load(data_args, constraint_args: ConstraintArguments, *, bad_rows: BadRows) -> DatasetDict:
     """The validated splits of `--dataset_name` or `--train_file`/`--validation_file`/`--test_file`,
-    limited by `--max_*_samples`; bad rows go to `data_args.bad_rows`."""
+    limited by `--max_*_samples`; bad rows go to `bad_rows` (the run's log)."""
     args = constraint_args
     spellings = LabelSpellings(args.class_names, label_map=args.label_map)
 
@@ -70,17 +70,17 @@ def load(data_args, constraint_args: ConstraintArguments) -> DatasetDict:
         records = [{**{column: row.values[column] for column in args.kept_columns},
                     "label": row.values[args.label_column] if labelled else None, "row": row.row, "line": row.line}
                    for row in table]
-        return _validated(records, str(path), split, args, spellings, data_args)
+        return _validated(records, str(path), split, args, spellings, bad_rows)
 
     splits = load_splits(data_args, read_local)
     if data_args.dataset_name:
-        splits = {name: _hub_split(split, f"{data_args.dataset_name}[{name}]", name, args, spellings, data_args)
+        splits = {name: _hub_split(split, f"{data_args.dataset_name}[{name}]", name, args, spellings, bad_rows)
                   for name, split in splits.items()}
     return DatasetDict(limit_splits(splits, data_args))
 
 
 def _hub_split(split: Dataset, source: str, name: str, args: ConstraintArguments, spellings: LabelSpellings,
-               data_args) -> Dataset:
+               bad_rows: BadRows) -> Dataset:
     needed = [*args.kept_columns, *([args.label_column] if name != "test" else [])]
     require_columns(split.column_names, needed, source, "--text_column / --label_column / --id_column")
     labels = (label_values(split, args.label_column) if args.label_column in split.column_names
@@ -88,11 +88,11 @@ def _hub_split(split: Dataset, source: str, name: str, args: ConstraintArguments
     columns = {column: split[column] for column in args.kept_columns}
     records = [{**{column: values[index] for column, values in columns.items()}, "label": label, "row": index + 1}
                for index, label in enumerate(labels)]
-    return _validated(records, source, name, args, spellings, data_args)
+    return _validated(records, source, name, args, spellings, bad_rows)
 
 
 def _validated(records: list[dict[str, Any]], source: str, split: str, args: ConstraintArguments,
-               spellings: LabelSpellings, data_args) -> Dataset:
+               spellings: LabelSpellings, bad_rows: BadRows) -> Dataset:
     """Records with class ids; empty texts, unknown labels and unlabelled rows outside the test split go
     to the run's bad-row policy, each listed by data row (and id)."""
     problems: list[RowProblem] = []
@@ -120,7 +120,7 @@ def _validated(records: list[dict[str, Any]], source: str, split: str, args: Con
             problems.append(RowProblem("row", record["row"], "; ".join(reasons), details))
         else:
             kept.append({**{column: str(record[column]) for column in args.kept_columns}, "label": label_id})
-    data_args.bad_rows.settle(source, problems, _fix(problems, unknown, args, spellings))
+    bad_rows.settle(source, problems, _fix(problems, unknown, args, spellings))
     require_usable(source, len(kept), len(records))
     features = Features({**{column: Value("string") for column in args.kept_columns},
                          "label": ClassLabel(names=spellings.class_names)})

@@ -15,7 +15,7 @@ from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from hf_tasks.data.bad_rows import RowProblem, require_usable
+from hf_tasks.data.bad_rows import BadRows, RowProblem, require_usable
 from hf_tasks.data.labels import LabelSpellings
 from hf_tasks.data.sources import label_values, load_splits, require_columns
 from hf_tasks.data.splits import limit_splits
@@ -38,20 +38,20 @@ class FarsTailArguments:
     )
 
 
-def load(data_args, farstail_args: FarsTailArguments) -> DatasetDict:
+def load(data_args, farstail_args: FarsTailArguments, *, bad_rows: BadRows) -> DatasetDict:
     """The validated splits of `--dataset_name` or `--train_file`/`--validation_file`/`--test_file`,
-    limited by `--max_*_samples`; bad rows go to `data_args.bad_rows`."""
+    limited by `--max_*_samples`; bad rows go to `bad_rows` (the run's log)."""
     spellings = LabelSpellings(farstail_args.class_names, ignore_case=True, initials=True)
     columns = (farstail_args.premise_column, farstail_args.hypothesis_column, farstail_args.label_column)
 
     def read_local(path: Path, split: str) -> Dataset:
         table = read_table(path, columns, COLUMN_FLAGS)
         records = [_record(row.values, columns, row=row.row, line=row.line) for row in table]
-        return _validated(records, str(path), "line", split, spellings, data_args)
+        return _validated(records, str(path), "line", split, spellings, bad_rows)
 
     splits = load_splits(data_args, read_local)
     if data_args.dataset_name:
-        splits = {name: _hub_split(split, f"{data_args.dataset_name}[{name}]", name, columns, spellings, data_args)
+        splits = {name: _hub_split(split, f"{data_args.dataset_name}[{name}]", name, columns, spellings, bad_rows)
                   for name, split in splits.items()}
     return DatasetDict(limit_splits(splits, data_args))
 
@@ -64,16 +64,16 @@ def _record(values: dict[str, Any], columns: tuple[str, str, str], **position: i
 
 
 def _hub_split(split: Dataset, source: str, name: str, columns: tuple[str, str, str], spellings: LabelSpellings,
-               data_args) -> Dataset:
+               bad_rows: BadRows) -> Dataset:
     require_columns(split.column_names, columns, source, COLUMN_FLAGS)
     labels = label_values(split, columns[2])
     records = [_record({**values, columns[2]: label}, columns, row=index)
                for index, (values, label) in enumerate(zip(split, labels), start=1)]
-    return _validated(records, source, "row", name, spellings, data_args)
+    return _validated(records, source, "row", name, spellings, bad_rows)
 
 
 def _validated(records: list[dict[str, Any]], source: str, unit: str, split: str, spellings: LabelSpellings,
-               data_args) -> Dataset:
+               bad_rows: BadRows) -> Dataset:
     """Records with class ids; empty texts, unknown labels and unlabelled rows outside the test split go
     to the run's bad-row policy. Only the test split may leave labels empty (predicted, not scored)."""
     problems: list[RowProblem] = []
@@ -93,7 +93,7 @@ def _validated(records: list[dict[str, Any]], source: str, unit: str, split: str
             continue
         kept.append({**record, "premise": str(record["premise"]), "hypothesis": str(record["hypothesis"]),
                      "label": label_id})
-    data_args.bad_rows.settle(source, problems, _fix(problems, spellings))
+    bad_rows.settle(source, problems, _fix(problems, spellings))
     require_usable(source, len(kept), len(records))
     return Dataset.from_list(kept, features=_features(kept[0], spellings.class_names))
 

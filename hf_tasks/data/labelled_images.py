@@ -12,7 +12,7 @@ Every split has the standard columns `image` (`Image(decode=False)`: bytes or a 
 when a task transforms it), `label` (`ClassLabel`; -1 marks an unlabelled row, allowed outside train)
 and `image_id` (the file path under `--data_dir`, `<batch file>/<row>` or `<split>/<row>`), which
 prediction files show. Unreadable images and labels outside the classes are row problems for the
-run's bad-row policy (`data_args.bad_rows`: stop naming them, or skip them with `--skip_bad_rows`).
+run's bad-row policy (`bad_rows`: stop naming them, or skip them with `--skip_bad_rows`).
 Without a validation split, a stratified one (`--validation_fraction`) is carved from train with the
 run's seed; the `--max_*_samples` limits apply last.
 """
@@ -31,7 +31,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concaten
 from datasets import Image as ImageFeature
 from PIL import Image
 
-from hf_tasks.data.bad_rows import RowProblem
+from hf_tasks.data.bad_rows import BadRows, RowProblem
 from hf_tasks.data.fetch import fetch_hint
 from hf_tasks.data.sources import load_hub_splits
 from hf_tasks.data.splits import SPLITS, canonical_split, limit_splits
@@ -68,7 +68,7 @@ class LabelledImageArguments:
             raise ValueError(f"--validation_fraction {self.validation_fraction}: must be in [0, 1).")
 
 
-def load(data_args, image_args: LabelledImageArguments, seed: int) -> DatasetDict:
+def load(data_args, image_args: LabelledImageArguments, seed: int, *, bad_rows: BadRows) -> DatasetDict:
     """The labelled image splits of `--dataset_name` or `--data_dir`, validated, with a validation split
     carved from train when there is none (stratified, with `seed`), limited by `--max_*_samples`."""
     if data_args.train_file or data_args.validation_file or data_args.test_file:
@@ -77,9 +77,9 @@ def load(data_args, image_args: LabelledImageArguments, seed: int) -> DatasetDic
             "batches), not --train_file/--validation_file/--test_file."
         )
     if data_args.dataset_name:
-        splits = _hub_splits(data_args, image_args)
+        splits = _hub_splits(data_args, image_args, bad_rows)
     elif data_args.data_dir:
-        splits = _local_splits(Path(data_args.data_dir), data_args, seed)
+        splits = _local_splits(Path(data_args.data_dir), seed, bad_rows)
     else:
         raise BadInputError("No image data given: pass --dataset_name (e.g. uoft-cs/cifar10) or --data_dir.")
     splits = _carve_validation(splits, image_args.validation_fraction, seed)
@@ -105,7 +105,7 @@ def source_columns(features: Features, image_column: str | None, label_column: s
 
 # ---- hub datasets ----
 
-def _hub_splits(data_args, image_args: LabelledImageArguments) -> dict[str, Dataset]:
+def _hub_splits(data_args, image_args: LabelledImageArguments, bad_rows: BadRows) -> dict[str, Dataset]:
     loaded = load_hub_splits(data_args)
     features = next(iter(loaded.values())).features
     image, label = source_columns(features, image_args.image_column, image_args.label_column)
@@ -122,8 +122,7 @@ def _hub_splits(data_args, image_args: LabelledImageArguments) -> dict[str, Data
         ids = [f"{name}/{row}" for row in range(len(split))]
         labels, problems = _label_ids(name, split[label], names, id_of)
         problems += _unreadable(_hub_images(split, image), ids)
-        data_args.bad_rows.settle(f"{data_args.dataset_name} {name} split", problems,
-                                  "fix the label and image columns")
+        bad_rows.settle(f"{data_args.dataset_name} {name} split", problems, "fix the label and image columns")
         split = split.remove_columns(label)
         if image != "image":
             split = split.rename_column(image, "image")
@@ -157,14 +156,14 @@ def _hub_images(split: Dataset, image: str) -> Iterable[Any]:
 
 # ---- local folders ----
 
-def _local_splits(root: Path, data_args, seed: int) -> dict[str, Dataset]:
+def _local_splits(root: Path, seed: int, bad_rows: BadRows) -> dict[str, Dataset]:
     if not root.is_dir():
         raise BadInputError(f"--data_dir {root}: no such folder.{fetch_hint(root)}")
     for candidate in (root, root / "cifar-10-batches-py"):
         if (candidate / "batches.meta").is_file():
-            return _cifar_splits(candidate, data_args)
+            return _cifar_splits(candidate, bad_rows)
     if (root / "train").is_dir():
-        return _image_folder_splits(root, data_args, seed)
+        return _image_folder_splits(root, seed, bad_rows)
     raise BadInputError(
         f"--data_dir {root}: expected train/ and test/ (optional validation/) folders of class folders, "
         "or the CIFAR-10 python batches (batches.meta, data_batch_*); "
@@ -172,7 +171,7 @@ def _local_splits(root: Path, data_args, seed: int) -> dict[str, Dataset]:
     )
 
 
-def _image_folder_splits(root: Path, data_args, seed: int) -> dict[str, Dataset]:
+def _image_folder_splits(root: Path, seed: int, bad_rows: BadRows) -> dict[str, Dataset]:
     names = sorted(path.name for path in (root / "train").iterdir() if path.is_dir())
     if not names:
         raise BadInputError(f"{root / 'train'}: no class folders; put each class's images in train/<class>/.")
@@ -210,11 +209,11 @@ def _image_folder_splits(root: Path, data_args, seed: int) -> dict[str, Dataset]
             features=_standard_features(names),
         )
     # One settlement for the tree: the message names every unreadable file, whichever split holds it.
-    data_args.bad_rows.settle(str(root), problems, "replace or remove the files")
+    bad_rows.settle(str(root), problems, "replace or remove the files")
     return {split: _without(dataset, problems) for split, dataset in splits.items()}
 
 
-def _cifar_splits(folder: Path, data_args) -> dict[str, Dataset]:
+def _cifar_splits(folder: Path, bad_rows: BadRows) -> dict[str, Dataset]:
     meta = _read_cifar_pickle(folder / "batches.meta")
     names = [name.decode() if isinstance(name, bytes) else str(name) for name in meta[b"label_names"]]
     files = {"train": sorted(folder.glob("data_batch_*")), "test": [folder / "test_batch"]}
@@ -236,7 +235,7 @@ def _cifar_splits(folder: Path, data_args) -> dict[str, Dataset]:
             problems = [RowProblem("row", row, f"label id {label} is outside the {len(names)} classes {names} "
                                    "of batches.meta")
                         for row, label in enumerate(labels) if not 0 <= label < len(names)]
-            data_args.bad_rows.settle(str(path), problems, "fix the labels or the class list in batches.meta")
+            bad_rows.settle(str(path), problems, "fix the labels or the class list in batches.meta")
             rows = Dataset.from_dict(
                 {"image": [{"bytes": _png_bytes(image), "path": None} for image in pixels],
                  "label": [label if 0 <= label < len(names) else -1 for label in labels],

@@ -4,7 +4,7 @@ Every split comes out with the columns `id`, `title`, `context`, `question` and
 `answers` = {`text`: [...], `answer_start`: [...]} (empty lists for an unanswerable question).
 Each question is checked before anything is tokenised: a non-empty context and question, an id
 unique within its split, and every answer's text found at its integer `answer_start`. Unusable
-questions go to the run's bad-row policy (`data_args.bad_rows`): one error naming file, question ids
+questions go to the run's bad-row policy (`bad_rows`): one error naming file, question ids
 and fix, or with `--skip_bad_rows` listed in skipped_rows.json. Sample limits apply afterwards.
 """
 
@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hf_tasks.data.bad_rows import RowProblem, require_usable
+from hf_tasks.data.bad_rows import BadRows, RowProblem, require_usable
 from hf_tasks.data.sources import load_splits
 from hf_tasks.data.splits import limit_splits
 from hf_tasks.errors import BadInputError
@@ -35,13 +35,13 @@ def question_features():
                      "answers": Sequence({"text": text, "answer_start": Value("int64")})})
 
 
-def load(data_args):
+def load(data_args, *, bad_rows: BadRows):
     """Validated question rows of `--dataset_name` or `--train_file` / `--validation_file` / `--test_file`
     (SQuAD v2 JSON), limited by `--max_*_samples`, as a `datasets.DatasetDict`."""
     from datasets import Dataset, DatasetDict
 
     def validated(questions: list[dict[str, Any]], source: str) -> Dataset:
-        return Dataset.from_list(usable_rows(questions, source, data_args.bad_rows), features=question_features())
+        return Dataset.from_list(usable_rows(questions, source, bad_rows), features=question_features())
 
     splits = load_splits(data_args, lambda path, split: validated(read_squad_json(path), str(path)))
     if data_args.dataset_name:

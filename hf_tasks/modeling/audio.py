@@ -46,6 +46,9 @@ class PooledAudioClassifier(PreTrainedModel):
     # The constructor removes the attention heads `config.pruned_heads` records, so a pruned model
     # reloads with plain `from_pretrained`.
     rebuilds_pruned_heads = True
+    # The head's hidden layer was called `dense` before it got a name no encoder module ends with (peft
+    # finds the modules LoRA saves with the adapter by name suffix, and HuBERT has `output_dense`s).
+    LEGACY_KEYS = {r"^dense\.": "head_dense."}
 
     def __init__(self, config: PooledAudioClassifierConfig):
         super().__init__(config)
@@ -55,7 +58,7 @@ class PooledAudioClassifier(PreTrainedModel):
             )
         self.encoder = AutoModel.from_config(config.encoder)
         self.dropout = nn.Dropout(config.head_dropout)
-        self.dense = nn.Linear(config.encoder.hidden_size, config.head_hidden_size)
+        self.head_dense = nn.Linear(config.encoder.hidden_size, config.head_hidden_size)
         self.classifier = nn.Linear(config.head_hidden_size, config.num_labels)
         self.post_init()
         remove_recorded_heads(self)
@@ -69,6 +72,18 @@ class PooledAudioClassifier(PreTrainedModel):
         model = cls(config)
         if encoder_name_or_path is not None:
             model.encoder = AutoModel.from_pretrained(encoder_name_or_path, config=config.encoder, **pretrained_kwargs)
+        return model
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs) -> "PooledAudioClassifier":
+        """`PreTrainedModel.from_pretrained`, also for checkpoints saved with the head's earlier names (which
+        are not written back: the model saves under the current ones)."""
+        kwargs.setdefault("key_mapping", cls.LEGACY_KEYS)
+        model = super().from_pretrained(*args, **kwargs)
+        conversions = getattr(model, "_weight_conversions", None)
+        if conversions:
+            model._weight_conversions = [conversion for conversion in conversions
+                                         if list(getattr(conversion, "source_patterns", ())) != list(cls.LEGACY_KEYS)]
         return model
 
     def freeze_feature_encoder(self) -> None:
@@ -104,7 +119,7 @@ class PooledAudioClassifier(PreTrainedModel):
                                 for row, length in enumerate(lengths)])
         else:
             pooled = self.pooled(input_values, attention_mask)
-        hidden = torch.tanh(self.dense(self.dropout(pooled)))
+        hidden = torch.tanh(self.head_dense(self.dropout(pooled)))
         logits = self.classifier(self.dropout(hidden))
         loss = None
         if labels is not None:

@@ -27,9 +27,6 @@ class AudioHeadArguments:
     head: str = AUDIO_CLASSIFIER_HEADS.dataclass_field()
     head_hidden_size: int = field(default=256, metadata={"help": "Width of the pooled head's hidden layer."})
     head_dropout: float = field(default=0.1, metadata={"help": "Dropout of the pooled head."})
-    freeze_feature_encoder: bool = field(
-        default=True, metadata={"help": "Keep the convolutional waveform encoder fixed while fine-tuning."}
-    )
     class_weighted_loss: bool = field(
         default=False, metadata={"help": "Weigh the loss by inverse training class frequency (needs --head pooled)."}
     )
@@ -60,8 +57,8 @@ def class_weights(data: Mapping[str, Any], *, oversampled: bool = False) -> list
 
 def load_audio_classifier(model_args, head_args: AudioHeadArguments, label_names: Sequence[str], feature_extractor,
                           weights: list[float] | None = None):
-    """The model `--head` asks for, with the classes of `label_names`, `weights` for its loss
-    (`class_weights`; pooled head only) and the feature encoder frozen on request.
+    """The model `--head` asks for, with the classes of `label_names` and `weights` for its loss
+    (`class_weights`; pooled head only). Freezing (the feature encoder's too) is the regime step's.
 
     `auto` loads the checkpoint's `AutoModelForAudioClassification` (also a saved pooled classifier);
     `pooled` puts the seed's head on the encoder of `--model_name_or_path` (or of `--config_name`,
@@ -101,11 +98,6 @@ def load_audio_classifier(model_args, head_args: AudioHeadArguments, label_names
         model = PooledAudioClassifier.from_encoder(
             model_args.model_name_or_path, config, **model_args.pretrained_kwargs()
         )
-    if head_args.freeze_feature_encoder:
-        if not hasattr(model, "freeze_feature_encoder"):
-            raise BadInputError(f"{type(model).__name__} has no feature encoder to freeze; "
-                                "pass --freeze_feature_encoder false.")
-        model.freeze_feature_encoder()
     return model
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import AutoConfig, AutoTokenizer
 
-from hf_tasks.surgery import from_pretrained
+from hf_tasks.modeling.loading import from_pretrained
 
 
 def load_config(model_args, **overrides):

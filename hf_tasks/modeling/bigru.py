@@ -53,6 +53,8 @@ class BiGRUForSequenceClassification(PreTrainedModel):
     base_model_prefix = "encoder"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
+    # The GRU reads every token state (a feature cache must keep them all).
+    reads_token_states = True
     # The constructor removes the attention heads `config.pruned_heads` records, so a pruned model
     # reloads with plain `from_pretrained`.
     rebuilds_pruned_heads = True

@@ -158,15 +158,26 @@ class FeatureCache:
         return BaseModelOutputWithPooling(last_hidden_state=states, pooler_output=pooled)
 
 
-def feature_based(model: nn.Module, cache: CacheMode | None = None) -> FeatureCache | None:
-    """Feature-based mode: freeze the backbone (only the head trains), run it without dropout, and
-    with `cache` memoise its outputs. Returns the cache, if any."""
-    from hf_tasks.surgery import freeze
+def cache_mode(model: nn.Module) -> CacheMode | None:
+    """What a cache must keep for `model`'s head: "first_token" for the stock sequence classifiers (they
+    read the [CLS] state or the pooler), "tokens" for heads that read the sequence (BiGRU, QA spans);
+    None for models that do not read token ids (speech, images), whose inputs the cache cannot key."""
+    if getattr(model, "main_input_name", None) != "input_ids":
+        return None
+    if getattr(model, "reads_token_states", False) or not type(model).__name__.endswith("ForSequenceClassification"):
+        return "tokens"
+    return "first_token"
 
+
+def feature_based(model: nn.Module, cache: CacheMode | None = None) -> FeatureCache | None:
+    """Feature-based mode on a model whose backbone is already frozen (the regime step freezes it): run
+    the backbone without dropout and, with `cache`, memoise its outputs. Returns the cache, if any."""
     if hasattr(model, "peft_config"):
         raise BadInputError(FEATURE_BASED_LORA)
-    freeze(model, ["backbone"])
     backbone = backbone_of(model)
+    trainable = [name for name, parameter in backbone.named_parameters() if parameter.requires_grad]
+    if trainable:
+        raise ValueError(f"Feature-based mode needs a frozen backbone, but {trainable[0]} trains; freeze it first.")
     keep_in_inference_mode(backbone)
     if cache is None:
         return None

@@ -1,6 +1,5 @@
 """The text classifier a recipe trains, built from the class names: the checkpoint's own
-sequence-classification head (`--head auto`) or the BiGRU head on its token states (`--head bigru`),
-fine-tuned or on a frozen backbone."""
+sequence-classification head (`--head auto`) or the BiGRU head on its token states (`--head bigru`)."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ from typing import Sequence
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedModel
 
-from hf_tasks.errors import BadInputError
 from hf_tasks.modeling.auto import load_config, load_model
 from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
 from hf_tasks.modeling.head_choice import SEQUENCE_CLASSIFIER_HEADS
@@ -20,14 +18,6 @@ from hf_tasks.modeling.labels import label_maps
 @dataclass
 class HeadArguments:
     head: str = SEQUENCE_CLASSIFIER_HEADS.dataclass_field()
-    feature_based: bool = field(
-        default=False, metadata={"help": "Freeze the backbone (run without dropout) and train only the head."}
-    )
-    cache_features: bool = field(
-        default=False,
-        metadata={"help": "With --feature_based: compute the frozen backbone's outputs once per example and "
-                          "reuse them in later epochs and evaluations."},
-    )
     gru_hidden_size: int = field(default=256, metadata={"help": "GRU hidden size per direction."})
     gru_num_layers: int = field(default=1, metadata={"help": "Stacked GRU layers."})
     gru_dropout: float = field(default=0.0, metadata={"help": "Dropout between stacked GRU layers."})
@@ -37,9 +27,6 @@ class HeadArguments:
 
     def __post_init__(self):
         self.head = SEQUENCE_CLASSIFIER_HEADS.canonical(self.head)
-        if self.cache_features and not self.feature_based:
-            raise BadInputError("--cache_features needs --feature_based "
-                                "(only a frozen backbone's outputs can be reused).")
 
 
 def label_config(label_names: Sequence[str], binary_sigmoid: bool) -> dict:

@@ -3,9 +3,8 @@
 `build_image_classifier` picks `TimmForImageClassification` (a timm backbone with the paper's head,
 defined in the self-contained `timm_classifier` module that run folders ship) or
 `AutoModelForImageClassification` (HF image models such as `facebook/deit-small-distilled-patch16-224`).
-`trainable_parts` turns `--trainable_modules` into items of the one freezing language
-(`hf_tasks.surgery.freeze`), whose `train_only` freezes the rest of the backbone;
-`PAPER_TRAINABLE_MODULES` holds the paper's "single block" per model.
+`PAPER_TRAINABLE_MODULES` holds the paper's "single block" per model, which `--trainable_modules paper`
+trains (the regime step, `hf_tasks.surgery.regime`, freezes the rest of the backbone).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, PreTrainedModel
 
 from hf_tasks.modeling.head_choice import IMAGE_CLASSIFIER_HEADS
+from hf_tasks.modeling.labels import label_maps
 from hf_tasks.modeling.timm_classifier import TimmForImageClassification
 from hf_tasks.errors import BadInputError
 
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TransferArguments:
-    """How to build the image classifier and which part of its backbone trains."""
+    """How to build the image classifier."""
 
     pretrained_backbone: bool = field(
         default=True,
@@ -38,15 +38,6 @@ class TransferArguments:
     head: str = IMAGE_CLASSIFIER_HEADS.dataclass_field(default="mlp")
     head_hidden_size: int = field(default=256, metadata={"help": "Hidden units of the paper head."})
     head_dropout: float = field(default=0.5, metadata={"help": "Dropout of the paper head."})
-    trainable_modules: str = field(
-        default="paper",
-        metadata={
-            "help": "Backbone parts that train, the head always does: 'paper' (the model's last block, see "
-            "PAPER_TRAINABLE_MODULES), 'all', 'none' (head only), or comma-separated parts in the --freeze "
-            "language: module paths relative to the backbone, negative indices allowed (e.g. 'blocks.-1,norm'), "
-            "or groups such as 'layers:last:2'."
-        },
-    )
     timm_kwargs: dict | str | None = field(
         default=None,
         metadata={"help": "JSON of extra timm.create_model arguments, e.g. '{\"img_size\": 32}'."},
@@ -76,11 +67,7 @@ def build_image_classifier(
     classifier sized for the labels. `pretrained_kwargs` go to `from_pretrained` (cache_dir, revision, ...).
     """
     names = [str(name) for name in label_names]
-    labels = {
-        "num_labels": len(names),
-        "id2label": dict(enumerate(names)),
-        "label2id": {name: index for index, name in enumerate(names)},
-    }
+    labels = label_maps(names)
     if is_timm_name(name_or_path):
         try:
             return TimmForImageClassification.from_timm(
@@ -152,20 +139,3 @@ def paper_trainable_modules(model: PreTrainedModel) -> tuple[str, ...]:
             f"relative to the backbone (top-level modules: {top_level}), or 'all' / 'none'."
         )
     return PAPER_TRAINABLE_MODULES[max(matches, key=len)]
-
-
-def trainable_parts(model: PreTrainedModel, spec: str = "paper") -> list[str]:
-    """The backbone parts `--trainable_modules` names, as items of the freeze language for
-    `hf_tasks.surgery.train_only`: 'paper' (`paper_trainable_modules`), 'all' (the whole backbone),
-    'none' (head only), or comma-separated parts."""
-    spec = spec.strip()
-    if spec == "all":
-        return ["backbone"]
-    if spec == "none":
-        return []
-    if spec == "paper":
-        return list(paper_trainable_modules(model))
-    parts = [part.strip() for part in spec.split(",") if part.strip()]
-    if not parts:
-        raise BadInputError("--trainable_modules is empty; give 'paper', 'all', 'none' or module paths.")
-    return parts

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from hf_tasks.args import DataArguments
 from hf_tasks.errors import BadInputError
 from hf_tasks.files import read_json
 from hf_tasks.run_folder import remove_listed
@@ -100,19 +101,19 @@ def holds_users_data(folder: str | Path) -> bool:
     return folder.is_dir() and _read_marker(folder) is None and any(folder.iterdir())
 
 
-def generate_into_data_dir(data_args, training_args, generate: Callable[[str], Path]) -> None:
-    """`--generate_synthetic_data`: run `generate(data_args.data_dir)` once (main process first, the others
-    wait), unless the folder holds the user's own data: then that data is read as it is and the generator
-    does not run. Either way `data_args.origin` says which, for the run's start block."""
-    data_dir = data_args.data_dir
+def generate_into_data_dir(state, generate: Callable[[str], Path]) -> None:
+    """`--generate_synthetic_data`: run `generate(data_dir)` once (main process first, the others wait),
+    unless the folder holds the user's own data: then that data is read as it is and the generator does
+    not run. Either way `state.data_origin` says which, for the run's start block."""
+    data_dir, training_args = state[DataArguments].data_dir, state.training_args
     if not data_dir:
         raise BadInputError("--generate_synthetic_data writes into --data_dir; give one (a new folder).")
     with training_args.main_process_first(desc="writing synthetic data"):
         # Every process decides from the folder as the main process left it (the others look after it wrote).
         if holds_users_data(data_dir):
-            data_args.origin = ("your data, read as it is: the sample generator (generate_synthetic_data) did not "
-                                "run, as the folder holds files it did not write")
+            state.data_origin = ("your data, read as it is: the sample generator (generate_synthetic_data) did not "
+                                 "run, as the folder holds files it did not write")
             return
         if training_args.process_index == 0:
             generate(data_dir)
-        data_args.origin = "synthetic data from the sample generator"
+        state.data_origin = "synthetic data from the sample generator"

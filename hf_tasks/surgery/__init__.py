@@ -1,8 +1,10 @@
 """Model surgery: freeze parameters (or train only some), delete encoder layers, prune attention heads.
 
-Each operation is a plain function on a model; `apply_surgery` runs them from `SurgeryArguments`
-before training, and a callback prunes ranked heads during training. Models with pruned
-heads reload through `from_pretrained`, which rebuilds the pruned structure before the weights load.
+Each operation is a plain function on a model. Recipes reach them through the regime step
+(`hf_tasks.surgery.regime.apply_regime`, which adds feature-based training and LoRA); `apply_surgery`
+runs the surgery alone from `SurgeryArguments` before training, and a callback prunes ranked heads
+during training. Models with pruned heads reload through `from_pretrained`
+(`hf_tasks.modeling.loading`), which rebuilds the pruned structure before the weights load.
 """
 
 from hf_tasks.surgery.counts import parameter_counts
@@ -18,7 +20,7 @@ from hf_tasks.surgery.heads import (
     remaining_heads,
 )
 from hf_tasks.surgery.layers import keep_layers
-from hf_tasks.surgery.loading import from_pretrained
+from hf_tasks.modeling.loading import from_pretrained
 from hf_tasks.surgery.structure import Encoder, find_encoder, parse_layer_set
 from hf_tasks.surgery.training import ScheduledHeadPruning, SurgeryArguments, SurgeryCallback, apply_surgery
 

@@ -8,7 +8,7 @@ transformers 5.x has neither `head_mask` nor `prune_heads`, so both are built he
   I_h = E_x |∂L(x)/∂ξ_h|.
 - `prune_heads` removes heads physically: their rows of the q/k/v projections and their columns of the
   output projection. The removed heads are recorded in the config (`pruned_heads`, keyed by layer,
-  original head numbers) so `hf_tasks.surgery.loading.from_pretrained` rebuilds the same structure.
+  original head numbers) so `hf_tasks.modeling.loading.from_pretrained` rebuilds the same structure.
 
 Heads are numbered as in the unpruned model; layers as in the model after any layer deletion.
 """
@@ -275,16 +275,3 @@ def prune_heads(model: nn.Module, heads: Mapping[int, Iterable[int]]) -> dict[in
     logger.info("Pruned heads %s; %d of %d heads remain.", {k: sorted(v) for k, v in heads.items()},
                 sum(block.num_heads for block in blocks), count * len(blocks))
     return {layer: named for layer, named in sorted(record.items()) if named}
-
-
-def rebuild_pruned_heads(model: nn.Module) -> None:
-    """Remove, from a freshly built full-size model, the heads its config records as pruned.
-
-    Used when loading a saved pruned model: the structure must match before the weights load.
-    """
-    recorded = pruned_heads_of(model)
-    if not recorded:
-        return
-    blocks = _check_prunable(find_encoder(model))
-    for layer, heads in recorded.items():
-        _remove_positions(blocks[layer], heads)

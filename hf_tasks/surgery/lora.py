@@ -1,15 +1,16 @@
 """LoRA with `peft`: low-rank adapters on the backbone's attention projections, the task head trained
 fully and saved with the adapter.
 
-`apply_lora` wraps any recipe's model after its surgery (layer deletion, named head pruning) and
-returns a `peft.PeftModel`: the backbone is frozen, LoRA matrices are added to the modules of
-`default_target_modules` (or `--lora_target_modules`), and every module of the task head (QA span
-head, classifier, BiGRU, pooled audio head, the paper's MLP head) trains fully and is saved in the
-adapter (`modules_to_save`). `--freeze` still applies afterwards, so `--freeze layers:0-8` keeps
-LoRA out of the first nine layers.
+`apply_lora` is the last step of the regime (`hf_tasks.surgery.regime`), after structure changes and
+freezing, and returns a `peft.PeftModel`: the backbone is frozen, LoRA matrices are added to the modules
+of `default_target_modules` (or `--lora_target_modules`) that still trained before it, so
+`--freeze layers:0-8` keeps LoRA out of the first nine layers, and every module of the task head (QA
+span head, classifier, BiGRU, pooled audio head, the paper's MLP head) trains fully and is saved in the
+adapter (`modules_to_save`).
 
-peft finds `modules_to_save` by name suffix, so a head named like the end of an encoder module (the
-pooled audio head's `dense`, beside HuBERT's `output_dense`) is refused: the adapter would not load.
+peft finds `modules_to_save` by name suffix, so a head named like the end of an encoder module (a
+`dense` head beside HuBERT's `output_dense`) is refused: the adapter would not load. The heads defined
+here are named so that this cannot happen.
 
 A LoRA run folder holds the adapter, `base_model/` (`frozen_base`: the model the adapter applies to;
 a base built from a config or changed by surgery exists nowhere else) and, with `--merge_lora`,
@@ -26,8 +27,6 @@ from torch import nn
 
 from hf_tasks.errors import BadInputError
 from hf_tasks.surgery.counts import parameter_counts
-from hf_tasks.surgery.freeze import freeze_targets
-from hf_tasks.surgery.training import SurgeryArguments
 
 logger = logging.getLogger(__name__)
 
@@ -133,28 +132,31 @@ def _check_unambiguous(model: nn.Module, heads: list[str]) -> None:
         if clashes:
             raise BadInputError(
                 f"--peft lora: the head module {head!r} of {type(model).__name__} cannot be saved with the adapter, "
-                f"as peft would take {clashes[0]!r} for it too. Use a head without such a name (ShEMO: --head auto)."
+                f"as peft would take {clashes[0]!r} for it too; give the head module a name no other module ends with."
             )
 
 
-def apply_lora(model: nn.Module, lora_args: LoraArguments, surgery_args: SurgeryArguments | None = None,
-               *, training: bool = True):
-    """`model` with LoRA adapters as `lora_args` ask (unchanged without --peft), after `apply_surgery`
-    ran `surgery_args`: their --freeze is applied again so that it covers the new LoRA weights too."""
+def _adapted_module(parameter_name: str) -> str | None:
+    """The name (in the model before LoRA) of the module a LoRA parameter adapts; None for others."""
+    if ".lora_" not in parameter_name:
+        return None
+    return parameter_name.split(".lora_", 1)[0]
+
+
+def apply_lora(model: nn.Module, lora_args: LoraArguments):
+    """`model` with LoRA adapters as `lora_args` ask (unchanged without --peft).
+
+    LoRA adapts only target modules whose weights train when it is applied: what the regime step froze
+    before (`--freeze`, `--trainable_modules`) stays out of reach of the adapter too. The head modules
+    train fully and are saved with the adapter.
+    """
     if lora_args.peft is None:
         return model
-    if surgery_args is not None and surgery_args.ranks_heads and training:
-        raise BadInputError(
-            "--peft lora with ranked head pruning during training (--prune_fraction / --prune_heads_per_layer): "
-            "heads cannot be removed from LoRA-wrapped projections. Prune before LoRA (--prune_heads layer:heads) "
-            "or after it (run the merged/ folder of a --merge_lora run without --do_train and with the pruning flags)."
-        )
     from peft import LoraConfig, get_peft_model
 
     heads = head_modules(model)
     _check_unambiguous(model, heads)
-    # Resolved on the model before LoRA: the layers' structure is what surgery recognises.
-    frozen = freeze_targets(model, surgery_args.freeze) if surgery_args is not None and surgery_args.freeze else []
+    trainable_before = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
     targets = lora_args.lora_target_modules or default_target_modules(model)
     target_modules = targets[0] if targets == ["all-linear"] else targets
     config = LoraConfig(
@@ -169,9 +171,20 @@ def apply_lora(model: nn.Module, lora_args: LoraArguments, surgery_args: Surgery
         peft_model = get_peft_model(model, config, adapter_name=ADAPTER_NAME)
     except ValueError as error:
         raise BadInputError(f"--lora_target_modules {' '.join(targets)}: {error}") from None
+    adapted = 0
     for name, parameter in peft_model.get_base_model().named_parameters():
-        if any(name == prefix or name.startswith(f"{prefix}.") for prefix in frozen):
+        module = _adapted_module(name)
+        if module is None:
+            continue
+        if f"{module}.weight" in trainable_before:
+            adapted += parameter.numel()
+        else:
             parameter.requires_grad_(False)
+    if adapted == 0:
+        raise BadInputError(
+            f"--peft lora: every LoRA target ({' '.join(targets)}) lies in parts --freeze or --trainable_modules "
+            "froze, so the adapter would learn nothing; let some of them train or drop --peft lora."
+        )
     after = parameter_counts(peft_model)
     logger.info("LoRA (r=%s, alpha=%s) on %s; heads trained and saved with the adapter: %s. Trainable: %s of %s "
                 "parameters (full fine-tuning: %s).", lora_args.lora_r, lora_args.lora_alpha, target_modules,

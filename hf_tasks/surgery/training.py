@@ -1,5 +1,5 @@
-"""Surgery in a training run: the arguments recipes add to their parser, `apply_surgery`, and the
-callback that prunes heads during training.
+"""Surgery in a training run: its arguments (part of the regime group, `hf_tasks.surgery.regime`),
+`change_structure` / `apply_surgery`, and the callback that prunes heads during training.
 
 Order: delete layers → prune named heads → freeze. Layer numbers in later steps refer to the model
 after deletion. Everything that changes parameters runs before the Trainer builds its optimizer:
@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from datasets import Dataset
@@ -308,22 +309,19 @@ class ScheduledHeadPruning(TrainerCallback, ExportableState):
         logger.info("Removed the masked heads: %(trainable_params)s trainable of %(total_params)s parameters.", counts)
 
 
-def apply_surgery(
+def change_structure(
     model: nn.Module,
     surgery_args: SurgeryArguments,
     *,
     training: bool,
-    splits: dict[str, Dataset] | None = None,
+    splits: Callable[[], dict[str, Dataset]] | None = None,
     data_collator=None,
     seed: int = 0,
 ) -> list[TrainerCallback]:
-    """Delete layers, prune named heads and freeze, as `surgery_args` asks, now.
-
-    Heads ranked by importance are pruned during `training` by the returned callback (pass it to the
-    Trainer); a run that does not train takes the loaded model as the fine-tuned one and prunes them
-    now. `splits` are the task's features keyed "train"/"validation" (needed for gradient importance).
-    """
-    before = parameter_counts(model)
+    """Delete layers and prune named heads as `surgery_args` asks, now; heads ranked by importance are
+    pruned during `training` by the returned callback (pass it to the Trainer), and a run that does not
+    train takes the loaded model as the fine-tuned one and prunes them now. `splits()` gives the task's
+    features keyed "train"/"validation", asked for only when gradient importance needs data."""
     callbacks: list[TrainerCallback] = []
     if surgery_args.keep_layers:
         keep_layers(model, surgery_args.keep_layers)
@@ -332,7 +330,7 @@ def apply_surgery(
     if surgery_args.ranks_heads:
         batches = None
         if surgery_args.needs_importance_data:
-            dataset = (splits or {}).get(surgery_args.prune_importance_split)
+            dataset = (splits() if splits is not None else {}).get(surgery_args.prune_importance_split)
             if dataset is None:
                 raise BadInputError(
                     f"Head importance is computed on the {surgery_args.prune_importance_split} split, which this "
@@ -347,6 +345,23 @@ def apply_surgery(
             callbacks.append(pruning)
         else:
             pruning.prune(model)
+    return callbacks
+
+
+def apply_surgery(
+    model: nn.Module,
+    surgery_args: SurgeryArguments,
+    *,
+    training: bool,
+    splits: dict[str, Dataset] | None = None,
+    data_collator=None,
+    seed: int = 0,
+) -> list[TrainerCallback]:
+    """`change_structure`, then `--freeze`: surgery alone, for a model trained outside the recipes'
+    regime step (`hf_tasks.surgery.regime`, which adds feature-based training and LoRA)."""
+    before = parameter_counts(model)
+    callbacks = change_structure(model, surgery_args, training=training, splits=lambda: splits or {},
+                                 data_collator=data_collator, seed=seed)
     if surgery_args.freeze:
         freeze(model, surgery_args.freeze)
     after = parameter_counts(model)

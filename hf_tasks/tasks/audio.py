@@ -7,7 +7,7 @@ never changed by it.
 
 Clips are decoded once, mixed down to mono and resampled to the feature extractor's rate (cached by
 `datasets`; what was converted goes to `audio_conversions.json` and the log); an unreadable or empty
-clip is a bad row (`data_args.bad_rows`: stop naming it, or skip it with --skip_bad_rows). Only the
+clip is a bad row (the run's `bad_rows`: stop naming it, or skip it with --skip_bad_rows). Only the
 training split is randomly cropped to `--max_duration` and augmented, on the fly, every epoch;
 validation and test clips are used whole and untouched. The split and every clip's place go to
 `split.json` in the run folder. Class balance: `--oversample` (augmented repeats of rarer classes in
@@ -32,7 +32,7 @@ from datasets.fingerprint import Hasher
 from hf_tasks.audio.augment import Augmenter, AugmentSettings, random_crop
 from hf_tasks.audio.io import UnusableClip, read_clip
 from hf_tasks.data.audio_clips import ClipArguments, ClipListings
-from hf_tasks.data.bad_rows import RowProblem
+from hf_tasks.data.bad_rows import BadRows, RowProblem
 from hf_tasks.data.sources import class_names_of
 from hf_tasks.modeling.audio_classifier import AudioHeadArguments
 from hf_tasks.tasks.classification import ClassificationTask
@@ -178,17 +178,20 @@ class AudioClassificationTask(ClassificationTask):
     example_id_column = "file"
 
     def __init__(self, data: ClipListings, feature_extractor, data_args, audio_args: AudioArguments, *,
-                 attention_mask: bool):
+                 attention_mask: bool, bad_rows: BadRows):
         """`data`: clip listings by split (`hf_tasks.data.audio_clips.load`); `attention_mask`: whether
-        the model's batches carry one (`hf_tasks.modeling.audio_classifier.takes_attention_mask`)."""
+        the model's batches carry one (`hf_tasks.modeling.audio_classifier.takes_attention_mask`);
+        `bad_rows`: the run's log, which clips that cannot be decoded go to."""
         super().__init__(class_names_of(data, "label"))
         self.listings = data
         self.split_record = data.split_record
         self.feature_extractor = feature_extractor
         self.audio_args = audio_args
         self.data_args = data_args
+        self.bad_rows = bad_rows
         self.sampling_rate = int(feature_extractor.sampling_rate)
         self.data_collator = AudioCollator(feature_extractor, always_mask=attention_mask)
+        self.data_report: dict[str, str] = {}
 
     def _oversampled(self, labels: np.ndarray) -> np.ndarray:
         """Row indices that repeat each class's rows up to the largest class (seeded)."""
@@ -239,8 +242,10 @@ class AudioClassificationTask(ClassificationTask):
         }
         self.conversions = self._conversions(usable)
         self._log_conversions()
-        if training_args.process_index == 0:
-            self.write_data_report(Path(training_args.output_dir), usable)
+        self.data_report = {
+            "split.json": json.dumps(self.split_report(usable), ensure_ascii=False, indent=1),
+            "audio_conversions.json": json.dumps(self.conversions, indent=2),
+        }
 
         features = {}
         model_columns = ["input_values", "labels"]
@@ -269,7 +274,7 @@ class AudioClassificationTask(ClassificationTask):
                 problems.setdefault(row["source"], []).append(
                     RowProblem("clip", row["file"], row["error"], {"split": split}))
         for source, found in problems.items():
-            self.data_args.bad_rows.settle(source, found, "fix or remove the clips")
+            self.bad_rows.settle(source, found, "fix or remove the clips")
 
     # ----- what was done to the data -----
 
@@ -316,10 +321,6 @@ class AudioClassificationTask(ClassificationTask):
             }
         return report
 
-    def write_data_report(self, output_dir: Path, usable: dict[str, Dataset]) -> list[Path]:
-        """`split.json` and `audio_conversions.json` in the run folder (main process only)."""
-        output_dir.mkdir(parents=True, exist_ok=True)
-        paths = [output_dir / "split.json", output_dir / "audio_conversions.json"]
-        paths[0].write_text(json.dumps(self.split_report(usable), ensure_ascii=False, indent=1), encoding="utf-8")
-        paths[1].write_text(json.dumps(self.conversions, indent=2), encoding="utf-8")
-        return paths
+    def run_files(self) -> dict[str, str]:
+        """`split.json` (every clip's split) and `audio_conversions.json` for the run folder."""
+        return self.data_report

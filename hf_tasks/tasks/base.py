@@ -1,8 +1,10 @@
 """The contract between a task family and the runner.
 
 A task turns the `DatasetDict` a dataset adapter (`hf_tasks.data`) loaded into model features,
-scores the model's predictions, and writes prediction files. The runner (`hf_tasks.runner`) owns
-everything else: the Trainer, training, checkpoints, results.json, plots, model card and pushing.
+scores the model's predictions, and writes prediction files. What else it needs it tells the runner
+(`trainer_settings`, `unavailable_metrics`, `run_files`) instead of doing it. The runner
+(`hf_tasks.runner`) owns everything else: the Trainer, training, checkpoints, results.json, plots, model
+card and pushing.
 Every text and audio task is built the same way: `Task(data, processor, data_args, task_args, ...)`.
 """
 
@@ -59,6 +61,21 @@ class Task(abc.ABC):
         """Write prediction files and plots of the last scored `split`, named `{file_prefix}_...`
         (the runner's metric prefix: `eval_predictions.csv`); return the paths."""
         return []
+
+    def trainer_settings(self) -> dict[str, Any]:
+        """Trainer arguments the task needs, which the runner sets before building the Trainer (a task
+        that transforms raw columns on the fly needs `remove_unused_columns=False`)."""
+        return {}
+
+    def unavailable_metrics(self) -> dict[str, str]:
+        """Metrics (without the `eval_` prefix) this task, as configured, will not report, each with how
+        to get it; the runner refuses such a `--metric_for_best_model` before training."""
+        return {}
+
+    def run_files(self) -> dict[str, str]:
+        """Files the task wants in the run folder, name → text, known once `features` are built; the
+        runner writes them (main process only, listed in the run manifest)."""
+        return {}
 
     def model_card_notes(self) -> str:
         """Markdown (ending in a blank line) the model card adds after its results: settings the task

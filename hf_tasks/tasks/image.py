@@ -163,12 +163,12 @@ class ImageClassificationTask(ClassificationTask):
             out["labels"] = [label if label >= 0 else -100 for label in batch["label"]]
         return out
 
+    def trainer_settings(self) -> dict[str, Any]:
+        # Images are decoded on the fly from the raw columns, which the Trainer would otherwise drop
+        # before the transform sees them.
+        return {"remove_unused_columns": False}
+
     def build_features(self, training_args) -> dict[str, Dataset]:
-        if training_args.remove_unused_columns:
-            raise ValueError(
-                "Images are decoded on the fly from the raw columns: set --remove_unused_columns false "
-                "(the Trainer would otherwise drop the image column before the transform sees it)."
-            )
         features = {}
         for split in SPLITS:
             if split not in self.splits:

@@ -19,7 +19,6 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict
 from transformers import DataCollatorWithPadding
 
-from hf_tasks.errors import BadInputError
 from hf_tasks.files import write_atomic, write_with
 from hf_tasks.metrics.squad import best_null_threshold, per_question_scores, squad_v2_scores
 from hf_tasks.modeling.qa_pipeline import ANSWER_SETTINGS_KEY, NULL_THRESHOLD_KEY, postprocess
@@ -103,11 +102,13 @@ class QuestionAnsweringTask(Task):
         self.scored: dict[str, dict] = {}
         self._offsets: dict[tuple[str, int], np.ndarray] = {}
 
+    def unavailable_metrics(self) -> dict[str, str]:
+        if self.qa_args.tune_null_threshold:
+            return {}
+        return dict.fromkeys(("tuned_exact", "tuned_f1", "tuned_null_threshold"),
+                             "reported only with --tune_null_threshold true; turn tuning on or choose f1")
+
     def build_features(self, training_args) -> dict[str, Dataset]:
-        best_metric = training_args.metric_for_best_model or ""
-        if "tuned_" in best_metric and not self.qa_args.tune_null_threshold:
-            raise BadInputError(f"--metric_for_best_model {best_metric} is reported only with --tune_null_threshold "
-                                "true; turn tuning on or choose f1.")
         built = {}
         with training_args.main_process_first(desc="QA windows"):
             for name in SPLITS:

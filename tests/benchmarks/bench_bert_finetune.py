@@ -128,10 +128,10 @@ def measure(size: str, questions: int, epochs: int, workdir: Path, cuda: bool) -
     seen: dict = {}
 
     def wrap(runner):
-        def timed(task, model, training_args, *, callbacks=(), **kwargs):
-            lengths = np.array([len(ids) for ids in task.features(training_args)["train"]["input_ids"]])
+        def timed(task, model, state, *, callbacks=(), **kwargs):
+            lengths = np.array([len(ids) for ids in task.features(state.training_args)["train"]["input_ids"]])
             seen.update(lengths=lengths, model=model)
-            return runner(task, model, training_args, callbacks=[*callbacks, clock], **kwargs)
+            return runner(task, model, state, callbacks=[*callbacks, clock], **kwargs)
         return timed
 
     settings = config_values(REPO / "recipes/configs/parsquad/parsbert.yaml")

@@ -103,7 +103,7 @@ def tiny_run_accuracy_change(workdir: Path) -> dict:
     arguments = parse(*farstail.ARGUMENTS, args=[
         "--config", "recipes/configs/farstail/tiny.yaml", "--output_dir", str(output_dir), "--use_cpu", "true",
         "--report_to", "none", "--disable_tqdm", "true", "--prune_fraction", "0.5", "--eval_strategy", "no"])
-    results = farstail.main(*arguments)
+    results = farstail.main(arguments)
     validation = export(output_dir, quantize="int8")["variants"]["int8"]["validation"]
     return {"tiny_eval_accuracy_recipe": round(results["eval_accuracy"], 4), **validation}
 

@@ -66,7 +66,7 @@ def run(output_dir: Path, model_flags: list[str], head: str, epochs: int, learni
         "--use_cpu", str(not torch.cuda.is_available()).lower(), "--report_to", "none", "--disable_tqdm", "true",
     ]
     parsed = parse(*covid_fakenews.ARGUMENTS, args=args)
-    return covid_fakenews.main(*parsed)
+    return covid_fakenews.main(parsed)
 
 
 def majority_share(validation_csv: Path) -> float:

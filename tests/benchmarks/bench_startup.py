@@ -20,6 +20,7 @@ import datasets.config
 from transformers import AutoTokenizer, TrainingArguments
 
 from hf_tasks.args import DataArguments
+from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.data import squad
 from hf_tasks.samples.pquad import make_split
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
@@ -45,7 +46,8 @@ def main() -> None:
         def build(cache: Path) -> int:
             datasets.config.HF_DATASETS_CACHE = cache
             data_args = DataArguments(train_file=str(train), max_seq_length=384)
-            task = QuestionAnsweringTask(squad.load(data_args), tokenizer, data_args, QAArguments())
+            task = QuestionAnsweringTask(squad.load(data_args, bad_rows=BadRows(False)), tokenizer, data_args,
+                                         QAArguments())
             return len(task.features(training_args)["train"])
 
         def cold() -> int:

@@ -92,8 +92,9 @@ class CallbackTimer:
         setattr(self.callback_class, self.method, self.original)
 
 
-def bare_run(task, model, training_args, *, processing_class=None, callbacks=(), optimizers=(None, None), **_):
+def bare_run(task, model, state, *, processing_class=None, callbacks=(), optimizers=(None, None), **_):
     """What a user would write without the toolkit's runner: a plain Trainer on the same pieces."""
+    training_args = state.training_args
     trainer = Trainer(model=model, args=training_args, train_dataset=task.features(training_args)["train"],
                       data_collator=task.data_collator, processing_class=processing_class,
                       callbacks=list(callbacks), optimizers=optimizers)

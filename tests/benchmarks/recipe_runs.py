@@ -18,13 +18,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_recipe(recipe: str, args: list[str], wrap: Callable[[Callable], Callable]) -> dict[str, Any]:
-    """`recipes/<recipe>.py`'s `main(*parse(..., args))` with `run` replaced by `wrap(run)`; its results."""
+    """`recipes/<recipe>.py`'s `main(parse(..., args))` with `run` replaced by `wrap(run)`; its results."""
     if str(REPO / "recipes") not in sys.path:
         sys.path.insert(0, str(REPO / "recipes"))
     module = importlib.import_module(recipe)
     runner = module.run
     module.run = wrap(runner)
     try:
-        return module.main(*parse(*module.ARGUMENTS, args=args))
+        return module.main(parse(*module.ARGUMENTS, args=args))
     finally:
         module.run = runner

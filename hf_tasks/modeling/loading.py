@@ -1,4 +1,4 @@
-"""Load a model that surgery changed, from a local folder or the Hub.
+"""Load a model that surgery (`hf_tasks.surgery`) changed, from a local folder or the Hub.
 
 Deleted layers need nothing special (the config says how many remain), but a model with pruned heads
 has per-layer projection sizes that a config cannot describe to the model class. `from_pretrained`
@@ -14,7 +14,7 @@ from typing import Any
 from transformers import AutoConfig, PreTrainedModel
 from transformers.models.auto.auto_factory import _BaseAutoModelClass, _get_model_class
 
-from hf_tasks.surgery.heads import rebuild_pruned_heads
+from hf_tasks.modeling.pruned_heads import remove_recorded_heads
 
 # `from_pretrained` keyword arguments that locate the files, shared with the config lookup.
 _LOCATION_KEYS = ("cache_dir", "revision", "token", "trust_remote_code", "local_files_only", "force_download",
@@ -26,7 +26,7 @@ def _with_pruned_heads(model_class: type[PreTrainedModel]) -> type[PreTrainedMod
 
     def __init__(self, config, *args, **kwargs):
         model_class.__init__(self, config, *args, **kwargs)
-        rebuild_pruned_heads(self)
+        remove_recorded_heads(self)
 
     return type(model_class.__name__, (model_class,), {"__init__": __init__, "__module__": model_class.__module__})
 
