@@ -3,11 +3,10 @@
     accelerate launch recipes/shemo.py --config recipes/configs/shemo/hubert_base.yaml --data_dir <ShEMO>
     python recipes/shemo.py --config recipes/configs/shemo/tiny.yaml     # offline demo on synthetic clips, CPU
 
-`--data_dir` is ShEMO's folder (female/ and male/ wav files, any depth); `--dataset_name` (hub audio
-dataset with audio/label columns) or `--train_file` CSVs (path,label[,speaker]) work too. The default
-split is speaker-independent; see `hf_tasks.data.audio_clips` (sources, splits) and
-`hf_tasks.tasks.audio` (decoding, augmentation) for the options. Every training regime works on the
-speech encoder (`hf_tasks.surgery.regime`: `--freeze layers:0-5`, `--keep_layers first:6`, `--peft lora`).
+`--data_dir` is ShEMO's folder (female/ and male/ wav files, any depth); a hub audio dataset or
+`--train_file` CSVs (path,label[,speaker]) work too. The split is speaker-independent by default (see
+`hf_tasks.data.audio_clips` and `hf_tasks.tasks.audio`). Every training regime works on the speech encoder
+(`hf_tasks.surgery.regime`: `--freeze layers:0-5`, `--keep_layers first:6`, `--peft lora`).
 """
 
 import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)

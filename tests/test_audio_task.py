@@ -292,5 +292,5 @@ def test_a_clip_longer_than_the_cap_is_refused_from_its_header_and_skippable(tmp
         build(tmp_path, feature_extractor, {"data_dir": str(folder)}, max_clip_seconds=2.0)
     task, _ = build(tmp_path, feature_extractor, {"data_dir": str(folder), "skip_bad_rows": True},
                     max_clip_seconds=2.0)
-    assert [item["clip"] for item in task.data_args.bad_rows.skipped] == ["female/F01A09.wav"]
+    assert [item["clip"] for item in task.bad_rows.skipped] == ["female/F01A09.wav"]
     assert read_clip(long_clip, "long", RATE).samples.size == 3 * RATE  # read whole without a cap

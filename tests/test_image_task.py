@@ -341,9 +341,10 @@ def test_a_decompression_bomb_is_a_bad_row_named_and_skippable(tmp_path, trainin
     decompression_bomb(root / "train" / "red" / "bomb.png")
     with pytest.raises(BadInputError, match=r"cannot read the image \(image 'train/red/bomb.png'\)"):
         load(training_args, 0.0, data_dir=str(root))
-    data_args = DataArguments(data_dir=str(root), skip_bad_rows=True)
-    data = labelled_images.load(data_args, LabelledImageArguments(validation_fraction=0.0), seed=7)
+    skipping = BadRows(True)
+    data = labelled_images.load(DataArguments(data_dir=str(root), skip_bad_rows=True),
+                                LabelledImageArguments(validation_fraction=0.0), seed=7, bad_rows=skipping)
     assert "train/red/bomb.png" not in data["train"]["image_id"]
-    assert [row["image"] for row in data_args.bad_rows.skipped] == ["train/red/bomb.png"]
+    assert [row["image"] for row in skipping.skipped] == ["train/red/bomb.png"]
     with pytest.raises(BadInputError, match="bomb.png: cannot read the image .*decompression bomb"):
         decode_image(str(root / "train" / "red" / "bomb.png"), "bomb.png")
