@@ -305,10 +305,10 @@ def start_local_workers(study: StudyArguments, argv: list[str]) -> list[subproce
 
 def search(study: StudyArguments, argv: list[str]) -> int:
     """Check the search, start its workers, wait for them and write the reports from the storage."""
-    study.output_dir.mkdir(parents=True, exist_ok=True)
     if study.worker is not None:
         return run_worker(study, study.worker)
     tuner, objective, direction, parameters = open_search(study)  # bad input stops here, before any worker
+    study.output_dir.mkdir(parents=True, exist_ok=True)
     if study.executor == "slurm":
         from hf_tasks.study.slurm import SlurmStudy
 
