@@ -140,7 +140,8 @@ class RunJob:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         env.setdefault("WANDB_RUN_GROUP", self.group)
         if "OMP_NUM_THREADS" not in env and "SLURM_CPUS_PER_TASK" in env:
-            env["OMP_NUM_THREADS"] = env["SLURM_CPUS_PER_TASK"]
+            # the job's CPUs shared by its processes, as the local queue shares the machine's
+            env["OMP_NUM_THREADS"] = str(max(1, int(env["SLURM_CPUS_PER_TASK"]) // self.run.num_processes))
         return env
 
     def __call__(self) -> str:

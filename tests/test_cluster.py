@@ -1,0 +1,205 @@
+"""The study on a real cluster: a single-node Slurm and a PostgreSQL server started by fixtures (see
+tests/cluster_services.py). Marked `cluster`; CI runs them as their own step after installing the packages."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hf_tasks.study import main
+from hf_tasks.study.slurm import launch_prefix
+from tests.cluster_services import PostgresServer, SlurmCluster, postgres_missing, slurm_missing
+from tests.conftest import REPO
+from tests.study_fakes import expected_accuracy, launches, search_files, search_rows
+from tests.test_study_workers import (
+    assert_one_line_refusal,
+    check_killed_trial_was_retried,
+    killed_worker_search,
+    run_study,
+)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    reason = postgres_missing()
+    if reason:
+        pytest.skip(reason)
+    folder = Path(tempfile.mkdtemp(prefix="hf_tasks-postgres-"))
+    folder.chmod(0o755)  # the postgres user reaches its data folder through it
+    server = PostgresServer(folder / "server").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    reason = slurm_missing()
+    if reason:
+        pytest.skip(reason)
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
+    yield cluster
+    cluster.stop()
+
+
+def test_the_launch_line_of_node_two_of_a_two_node_job():
+    environ = {"SLURM_NODEID": "1", "SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "gpu[07-08]"}
+    line = launch_prefix(2, 4, True, environ, host="gpu07")
+    assert line[1:] == ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2", "--machine_rank",
+                        "1", "--main_process_ip", "gpu07", "--main_process_port", str(29500 + 4242),
+                        "--num_processes", "8"]
+    on_cpu = launch_prefix(2, 2, False, {**environ, "SLURM_NODEID": "0"}, host="gpu07")
+    assert on_cpu[1:] == ["-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", "0", "--master_addr",
+                          "gpu07", "--master_port", str(29500 + 4242), "--nproc_per_node", "2"]
+
+
+@pytest.mark.cluster
+def test_two_workers_share_one_postgresql_search_and_its_password_stays_hidden(tmp_path, postgres):
+    config, space = search_files(tmp_path, trial_seconds=0.5)
+    output_dir = tmp_path / "search"
+    assert main([str(config), "--output_dir", str(output_dir), "--search", str(space), "--trials", "6",
+                 "--workers", "2", "--storage", postgres.url, "--study_name", "shared-by-two"]) == 0
+    rows = search_rows(output_dir)
+    assert [row["state"] for row in rows] == ["COMPLETE"] * 6
+    assert len({row["learning_rate"] for row in rows}) == 6
+    for row in rows:
+        assert float(row["eval_accuracy"]) == pytest.approx(expected_accuracy(float(row["learning_rate"])))
+    assert len({launch[2] for launch in launches(output_dir)}) == 2
+    import optuna
+
+    stored = optuna.load_study(study_name="shared-by-two",
+                               storage=postgres.url.replace("postgresql://", "postgresql+psycopg://"))
+    assert len(stored.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 6
+    for path in output_dir.rglob("*"):
+        if path.is_file() and path.suffix != ".png":
+            assert postgres.password not in path.read_text(errors="replace"), path
+
+
+@pytest.mark.cluster
+def test_a_killed_worker_does_not_lose_a_postgresql_search(tmp_path, postgres):
+    config, space = search_files(tmp_path, trial_seconds=3)
+    output_dir = tmp_path / "search"
+    finished = killed_worker_search(config, space, output_dir, "--storage", postgres.url)
+    assert finished.returncode == 0, finished.stdout[-3000:]
+    assert postgres.password not in finished.stdout
+    check_killed_trial_was_retried(output_dir)
+
+
+def squeue_ids() -> list[str]:
+    return subprocess.run(["squeue", "--me", "--noheader", "--format=%i"], capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+@pytest.mark.cluster
+def test_detach_status_and_a_second_command_that_submits_nothing(tmp_path, slurm):
+    config, _ = search_files(tmp_path)
+    other = tmp_path / "other.yaml"
+    other.write_text(config.read_text())
+    output_dir = tmp_path / "study"
+    # begin=now+1hour keeps the jobs pending for as long as the test needs
+    command = [str(config), str(other), "--output_dir", str(output_dir), "--executor", "slurm", "--slurm_partition",
+               "debug", "--slurm_time", "00:10:00", "--slurm_option", "begin=now+3600", "--detach"]
+    first = run_study(*command)
+    assert first.returncode == 0, first.stderr
+    jobs = json.loads((output_dir / "jobs.json").read_text())["runs"]
+    assert sorted(jobs) == ["trial_recipe-other", "trial_recipe-trial"]
+    assert sorted(squeue_ids()) == sorted(record["job_id"] for record in jobs.values())
+    again = run_study(*command)
+    assert again.returncode == 0, again.stderr
+    assert "submitted as" not in again.stdout and again.stdout.count("is pending; waiting for it") == 2
+    assert json.loads((output_dir / "jobs.json").read_text())["runs"] == jobs
+    assert sorted(squeue_ids()) == sorted(record["job_id"] for record in jobs.values())
+    status = run_study(*command[:-1], "--status")
+    assert status.returncode == 0, status.stderr
+    assert sorted(status.stdout.splitlines()) == [f"{name}: pending (job {jobs[name]['job_id']})"
+                                                  for name in sorted(jobs)]
+    subprocess.run(["scancel", *(record["job_id"] for record in jobs.values())], check=True)
+    assert_one_line_refusal(run_study(*command[:4], "--executor", "slurm", "--slurm_partition", "gpu-a100"),
+                            "--slurm_partition gpu-a100", "sinfo lists debug")
+
+
+# The tiny FarsTail recipe with every optimizer step slowed by 0.3 s (numbers unchanged), so that a job can be
+# requeued between its first checkpoint and its end.
+SLOWED_RECIPE = """
+import sys, time
+sys.path.insert(0, {recipes!r})
+import transformers
+import farstail
+from hf_tasks.args import parse
+from hf_tasks.errors import one_line_errors
+step = transformers.Trainer.training_step
+def slowed(self, *arguments, **keywords):
+    time.sleep(0.3)
+    return step(self, *arguments, **keywords)
+transformers.Trainer.training_step = slowed
+with one_line_errors():
+    farstail.main(*parse(*farstail.ARGUMENTS, unused=farstail.UNUSED))
+"""
+TINY_RUN = ["--max_train_samples", "64", "--max_eval_samples", "24", "--max_predict_samples", "24",
+            "--num_train_epochs", "2", "--per_device_train_batch_size", "8", "--eval_strategy", "no",
+            "--save_strategy", "steps", "--save_steps", "4", "--use_cpu", "true", "--report_to", "none",
+            "--disable_tqdm", "true"]
+VARYING = ("train_runtime", "peak_cpu_memory_mb", "peak_gpu_memory_mb")
+
+
+@pytest.mark.cluster
+def test_a_study_through_slurm_with_a_requeued_job_matches_the_local_study(tmp_path, slurm):
+    recipe = tmp_path / "slowed_farstail.py"
+    recipe.write_text(SLOWED_RECIPE.format(recipes=str(REPO / "recipes")))
+    base = str(REPO / "recipes/configs/farstail/tiny.yaml")
+    single = tmp_path / "single.yaml"
+    single.write_text(yaml.safe_dump({"recipe": str(recipe), "base": base}))
+    # Two processes on the one node, started through the multi-node launch line (rendezvous from SLURM_*).
+    pair = tmp_path / "pair.yaml"
+    pair.write_text(yaml.safe_dump({"recipe": str(recipe), "base": base, "num_processes": 2, "num_nodes": 1}))
+    local, through_slurm = tmp_path / "local", tmp_path / "slurm"
+
+    assert main([str(single), str(pair), "--output_dir", str(local), "--parallel", "2", *TINY_RUN]) == 0
+    study = subprocess.Popen([sys.executable, "-m", "hf_tasks.study", str(single), str(pair), "--output_dir",
+                              str(through_slurm), "--executor", "slurm", "--slurm_time", "00:20:00", *TINY_RUN],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    checkpoint = through_slurm / "slowed_farstail-single" / "checkpoint-4" / "trainer_state.json"
+    deadline = time.monotonic() + 300
+    while not checkpoint.is_file() and time.monotonic() < deadline and study.poll() is None:
+        time.sleep(0.2)
+    assert checkpoint.is_file(), study.communicate()[0][-3000:]
+    job_id = json.loads((through_slurm / "jobs.json").read_text())["runs"]["slowed_farstail-single"]["job_id"]
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    # Slurm holds a requeued job back for a while (BeginTime); let it start again at once.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = subprocess.run(["squeue", "--noheader", "--format=%T", "--jobs", job_id], capture_output=True,
+                               text=True).stdout.strip()
+        if state == "PENDING":
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+            break
+        time.sleep(0.5)
+    output, _ = study.communicate(timeout=600)
+    assert study.returncode == 0, output[-3000:]
+
+    log = (through_slurm / "slowed_farstail-single.log").read_text()
+    starts = [line for line in log.splitlines() if line.startswith("[study] slurm job")]
+    assert len(starts) == 2 and "--resume_from_checkpoint" in starts[1], starts
+    assert "--resume_from_checkpoint" not in starts[0]
+    assert "saving checkpoint-" in log  # the recipe stopped cleanly on SIGTERM
+    pair_log = (through_slurm / "slowed_farstail-pair.log").read_text()
+    assert "torch.distributed.run --nnodes 1 --node_rank 0 --master_addr" in pair_log
+
+    def table(folder: Path) -> dict[str, dict[str, str]]:
+        return {row["run"]: row for row in csv.DictReader((folder / "study.csv").open())}
+
+    expected, got = table(local), table(through_slurm)
+    assert sorted(got) == sorted(expected) == ["slowed_farstail-pair", "slowed_farstail-single"]
+    for name, row in expected.items():
+        assert got[name]["status"] == "ok"
+        compared = [column for column in row if column not in ("run", "config", "status", *VARYING) and row[column]]
+        assert "train_loss" in compared and "test_accuracy" in compared
+        for column in compared:
+            assert float(got[name][column]) == pytest.approx(float(row[column]), rel=1e-5, abs=1e-7), (name, column)
