@@ -137,7 +137,9 @@ SchedulerParameters=sched_interval=1
 NodeName={host} NodeAddr=127.0.0.1 CPUs={self.cpus} State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 """)
-        (folder / "cgroup.conf").write_text("CgroupPlugin=cgroup/v1\n")  # v2 stops slurmd: "Hybrid mode"
+        # Where cgroup v1 is mounted beside v2, slurmd's v2 plugin stops ("Hybrid mode is not supported").
+        plugin = "cgroup/v1" if Path("/sys/fs/cgroup/memory").is_dir() else "autodetect"
+        (folder / "cgroup.conf").write_text(f"CgroupPlugin={plugin}\n")
         os.environ["SLURM_CONF"] = str(self.conf)
         subprocess.run([_program("slurmctld"), "-f", str(self.conf)], check=True)
         subprocess.run([_program("slurmd"), "-f", str(self.conf)], check=True)

@@ -35,6 +35,7 @@ Command lines, configs and logs the study writes or prints never hold a secret (
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
@@ -43,7 +44,7 @@ from pathlib import Path
 from hf_tasks.config_files import SHARED_BASE_NAME
 from hf_tasks.errors import BadInputError
 from hf_tasks.secrets import redact_arguments
-from hf_tasks.study.runs import Run, SlurmResources, StudyArguments, make_run, study_queue
+from hf_tasks.study.runs import STORAGE_VARIABLE, Run, SlurmResources, StudyArguments, make_run, study_queue
 from hf_tasks.study.table import plot_study, write_table
 
 STUDY_OPTIONS = ("--output_dir", "--launcher", "--columns", "--parallel", "--devices", "--seeds", "--search",
@@ -184,7 +185,7 @@ def parse_study_args(argv: list[str]) -> StudyArguments:
         detach="--detach" in switches,
         status="--status" in switches,
         slurm=slurm_resources(options, slurm_options),
-        storage=options.get("--storage"),
+        storage=options.get("--storage", os.environ.get(STORAGE_VARIABLE)),
         workers=workers,
         study_name=options.get("--study_name"),
         heartbeat_interval=_count("--heartbeat_interval", options["--heartbeat_interval"], 1)

@@ -24,6 +24,9 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin")
 #: First rendezvous port of a multi-process run; each run adds the index of its first slot.
 BASE_PORT = 29500
 POLL_SECONDS = 1.0
+#: The storage URL when --storage is not given; search workers get theirs this way, so no command line, job
+#: script or pickled job holds a database password.
+STORAGE_VARIABLE = "HF_TASKS_STORAGE"
 #: Where a run's process finds a secret the study took out of its config and command line (nothing the study
 #: writes or prints holds it): the runner itself moves --hub_token into HF_TOKEN, and wandb reads WANDB_API_KEY.
 SECRET_VARIABLES = {"hub_token": "HF_TOKEN", "hf_token": "HF_TOKEN", "token": "HF_TOKEN",

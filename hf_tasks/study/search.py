@@ -42,7 +42,7 @@ from optuna.trial import TrialState
 from hf_tasks.errors import BadInputError
 from hf_tasks.files import atomic_path, read_json, write_atomic, write_with
 from hf_tasks.secrets import redact_arguments, redact_mapping
-from hf_tasks.study.runs import Queue, Run, StudyArguments, last_complete_checkpoint, make_run
+from hf_tasks.study.runs import STORAGE_VARIABLE, Queue, Run, StudyArguments, last_complete_checkpoint, make_run
 from hf_tasks.study.storage import default_study_name, open_storage, storage_spec
 
 #: A trial given back because N were already taken: failed, and left out of every count and report.
@@ -288,13 +288,32 @@ def run_worker(study: StudyArguments, index: int) -> int:
     return 0
 
 
+def worker_command(study: StudyArguments, argv: list[str], index: int) -> list[str]:
+    """The study's own command line as worker `index` runs it, without --storage: the URL (and its password)
+    travels in HF_TASKS_STORAGE, which `hand_storage_to_workers` sets."""
+    kept, rest = [], list(argv)
+    while rest:
+        item = rest.pop(0)
+        if item == "--storage":
+            rest.pop(0)
+        elif not item.startswith("--storage="):
+            kept.append(item)
+    return [sys.executable, "-m", "hf_tasks.study", *kept, "--worker", str(index)]
+
+
+def hand_storage_to_workers(study: StudyArguments) -> None:
+    """Workers started from here (processes, or jobs sbatch gives this environment) find the storage here."""
+    if study.storage is not None:
+        os.environ[STORAGE_VARIABLE] = study.storage
+
+
 def start_local_workers(study: StudyArguments, argv: list[str]) -> list[subprocess.Popen]:
     """W worker processes on this machine, each in its own session (its recipe runs die with it when it is
     killed as a group); each one's output goes to `<output_dir>/worker-<i>.log`."""
     workers = []
     for index in range(study.workers):
         log = study.output_dir / f"worker-{index}.log"
-        command = [sys.executable, "-m", "hf_tasks.study", *argv, "--worker", str(index)]
+        command = worker_command(study, argv, index)
         with log.open("a", encoding="utf-8") as handle:
             handle.write(f"[study] worker {index}: {' '.join(redact_arguments(command))}\n")
             handle.flush()
@@ -309,6 +328,7 @@ def search(study: StudyArguments, argv: list[str]) -> int:
         return run_worker(study, study.worker)
     tuner, objective, direction, parameters = open_search(study)  # bad input stops here, before any worker
     study.output_dir.mkdir(parents=True, exist_ok=True)
+    hand_storage_to_workers(study)
     if study.executor == "slurm":
         from hf_tasks.study.slurm import SlurmStudy
 
@@ -316,7 +336,7 @@ def search(study: StudyArguments, argv: list[str]) -> int:
         if study.status:
             print(jobs.worker_status())
         else:
-            jobs.submit_workers(argv)
+            jobs.submit_workers([worker_command(study, argv, index) for index in range(study.workers)])
             if not study.detach:
                 jobs.wait_for_workers()
     elif not study.status:

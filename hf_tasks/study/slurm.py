@@ -32,7 +32,6 @@ from pathlib import Path
 
 from hf_tasks.errors import BadInputError
 from hf_tasks.files import read_json, write_json
-from hf_tasks.secrets import redact_arguments
 from hf_tasks.study.runs import (
     BASE_PORT,
     Run,
@@ -269,7 +268,8 @@ class SlurmStudy:
             where = f" on {nodes}" if state == "RUNNING" and nodes else ""
             return f"{run.name}: {state.lower()}{where} (job {job_id})"
         if job_id is None:
-            return f"{run.name}: not submitted"
+            return f"{run.name}: {'not submitted' if self.study.executor == 'slurm' else 'not finished'}" + (
+                f": {last_line(run.log)}" if run.log.is_file() else "")
         return f"{run.name}: failed (job {job_id}): {last_line(run.log)}"
 
     def run_study(self, runs: list[Run], command: str) -> int:
@@ -279,7 +279,7 @@ class SlurmStudy:
             write_table(runs, study.output_dir, command, study.columns)
             plot_study(runs, study.output_dir / "study.png")
 
-        states = queue_states()
+        states = queue_states() if study.executor == "slurm" else {}  # --status of a local study: no jobs
         if study.status:
             for run in runs:
                 print(self.run_line(run, states))
@@ -327,24 +327,22 @@ class SlurmStudy:
         print(markdown_path.read_text(encoding="utf-8"))
         return 0 if all(run.status in ("ok", "reused") for run in runs) else 1
 
-    def submit_workers(self, argv: list[str]) -> None:
-        """W search workers, each a job; a worker still pending or running is not submitted again."""
+    def submit_workers(self, commands: list[list[str]]) -> None:
+        """One job per search worker's command; a worker still pending or running is not submitted again."""
         states = queue_states()
-        _, forwarded_argv, _ = secrets_to_environment({}, argv)
-        for index in range(self.study.workers):
+        processes = make_run(self.study.configs[0], self.study.output_dir).num_processes
+        for index, command in enumerate(commands):
             job_id = self.jobs["workers"].get(str(index), {}).get("job_id")
             if job_id in states:
                 print(f"[study] worker {index}: slurm job {job_id} is {states[job_id][0].lower()}", flush=True)
                 continue
-            command = [sys.executable, "-m", "hf_tasks.study", *forwarded_argv, "--worker", str(index)]
-            processes = make_run(self.study.configs[0], self.study.output_dir).num_processes
+            _, command, _ = secrets_to_environment({}, command)
             job = self.executor(f"{self.study.output_dir.name}-worker{index}", 1, processes).submit(
                 WorkerJob(command, self.study.output_dir / f"worker-{index}.log"))
             self.jobs["workers"][str(index)] = {"job_id": str(job.job_id),
                                                 "submitted": datetime.datetime.now().isoformat(timespec="seconds")}
             self.save()
-            print(f"[study] worker {index}: submitted as slurm job {job.job_id}: "
-                  f"{' '.join(redact_arguments(command))}", flush=True)
+            print(f"[study] worker {index}: submitted as slurm job {job.job_id}: {shown(command)}", flush=True)
 
     def alive_workers(self) -> list[str]:
         states = queue_states()
