@@ -223,3 +223,63 @@ def test_a_study_through_slurm_with_a_requeued_job_matches_the_local_study(tmp_p
         assert "train_loss" in compared and "test_accuracy" in compared
         for column in compared:
             assert float(got[name][column]) == pytest.approx(float(row[column]), rel=1e-5, abs=1e-7), (name, column)
+
+
+# Stops as the recipes do on SIGTERM (a checkpoint, exit 143) and finishes when resumed; dies on any other
+# signal's default action, as a recipe would.
+PREEMPTIBLE_RECIPE = """
+import json, signal, sys, time
+from pathlib import Path
+argv = sys.argv[1:]
+def value(flag):
+    return argv[argv.index(flag) + 1] if flag in argv else None
+out = Path(value("--output_dir"))
+out.mkdir(parents=True, exist_ok=True)
+with open(out.parent / "launches.txt", "a") as launches:
+    launches.write(f"{out.name} {value('--resume_from_checkpoint')}\\n")
+if value("--resume_from_checkpoint") is None:
+    def stop(number, frame):
+        (out / "checkpoint-1").mkdir()
+        (out / "checkpoint-1" / "trainer_state.json").write_text("{}")
+        print(f"saving checkpoint-1 on {signal.Signals(number).name}", flush=True)
+        sys.exit(143)
+    signal.signal(signal.SIGTERM, stop)
+    (out / "started").write_text("")
+    time.sleep(300)
+(out / "results.json").write_text(json.dumps({"eval_accuracy": 0.5}))
+"""
+
+
+@pytest.mark.cluster
+def test_the_time_limit_warning_checkpoints_the_recipe_and_requeues_its_job(tmp_path, slurm):
+    recipe = tmp_path / "preemptible.py"
+    recipe.write_text(PREEMPTIBLE_RECIPE)
+    config = tmp_path / "long.yaml"
+    config.write_text(yaml.safe_dump({"recipe": str(recipe)}))
+    output_dir = tmp_path / "study"
+    study = subprocess.Popen([sys.executable, "-m", "hf_tasks.study", str(config), "--output_dir", str(output_dir),
+                              "--executor", "slurm", "--slurm_time", "00:10:00", "--slurm_signal", "60"],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    started = output_dir / "preemptible-long" / "started"
+    deadline = time.monotonic() + 120
+    while not started.is_file() and time.monotonic() < deadline and study.poll() is None:
+        time.sleep(0.2)
+    assert started.is_file(), study.communicate()[0][-3000:]
+    job_id = json.loads((output_dir / "jobs.json").read_text())["runs"]["preemptible-long"]["job_id"]
+    # What Slurm sends --slurm_signal seconds before the time limit (and submitit asks for: USR2).
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = subprocess.run(["squeue", "--noheader", "--format=%T", "--jobs", job_id], capture_output=True,
+                               text=True).stdout.strip()
+        if state == "PENDING":
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+            break
+        time.sleep(0.5)
+    output, _ = study.communicate(timeout=300)
+    assert study.returncode == 0, output[-3000:]
+    log = (output_dir / "preemptible-long.log").read_text()
+    assert "saving checkpoint-1 on SIGTERM" in log  # USR2 went to submitit, which sent the recipe SIGTERM
+    assert launches(output_dir) == [["preemptible-long", "None"],
+                                    ["preemptible-long", str(output_dir / "preemptible-long" / "checkpoint-1")]]
+    assert json.loads((output_dir / "jobs.json").read_text())["runs"]["preemptible-long"]["attempts"] == 1
