@@ -283,3 +283,26 @@ def test_the_time_limit_warning_checkpoints_the_recipe_and_requeues_its_job(tmp_
     assert launches(output_dir) == [["preemptible-long", "None"],
                                     ["preemptible-long", str(output_dir / "preemptible-long" / "checkpoint-1")]]
     assert json.loads((output_dir / "jobs.json").read_text())["runs"]["preemptible-long"]["attempts"] == 1
+
+
+@pytest.mark.cluster
+def test_secrets_reach_a_slurm_job_through_its_environment_only(tmp_path, slurm):
+    from tests.test_study_workers import TOKEN_RECIPE
+
+    token, forwarded = "hf_" + "Z9y8X7w6V5u4T3s2R1q0P9o8", "hf_" + "Forwarded0123456789abcdef"
+    recipe = tmp_path / "token_recipe.py"
+    recipe.write_text(TOKEN_RECIPE)
+    in_config, on_command_line = tmp_path / "in_config.yaml", tmp_path / "on_command_line.yaml"
+    in_config.write_text(yaml.safe_dump({"recipe": str(recipe), "hub_token": token}))
+    on_command_line.write_text(yaml.safe_dump({"recipe": str(recipe)}))
+    output_dir = tmp_path / "study"
+    assert main([str(in_config), "--output_dir", str(output_dir), "--executor", "slurm"]) == 0
+    assert main([str(on_command_line), "--output_dir", str(tmp_path / "other"), "--executor", "slurm",
+                 "--hub_token", forwarded]) == 0
+    assert json.loads((output_dir / "token_recipe-in_config" / "results.json").read_text())["token_seen"] == token
+    other = tmp_path / "other" / "token_recipe-on_command_line" / "results.json"
+    assert json.loads(other.read_text())["token_seen"] == forwarded
+    for folder, secret in ((output_dir, token), (tmp_path / "other", forwarded)):
+        for path in folder.rglob("*"):
+            if path.is_file() and path.name != "results.json":  # job scripts, pickled jobs, logs, jobs.json
+                assert secret.encode() not in path.read_bytes(), path

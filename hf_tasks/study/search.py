@@ -290,7 +290,7 @@ def run_worker(study: StudyArguments, index: int) -> int:
 
 def worker_command(study: StudyArguments, argv: list[str], index: int) -> list[str]:
     """The study's own command line as worker `index` runs it, without --storage: the URL (and its password)
-    travels in HF_TASKS_STORAGE, which `hand_storage_to_workers` sets."""
+    travels in HF_TASKS_STORAGE (`storage_environment`)."""
     kept, rest = [], list(argv)
     while rest:
         item = rest.pop(0)
@@ -301,10 +301,9 @@ def worker_command(study: StudyArguments, argv: list[str], index: int) -> list[s
     return [sys.executable, "-m", "hf_tasks.study", *kept, "--worker", str(index)]
 
 
-def hand_storage_to_workers(study: StudyArguments) -> None:
-    """Workers started from here (processes, or jobs sbatch gives this environment) find the storage here."""
-    if study.storage is not None:
-        os.environ[STORAGE_VARIABLE] = study.storage
+def storage_environment(study: StudyArguments) -> dict[str, str]:
+    """Where the workers find the storage URL."""
+    return {STORAGE_VARIABLE: study.storage} if study.storage is not None else {}
 
 
 def start_local_workers(study: StudyArguments, argv: list[str]) -> list[subprocess.Popen]:
@@ -317,8 +316,8 @@ def start_local_workers(study: StudyArguments, argv: list[str]) -> list[subproce
         with log.open("a", encoding="utf-8") as handle:
             handle.write(f"[study] worker {index}: {' '.join(redact_arguments(command))}\n")
             handle.flush()
-            workers.append(subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
-                                            start_new_session=True))
+            workers.append(subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                                            env={**os.environ, **storage_environment(study)}))
     return workers
 
 
@@ -328,11 +327,10 @@ def search(study: StudyArguments, argv: list[str]) -> int:
         return run_worker(study, study.worker)
     tuner, objective, direction, parameters = open_search(study)  # bad input stops here, before any worker
     study.output_dir.mkdir(parents=True, exist_ok=True)
-    hand_storage_to_workers(study)
     if study.executor == "slurm":
         from hf_tasks.study.slurm import SlurmStudy
 
-        jobs = SlurmStudy(study)
+        jobs = SlurmStudy(study, storage_environment(study))
         if study.status:
             print(jobs.worker_status())
         else:

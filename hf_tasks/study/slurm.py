@@ -18,6 +18,8 @@ again from the top. The recipe process ignores SIGUSR2, whose default action wou
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime
 import os
 import re
@@ -27,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,6 +198,22 @@ class WorkerJob:
         return "ok"
 
 
+@contextlib.contextmanager
+def exported(variables: dict[str, str]) -> Iterator[None]:
+    """sbatch gives a job the environment it was called in: set `variables` there for the submission only, so
+    secrets reach the job without any file (job script, pickled job, jobs.json) holding them."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def queue_states() -> dict[str, tuple[str, str]]:
     """Job id -> (state, nodes) of this user's jobs that Slurm still holds (pending, running, requeued...)."""
     listed = subprocess.run(["squeue", "--me", "--noheader", "--format=%i|%T|%N"], capture_output=True, text=True)
@@ -216,7 +235,7 @@ def last_line(path: Path) -> str:
 class SlurmStudy:
     """The study's jobs: submitted, found again from jobs.json, watched through squeue."""
 
-    def __init__(self, study: StudyArguments):
+    def __init__(self, study: StudyArguments, environment: dict[str, str] | None = None):
         self.study = study
         self.path = study.output_dir / JOBS_FILE
         recorded = read_json(self.path)
@@ -224,8 +243,7 @@ class SlurmStudy:
         self.jobs.setdefault("runs", {})
         self.jobs.setdefault("workers", {})
         _, self.forwarded, secret_env = secrets_to_environment({}, study.forwarded)
-        # sbatch exports the submitting environment to the job: the secrets reach the recipe and no file holds them
-        os.environ.update(secret_env)
+        self.environment = {**secret_env, **(environment or {})}  # exported to each job as it is submitted
 
     def save(self) -> None:
         write_json(self.path, self.jobs)
@@ -250,8 +268,12 @@ class SlurmStudy:
             raise BadInputError(f"{run.config}: num_processes: {run.num_processes} needs {run.num_processes} GPUs "
                                 f"per node but --gpus_per_run is {gpus}.")
         executor = self.executor(run.name, run.num_nodes, run.num_processes)
-        job = executor.submit(RunJob(run, self.study.output_dir, self.study.launcher, self.forwarded,
-                                     on_gpus=bool(gpus), group=self.study.output_dir.resolve().name))
+        # The pickled job holds the run without its config's secrets; they reach the job as environment variables.
+        values, _, run_secrets = secrets_to_environment(run.values, [])
+        job_run = dataclasses.replace(run, values=values)
+        with exported({**self.environment, **run_secrets}):
+            job = executor.submit(RunJob(job_run, self.study.output_dir, self.study.launcher, self.forwarded,
+                                         on_gpus=bool(gpus), group=self.study.output_dir.resolve().name))
         record = self.jobs["runs"].setdefault(run.name, {"attempts": 0})
         record.update(job_id=str(job.job_id), attempts=record["attempts"] + 1,
                       submitted=datetime.datetime.now().isoformat(timespec="seconds"))
@@ -337,8 +359,9 @@ class SlurmStudy:
                 print(f"[study] worker {index}: slurm job {job_id} is {states[job_id][0].lower()}", flush=True)
                 continue
             _, command, _ = secrets_to_environment({}, command)
-            job = self.executor(f"{self.study.output_dir.name}-worker{index}", 1, processes).submit(
-                WorkerJob(command, self.study.output_dir / f"worker-{index}.log"))
+            executor = self.executor(f"{self.study.output_dir.name}-worker{index}", 1, processes)
+            with exported(self.environment):
+                job = executor.submit(WorkerJob(command, self.study.output_dir / f"worker-{index}.log"))
             self.jobs["workers"][str(index)] = {"job_id": str(job.job_id),
                                                 "submitted": datetime.datetime.now().isoformat(timespec="seconds")}
             self.save()
