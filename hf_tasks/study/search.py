@@ -155,7 +155,7 @@ def work(tuner: optuna.Study, n_trials: int, objective: Callable[[optuna.Trial],
         if sum(map(counted, before)) >= n_trials:
             trial.set_user_attr(SURPLUS, True)
             tuner.stop()
-            raise SurplusTrial
+            raise SurplusTrial(f"the search has its {n_trials} trials already; this one is given back unrun")
         ran += 1
         return objective(trial)
 
