@@ -50,7 +50,7 @@ def killed_worker_search(config, space, output_dir, *storage: str) -> subprocess
     """A 4-trial search with 2 workers in which the worker of the first trial is killed (SIGKILL, with its
     recipe) once that trial has saved a checkpoint; returns the finished study command."""
     command = [*STUDY, str(config), "--output_dir", str(output_dir), "--search", str(space), "--trials", "4",
-               "--workers", "2", "--heartbeat_interval", "1", *storage]
+               "--workers", "2", "--heartbeat_interval", "2", *storage]
     study = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while not launches(output_dir) and time.monotonic() < deadline:

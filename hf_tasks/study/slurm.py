@@ -306,39 +306,39 @@ class SlurmStudy:
             for run in runs:
                 print(self.run_line(run, states))
             return 0
-        submitted_now: dict[str, int] = {}
+        jobs_here: dict[str, int] = {}  # jobs this command submitted or attached to, per run: one resubmission
         for run in runs:
             job_id = self.jobs["runs"].get(run.name, {}).get("job_id")
             if run.finished:
                 run.status = "reused"
                 run.read_results()
-            elif job_id in states:
-                run.status = "running"
+                continue
+            if job_id in states:
                 print(f"[study] {run.name}: slurm job {job_id} is {states[job_id][0].lower()}; waiting for it",
                       flush=True)
             else:
                 self.submit_run(run)
-                submitted_now[run.name] = 1
-                run.status = "running"
+            jobs_here[run.name] = 1
+            run.status = "submitted"
         rewrite()
         if study.detach:
-            print(f"[study] {len(submitted_now)} job(s) submitted; jobs in {self.path}. Check with the same command "
-                  "plus --status; run it again without --detach to wait for the table.", flush=True)
+            print(f"[study] {len(jobs_here)} job(s) pending or running; jobs in {self.path}. Check with the same "
+                  "command plus --status; run it again without --detach to wait for the table.", flush=True)
             return 0
-        while any(run.status == "running" for run in runs):
+        while any(run.status == "submitted" for run in runs):
             time.sleep(POLL_SECONDS)
             states = queue_states()
             for run in runs:
-                if run.status != "running" or self.jobs["runs"][run.name]["job_id"] in states:
+                if run.status != "submitted" or self.jobs["runs"][run.name]["job_id"] in states:
                     continue
                 if run.finished:
                     run.status = "ok"
                     run.read_results()
-                elif submitted_now.get(run.name, 0) < 2:
+                elif jobs_here[run.name] < 2:
                     print(f"[study] {run.name}: job ended without results ({last_line(run.log)}); resubmitting",
                           flush=True)
                     self.submit_run(run)
-                    submitted_now[run.name] = submitted_now.get(run.name, 0) + 1
+                    jobs_here[run.name] += 1
                     continue
                 else:
                     run.status = f"failed twice (see {run.log.name})"
