@@ -310,3 +310,31 @@ def test_secrets_reach_a_slurm_job_through_its_environment_only(tmp_path, slurm)
         for path in folder.rglob("*"):
             if path.is_file() and path.name != "results.json":  # job scripts, pickled jobs, logs, jobs.json
                 assert secret.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.cluster
+def test_a_cancelled_job_is_reported_then_resubmitted_and_resumes(tmp_path, slurm):
+    recipe = tmp_path / "preemptible.py"
+    recipe.write_text(PREEMPTIBLE_RECIPE)
+    config = tmp_path / "long.yaml"
+    config.write_text(yaml.safe_dump({"recipe": str(recipe)}))
+    output_dir = tmp_path / "study"
+    command = [str(config), "--output_dir", str(output_dir), "--executor", "slurm", "--slurm_time", "00:10:00"]
+    assert run_study(*command, "--detach").returncode == 0
+    started = output_dir / "preemptible-long" / "started"
+    deadline = time.monotonic() + 120
+    while not started.is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first_job = json.loads((output_dir / "jobs.json").read_text())["runs"]["preemptible-long"]["job_id"]
+    subprocess.run(["scancel", first_job], check=True)  # SIGTERM to the job: the recipe checkpoints and exits
+    deadline = time.monotonic() + 60
+    while first_job in squeue_ids() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    status = run_study(*command, "--status")
+    assert status.stdout.strip() == f"preemptible-long: failed (job {first_job}): saving checkpoint-1 on SIGTERM"
+    finished = run_study(*command)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    record = json.loads((output_dir / "jobs.json").read_text())["runs"]["preemptible-long"]
+    assert record["attempts"] == 2 and record["job_id"] != first_job
+    assert launches(output_dir)[-1] == ["preemptible-long", str(output_dir / "preemptible-long" / "checkpoint-1")]
+    assert run_study(*command, "--status").stdout.strip() == "preemptible-long: finished"

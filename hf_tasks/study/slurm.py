@@ -248,12 +248,11 @@ class SlurmStudy:
     def save(self) -> None:
         write_json(self.path, self.jobs)
 
-    def executor(self, name: str, num_nodes: int, processes: int):
+    def executor(self, name: str, num_nodes: int, processes: int, gpus: int):
         import submitit
 
         resources = self.study.slurm
         executor = submitit.SlurmExecutor(folder=self.study.output_dir / "slurm" / "%j", max_num_timeout=10)
-        gpus = resources.gpus_per_run or 0
         executor.update_parameters(
             job_name=name, partition=resources.partition, account=resources.account, qos=resources.qos,
             time=slurm_minutes(resources.time), nodes=num_nodes, ntasks_per_node=1,
@@ -263,11 +262,9 @@ class SlurmStudy:
         return executor
 
     def submit_run(self, run: Run) -> str:
-        gpus = self.study.slurm.gpus_per_run
-        if gpus and gpus < run.num_processes:
-            raise BadInputError(f"{run.config}: num_processes: {run.num_processes} needs {run.num_processes} GPUs "
-                                f"per node but --gpus_per_run is {gpus}.")
-        executor = self.executor(run.name, run.num_nodes, run.num_processes)
+        # On GPUs, a config's num_processes: k asks for k of them on each node (at least --gpus_per_run).
+        gpus = max(self.study.slurm.gpus_per_run, run.num_processes) if self.study.slurm.gpus_per_run else 0
+        executor = self.executor(run.name, run.num_nodes, run.num_processes, gpus)
         # The pickled job holds the run without its config's secrets; they reach the job as environment variables.
         values, _, run_secrets = secrets_to_environment(run.values, [])
         job_run = dataclasses.replace(run, values=values)
@@ -359,7 +356,8 @@ class SlurmStudy:
                 print(f"[study] worker {index}: slurm job {job_id} is {states[job_id][0].lower()}", flush=True)
                 continue
             _, command, _ = secrets_to_environment({}, command)
-            executor = self.executor(f"{self.study.output_dir.name}-worker{index}", 1, processes)
+            gpus = max(self.study.slurm.gpus_per_run, processes) if self.study.slurm.gpus_per_run else 0
+            executor = self.executor(f"{self.study.output_dir.name}-worker{index}", 1, processes, gpus)
             with exported(self.environment):
                 job = executor.submit(WorkerJob(command, self.study.output_dir / f"worker-{index}.log"))
             self.jobs["workers"][str(index)] = {"job_id": str(job.job_id),
