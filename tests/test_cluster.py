@@ -16,7 +16,8 @@ import yaml
 
 from hf_tasks.study import main
 from hf_tasks.study.search import SURPLUS
-from hf_tasks.study.slurm import launch_prefix
+from hf_tasks.errors import BadInputError
+from hf_tasks.study.slurm import launch_prefix, slurm_minutes
 from tests.cluster_services import PostgresServer, SlurmCluster, postgres_missing, slurm_missing
 from tests.conftest import REPO
 from tests.study_fakes import expected_accuracy, launches, search_files, search_rows
@@ -59,6 +60,13 @@ def test_the_launch_line_of_node_two_of_a_two_node_job():
     on_cpu = launch_prefix(2, 2, False, {**environ, "SLURM_NODEID": "0"}, host="gpu07")
     assert on_cpu[1:] == ["-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", "0", "--master_addr",
                           "gpu07", "--master_port", str(29500 + 4242), "--nproc_per_node", "2"]
+
+
+def test_slurm_time_limits_in_minutes_and_a_malformed_one_refused():
+    assert [slurm_minutes(text) for text in ("90", "30:30", "04:00:00", "2-00:00:00", "1-12", "00:10:00")] == [
+        90, 31, 240, 2880, 2160, 10]
+    with pytest.raises(BadInputError, match="--slurm_time 4h: give a Slurm time limit"):
+        slurm_minutes("4h")
 
 
 @pytest.mark.cluster

@@ -245,6 +245,7 @@ def worker_queue(study: StudyArguments, index: int, num_processes: int) -> Queue
                   parallel=num_processes, group=study.output_dir.resolve().name)
     if not devices and "OMP_NUM_THREADS" not in os.environ:
         queue.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // (study.workers * num_processes)))
+    queue.env.pop(STORAGE_VARIABLE, None)  # the recipe has no use for the database password
     return queue
 
 
