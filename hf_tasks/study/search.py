@@ -151,8 +151,10 @@ def work(tuner: optuna.Study, n_trials: int, objective: Callable[[optuna.Trial],
 
     def claim_then_run(trial: optuna.Trial) -> float:
         nonlocal ran
-        before = [other for other in tuner.get_trials(deepcopy=False) if other.number < trial.number]
-        if sum(map(counted, before)) >= n_trials:
+        # Trials are numbered 0, 1, ... in the order they were created: those before this one that count are
+        # all of them but the failed ones that do not (fetching only failed trials keeps the claim cheap).
+        failed = tuner.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if trial.number - sum(not counted(other) for other in failed if other.number < trial.number) >= n_trials:
             trial.set_user_attr(SURPLUS, True)
             tuner.stop()
             raise SurplusTrial(f"the search has its {n_trials} trials already; this one is given back unrun")
