@@ -294,7 +294,7 @@ def test_the_time_limit_warning_checkpoints_the_recipe_and_requeues_its_job(tmp_
     assert "saving checkpoint-1 on SIGTERM" in log  # USR2 went to submitit, which sent the recipe SIGTERM
     assert launches(output_dir) == [["preemptible-long", "None"],
                                     ["preemptible-long", str(output_dir / "preemptible-long" / "checkpoint-1")]]
-    assert json.loads((output_dir / "jobs.json").read_text())["runs"]["preemptible-long"]["attempts"] == 1
+    assert json.loads((output_dir / "jobs.json").read_text())["runs"]["preemptible-long"]["attempts"] == 1, output
 
 
 @pytest.mark.cluster
