@@ -71,7 +71,7 @@ def test_slurm_time_limits_in_minutes_and_a_malformed_one_refused():
 
 @pytest.mark.cluster
 def test_two_workers_share_one_postgresql_search_and_its_password_stays_hidden(tmp_path, postgres):
-    config, space = search_files(tmp_path, trial_seconds=0.5)
+    config, space = search_files(tmp_path, trial_seconds=1.5)
     output_dir = tmp_path / "search"
     assert main([str(config), "--output_dir", str(output_dir), "--search", str(space), "--trials", "6",
                  "--workers", "2", "--storage", postgres.url, "--study_name", "shared-by-two"]) == 0
@@ -107,7 +107,7 @@ def test_a_killed_worker_does_not_lose_a_postgresql_search(tmp_path, postgres):
 
 @pytest.mark.cluster
 def test_search_workers_as_slurm_jobs_against_postgresql(tmp_path, slurm, postgres):
-    config, space = search_files(tmp_path, trial_seconds=0.5)
+    config, space = search_files(tmp_path, trial_seconds=1.5)
     output_dir = tmp_path / "search"
     command = [str(config), "--output_dir", str(output_dir), "--search", str(space), "--trials", "4", "--workers",
                "2", "--storage", postgres.url, "--executor", "slurm", "--slurm_time", "00:10:00"]

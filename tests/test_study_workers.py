@@ -24,7 +24,7 @@ STUDY = [sys.executable, "-m", "hf_tasks.study"]
 
 
 def test_two_workers_share_the_default_journal_and_finish_exactly_n_trials(tmp_path):
-    config, space = search_files(tmp_path, trial_seconds=0.5)
+    config, space = search_files(tmp_path, trial_seconds=1.5)
     output_dir = tmp_path / "search"
     assert main([str(config), "--output_dir", str(output_dir), "--search", str(space), "--trials", "5",
                  "--workers", "2"]) == 0
