@@ -170,3 +170,16 @@ def socket_port_nobody_listens_on() -> int:
     from tests.cluster_services import free_port
 
     return free_port()
+
+
+def test_search_workers_on_devices_each_need_a_trials_worth_of_them(tmp_path):
+    from hf_tasks.errors import BadInputError
+
+    config, space = search_files(tmp_path)
+    pairs = tmp_path / "pairs.yaml"
+    pairs.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "num_processes": 2}))
+    with pytest.raises(BadInputError, match=r"--workers 3 with trials of 2 process\(es\) need 6 devices; "
+                                            r"--devices gives 4"):
+        main([str(pairs), "--output_dir", str(tmp_path / "out"), "--search", str(space), "--devices", "0,1,2,3",
+              "--workers", "3"])
+    assert not (tmp_path / "out").exists()

@@ -131,7 +131,7 @@ def parse_study_args(argv: list[str]) -> StudyArguments:
         configs = [path for path in configs if path.name != SHARED_BASE_NAME]
     if not configs:
         raise BadInputError("Give the experiment configs first: "
-                         "python -m hf_tasks.study a.yaml b.yaml --output_dir DIR ...")
+                            "python -m hf_tasks.study a.yaml b.yaml --output_dir DIR ...")
     missing = [str(path) for path in configs if not path.is_file()]
     if missing:
         raise BadInputError(f"No such config file(s): {missing}.")
@@ -161,15 +161,11 @@ def parse_study_args(argv: list[str]) -> StudyArguments:
         raise BadInputError("--detach needs --executor slurm (local runs end with the command that started them).")
     if executor == "slurm" and ("--devices" in options or "--parallel" in options):
         raise BadInputError("--devices/--parallel place runs on this machine; with --executor slurm give "
-                         "--gpus_per_run (or num_processes in the config) instead.")
+                            "--gpus_per_run (or num_processes in the config) instead.")
     workers = _count("--workers", options["--workers"], 1) if "--workers" in options else None
     devices = [item.strip() for item in options["--devices"].split(",") if item.strip()] \
         if "--devices" in options else None
     parallel = _count("--parallel", options["--parallel"], 1) if "--parallel" in options else 1
-    if workers is None:  # a search without --workers runs as many trials at once as the study has room for
-        workers = max(1, len(devices)) if devices else parallel
-    if devices and workers > len(devices):
-        raise BadInputError(f"--workers {workers} with {len(devices)} device(s): each worker needs its own device.")
     return StudyArguments(
         configs=configs,
         output_dir=Path(options["--output_dir"]),

@@ -327,7 +327,7 @@ class StudyArguments:
     status: bool = False
     slurm: SlurmResources = field(default_factory=SlurmResources)
     storage: str | None = None  # None: the default journal file beside the study
-    workers: int = 1
+    workers: int | None = None  # None: as many as --devices (or --parallel) hold trials at once
     study_name: str | None = None
     heartbeat_interval: int = 60
     worker: int | None = None  # set in a worker process: its index

@@ -67,7 +67,7 @@ def read_space(path: Path) -> tuple[str, str, dict[str, Any]]:
             low, high = float(spec["low"]), float(spec["high"])
         except (TypeError, KeyError, ValueError):
             raise BadInputError(f"--search {path}: parameter {name}: give {{low: A, high: B}} (numbers) or a list of "
-                             "choices.") from None
+                                "choices.") from None
         if low > high:
             raise BadInputError(f"--search {path}: parameter {name}: low {low} is above high {high}.")
     direction = space.get("direction", "minimize" if space["objective"].endswith("loss") else "maximize")
@@ -326,6 +326,12 @@ def start_local_workers(study: StudyArguments, argv: list[str]) -> list[subproce
 
 def search(study: StudyArguments, argv: list[str]) -> int:
     """Check the search, start its workers, wait for them and write the reports from the storage."""
+    processes = make_run(study.configs[0], study.output_dir).num_processes
+    if study.workers is None:  # as many trials at once as the study has room for
+        study.workers = max(1, len(study.devices) // processes) if study.devices else study.parallel
+    if study.devices and study.workers * processes > len(study.devices):
+        raise BadInputError(f"--workers {study.workers} with trials of {processes} process(es) need "
+                            f"{study.workers * processes} devices; --devices gives {len(study.devices)}.")
     if study.worker is not None:
         return run_worker(study, study.worker)
     tuner, objective, direction, parameters = open_search(study)  # bad input stops here, before any worker
