@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -98,6 +99,7 @@ def main() -> None:
         finally:
             if server:
                 server.stop()
+            shutil.rmtree(folder, ignore_errors=True)
     record("study_storage", {f"{storage}: {key}": value for storage, row in rows.items()
                              for key, value in row.items()})
 
