@@ -205,13 +205,14 @@ def test_a_study_through_slurm_with_a_requeued_job_matches_the_local_study(tmp_p
     assert checkpoint.is_file(), study.communicate()[0][-3000:]
     job_id = json.loads((through_slurm / "jobs.json").read_text())["runs"]["slowed_farstail-single"]["job_id"]
     subprocess.run(["scontrol", "requeue", job_id], check=True)
-    # Slurm holds a requeued job back for a while (BeginTime); let it start again at once.
+    # Slurm holds a requeued job back for a while (BeginTime); let it start again in 3 s (at once, slurmd may
+    # still hold the job's revoked credential and kill it: "Killing non-startable batch job").
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         state = subprocess.run(["squeue", "--noheader", "--format=%T", "--jobs", job_id], capture_output=True,
                                text=True).stdout.strip()
         if state == "PENDING":
-            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now+3"], check=True)
             break
         time.sleep(0.5)
     output, _ = study.communicate(timeout=600)
@@ -287,7 +288,7 @@ def test_the_time_limit_warning_checkpoints_the_recipe_and_requeues_its_job(tmp_
         state = subprocess.run(["squeue", "--noheader", "--format=%T", "--jobs", job_id], capture_output=True,
                                text=True).stdout.strip()
         if state == "PENDING":
-            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now+3"], check=True)
             break
         time.sleep(0.5)
     output, _ = study.communicate(timeout=300)

@@ -51,8 +51,9 @@ from hf_tasks.study.table import plot_study, write_table
 JOBS_FILE = "jobs.json"
 #: How often a waiting study asks squeue about its jobs.
 POLL_SECONDS = 5.0
-#: A job in one of these states will still run (or runs); squeue's default listing leaves some out (a job being
-#: requeued shows as REQUEUED for a moment), so the study asks for every state and keeps these.
+#: A job in one of these states runs or will run again; squeue's default listing (pending, running, completing)
+#: leaves some out, such as a job held after a requeue (REQUEUE_HOLD), which the study must not submit twice; so
+#: it asks for every state and keeps these.
 ALIVE_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
                           "REQUEUE_FED", "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT"})
 SLURM_TIME = re.compile(r"^(?:(?P<days>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?$")
@@ -326,20 +327,12 @@ class SlurmStudy:
             print(f"[study] {len(jobs_here)} job(s) pending or running; jobs in {self.path}. Check with the same "
                   "command plus --status; run it again without --detach to wait for the table.", flush=True)
             return 0
-        # A job being requeued can miss from one listing (seen once in several runs, never caught in the act):
-        # a run is settled only when its job is missing from two listings in a row.
-        missing_once: set[str] = set()
         while any(run.status == "submitted" for run in runs):
             time.sleep(POLL_SECONDS)
             states = queue_states()
             for run in runs:
                 if run.status != "submitted" or self.jobs["runs"][run.name]["job_id"] in states:
-                    missing_once.discard(run.name)
                     continue
-                if run.name not in missing_once and not run.finished:
-                    missing_once.add(run.name)
-                    continue
-                missing_once.discard(run.name)
                 if run.finished:
                     run.status = "ok"
                     run.read_results()
