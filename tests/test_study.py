@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from hf_tasks.study import compare as compare_runs
+from hf_tasks.errors import BadInputError
 from hf_tasks.study import main, parse_study_args, resolve_recipe
 from tests.conftest import REPO, assert_outcomes_give_the_results
 
@@ -22,7 +23,7 @@ def test_recipe_from_the_config_folder_or_a_recipe_key(tmp_path):
     assert recipe == REPO / "recipes/farstail.py" and values == {"learning_rate": 0.1}
     loose = tmp_path / "loose.yaml"
     loose.write_text("learning_rate: 0.1\n")
-    with pytest.raises(SystemExit, match="cannot tell its recipe"):
+    with pytest.raises(BadInputError, match="cannot tell its recipe"):
         resolve_recipe(loose)
 
 
@@ -36,7 +37,7 @@ def test_study_options_are_kept_and_the_rest_forwarded(tmp_path):
     assert study.launcher == ["accelerate", "launch", "--num_processes", "2"]
     assert study.forwarded == ["--max_train_samples", "50", "--bf16", "false"]
     assert study.columns == ["eval_uar"]
-    with pytest.raises(SystemExit, match="--output_dir"):
+    with pytest.raises(BadInputError, match="--output_dir"):
         parse_study_args([str(config)])
 
 
@@ -242,7 +243,7 @@ def test_a_run_that_fails_twice_is_reported_and_fails_the_study(tmp_path):
 
 def test_a_config_asking_for_more_devices_than_the_study_has_stops_early(tmp_path):
     config = fake_configs(tmp_path, big={"num_processes": 4})[0]
-    with pytest.raises(SystemExit, match="num_processes: 4 needs 4 devices but the study has 2"):
+    with pytest.raises(BadInputError, match="num_processes: 4 needs 4 devices but the study has 2"):
         main([str(config), "--output_dir", str(tmp_path / "study"), "--devices", "0,1"])
 
 

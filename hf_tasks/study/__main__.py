@@ -1,5 +1,7 @@
 import sys
 
+from hf_tasks.errors import one_line_errors
 from hf_tasks.study.cli import main
 
-sys.exit(main())
+with one_line_errors():
+    sys.exit(main())

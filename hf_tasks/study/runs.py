@@ -17,34 +17,39 @@ import yaml
 
 from hf_tasks.config_files import config_values
 from hf_tasks.errors import BadInputError
-from hf_tasks.files import read_json
-from hf_tasks.run_folder import newest_complete_checkpoint as last_complete_checkpoint
+from hf_tasks.files import read_json, write_atomic
+from hf_tasks.run_folder import newest_complete_checkpoint
+from hf_tasks.secrets import SECRET_FIELDS, redact_arguments
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 #: First rendezvous port of a multi-process run; each run adds the index of its first slot.
 BASE_PORT = 29500
 POLL_SECONDS = 1.0
+#: The storage URL when --storage is not given; search workers get theirs this way, so no command line, job
+#: script or pickled job holds a database password.
+STORAGE_VARIABLE = "HF_TASKS_STORAGE"
+#: Where a run's process finds a secret the study took out of its config and command line (nothing the study
+#: writes or prints holds it): the runner itself moves --hub_token into HF_TOKEN, and wandb reads WANDB_API_KEY.
+SECRET_VARIABLES = {"hub_token": "HF_TOKEN", "hf_token": "HF_TOKEN", "token": "HF_TOKEN",
+                    "push_to_hub_token": "HF_TOKEN", "wandb_api_key": "WANDB_API_KEY"}
 
 
 def resolve_recipe(config: Path) -> tuple[Path, dict[str, Any]]:
     """The recipe script of `config` and the config's values, its bases merged in (without a `recipe:` key)."""
-    try:
-        values = config_values(config)
-    except BadInputError as error:
-        raise SystemExit(str(error)) from None
+    values = config_values(config)
     named = values.pop("recipe", None)
     if named is not None:
         for candidate in (Path(named), config.parent / named):
             if candidate.is_file():
                 return candidate, values
-        raise SystemExit(f"{config}: recipe: {named} is not a file (relative to the current folder or the config).")
+        raise BadInputError(f"{config}: recipe: {named} is not a file (relative to the current folder or the config).")
     for folder in config.resolve().parents:
         if folder.parent.name == "configs":
             script = folder.parent.parent / f"{folder.name}.py"
             if script.is_file():
                 return script, values
             break
-    raise SystemExit(
+    raise BadInputError(
         f"{config}: cannot tell its recipe. Put it under recipes/configs/<recipe>/ next to recipes/<recipe>.py, "
         "or add a `recipe: path/to/recipe.py` key."
     )
@@ -67,8 +72,9 @@ class Run:
     run_dir: Path
     # the recipe's arguments: the config's, the study's overrides (seed, trial parameters) applied
     values: dict[str, Any]
-    num_processes: int = 1
+    num_processes: int = 1  # per node
     seed: int | None = None
+    num_nodes: int = 1  # more than one only through Slurm
     status: str = "queued"
     results: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
@@ -99,10 +105,50 @@ def make_run(config: Path, output_dir: Path, *, seed: int | None = None, name: s
     group = f"{recipe.stem}-{config.stem}"
     num_processes = values.pop("num_processes", 1)
     if not isinstance(num_processes, int) or num_processes < 1:
-        raise SystemExit(f"{config}: num_processes: {num_processes!r} must be a whole number of processes, 1 or more.")
+        raise BadInputError(f"{config}: num_processes: {num_processes!r} must be a whole number of processes, "
+                            "1 or more.")
+    num_nodes = values.pop("num_nodes", 1)
+    if not isinstance(num_nodes, int) or num_nodes < 1:
+        raise BadInputError(f"{config}: num_nodes: {num_nodes!r} must be a whole number of nodes, 1 or more.")
     values = {**values, **(overrides or {}), **({"seed": seed} if seed is not None else {})}
     name = name or (group if seed is None else f"{group}-seed{seed}")
-    return Run(name, group, config, recipe, output_dir / name, values, num_processes, seed)
+    return Run(name, group, config, recipe, output_dir / name, values, num_processes, seed, num_nodes)
+
+
+def secrets_to_environment(values: dict[str, Any], forwarded: list[str]) -> tuple[dict[str, Any], list[str],
+                                                                                   dict[str, str]]:
+    """The run's config values and forwarded flags without secrets, and the environment that carries them."""
+    environment = {SECRET_VARIABLES[name]: str(value) for name, value in values.items()
+                   if name in SECRET_VARIABLES and value}
+    kept_values = {name: value for name, value in values.items() if name not in SECRET_VARIABLES}
+    kept_flags, rest = [], list(forwarded)
+    while rest:
+        item = rest.pop(0)
+        name, has_value, inline = item.partition("=")
+        field_name = name.removeprefix("--").replace("-", "_")
+        if name.startswith("--") and field_name in SECRET_VARIABLES:
+            value = inline if has_value else (rest.pop(0) if rest else "")
+            environment[SECRET_VARIABLES[field_name]] = value
+        else:
+            kept_flags.append(item)
+    return kept_values, kept_flags, environment
+
+
+def recipe_config(run: Run, output_dir: Path) -> Path:
+    """The config the recipe is given: the user's file when it holds exactly the run's values, else
+    `<output_dir>/configs/<run>.yaml` (without the study's keys such as recipe and num_processes, with this
+    run's seed and trial parameters, its bases merged in, and no secrets), written atomically."""
+    values = {name: value for name, value in run.values.items() if name not in SECRET_FIELDS}
+    if run.values == config_values(run.config) and values == run.values:
+        return run.config
+    config = output_dir / "configs" / f"{run.name}.yaml"
+    write_atomic(config, yaml.safe_dump(values, allow_unicode=True, sort_keys=False))
+    return config
+
+
+def shown(command: list[str]) -> str:
+    """A command line as the study prints and logs it: secrets hidden."""
+    return shlex.join(redact_arguments(command))
 
 
 def resume_flags(run: Run) -> list[str]:
@@ -111,7 +157,7 @@ def resume_flags(run: Run) -> list[str]:
     what the failed attempt left (the folder is the study's own, made for this run)."""
     if not run.run_dir.is_dir() or not any(run.run_dir.iterdir()):
         return []
-    checkpoint = last_complete_checkpoint(run.run_dir)
+    checkpoint = newest_complete_checkpoint(run.run_dir)
     return ["--resume_from_checkpoint", str(checkpoint)] if checkpoint else ["--overwrite_output_dir", "true"]
 
 
@@ -156,9 +202,12 @@ class Queue:
             self.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // parallel))
 
     def add(self, run: Run) -> None:
+        if run.num_nodes > 1:
+            raise BadInputError(f"{run.config}: num_nodes: {run.num_nodes} needs a cluster: add --executor slurm.")
         if run.num_processes > self.slot_count:
-            raise SystemExit(f"{run.config}: num_processes: {run.num_processes} needs {run.num_processes} devices but "
-                             f"the study has {self.slot_count}; give more with --devices/--parallel or lower it.")
+            raise BadInputError(f"{run.config}: num_processes: {run.num_processes} needs {run.num_processes} devices "
+                                f"but the study has {self.slot_count}; give more with --devices/--parallel or "
+                                "lower it.")
         self.waiting.append(run)
 
     def run_all(self, on_finish: Callable[[Run], None], *, refill: Callable[[], Run | None] | None = None,
@@ -207,22 +256,17 @@ class Queue:
         self.free.sort()
         run.slots, self.free = self.free[: run.num_processes], self.free[run.num_processes:]
         run.attempts += 1
-        config = run.config
-        if run.values != config_values(run.config):
-            # The recipe's parser knows only its own arguments: give it the config without the study's keys
-            # (recipe, num_processes), with this run's seed and trial parameters, its bases merged in.
-            config = self.output_dir / "configs" / f"{run.name}.yaml"
-            config.parent.mkdir(parents=True, exist_ok=True)
-            config.write_text(yaml.safe_dump(run.values, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        command = launch_command(run, self.launcher, config, self.forwarded, self.devices is not None)
-        env = dict(self.env)
+        _, forwarded, secret_env = secrets_to_environment(run.values, self.forwarded)
+        command = launch_command(run, self.launcher, recipe_config(run, self.output_dir), forwarded,
+                                 self.devices is not None)
+        env = {**self.env, **secret_env}
         if self.devices:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(self.devices[slot] for slot in run.slots)
         where = f" on device(s) {env['CUDA_VISIBLE_DEVICES']}" if self.devices else ""
-        print(f"[study] {run.name}: attempt {run.attempts}{where}: {shlex.join(command)}", flush=True)
+        print(f"[study] {run.name}: attempt {run.attempts}{where}: {shown(command)}", flush=True)
         run.log.parent.mkdir(parents=True, exist_ok=True)
         with run.log.open("a", encoding="utf-8") as log:
-            log.write(f"[study] attempt {run.attempts}{where}: {shlex.join(command)}\n")
+            log.write(f"[study] attempt {run.attempts}{where}: {shown(command)}\n")
             log.flush()
             run.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         run.status = "running"
@@ -243,6 +287,21 @@ class Queue:
 
 
 @dataclass
+class SlurmResources:
+    """What each Slurm job of the study asks for (flags named like Slurm's own)."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time: str = "1-00:00:00"
+    gpus_per_run: int = 0  # per node; a config's num_processes when not given
+    cpus_per_run: int | None = None
+    mem_per_run: str | None = None
+    signal_seconds: int = 120  # the warning before the time limit: checkpoint, exit, requeue
+    options: dict[str, str] = field(default_factory=dict)  # --slurm_option key=value, passed as --key=value
+
+
+@dataclass
 class StudyArguments:
     configs: list[Path]
     output_dir: Path
@@ -255,6 +314,15 @@ class StudyArguments:
     trials: int = 10
     forwarded: list[str] = field(default_factory=list)
     baseline: str | None = None  # the config the table compares the others with (default: the first)
+    executor: str = "local"
+    detach: bool = False
+    status: bool = False
+    slurm: SlurmResources = field(default_factory=SlurmResources)
+    storage: str | None = None  # None: the default journal file beside the study
+    workers: int | None = None  # None: as many as --devices (or --parallel) hold trials at once
+    study_name: str | None = None
+    heartbeat_interval: int = 60
+    worker: int | None = None  # set in a worker process: its index
 
 
 def study_queue(study: StudyArguments) -> Queue:

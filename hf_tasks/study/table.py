@@ -423,3 +423,10 @@ def plot_study(runs: list[Run], path: Path) -> Path | None:
         figure.savefig(temporary, dpi=120, format="png")
     plt.close(figure)
     return path
+
+
+def write_study(runs: list[Run], study, command: str) -> None:
+    """Everything a study shows as it stands now (`write_table`, `plot_study`): rewritten as runs finish,
+    by whichever executor ran them. `study` is the `StudyArguments`."""
+    write_table(runs, study.output_dir, command, study.columns, study.baseline)
+    plot_study(runs, study.output_dir / "study.png")
