@@ -250,7 +250,7 @@ def test_resume_auto_and_latest_pass_over_checkpoints_a_kill_cut_short(tmp_path)
     for word in ("auto", "latest"):
         assert resolve_checkpoint(arguments(tmp_path, resume_from_checkpoint=word)) == str(complete)
     assert newest_complete_checkpoint(tmp_path) == complete
-    assert study_runs.last_complete_checkpoint is newest_complete_checkpoint  # the study asks the same rule
+    assert study_runs.newest_complete_checkpoint is newest_complete_checkpoint  # the study asks the same rule
 
 
 def test_an_overwrite_removes_what_a_killed_atomic_write_left_and_nothing_like_it_of_the_users(tmp_path):
