@@ -173,7 +173,7 @@ def slowed(self, *arguments, **keywords):
     return step(self, *arguments, **keywords)
 transformers.Trainer.training_step = slowed
 with one_line_errors():
-    farstail.main(*parse(*farstail.ARGUMENTS, unused=farstail.UNUSED))
+    farstail.main(parse(*farstail.ARGUMENTS, unused=farstail.UNUSED))
 """
 TINY_RUN = ["--max_train_samples", "64", "--max_eval_samples", "24", "--max_predict_samples", "24",
             "--num_train_epochs", "2", "--per_device_train_batch_size", "8", "--eval_strategy", "no",
