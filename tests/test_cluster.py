@@ -53,6 +53,27 @@ def slurm(tmp_path_factory):
     cluster.stop()
 
 
+
+def wait_for_file(path: Path, study: subprocess.Popen, seconds: float) -> None:
+    """Until `path` exists (a checkpoint, a marker the recipe writes), the study ends, or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while not path.is_file() and time.monotonic() < deadline and study.poll() is None:
+        time.sleep(0.2)
+    assert path.is_file(), study.communicate()[0][-3000:]
+
+
+def start_again_soon(job_id: str) -> None:
+    """Slurm holds a requeued job back for a while (BeginTime); once it is pending again, let it start in 3 s
+    (at once, slurmd may still hold the job's revoked credential and kill it: "Killing non-startable batch job")."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = subprocess.run(["squeue", "--noheader", "--format=%T", "--jobs", job_id], capture_output=True,
+                               text=True).stdout.strip()
+        if state == "PENDING":
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now+3"], check=True)
+            return
+        time.sleep(0.5)
+
 def test_the_launch_line_of_node_two_of_a_two_node_job():
     environ = {"SLURM_NODEID": "1", "SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "gpu[07-08]"}
     line = launch_prefix(2, 4, True, environ, host="gpu07")
@@ -199,22 +220,10 @@ def test_a_study_through_slurm_with_a_requeued_job_matches_the_local_study(tmp_p
                               str(through_slurm), "--executor", "slurm", "--slurm_time", "00:20:00", *TINY_RUN],
                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     checkpoint = through_slurm / "slowed_farstail-single" / "checkpoint-4" / "trainer_state.json"
-    deadline = time.monotonic() + 300
-    while not checkpoint.is_file() and time.monotonic() < deadline and study.poll() is None:
-        time.sleep(0.2)
-    assert checkpoint.is_file(), study.communicate()[0][-3000:]
+    wait_for_file(checkpoint, study, 300)
     job_id = json.loads((through_slurm / "jobs.json").read_text())["runs"]["slowed_farstail-single"]["job_id"]
     subprocess.run(["scontrol", "requeue", job_id], check=True)
-    # Slurm holds a requeued job back for a while (BeginTime); let it start again in 3 s (at once, slurmd may
-    # still hold the job's revoked credential and kill it: "Killing non-startable batch job").
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        state = subprocess.run(["squeue", "--noheader", "--format=%T", "--jobs", job_id], capture_output=True,
-                               text=True).stdout.strip()
-        if state == "PENDING":
-            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now+3"], check=True)
-            break
-        time.sleep(0.5)
+    start_again_soon(job_id)
     output, _ = study.communicate(timeout=600)
     assert study.returncode == 0, output[-3000:]
 
@@ -276,21 +285,11 @@ def test_the_time_limit_warning_checkpoints_the_recipe_and_requeues_its_job(tmp_
                               "--executor", "slurm", "--slurm_time", "00:10:00", "--slurm_signal", "60"],
                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     started = output_dir / "preemptible-long" / "started"
-    deadline = time.monotonic() + 120
-    while not started.is_file() and time.monotonic() < deadline and study.poll() is None:
-        time.sleep(0.2)
-    assert started.is_file(), study.communicate()[0][-3000:]
+    wait_for_file(started, study, 120)
     job_id = json.loads((output_dir / "jobs.json").read_text())["runs"]["preemptible-long"]["job_id"]
     # What Slurm sends --slurm_signal seconds before the time limit (and submitit asks for: USR2).
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        state = subprocess.run(["squeue", "--noheader", "--format=%T", "--jobs", job_id], capture_output=True,
-                               text=True).stdout.strip()
-        if state == "PENDING":
-            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now+3"], check=True)
-            break
-        time.sleep(0.5)
+    start_again_soon(job_id)
     output, _ = study.communicate(timeout=300)
     assert study.returncode == 0, output[-3000:]
     log = (output_dir / "preemptible-long.log").read_text()
