@@ -115,7 +115,9 @@ def test_a_cut_results_file_means_unfinished_and_secrets_stay_out_of_every_study
     recipe = tmp_path / "token_recipe.py"
     recipe.write_text(TOKEN_RECIPE)
     config = tmp_path / "pushed.yaml"
-    config.write_text(yaml.safe_dump({"recipe": str(recipe), "hub_token": token, "learning_rate": 0.1}))
+    # A password inside any other value (a URL) is hidden by the same rule as the token field.
+    config.write_text(yaml.safe_dump({"recipe": str(recipe), "hub_token": token, "learning_rate": 0.1,
+                                      "notes_url": "postgresql://ana:s3cret@127.0.0.1/notes"}))
     output_dir = tmp_path / "study"
     (output_dir / "token_recipe-pushed").mkdir(parents=True)
     (output_dir / "token_recipe-pushed" / "results.json").write_text('{"eval_accuracy": 0.')  # a kill cut it
@@ -130,6 +132,8 @@ def test_a_cut_results_file_means_unfinished_and_secrets_stay_out_of_every_study
                                                "token_recipe-pushed.yaml"}
     for path in written:
         assert token not in path.read_text(errors="replace"), path
+        assert "s3cret" not in path.read_text(errors="replace"), path
+    assert "ana:***@127.0.0.1" in (output_dir / "configs" / "token_recipe-pushed.yaml").read_text()
     assert "***" in (output_dir / "study.md").read_text()
     assert token not in capfd.readouterr().out
 

@@ -43,8 +43,7 @@ from pathlib import Path
 
 from hf_tasks.config_files import SHARED_BASE_NAME
 from hf_tasks.errors import BadInputError
-from hf_tasks.secrets import redact_arguments
-from hf_tasks.study.runs import STORAGE_VARIABLE, Run, SlurmResources, StudyArguments, make_run, study_queue
+from hf_tasks.study.runs import STORAGE_VARIABLE, Run, SlurmResources, StudyArguments, make_run, shown, study_queue
 from hf_tasks.study.table import write_study
 
 STUDY_OPTIONS = ("--output_dir", "--launcher", "--columns", "--parallel", "--devices", "--seeds", "--search",
@@ -216,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return search(study, argv)
     runs = plan(study)
-    command = shlex.join(["python", "-m", "hf_tasks.study", *redact_arguments(argv)])
+    command = shown(["python", "-m", "hf_tasks.study", *argv])
     if study.executor == "slurm" or study.status:
         from hf_tasks.study.slurm import SlurmStudy
 

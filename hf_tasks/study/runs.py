@@ -19,7 +19,7 @@ from hf_tasks.config_files import config_values
 from hf_tasks.errors import BadInputError
 from hf_tasks.files import read_json, write_atomic
 from hf_tasks.run_folder import newest_complete_checkpoint
-from hf_tasks.secrets import SECRET_FIELDS, redact_arguments
+from hf_tasks.secrets import redact_arguments, redact_mapping
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 #: First rendezvous port of a multi-process run; each run adds the index of its first slot.
@@ -138,7 +138,7 @@ def recipe_config(run: Run, output_dir: Path) -> Path:
     """The config the recipe is given: the user's file when it holds exactly the run's values, else
     `<output_dir>/configs/<run>.yaml` (without the study's keys such as recipe and num_processes, with this
     run's seed and trial parameters, its bases merged in, and no secrets), written atomically."""
-    values = {name: value for name, value in run.values.items() if name not in SECRET_FIELDS}
+    values = redact_mapping(run.values)
     if run.values == config_values(run.config) and values == run.values:
         return run.config
     config = output_dir / "configs" / f"{run.name}.yaml"
