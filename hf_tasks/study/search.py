@@ -20,7 +20,8 @@ numbered before the one it was just given and gives it back (failed, marked surp
 taken; a trial whose worker died is retried by the next worker under the same run folder, so it resumes
 from its newest checkpoint. Any worker, and the command that started them, writes `search.csv` (one row
 per trial), `search.png` (objective per trial, best so far) and `best.yaml`, the best trial's resolved
-config, which reruns it: `python <recipe> --config best.yaml`, from the storage.
+config, which reruns it: `python <recipe> --config best.yaml`, from the storage; and the expected best
+score after n = 1..N trials with its band (`search_expected_max.csv` and `.png`, `hf_tasks.study.expected_max`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from hf_tasks.errors import BadInputError
 from hf_tasks.files import atomic_path, read_json, write_atomic, write_with
 from hf_tasks.run_folder import newest_complete_checkpoint
 from hf_tasks.secrets import redact_arguments, redact_mapping
+from hf_tasks.study.expected_max import curve, write_curves
 from hf_tasks.study.runs import STORAGE_VARIABLE, Queue, Run, StudyArguments, make_run
 from hf_tasks.study.storage import default_study_name, open_storage, storage_spec
 
@@ -225,6 +227,8 @@ def write_reports(study: StudyArguments, tuner: optuna.Study, objective: str, di
     complete = tuner.get_trials(states=(TrialState.COMPLETE,))
     if not complete:
         return False
+    write_curves([curve([trial.value for trial in complete], make_run(config, study.output_dir).group, objective,
+                        direction == "maximize")], study.output_dir)
     best_trial = tuner.best_trial
     best_run = study.output_dir / trial_run_name(config, best_trial)
     best = redact_mapping(yaml.safe_load((best_run / "config.yaml").read_text(encoding="utf-8")))
@@ -364,5 +368,5 @@ def search(study: StudyArguments, argv: list[str]) -> int:
         return 0 if study.detach or study.status else 1
     best = tuner.best_trial
     print(f"[study] best trial {best.number}: {objective} = {best.value} with {best.params}; "
-          f"wrote {study.output_dir / 'best.yaml'}, search.csv and search.png")
+          f"wrote {study.output_dir / 'best.yaml'}, search.csv, search.png and search_expected_max.csv/.png")
     return 0
