@@ -305,6 +305,7 @@ def run(
         task=task,
     )
     use_metrics_log(trainer)
+    trackers.attach(trainer)
     results: dict[str, Any] = parameter_counts(model)
     log_start(redact_text(state.data_description()), features, task, model, results, output_dir.resolve())
 

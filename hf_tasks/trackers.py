@@ -12,7 +12,14 @@ sends those:
   into it rather than ending it after training and leaving the final evaluation to a run of its own;
 - wandb: `wandb.Image`, `wandb.Table` and wandb's confusion-matrix plot, plus the results as the run's
   summary; the recipe's own arguments join the run's config when training starts (a script without a
-  Trainer starts the wandb run itself).
+  Trainer starts the wandb run itself);
+- trackio: `trackio.Image` and `trackio.Table`, plus the results under `results/`, in the run the Trainer's
+  metrics went to: transformers' trackio callback is swapped for `TrackioRun`, which names the run after its
+  folder, puts it in the study's project and its config's group (`TRACKIO_PROJECT_VARIABLE`,
+  `TRACKIO_GROUP_VARIABLE`, set by the study) with the recipe's arguments as its config, and publishes
+  nothing: transformers' callback would deploy a static Space of the project when the model is pushed, which
+  it now does only when `--trackio_static_space_id` names one. The database lives in `<output_dir>/trackio`
+  unless `TRACKIO_DIR` says otherwise (`trackio show` there is the dashboard).
 
 Only the main process reports.
 """
@@ -22,16 +29,23 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+from transformers.integrations.integration_utils import TrackioCallback
 
 from hf_tasks.data.splits import METRIC_PREFIX_OF_SPLIT
 from hf_tasks.metrics.classification import metric_key
 
-TRACKERS = ("tensorboard", "mlflow", "wandb")
+TRACKERS = ("tensorboard", "mlflow", "wandb", "trackio")
+#: Set by a study for each run it launches: the trackio project (the study's) and group (the run's config).
+TRACKIO_PROJECT_VARIABLE = "HF_TASKS_TRACKIO_PROJECT"
+TRACKIO_GROUP_VARIABLE = "HF_TASKS_TRACKIO_GROUP"
+#: TrainingArguments.project when the user gave none.
+DEFAULT_TRACKIO_PROJECT = "huggingface"
 # Files of the run folder that are tables: name endings (before .csv).
 TABLE_ENDINGS = ("_misclassified", "_qa_errors")
 # TensorBoard shows a table as Markdown text; beyond this many rows it shows the first ones and says so.
@@ -135,8 +149,66 @@ class RunConfigToWandb(TrainerCallback):
             wandb.config.update(self.config, allow_val_change=True)
 
 
+def trackio_folder(default: str | Path) -> Path:
+    """Where trackio keeps its database: `TRACKIO_DIR` when the user set it, else `default`, put in TRACKIO_DIR
+    for trackio to read when it is first imported (it reads it once: a process that imported it before keeps
+    its folder, and is told so)."""
+    if not os.environ.get("TRACKIO_DIR"):
+        os.environ["TRACKIO_DIR"] = str(Path(default).resolve())
+    folder = Path(os.environ["TRACKIO_DIR"])
+    imported = sys.modules.get("trackio.utils")
+    if imported is not None and Path(imported.TRACKIO_DIR).resolve() != folder.resolve():
+        print(f"[trackers] trackio was imported before with TRACKIO_DIR={imported.TRACKIO_DIR}; it logs there, "
+              f"not to {folder}", file=sys.stderr, flush=True)
+    return folder
+
+
+@dataclass
+class TrackioTarget:
+    """The trackio run one of our runs reports to."""
+
+    project: str
+    name: str
+    group: str | None
+
+    def open(self, config: dict[str, Any], space_id: str | None = None, private: bool | None = None,
+             bucket_id: str | None = None) -> None:
+        """Start (or continue: a resumed or re-evaluated run keeps its name) the run, `config` as its config."""
+        import trackio
+
+        trackio.init(project=self.project, name=self.name, group=self.group, resume="allow", space_id=space_id,
+                     private=private, bucket_id=bucket_id)
+        # After init: trackio refuses config keys starting with "_" at init, which model configs hold.
+        trackio.config.update(config)
+
+
+class TrackioRun(TrackioCallback):
+    """transformers' trackio callback, logging to our `TrackioTarget` with the model's and the recipe's
+    configuration, and deploying a static Space on a push to the Hub only when one is named."""
+
+    def __init__(self, target: TrackioTarget, config: dict[str, Any]):
+        super().__init__()
+        self.target = target
+        self.config = config
+
+    def setup(self, args, state, model, **kwargs):
+        if state.is_world_process_zero:
+            model_config = getattr(model, "config", None)
+            model_config = model_config if isinstance(model_config, dict) or model_config is None \
+                else model_config.to_dict()
+            self.target.open({**(model_config or {}), **self.config}, space_id=args.trackio_space_id,
+                             private=args.hub_private_repo, bucket_id=args.trackio_bucket_id)
+            self._space_id = self._trackio.context_vars.current_space_id.get()
+        self._initialized = True
+
+    def on_push_begin(self, args, state, control, model, **kwargs):
+        if isinstance(args.trackio_static_space_id, str):
+            super().on_push_begin(args, state, control, model, **kwargs)
+
+
 class Trackers:
-    """The trackers `report_to` names among TensorBoard, MLflow and wandb, for one run writing `output_dir`.
+    """The trackers `report_to` names among TensorBoard, MLflow, wandb and trackio, for one run writing
+    `output_dir`.
 
     A training run builds it before the Trainer (`for_training`), adds `callbacks()` to the Trainer's and
     calls `report(results, files, trainer=trainer)` once the run folder is written; a script without a
@@ -144,11 +216,16 @@ class Trackers:
     """
 
     def __init__(self, report_to, output_dir: str | Path, run_name: str | None, config: dict[str, Any],
-                 main_process: bool = True):
+                 main_process: bool = True, project: str = DEFAULT_TRACKIO_PROJECT):
         self.output_dir = Path(output_dir)
         self.run_name = run_name
         self.config = config
         self.names = [name for name in TRACKERS if name in (report_to or [])] if main_process else []
+        if "trackio" in (report_to or []):  # every process imports trackio with the Trainer's callback
+            trackio_folder(self.output_dir / "trackio")
+        self.trackio = TrackioTarget(
+            os.environ.get(TRACKIO_PROJECT_VARIABLE, project) if project == DEFAULT_TRACKIO_PROJECT else project,
+            self.output_dir.resolve().name, os.environ.get(TRACKIO_GROUP_VARIABLE))
         self._mlflow_run = None
         if "mlflow" in self.names:
             self._open_mlflow_run()
@@ -156,7 +233,7 @@ class Trackers:
     @classmethod
     def for_training(cls, training_args, config: dict[str, Any]) -> Trackers:
         return cls(training_args.report_to, training_args.output_dir, training_args.run_name, config,
-                   main_process=training_args.process_index == 0)
+                   main_process=training_args.process_index == 0, project=training_args.project)
 
     def _open_mlflow_run(self) -> None:
         import mlflow
@@ -167,6 +244,14 @@ class Trackers:
 
     def callbacks(self) -> list[TrainerCallback]:
         return [RunConfigToWandb(self.config)] if "wandb" in self.names else []
+
+    def attach(self, trainer) -> None:
+        """Swap the trackio callback the Trainer built from `report_to` (in every process) for `TrackioRun`."""
+        stock = [item for item in trainer.callback_handler.callbacks if type(item) is TrackioCallback]
+        for callback in stock:
+            trainer.remove_callback(callback)
+        if stock:
+            trainer.add_callback(TrackioRun(self.trackio, self.config))
 
     def report(self, results: dict[str, Any], files: list[Path], trainer=None) -> RunReport:
         """Send the run's figures and tables to each tracker; close the MLflow run opened here."""
@@ -251,3 +336,15 @@ class Trackers:
                 y_true=gold, preds=predicted, class_names=class_names, title=f"{prefix} confusion matrix")
         if logged:
             wandb.log(logged)
+
+    def _to_trackio(self, report: RunReport, trainer, config_file: Path) -> None:
+        import trackio
+
+        if trackio.context_vars.current_run.get() is None:  # no Trainer, or it ended its run after training
+            self.trackio.open(self.config)
+        logged: dict[str, Any] = {f"results/{key}": value for key, value in _numbers(report.results).items()}
+        logged.update({f"figures/{name}": trackio.Image(str(path)) for name, path in report.figures.items()})
+        logged.update({f"tables/{name}": trackio.Table(columns=table.columns, data=table.rows)
+                       for name, table in report.tables.items()})
+        trackio.log(logged, step=report.step)
+        trackio.finish()

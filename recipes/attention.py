@@ -7,7 +7,7 @@
 Writes `head_view.html` and `model_view.html` (self-contained pages that draw the attention with
 their own script: they open offline, from the file) and `attention_heads.png` (one panel per head,
 rows = layers), and prints the model's prediction when it has a classification head. With
-`--report_to tensorboard,mlflow,wandb` the grid also goes to those trackers (`hf_tasks.trackers`).
+`--report_to tensorboard,mlflow,wandb,trackio` the grid also goes to those trackers (`hf_tasks.trackers`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ class AttentionArguments:
     display_mode: str = field(default="light", metadata={"help": "Page colours: 'light' or 'dark'."})
     use_cpu: bool = field(default=False, metadata={"help": "Run on CPU even when a GPU is available."})
     report_to: str | None = field(
-        default=None, metadata={"help": "Trackers that get the attention grid: tensorboard, mlflow, wandb (several: "
-                                        "tensorboard,mlflow)."})
+        default=None, metadata={"help": "Trackers that get the attention grid: tensorboard, mlflow, wandb, trackio "
+                                        "(several: tensorboard,mlflow)."})
     run_name: str | None = field(default=None, metadata={"help": "The run's name in the trackers."})
 
     def __post_init__(self):

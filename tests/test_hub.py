@@ -4,6 +4,7 @@ with huggingface_hub's own parser."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -33,9 +34,11 @@ class CapturedHub:
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.tokens: list[str | None] = []
+        self.repo_types: list[str | None] = []
 
     def create_repo(self, api, repo_id, *, token=None, **kwargs):
         self.tokens.append(token)
+        self.repo_types.append(kwargs.get("repo_type"))
         return RepoUrl(f"https://huggingface.co/{repo_id}", endpoint="https://huggingface.co")
 
     def upload_folder(self, api, *, repo_id, folder_path, path_in_repo=None, token=None, ignore_patterns=None,
@@ -144,3 +147,20 @@ def test_card_metadata_names_hub_base_model_and_dataset_and_leaves_local_paths_o
     assert local.base_model is None and local.datasets is None
     assert card_metadata({"model_name_or_path": "densenet201"}, results, card, None).base_model is None  # a timm name
     assert {row.dataset_type for row in local.eval_results} == {"PQuAD"}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("trackio") is None, reason="needs trackio")
+def test_a_push_reporting_to_trackio_publishes_no_trackio_space_unless_one_is_named(tmp_path, hub, model_folder,
+                                                                                   monkeypatch):
+    # transformers' trackio callback syncs the project to a new static Space on every push unless told not to.
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
+    import trackio
+
+    published = []
+    monkeypatch.setattr(trackio, "sync", lambda *args, **kwargs: published.append(("sync", kwargs)))
+    monkeypatch.setattr(trackio, "freeze", lambda *args, **kwargs: published.append(("freeze", kwargs)))
+    output_dir = tmp_path / "run"
+    push_farstail(output_dir, model_folder, "--report_to", "trackio")
+    assert "model.safetensors" in hub.files  # the model went up ...
+    assert published == [] and "space" not in hub.repo_types  # ... and no dashboard with it
+    assert (tmp_path / "trackio" / "huggingface.db").is_file()  # the run was tracked, locally

@@ -20,6 +20,7 @@ from hf_tasks.errors import BadInputError
 from hf_tasks.files import read_json, write_atomic
 from hf_tasks.run_folder import newest_complete_checkpoint
 from hf_tasks.secrets import redact_arguments, redact_mapping
+from hf_tasks.trackers import TRACKIO_GROUP_VARIABLE, TRACKIO_PROJECT_VARIABLE
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 #: First rendezvous port of a multi-process run; each run adds the index of its first slot.
@@ -132,6 +133,17 @@ def secrets_to_environment(values: dict[str, Any], forwarded: list[str]) -> tupl
         else:
             kept_flags.append(item)
     return kept_values, kept_flags, environment
+
+
+def study_tracking(env: dict[str, str], run: Run) -> dict[str, str]:
+    """With --report_to trackio, every run of a study goes to one trackio project named after the study, in the
+    group of its config, and the database is inside the study folder unless TRACKIO_DIR says otherwise."""
+    study_dir = run.run_dir.parent.resolve()
+    if not env.get("TRACKIO_DIR"):
+        env["TRACKIO_DIR"] = str(study_dir / "trackio")
+    env[TRACKIO_PROJECT_VARIABLE] = study_dir.name
+    env[TRACKIO_GROUP_VARIABLE] = run.group
+    return env
 
 
 def recipe_config(run: Run, output_dir: Path) -> Path:
@@ -259,7 +271,7 @@ class Queue:
         _, forwarded, secret_env = secrets_to_environment(run.values, self.forwarded)
         command = launch_command(run, self.launcher, recipe_config(run, self.output_dir), forwarded,
                                  self.devices is not None)
-        env = {**self.env, **secret_env}
+        env = study_tracking({**self.env, **secret_env}, run)
         if self.devices:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(self.devices[slot] for slot in run.slots)
         where = f" on device(s) {env['CUDA_VISIBLE_DEVICES']}" if self.devices else ""

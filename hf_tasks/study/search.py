@@ -44,6 +44,7 @@ from hf_tasks.errors import BadInputError
 from hf_tasks.files import atomic_path, read_json, write_atomic, write_with
 from hf_tasks.run_folder import newest_complete_checkpoint
 from hf_tasks.secrets import redact_arguments, redact_mapping
+from hf_tasks.study.dashboard import log_study
 from hf_tasks.study.expected_max import curve, write_curves
 from hf_tasks.study.runs import STORAGE_VARIABLE, Queue, Run, StudyArguments, make_run
 from hf_tasks.study.storage import default_study_name, open_storage, storage_spec
@@ -366,6 +367,7 @@ def search(study: StudyArguments, argv: list[str]) -> int:
     if not write_reports(study, tuner, objective, direction, parameters):
         print(f"[study] no trial finished yet; see the logs in {study.output_dir}.")
         return 0 if study.detach or study.status else 1
+    log_study(study.output_dir)
     best = tuner.best_trial
     print(f"[study] best trial {best.number}: {objective} = {best.value} with {best.params}; "
           f"wrote {study.output_dir / 'best.yaml'}, search.csv, search.png and search_expected_max.csv/.png")

@@ -45,6 +45,7 @@ from hf_tasks.study.runs import (
     resume_flags,
     secrets_to_environment,
     shown,
+    study_tracking,
 )
 from hf_tasks.study.table import write_study
 
@@ -144,6 +145,7 @@ class RunJob:
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         env.setdefault("WANDB_RUN_GROUP", self.group)
+        study_tracking(env, self.run)
         if "OMP_NUM_THREADS" not in env and "SLURM_CPUS_PER_TASK" in env:
             # the job's CPUs shared by its processes, as the local queue shares the machine's
             env["OMP_NUM_THREADS"] = str(max(1, int(env["SLURM_CPUS_PER_TASK"]) // self.run.num_processes))

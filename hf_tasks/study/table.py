@@ -14,6 +14,7 @@ from typing import Any
 
 from hf_tasks.errors import BadInputError
 from hf_tasks.files import atomic_path, write_atomic, write_with
+from hf_tasks.study.dashboard import log_study
 from hf_tasks.study.runs import Run
 from hf_tasks.study.stats import (
     CONFIDENCE,
@@ -430,3 +431,4 @@ def write_study(runs: list[Run], study, command: str) -> None:
     by whichever executor ran them. `study` is the `StudyArguments`."""
     write_table(runs, study.output_dir, command, study.columns, study.baseline)
     plot_study(runs, study.output_dir / "study.png")
+    log_study(study.output_dir)

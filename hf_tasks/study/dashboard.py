@@ -1,0 +1,46 @@
+"""The study in trackio's dashboard: with `--report_to trackio` every run of a study (each config × seed, each
+search trial) reports to one trackio project named after the study, grouped by config (`runs.study_tracking`),
+and the study's own tables and pictures go to one more run of that project, `study-summary`: the comparison
+table (`study_comparisons.csv`) and `study.csv` as trackio tables, `study.png` and `study_differences.png` as
+images, and for a search `search.csv`, `search_expected_max.csv` and their plots. `trackio show` in the study's
+`trackio` folder (or TRACKIO_DIR) is then the study's dashboard.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from hf_tasks.trackers import TrackioTarget, trackio_folder
+
+SUMMARY_RUN = "study-summary"
+TABLES = ("study_comparisons", "study", "search", "search_expected_max")
+FIGURES = ("study", "study_differences", "search", "search_expected_max")
+
+
+def log_study(output_dir: Path) -> bool:
+    """Log the study's tables and pictures as they stand to its trackio project; False (nothing done) when no
+    run of the study reported to trackio."""
+    output_dir = Path(output_dir).resolve()
+    if not Path(os.environ.get("TRACKIO_DIR") or output_dir / "trackio").is_dir():
+        return False
+    trackio_folder(output_dir / "trackio")
+    import trackio
+
+    logged = {}
+    for name in TABLES:
+        path = output_dir / f"{name}.csv"
+        if path.is_file():
+            with path.open(encoding="utf-8", newline="") as handle:
+                rows = list(csv.reader(handle))
+            if rows:
+                logged[f"tables/{name}"] = trackio.Table(columns=rows[0], data=rows[1:])
+    logged.update({f"figures/{name}": trackio.Image(str(output_dir / f"{name}.png")) for name in FIGURES
+                   if (output_dir / f"{name}.png").is_file()})
+    if not logged:
+        return False
+    TrackioTarget(output_dir.name, SUMMARY_RUN, SUMMARY_RUN).open({"study": str(output_dir)})
+    trackio.log(logged)
+    trackio.finish()
+    return True
