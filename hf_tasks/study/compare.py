@@ -6,7 +6,8 @@
 A is the baseline. The metric defaults to A's headline metric (`hf_tasks.study.table.HEADLINE_METRICS`), on the
 test split when A reported one, else on validation. Prints both runs' values with their bootstrap intervals, the
 difference B − A with its paired-bootstrap interval and p-value, and, for accuracy-type metrics, McNemar's exact
-test from the discordant pairs (`hf_tasks.study.stats` says how each is computed).
+test from the discordant pairs (`hf_tasks.study.stats` says how each is computed). With `--latex` the same
+comparison is printed as a booktabs table for a paper (`hf_tasks.study.latex`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from hf_tasks.errors import BadInputError, one_line_errors
 from hf_tasks.files import read_json
-from hf_tasks.study.stats import CONFIDENCE, RESAMPLES, SEED, compare, config_interval, read_outcomes
+from hf_tasks.study.latex import Entry, latex_table
+from hf_tasks.study.stats import CONFIDENCE, RESAMPLES, SEED, adjust, compare, config_interval, read_outcomes
 from hf_tasks.study.table import HEADLINE_METRICS
 
 
@@ -42,8 +44,9 @@ def chosen_metric(results: dict, metric: str | None, split: str | None) -> tuple
                         f"(it has {', '.join(sorted(key for key in results if key.startswith(('eval_', 'test_'))))}).")
 
 
-def report(baseline_dir: Path, config_dir: Path, metric: str | None = None, split: str | None = None) -> str:
-    """The comparison as printed."""
+def report(baseline_dir: Path, config_dir: Path, metric: str | None = None, split: str | None = None,
+           latex: bool = False) -> str:
+    """The comparison as printed: text, or a LaTeX table."""
     results = finished_results(baseline_dir)
     finished_results(config_dir)
     prefix, name = chosen_metric(results, metric, split)
@@ -52,6 +55,12 @@ def report(baseline_dir: Path, config_dir: Path, metric: str | None = None, spli
     comparison = compare([before], [after], name, names=(str(baseline_dir), str(config_dir)))
     if comparison.reason is not None:
         raise BadInputError(f"{baseline_dir} and {config_dir} cannot be compared on {shown}: {comparison.reason}.")
+    if latex:
+        adjust([comparison])  # one comparison: Holm leaves its p as it is
+        entries = [Entry(folder.name, interval.value, interval.bootstrap, found)
+                   for folder, interval, found in ((baseline_dir, config_interval([before], name), None),
+                                                   (config_dir, config_interval([after], name), comparison))]
+        return latex_table(shown, baseline_dir.name, entries).rstrip("\n")
     lines = [f"{shown} on the {comparison.examples} examples both runs predicted "
              f"({RESAMPLES} bootstrap resamples, seed {SEED}, {CONFIDENCE:.0%} intervals):"]
     for label, outcomes in (("A", before), ("B", after)):
@@ -76,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", help=f"metric name without eval_/test_ (default: A's first of {HEADLINE_METRICS})")
     parser.add_argument("--split", choices=("test", "eval"),
                         help="test or eval (validation); default: test when A has it")
+    parser.add_argument("--latex", action="store_true", help="print the comparison as a booktabs LaTeX table")
     with one_line_errors():
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-        print(report(args.baseline, args.config, args.metric, args.split))
+        print(report(args.baseline, args.config, args.metric, args.split, latex=args.latex))
     return 0
 
 

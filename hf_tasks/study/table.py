@@ -1,6 +1,7 @@
 """The study's table (`study.md`, `study.csv`) and pictures (`study.png`, `study_differences.png`): one row per
 config, metrics averaged over its seeds as mean ± std (n), the headline metric with its 95% intervals, and each
-config compared with a baseline (`study_comparisons.csv`); the statistics are `hf_tasks.study.stats`'."""
+config compared with a baseline (`study_comparisons.csv`; `study.tex` for a paper, `hf_tasks.study.latex`); the
+statistics are `hf_tasks.study.stats`'."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 from hf_tasks.errors import BadInputError
 from hf_tasks.files import atomic_path, write_atomic, write_with
 from hf_tasks.study.dashboard import log_study
+from hf_tasks.study.latex import Entry, latex_table
 from hf_tasks.study.runs import Run
 from hf_tasks.study.stats import (
     CONFIDENCE,
@@ -355,10 +357,27 @@ def write_table(runs: list[Run], output_dir: Path, command: str, requested: list
     if analysis.notes:
         lines += ["", *(f"- {note}" for note in analysis.notes)]
     markdown_path = write_atomic(output_dir / "study.md", "\n".join(lines) + "\n")
+    if metric is not None:
+        write_atomic(output_dir / "study.tex", study_latex(rows, analysis))
     if any(comparison.reason is None for comparison in analysis.comparisons):
         write_comparisons(analysis, output_dir / "study_comparisons.csv")
         plot_differences(analysis, output_dir / "study_differences.png")
     return markdown_path, csv_path
+
+
+def study_latex(rows: list[Row], analysis: Analysis) -> str:
+    """`study.tex`: the headline metric of every config with its interval and its comparison with the baseline."""
+    metric = analysis.metric
+    comparisons = {comparison.config: comparison for comparison in analysis.comparisons}
+    entries = []
+    for row in rows:
+        interval = analysis.intervals.get(row.group)
+        summary = row.summaries.get(metric)
+        value = interval.value if interval is not None else (summary.mean if summary is not None else None)
+        entries.append(Entry(row.group, value, interval and interval.bootstrap, comparisons.get(row.group)))
+    seeds = max(len(row.runs) for row in rows)
+    caption = f"{metric} per config" + (f", mean over up to {seeds} seeds" if seeds > 1 else "") + "."
+    return latex_table(metric, analysis.baseline, entries, caption)
 
 
 def plot_differences(analysis: Analysis, path: Path) -> Path | None:
