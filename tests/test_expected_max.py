@@ -18,6 +18,7 @@ from hf_tasks.study.expected_max import (
     write_curves,
 )
 from hf_tasks.study import main
+from hf_tasks.trackers import TRACKIO_PROJECT_VARIABLE
 from tests.study_fakes import search_files, search_rows
 
 SEARCHES = [[0.71], [0.5, 0.9], [0.62, 0.55, 0.62, 0.80, 0.41], [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0]]
@@ -89,4 +90,22 @@ def test_a_search_writes_its_expected_max_curve_from_its_finished_trials(tmp_pat
     assert [float(row["expected_max_unbiased"]) for row in rows] == pytest.approx(
         expected_max_unbiased(scores).tolist())
     assert float(rows[-1]["expected_max_unbiased"]) == pytest.approx(max(scores))
+    assert (output_dir / "search_expected_max.png").stat().st_size > 0
+
+
+def test_several_configs_search_one_by_one_and_share_one_plot(tmp_path, monkeypatch):
+    for variable in ("TRACKIO_DIR", TRACKIO_PROJECT_VARIABLE):  # the study sets them; restored after
+        monkeypatch.setenv(variable, "")
+    config, space = search_files(tmp_path)
+    other = tmp_path / "other.yaml"
+    other.write_text(config.read_text())
+    output_dir = tmp_path / "searches"
+    assert main([str(config), str(other), "--output_dir", str(output_dir), "--search", str(space), "--trials", "2",
+                 "--workers", "1"]) == 0
+    for group in ("trial_recipe-trial", "trial_recipe-other"):
+        assert [row["state"] for row in search_rows(output_dir / group)] == ["COMPLETE"] * 2
+        assert (output_dir / f"search_expected_max-{group}.csv").is_file()
+    table = (output_dir / "search_expected_max.md").read_text(encoding="utf-8")
+    assert "| trial_recipe-trial | trial_recipe-other |" in table or "| trial_recipe-other | trial_recipe-trial |" \
+        in table
     assert (output_dir / "search_expected_max.png").stat().st_size > 0

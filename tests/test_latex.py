@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 
-import pytest
 
 from hf_tasks.study import compare as compare_cli
 from hf_tasks.study.latex import MARKER, escape

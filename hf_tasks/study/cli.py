@@ -5,6 +5,7 @@
         --devices 0,1,2,3,4,5,6,7 --seeds 42,43,44 --max_train_samples 500
     python -m hf_tasks.study recipes/configs/farstail/tiny.yaml --output_dir runs/search \\
         --search space.yaml --trials 20 --parallel 2
+    python -m hf_tasks.study a.yaml b.yaml --output_dir runs/searches --search space.yaml --trials 20
 
 Each config runs through its recipe: `recipes/configs/<recipe>/<name>.yaml` belongs to
 `recipes/<recipe>.py`, or the config names it with a `recipe:` key (a path). A config may ask for
@@ -144,8 +145,9 @@ def parse_study_args(argv: list[str]) -> StudyArguments:
     search = Path(options["--search"]) if "--search" in options else None
     if search is not None and not search.is_file():
         raise BadInputError(f"--search {search}: no such file.")
-    if search is not None and len(configs) != 1:
-        raise BadInputError(f"--search tunes one config; got {len(configs)}. Give the one config to tune.")
+    if search is not None and len(configs) > 1 and "--study_name" in options:
+        raise BadInputError(f"--study_name names one search; {len(configs)} configs run one search each (named "
+                            "after their folders): drop --study_name, or give one config.")
     for flag in ("--trials", "--storage", "--workers", "--study_name", "--heartbeat_interval"):
         if flag in options and search is None:
             raise BadInputError(f"{flag} needs --search space.yaml (the hyperparameters to search).")
@@ -211,9 +213,9 @@ def main(argv: list[str] | None = None) -> int:
 
         check_slurm(study.slurm)
     if study.search is not None:
-        from hf_tasks.study.search import search
+        from hf_tasks.study.search import search, search_each
 
-        return search(study, argv)
+        return search(study, argv) if len(study.configs) == 1 else search_each(study, argv)
     runs = plan(study)
     command = shown(["python", "-m", "hf_tasks.study", *argv])
     if study.executor == "slurm" or study.status:

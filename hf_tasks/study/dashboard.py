@@ -1,6 +1,6 @@
 """The study in trackio's dashboard: with `--report_to trackio` every run of a study (each config × seed, each
 search trial) reports to one trackio project named after the study, grouped by config (`runs.study_tracking`),
-and the study's own tables and pictures go to one more run of that project, `study-summary`: the comparison
+and the study's own tables and pictures go to one more run of that project, `<study>-summary`: the comparison
 table (`study_comparisons.csv`) and `study.csv` as trackio tables, `study.png` and `study_differences.png` as
 images, and for a search `search.csv`, `search_expected_max.csv` and their plots. `trackio show` in the study's
 `trackio` folder (or TRACKIO_DIR) is then the study's dashboard.
@@ -12,11 +12,15 @@ import csv
 import os
 from pathlib import Path
 
-from hf_tasks.trackers import TrackioTarget, trackio_folder
+from hf_tasks.trackers import TRACKIO_PROJECT_VARIABLE, TrackioTarget, trackio_folder
 
-SUMMARY_RUN = "study-summary"
 TABLES = ("study_comparisons", "study", "search", "search_expected_max")
 FIGURES = ("study", "study_differences", "search", "search_expected_max")
+
+
+def summary_run(output_dir: Path) -> str:
+    """The name of the run holding a study's (or one config's search's) tables."""
+    return f"{Path(output_dir).resolve().name}-summary"
 
 
 def log_study(output_dir: Path) -> bool:
@@ -40,7 +44,9 @@ def log_study(output_dir: Path) -> bool:
                    if (output_dir / f"{name}.png").is_file()})
     if not logged:
         return False
-    TrackioTarget(output_dir.name, SUMMARY_RUN, SUMMARY_RUN).open({"study": str(output_dir)})
+    summary = summary_run(output_dir)
+    TrackioTarget(os.environ.get(TRACKIO_PROJECT_VARIABLE) or output_dir.name, summary, summary).open(
+        {"study": str(output_dir)})
     trackio.log(logged)
     trackio.finish()
     return True

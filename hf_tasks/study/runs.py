@@ -141,7 +141,8 @@ def study_tracking(env: dict[str, str], run: Run) -> dict[str, str]:
     study_dir = run.run_dir.parent.resolve()
     if not env.get("TRACKIO_DIR"):
         env["TRACKIO_DIR"] = str(study_dir / "trackio")
-    env[TRACKIO_PROJECT_VARIABLE] = study_dir.name
+    if not env.get(TRACKIO_PROJECT_VARIABLE):  # set already for the searches of several configs
+        env[TRACKIO_PROJECT_VARIABLE] = study_dir.name
     env[TRACKIO_GROUP_VARIABLE] = run.group
     return env
 

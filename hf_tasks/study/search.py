@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from hf_tasks.study.dashboard import log_study
 from hf_tasks.study.expected_max import curve, write_curves
 from hf_tasks.study.runs import STORAGE_VARIABLE, Queue, Run, StudyArguments, make_run
 from hf_tasks.study.storage import default_study_name, open_storage, storage_spec
+from hf_tasks.trackers import TRACKIO_PROJECT_VARIABLE
 
 #: A trial given back because N were already taken: failed, and left out of every count and report.
 SURPLUS = "hf_tasks:surplus"
@@ -297,17 +299,22 @@ def run_worker(study: StudyArguments, index: int) -> int:
     return 0
 
 
-def worker_command(study: StudyArguments, argv: list[str], index: int) -> list[str]:
-    """The study's own command line as worker `index` runs it, without --storage: the URL (and its password)
-    travels in HF_TASKS_STORAGE (`storage_environment`)."""
+def without_option(argv: list[str], name: str) -> list[str]:
+    """`argv` without the option `name` and its value (`--name value` or `--name=value`)."""
     kept, rest = [], list(argv)
     while rest:
         item = rest.pop(0)
-        if item == "--storage":
+        if item == name:
             rest.pop(0)
-        elif not item.startswith("--storage="):
+        elif not item.startswith(f"{name}="):
             kept.append(item)
-    return [sys.executable, "-m", "hf_tasks.study", *kept, "--worker", str(index)]
+    return kept
+
+
+def worker_command(study: StudyArguments, argv: list[str], index: int) -> list[str]:
+    """The study's own command line as worker `index` runs it, without --storage: the URL (and its password)
+    travels in HF_TASKS_STORAGE (`storage_environment`)."""
+    return [sys.executable, "-m", "hf_tasks.study", *without_option(argv, "--storage"), "--worker", str(index)]
 
 
 def storage_environment(study: StudyArguments) -> dict[str, str]:
@@ -328,6 +335,40 @@ def start_local_workers(study: StudyArguments, argv: list[str]) -> list[subproce
             workers.append(subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
                                             env={**os.environ, **storage_environment(study)}))
     return workers
+
+
+def finished_scores(output_dir: Path, objective: str) -> list[float]:
+    """The objective of every finished trial in a search's `search.csv`."""
+    with (output_dir / "search.csv").open(encoding="utf-8", newline="") as handle:
+        return [float(row[objective]) for row in csv.DictReader(handle) if row["state"] == "COMPLETE"]
+
+
+def search_each(study: StudyArguments, argv: list[str]) -> int:
+    """One search per config (`a.yaml b.yaml --search space.yaml`), each in `<output_dir>/<config's group>/` as
+    if run alone, then one expected-max plot with a curve per config and the table of which stays ahead from
+    which budget on (`hf_tasks.study.expected_max.write_curves`)."""
+    objective, direction, _ = read_space(study.search)
+    options = without_option(argv[len(study.configs):], "--output_dir")
+    # Every trial of every config in one trackio project, the study's (`runs.study_tracking`).
+    if not os.environ.get("TRACKIO_DIR"):
+        os.environ["TRACKIO_DIR"] = str(study.output_dir.resolve() / "trackio")
+    if not os.environ.get(TRACKIO_PROJECT_VARIABLE):
+        os.environ[TRACKIO_PROJECT_VARIABLE] = study.output_dir.resolve().name
+    codes, curves = [], []
+    for config in study.configs:
+        group = make_run(config, study.output_dir).group
+        folder = study.output_dir / group
+        print(f"[study] search {len(codes) + 1} of {len(study.configs)}: {config} in {folder}", flush=True)
+        codes.append(search(replace(study, configs=[config], output_dir=folder),
+                            [str(config), *options, "--output_dir", str(folder)]))
+        scores = finished_scores(folder, objective) if (folder / "search.csv").is_file() else []
+        if scores:
+            curves.append(curve(scores, group, objective, direction == "maximize"))
+    if len(curves) > 1:
+        written = write_curves(curves, study.output_dir)
+        log_study(study.output_dir)
+        print(f"[study] wrote {', '.join(str(path) for path in written)}", flush=True)
+    return max(codes)
 
 
 def search(study: StudyArguments, argv: list[str]) -> int:
