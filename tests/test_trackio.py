@@ -123,3 +123,16 @@ def test_the_summary_run_holds_the_comparison_table_and_the_studys_pictures(trac
     assert summary["values"]["tables/study_comparisons"] == comparisons
     assert [row["run"] for row in summary["values"]["tables/study"]] == ["farstail-tiny", "farstail-keep1"]
     assert summary["images"] == {"figures/study": True, "figures/study_differences": True}
+
+
+def test_a_study_without_trackio_runs_logs_nothing_into_a_trackio_dir_of_the_users(tmp_path):
+    users = tmp_path / "users-trackio"
+    users.mkdir()
+    study = tmp_path / "plain_study"
+    study.mkdir()
+    (study / "study.csv").write_text("run,status\nfarstail-tiny,ok\n")
+    env = {**os.environ, "TRACKIO_DIR": str(users), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", "import sys; from hf_tasks.study.dashboard import log_study; "
+                           f"sys.exit(0 if log_study({str(study)!r}) else 3)"], env=env, capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr
+    assert list(users.iterdir()) == []

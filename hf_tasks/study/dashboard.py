@@ -9,6 +9,7 @@ images, and for a search `search.csv`, `search_expected_max.csv` and their plots
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 from pathlib import Path
 
@@ -27,11 +28,16 @@ def log_study(output_dir: Path) -> bool:
     """Log the study's tables and pictures as they stand to its trackio project; False (nothing done) when no
     run of the study reported to trackio."""
     output_dir = Path(output_dir).resolve()
-    if not Path(os.environ.get("TRACKIO_DIR") or output_dir / "trackio").is_dir():
+    folder = Path(os.environ.get("TRACKIO_DIR") or output_dir / "trackio")
+    if not folder.is_dir() or importlib.util.find_spec("trackio") is None:
         return False
     trackio_folder(output_dir / "trackio")
     import trackio
+    from trackio.sqlite_storage import SQLiteStorage
 
+    project = os.environ.get(TRACKIO_PROJECT_VARIABLE) or output_dir.name
+    if not SQLiteStorage.get_project_db_path(project).is_file():
+        return False  # a TRACKIO_DIR of the user's, but no run of this study reported there
     logged = {}
     for name in TABLES:
         path = output_dir / f"{name}.csv"
@@ -45,8 +51,7 @@ def log_study(output_dir: Path) -> bool:
     if not logged:
         return False
     summary = summary_run(output_dir)
-    TrackioTarget(os.environ.get(TRACKIO_PROJECT_VARIABLE) or output_dir.name, summary, summary).open(
-        {"study": str(output_dir)})
+    TrackioTarget(project, summary, summary).open({"study": str(output_dir)})
     trackio.log(logged)
     trackio.finish()
     return True
