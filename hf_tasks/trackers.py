@@ -224,7 +224,7 @@ class Trackers:
         if "trackio" in (report_to or []):  # every process imports trackio with the Trainer's callback
             trackio_folder(self.output_dir / "trackio")
         self.trackio = TrackioTarget(
-            os.environ.get(TRACKIO_PROJECT_VARIABLE, project) if project == DEFAULT_TRACKIO_PROJECT else project,
+            os.environ.get(TRACKIO_PROJECT_VARIABLE) or project if project == DEFAULT_TRACKIO_PROJECT else project,
             self.output_dir.resolve().name, os.environ.get(TRACKIO_GROUP_VARIABLE))
         self._mlflow_run = None
         if "mlflow" in self.names:
