@@ -166,8 +166,8 @@ def plot_curves(curves: list[Curve], path: Path) -> Path:
     best = "max" if curves[0].maximize else "min"
     axis.set_xlabel("trials (budget n)")
     axis.set_ylabel(f"expected {best} {metric}".strip())
-    axis.set_title(f"Expected validation performance; band: bootstrap {CONFIDENCE:.0%} of the unbiased curve"
-                   + ("; dashed: with replacement" if len(curves) > 1 else ""), fontsize=9)
+    axis.set_title(f"Expected validation performance (line: unbiased estimator; band: its bootstrap "
+                   f"{CONFIDENCE:.0%}" + (";\ndashed: with replacement)" if len(curves) > 1 else ")"), fontsize=9)
     axis.legend(fontsize=8)
     axis.grid(alpha=0.3)
     figure.tight_layout()
@@ -189,7 +189,7 @@ def write_curves(curves: list[Curve], output_dir: Path) -> list[Path]:
     lines = [f"# Expected validation performance: {', '.join(result.name for result in curves)}", "",
              f"Expected best {curves[0].metric} after n trials (unbiased estimator, Tang et al. 2020), per config. "
              "A row says from which budget on the first config's curve stays at least as good as the second's, up "
-             "to the largest budget both searches reached; a pair without a row in either order crosses at the end.",
+             "to the largest budget both searches reached.",
              "", *crossing_lines(curves)]
     written.append(write_atomic(output_dir / "search_expected_max.md", "\n".join(lines) + "\n"))
     return written
