@@ -10,7 +10,7 @@ import subprocess
 
 
 from hf_tasks.study import compare as compare_cli
-from hf_tasks.study.latex import MARKER, escape
+from hf_tasks.study.latex import MARKED, escape
 from hf_tasks.study.table import write_table
 from tests.test_study_stats import finish, right_and_wrong, study_runs, write_run
 
@@ -54,8 +54,8 @@ def test_study_tex_holds_every_config_with_its_interval_difference_and_marker(tm
     assert list(rows) == [r"full\_ft", r"lora\_r8\&more", r"same\%"]
     assert all(len(row) == 4 for row in rows.values())
     assert rows[r"full\_ft"][1].startswith("$0.5250$ [") and rows[r"full\_ft"][2] == "(baseline)"
-    assert rows[r"lora\_r8\&more"][2].startswith("$+0.1500$" + MARKER)  # 35 against 5 discordant: significant
-    assert rows[r"same\%"][2].startswith("$+0.0000$ [") and MARKER not in rows[r"same\%"][2]
+    assert rows[r"lora\_r8\&more"][2].startswith("$+0.1500" + MARKED + "$")  # 35 against 5 discordant: significant
+    assert rows[r"same\%"][2].startswith("$+0.0000$ [") and MARKED not in rows[r"same\%"][2]
     assert rows[r"same\%"][3] == "$1$"
     compiles(tex, tmp_path)
 
@@ -68,6 +68,6 @@ def test_compare_prints_a_latex_table_with_both_runs(tmp_path, capsys):
     tex = capsys.readouterr().out
     rows = tabular_rows(tex)
     assert [row[0] for row in rows] == [r"base\_run", r"new\_run"]
-    assert rows[1][2].startswith("$+0.1500$" + MARKER)
+    assert rows[1][2].startswith("$+0.1500" + MARKED + "$")
     assert "test\\_accuracy" in tex
     compiles(tex, tmp_path)

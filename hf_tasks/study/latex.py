@@ -14,7 +14,8 @@ from hf_tasks.study.stats import CONFIDENCE, SIGNIFICANCE, Comparison
 
 SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
            "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-MARKER = r"$^{\ast}$"
+MARKED = r"^{\ast}"  # inside a number's math
+MARKER = f"${MARKED}$"
 
 
 def escape(text: str) -> str:
@@ -22,9 +23,9 @@ def escape(text: str) -> str:
     return "".join(SPECIAL.get(character, character) for character in str(text))
 
 
-def _number(value: float, signed: bool = False) -> str:
+def _number(value: float, signed: bool = False, marked: bool = False) -> str:
     text = f"{value:+.4f}" if abs(value) < 10 else f"{value:+.2f}"
-    return f"${text if signed else text.lstrip('+')}$"
+    return f"${text if signed else text.lstrip('+')}{MARKED if marked else ''}$"
 
 
 def _interval(interval: tuple[float, float] | None, signed: bool = False) -> str:
@@ -70,9 +71,8 @@ def latex_table(metric: str, baseline: str, entries: list[Entry], caption: str =
             difference, p_value = "---", "---"
         else:
             holm = comparison.holm_p if comparison.holm_p is not None else comparison.p_value
-            significant = MARKER if holm < SIGNIFICANCE else ""
-            difference = _number(comparison.difference, signed=True) + significant + _interval(comparison.interval,
-                                                                                               signed=True)
+            difference = _number(comparison.difference, signed=True, marked=holm < SIGNIFICANCE) + _interval(
+                comparison.interval, signed=True)
             p_value = _p(holm)
         lines.append(f"{escape(entry.name)} & {score} & {difference} & {p_value} \\\\")
     note = (f"{MARKER}: Holm-adjusted paired-bootstrap $p < {SIGNIFICANCE:g}$. Intervals: percentile bootstrap over "
