@@ -39,6 +39,7 @@ from transformers.integrations.integration_utils import TrackioCallback
 
 from hf_tasks.data.splits import METRIC_PREFIX_OF_SPLIT
 from hf_tasks.metrics.classification import metric_key
+from hf_tasks.secrets import redact_text
 
 TRACKERS = ("tensorboard", "mlflow", "wandb", "trackio")
 #: Set by a study for each run it launches: the trackio project (the study's) and group (the run's config).
@@ -176,10 +177,13 @@ class TrackioTarget:
         """Start (or continue: a resumed or re-evaluated run keeps its name) the run, `config` as its config."""
         import trackio
 
-        trackio.init(project=self.project, name=self.name, group=self.group, resume="allow", space_id=space_id,
-                     private=private, bucket_id=bucket_id)
+        run = trackio.init(project=self.project, name=self.name, group=self.group, resume="allow",
+                           space_id=space_id, private=private, bucket_id=bucket_id)
         # After init: trackio refuses config keys starting with "_" at init, which model configs hold.
-        trackio.config.update(config)
+        run.config.update(config)
+        # trackio keeps the command line, hiding only flags named like secrets: URL passwords too.
+        if isinstance(run.config.get("_Command"), str):
+            run.config["_Command"] = redact_text(run.config["_Command"])
 
 
 class TrackioRun(TrackioCallback):

@@ -28,6 +28,9 @@ QUICK = ["--max_train_samples", "32", "--max_eval_samples", "24", "--max_predict
 FIGURES = {"figures/training_curves", "figures/eval_confusion_matrix", "figures/test_confusion_matrix"}
 TABLES = {"tables/eval_misclassified", "tables/test_misclassified", "tables/eval_per_class", "tables/test_per_class"}
 
+# Passed to every run, so it is on each run's command line, which trackio keeps: the password must not be.
+PASSWORD_URL = "https://me:s3cretpass@example.org/run"
+
 READ_BACK = """
 import json, sys
 import trackio
@@ -75,7 +78,7 @@ def trackio_study(tmp_path_factory):
         patch.setenv("TRACKIO_DIR", "")  # unset, as trackio reads it; restored after
         patch.chdir(root)
         code = main([str(REPO / "recipes/configs/farstail/tiny.yaml"), str(smaller), "--output_dir",
-                     str(output_dir), "--parallel", "2", "--seeds", "1,2", *QUICK])
+                     str(output_dir), "--parallel", "2", "--seeds", "1,2", *QUICK, "--run_name", PASSWORD_URL])
     assert code == 0, (output_dir / "farstail-keep1-seed1.log").read_text()[-3000:]
     return root, output_dir, read_back(output_dir / "trackio", "my_study")
 
@@ -96,6 +99,8 @@ def test_every_run_of_the_study_is_in_its_configs_group_named_after_its_folder(t
     config = found["runs"]["farstail-keep1-seed2"]["config"]
     assert config["keep_layers"] == "first:1" and config["seed"] == 2  # the recipe's resolved config
     assert config["num_hidden_layers"] == 1  # and the model's
+    assert "https://me:***@example.org/run" in config["_Command"]
+    assert b"s3cretpass" not in (output_dir / "trackio" / "my_study.db").read_bytes()
 
 
 def test_each_run_holds_the_trainers_metrics_its_results_figures_and_tables(trackio_study):
