@@ -16,6 +16,8 @@ copyright = "the hf_tasks contributors"
 extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "generated"]
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
+# Help texts name flags (--do_train) and values ('lora'): no typographic dashes or quotes.
+smartquotes = False
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]
 

@@ -88,12 +88,12 @@ def config_line(path: Path) -> str:
             break
         comment.append(text)
     text = " ".join(comment)
-    return re.split(r"(?<=\.)\s+(?=[A-Z(])", text, maxsplit=1)[0]
+    return re.split(r"(?<=\.)\s+(?=[A-Z])", text, maxsplit=1)[0]
 
 
 def module_rows() -> list[tuple[int, str, str]]:
-    """(layer, dotted module name, first sentence of its docstring) for every module of hf_tasks, bottom
-    layer first."""
+    """(layer, dotted module name, the first sentence of its docstring's first paragraph) for every module of
+    hf_tasks, bottom layer first."""
     sys.path.insert(0, str(REPO))
     from tests.test_layers import LAYER_OF, MODULES, part_of
 
@@ -102,7 +102,8 @@ def module_rows() -> list[tuple[int, str, str]]:
         if "metrics.modules" in module or module.endswith("__main__"):
             continue  # evaluate's Space files and `python -m` entry points are not the package's API
         docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
-        first = re.split(r"(?<=\.)\s+(?=[A-Z`(])", " ".join(docstring.split()), maxsplit=1)[0]
+        paragraph = " ".join(docstring.split("\n\n")[0].split())
+        first = re.split(r"(?<=\.)\s+(?=[A-Z`(])", paragraph, maxsplit=1)[0]
         rows.append((LAYER_OF[part_of(module)], module, first))
     return sorted(rows)
 
@@ -153,7 +154,7 @@ class FlagTable(Directive):
     def run(self):
         output = []
         for heading, actions in recipe_option_groups(self.arguments[0]):
-            section = nodes.rubric(text=heading)
+            section = nodes.rubric(text=heading[0].upper() + heading[1:])
             output += [section, table(("flag", "type", "default", "help"),
                                       [flag_row(action) for action in actions], literal_columns=(0, 2),
                                       widths=(3, 2, 2, 8))]
@@ -175,7 +176,7 @@ class ConfigList(Directive):
 
     def run(self):
         folder = RECIPES / "configs" / self.arguments[0]
-        rows = [(f"{folder.relative_to(REPO)}/{path.name}", config_line(path))
+        rows = [(path.name, config_line(path))
                 for path in sorted(folder.glob("*.yaml"))]
         return [table(("config", "what it runs"), rows, widths=(4, 8))]
 
