@@ -1,8 +1,9 @@
 """The docs' examples are checked: every code block on a page carries a marker line (a MyST comment) saying how,
 and each check here could fail on a stale page.
 
-    % check: command           recipe commands parse with the recipe's own parser and config; study commands name
-                               existing configs and options the study or the recipe knows; `python -m X` finds X
+    % check: command           recipe commands parse with the recipe's own parser and config (the tiny.yaml demos
+                               are trained end to end by the recipes' own tests); study commands name existing
+                               configs and options the study or the recipe knows; `python -m X` finds X
     % check: config RECIPE     every key is an option of the recipe
     % check: doctest           the `>>>` lines run and print what the page shows
     % check: adapter           the dataset adapter loads good rows and stops at, or skips, a bad one
@@ -150,6 +151,20 @@ def as_on_a_gpu(monkeypatch):
 def test_command_examples_parse(block, as_on_a_gpu):
     for words in commands(block[2]):
         check_command(words)
+
+
+def test_the_offline_demo_commands_are_run_end_to_end_by_the_recipe_tests():
+    # Parsing is all this file does with them; the recipe's own test trains on the same tiny config.
+    demos = {(recipe, arguments[arguments.index("--config") + 1]) for _, _, body in blocks("check: command")
+             for words in commands(body) if (call := recipe_call(words)) is not None
+             for recipe, arguments in [call] if "--config" in arguments
+             and arguments[arguments.index("--config") + 1].endswith("/tiny.yaml")}
+    assert {recipe for recipe, _ in demos} >= {"parsquad", "farstail", "covid_fakenews", "cifar10", "shemo"}
+    recipe_tests = {path.name: path.read_text(encoding="utf-8") for path in (REPO / "tests").glob("test_*_recipe.py")}
+    for recipe, config in demos:
+        folder = Path(config).parent.name  # some tests name the config as CONFIGS / "tiny.yaml"
+        assert any(config in text or (f'"{folder}"' in text and '"tiny.yaml"' in text)
+                   for text in recipe_tests.values()), f"no recipe test runs {config}"
 
 
 def test_the_readme_commands_parse(as_on_a_gpu):
