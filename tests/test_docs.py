@@ -36,7 +36,7 @@ from tests.conftest import REPO
 
 DOCS = REPO / "docs"
 sys.path.insert(0, str(DOCS / "_ext"))
-from generated import flag_row, recipe_arguments, recipe_option_groups  # noqa: E402
+from generated import flag_row, recipe_arguments, recipe_option_groups, refuse_remote_assets  # noqa: E402
 
 PAGES = sorted(DOCS.rglob("*.md"))
 PAGES = [page for page in PAGES if "_build" not in page.parts]
@@ -257,3 +257,13 @@ def test_the_readme_is_the_short_front_door():
         assert (DOCS / f"{page}.md").is_file(), f"the README links to docs/{page}.md, which does not exist"
     for recipe in RECIPE_NAMES:
         assert f"(docs/recipes/{recipe}.md)" in readme
+
+
+def test_the_build_refuses_a_page_that_loads_from_another_host(tmp_path, caplog):
+    (tmp_path / "offline.html").write_text('<link rel="stylesheet" href="_static/furo.css"><a href="https://x.org">x</a>')
+    (tmp_path / "online.html").write_text('<link rel="stylesheet" href="https://fonts.example.com/inter.css">')
+    app = types.SimpleNamespace(outdir=str(tmp_path), builder=types.SimpleNamespace(format="html"))
+    refuse_remote_assets(app, None)
+    assert [record.getMessage() for record in caplog.records] == [
+        'online.html loads <link rel="stylesheet" href="https://fonts.example.com/inter.css from another host; '
+        "the site must work offline"]

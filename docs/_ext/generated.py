@@ -1,7 +1,8 @@
 """The parts of the site generated from the code, so they cannot drift from it: each recipe's flag
 table (what its `--help` shows, with the whole help text), the Trainer's options, each recipe's configs
 (one line each, from the files' header comments), the module map (from the modules' docstrings, in the
-layers `tests/test_layers.py` checks) and the benchmark table (from `tests/benchmarks/results/`).
+layers `tests/test_layers.py` checks) and the benchmark table (from `tests/benchmarks/results/`); and a check
+that no built page loads anything from another host.
 
 Used as MyST directives:
 
@@ -20,6 +21,11 @@ from pathlib import Path
 
 from docutils import nodes
 from docutils.parsers.rst import Directive
+from sphinx.util import logging
+
+LOGGER = logging.getLogger(__name__)
+# A tag that makes the browser fetch from another host: the site must work offline.
+REMOTE_ASSET = re.compile(r"<(?:link|script|img|iframe)\b[^>]*\b(?:href|src)=[\"'](?:https?:)?//[^\"']*", re.I)
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "recipes"
@@ -200,7 +206,17 @@ class BenchmarkTable(Directive):
                        "rounds)"), rows(), literal_columns=(1,), widths=(3, 2, 8))]
 
 
+def refuse_remote_assets(app, exception) -> None:
+    """Warn (an error under -W) for every page that would load a font, script, style or image from another host."""
+    if exception is not None or app.builder.format != "html":
+        return
+    for page in sorted(Path(app.outdir).rglob("*.html")):
+        for tag in REMOTE_ASSET.findall(page.read_text(encoding="utf-8")):
+            LOGGER.warning("%s loads %s from another host; the site must work offline", page.name, tag)
+
+
 def setup(app):
+    app.connect("build-finished", refuse_remote_assets)
     app.add_directive("flag-table", FlagTable)
     app.add_directive("trainer-flag-table", TrainerFlagTable)
     app.add_directive("config-list", ConfigList)
