@@ -224,6 +224,13 @@ def _replaced_sources(given: set[str], defaults: dict[str, Any]) -> dict[str, No
             for dest in dests if defaults.get(dest) not in (None, [])}
 
 
+def build_parser(*dataclass_types: type) -> HfArgumentParser:
+    """The parser of a recipe's argument groups, with `--config` (what `parse` and the docs' flag tables read)."""
+    parser = HfArgumentParser(dataclass_types)
+    parser.add_argument("--config", type=Path, help="YAML file of defaults; command-line flags override it.")
+    return parser
+
+
 def parse(*dataclass_types: type, args: list[str] | None = None, description: str | None = None,
           unused: tuple[str, ...] = ()) -> RunState:
     """Parse `dataclass_types` from `--config x.yaml` (defaults) and the command line (overrides).
@@ -238,8 +245,7 @@ def parse(*dataclass_types: type, args: list[str] | None = None, description: st
     config_parser.add_argument("--config", type=Path)
     known, remaining = config_parser.parse_known_args(argv)
 
-    parser = HfArgumentParser(dataclass_types)
-    parser.add_argument("--config", type=Path, help="YAML file of defaults; command-line flags override it.")
+    parser = build_parser(*dataclass_types)
     answer_help(parser, remaining, description, frozenset(unused))
     remaining, unset = _take_out_unsets(parser, remaining)
     given = set(_dests_given(parser, remaining))

@@ -43,32 +43,42 @@ def answer_help(parser: HfArgumentParser, argv: list[str], description: str | No
 
 
 def short_help(parser: HfArgumentParser, description: str | None, unused: frozenset[str]) -> str:
-    by_dest = {}
-    for action in parser._actions:
-        # The first action of a destination is the flag itself; bool fields add a --no_ complement.
-        by_dest.setdefault(action.dest, action)
     shown = argparse.ArgumentParser(
         prog=parser.prog, usage=f"{parser.prog} [--config FILE.yaml] [--option VALUE ...]",
         description=(description or "").strip(), formatter_class=_CompactFormatter, add_help=False,
         epilog=f"{HELP_ALL_FLAG} lists every option with its whole help, the Trainer's included.\n"
                "--option none unsets a value the config gave. --debug shows the traceback of an error.",
     )
+    for title, actions in option_groups(parser, unused):
+        group = shown.add_argument_group(title)
+        for action in actions:
+            compact = _compact(action, first_sentence=title == COMMON_TRAINING_TITLE)
+            if action.dest == "config":
+                compact.metavar = "FILE.yaml"
+            group._add_action(compact)
+    return shown.format_help().rstrip()
+
+
+COMMON_TRAINING_TITLE = "training options people change most (all of them: --help-all)"
+
+
+def option_groups(parser: HfArgumentParser, unused: frozenset[str]) -> list[tuple[str, list[argparse.Action]]]:
+    """The options `--help` shows, as (heading, the options' argparse actions): the recipe's own
+    argument groups, the Trainer options people change most, then --config. The docs' flag tables are
+    built from this too, so a recipe page lists exactly what its --help does."""
+    by_dest = {}
+    for action in parser._actions:
+        # The first action of a destination is the flag itself; bool fields add a --no_ complement.
+        by_dest.setdefault(action.dest, action)
+    groups = []
     training_types = [kind for kind in parser.dataclass_types if _is_training_arguments(kind)]
     for kind, names in _fields_by_declaring_class(parser.dataclass_types, training_types).items():
-        group = shown.add_argument_group(f"{_title(kind)} options")
-        for name in names:
-            if name not in unused and name in by_dest:
-                group._add_action(_compact(by_dest[name]))
+        groups.append((f"{_title(kind)} options",
+                       [by_dest[name] for name in names if name not in unused and name in by_dest]))
     if training_types:
-        group = shown.add_argument_group("training options people change most (all of them: --help-all)")
-        for name in COMMON_TRAINING_OPTIONS:
-            if name in by_dest:
-                group._add_action(_compact(by_dest[name], first_sentence=True))
-    group = shown.add_argument_group("this command")
-    config = _compact(by_dest["config"])
-    config.metavar = "FILE.yaml"
-    group._add_action(config)
-    return shown.format_help().rstrip()
+        groups.append((COMMON_TRAINING_TITLE, [by_dest[name] for name in COMMON_TRAINING_OPTIONS if name in by_dest]))
+    groups.append(("this command", [by_dest["config"]]))
+    return groups
 
 
 class _CompactFormatter(argparse.RawDescriptionHelpFormatter):

@@ -25,7 +25,7 @@ TINY_SPEECH_FEATURE_ENCODER = dict(conv_dim=(8, 8), conv_stride=(5, 4), conv_ker
                                    num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4)
 RECIPES = REPO / "recipes"
 sys.path.insert(0, str(RECIPES))
-# Configs name sample files relative to the repository root, as the README commands run them.
+# Configs name sample files relative to the repository root, as the docs' commands run them.
 os.chdir(REPO)
 
 

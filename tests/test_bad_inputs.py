@@ -1,7 +1,8 @@
 """Every bad input a user can cause stops the recipe before training with one line on stderr, status 2 and
 no traceback, naming the file, row or flag and the fix.
 
-The cases double as the README's table: `python -m tests.test_bad_inputs` runs them and prints its rows.
+The cases double as the table of docs/concepts/bad-inputs.md: `python -m tests.test_bad_inputs` runs them and
+prints its rows (tests/test_docs.py checks that the page has a row for each).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hf_tasks"
 
-# Bottom to top; README "How it is built" draws the same picture.
+# Bottom to top; the docs' module map (docs/reference/how-it-is-built.md) is generated from these layers.
 LAYERS = [
     {"__init__", "errors", "files", "secrets"},
     {"data"},

@@ -109,7 +109,7 @@ def test_the_manifest_lists_every_file_of_the_run_folder(recipe_name, tmp_path):
         assert {"split.json", "audio_conversions.json"} <= listed
 
 
-# Head pruning on a CNN is a row of the README's bad-inputs table (tests/test_bad_inputs.py).
+# Head pruning on a CNN is a row of the bad-inputs table (tests/test_bad_inputs.py, docs/concepts/bad-inputs.md).
 @pytest.mark.parametrize(("recipe_name", "flags", "message"), [
     ("covid_fakenews", ["--feature_based", "true", "--peft", "lora"], "drop --feature_based or --peft lora"),
     ("shemo", ["--feature_based", "true", "--cache_features", "true"],

@@ -1,0 +1,1 @@
+"""Text preprocessing shared by tasks and metrics: Persian normalisation and tweet normalisation."""

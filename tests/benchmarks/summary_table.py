@@ -1,10 +1,10 @@
-"""The README's benchmark table, built from the rows recorded in results/*.md.
+"""The benchmark table of the docs (docs/benchmarks.md), built from the rows recorded in results/*.md.
 
-    python -m tests.benchmarks.readme_table
+    python -m tests.benchmarks.summary_table
 
-Prints the table; the README carries it verbatim (a test compares the two), so a new recorded row
-shows up in the README only through this command. Each benchmark's entry is made from the rows under
-its table's latest header, the ones recorded by the benchmark's current code.
+Prints the table as Markdown; the docs build makes the same rows into the page's table (the `benchmark-table`
+directive), so a new recorded row shows up there at the next build. Each benchmark's entry is made from the rows
+under its table's latest header, the ones recorded by the benchmark's current code.
 """
 
 from __future__ import annotations
@@ -114,6 +114,14 @@ def _help(rows):
             f"({_where(row)})")
 
 
+def _study_storage(rows):
+    row = rows[-1]
+    claims = "; ".join(f"{storage}: {row[f'{storage}: trials_per_second']} trials/s (median claim "
+                       f"{row[f'{storage}: median_claim_s']} s, slowest {row[f'{storage}: slowest_claim_s']} s)"
+                       for storage in ("postgresql", "journal"))
+    return f"{claims}; {row['postgresql: workers']} workers, {row['postgresql: trials']} trials in all ({_where(row)})"
+
+
 ENTRIES: list[tuple[str, str, Callable[[list[dict[str, str]]], str]]] = [
     # (results name, what it measures, figures from its rows)
     ("qa_postprocess", "QA postprocessing vs the per-window double loop", _qa_postprocess),
@@ -128,14 +136,19 @@ ENTRIES: list[tuple[str, str, Callable[[list[dict[str, str]]], str]]] = [
     ("cifar10", "CIFAR-10 model step (no variants compared)", _cifar10),
     ("bert_finetune", "BERT fine-tuning through the parsquad recipe: tokens/s and MFU (no variants compared)",
      _bert_finetune),
+    ("study_storage", "a search's trials claimed by 32 workers from one optuna storage", _study_storage),
 ]
+
+
+def rows() -> list[tuple[str, str, str]]:
+    """(what it measures, the benchmark's module, its latest figures) for every benchmark."""
+    return [(what, f"bench_{name}", figures(latest_rows(name))) for name, what, figures in ENTRIES]
 
 
 def table() -> str:
     lines = ["| what | command (`python -m tests.benchmarks.…`) | recorded (median, range over alternated rounds) |",
              "|---|---|---|"]
-    for name, what, figures in ENTRIES:
-        lines.append(f"| {what} | `bench_{name}` | {figures(latest_rows(name))} |")
+    lines += [f"| {what} | `{command}` | {figures} |" for what, command, figures in rows()]
     return "\n".join(lines) + "\n"
 
 
