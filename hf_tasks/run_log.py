@@ -109,10 +109,11 @@ def use_metrics_log(trainer) -> None:
     trainer.add_callback(MetricsLog)
 
 
-def log_start(data: str, features: dict[str, Any], task, model, counts: dict[str, int], output_dir) -> None:
+def log_start(data: str, features: dict[str, Any], task, model, counts: dict[str, int], output_dir,
+              training_args) -> None:
     """The run's start block: where the data comes from, how much of each split (in the task's unit:
     examples, QA windows, clips, images) and which classes, the model and its trainable parameters,
-    and the output folder."""
+    the device, precision and loader workers, and the output folder."""
     sizes = ", ".join(f"{split} {len(rows):,}" for split, rows in features.items())
     logger.info("Data: %s", data)
     logger.info("Size: %s %s", sizes, task.feature_unit)
@@ -121,4 +122,7 @@ def log_start(data: str, features: dict[str, Any], task, model, counts: dict[str
         logger.info("Classes: %s", ", ".join(classes))
     logger.info("Model: %s, %s trainable of %s parameters", type(model).__name__,
                 f"{counts['trainable_params']:,}", f"{counts['total_params']:,}")
+    precision = getattr(training_args, "precision", "bf16" if training_args.bf16 else "fp32")
+    logger.info("Device: %s, %s, %d loader workers", training_args.device, precision,
+                training_args.dataloader_num_workers)
     logger.info("Output: %s", output_dir)

@@ -108,6 +108,9 @@ def setup(state: RunState) -> None:
             elif training_args.process_index == 0:  # a new folder, or one this run resumes or restarts
                 remove_interrupted_writes(training_args.output_dir)
     configure_logging(training_args)
+    if training_args.process_index == 0:
+        for level, message in getattr(training_args, "hardware_notes", ()):
+            logger.log(level, message)
     set_seed(training_args.seed)
     if training_args.hub_token:
         # The Trainer pickles its arguments into every checkpoint (training_args.bin); the token must
@@ -306,7 +309,8 @@ def run(
     )
     use_metrics_log(trainer)
     results: dict[str, Any] = parameter_counts(model)
-    log_start(redact_text(state.data_description()), features, task, model, results, output_dir.resolve())
+    log_start(redact_text(state.data_description()), features, task, model, results, output_dir.resolve(),
+              training_args)
 
     if training_args.do_train:
         trainer_logger, notice_filter = logging.getLogger(Trainer.__module__), HideCompletionNotice(interrupt)
