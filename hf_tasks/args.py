@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -211,8 +212,6 @@ class TrainingArguments(transformers.TrainingArguments):
     def _follow_the_hardware(self) -> None:
         """Resolve --bf16 auto, run on the CPU without --use_cpu where there is no GPU, and cap the loader
         workers at the CPUs this process may use; what was decided goes to `hardware_notes`."""
-        import logging
-
         request = _bf16_request(self.bf16)
         accelerator = not self.use_cpu and has_accelerator()
         if not accelerator and not self.use_cpu:

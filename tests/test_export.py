@@ -62,6 +62,20 @@ def test_each_model_family_exports_to_onnx_and_int8_with_outputs_matching_pytorc
     assert int8["decided_top1_agreement"] in (1.0, None), int8
 
 
+def test_int8_weights_cannot_saturate_the_int16_pair_sums_of_cpus_without_vnni(tmp_path, tokenizer):
+    """onnxruntime's u8 x s8 kernels without VNNI (AVX2: vpmaddubsw) add two products in 16 bits; with
+    full-range weights 2 x 255 x 127 overflows it, and the MLP's first layer moved by 0.65 in an emulation
+    of that kernel (0.49 in its logits on an AVX2 EPYC). 7-bit weights keep every pair within int16."""
+    import onnx
+    from onnx import numpy_helper
+
+    saved_run("mlp", tmp_path, tokenizer)
+    export(tmp_path, quantize="int8")
+    graph = onnx.load(str(tmp_path / "onnx" / "model_int8.onnx")).graph
+    weights = [numpy_helper.to_array(init) for init in graph.initializer if init.data_type == onnx.TensorProto.INT8]
+    assert weights and max(int(np.abs(w.astype(np.int64)).max()) for w in weights) * 255 * 2 <= 32767
+
+
 @pytest.mark.pinned_numbers
 @pytest.mark.parametrize("name", EXPORTABLE)
 def test_exported_graphs_take_other_batch_sizes_and_lengths_than_the_traced_ones(tmp_path, tokenizer, name):
