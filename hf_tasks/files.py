@@ -86,3 +86,12 @@ def read_json(path: str | Path) -> Any | None:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
+
+
+def visible_files(folder: Path) -> Iterator[Path]:
+    """Every file under `folder` at any depth, in name order, leaving out hidden ones and never entering a
+    hidden folder: a fetch's unpacking staging (".female-x1y2"), a Mac's resource forks, editor state."""
+    for parent, folders, files in os.walk(folder, followlinks=True):
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        yield from (Path(parent) / name for name in sorted(files) if not name.startswith("."))
+

@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen befor
 
 from hf_tasks.files import atomic_path  # noqa: E402
 
+# A series with at most this many points gets a marker at each: a line alone hides a single point.
+MARKERS_UP_TO = 20
 # Eval metrics worth a panel of their own, in order of preference; the first two present are drawn.
 HEADLINE_METRICS = ("eval_f1", "eval_exact", "eval_accuracy", "eval_macro_f1", "eval_uar", "eval_weighted_f1")
 
@@ -25,7 +27,7 @@ def plot_training_curves(log_history: list[dict], path: Path) -> Path | None:
     fig, axes = plt.subplots(1, 1 + bool(metrics), figsize=(11 if metrics else 6, 4), squeeze=False)
     loss_axis = axes[0][0]
     if train:
-        loss_axis.plot(*zip(*train), label="train loss")
+        loss_axis.plot(*zip(*train), "o-" if len(train) <= MARKERS_UP_TO else "-", label="train loss")
     if evals:
         loss_axis.plot([row["step"] for row in evals], [row["eval_loss"] for row in evals], "o-", label="eval loss")
     loss_axis.set(xlabel="step", ylabel="loss", title="Loss")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import datasets
 import transformers
@@ -93,6 +94,57 @@ class MetricsLog(TrainerCallback):
         self.last_evaluation = (state.global_step, line)
 
 
+def _duration(seconds: float) -> str:
+    """3725 → "1h 02m 05s", 65 → "1m 05s", 4.2 → "4s"."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {seconds:02d}s"
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+class ProgressLog(TrainerCallback):
+    """A progress line in the log every `--progress_interval_seconds` of training (default 30 s): step of
+    total, epoch, samples/s, elapsed time, ETA and the mean training loss since the last line.
+
+    Bars show only on a terminal and `--logging_steps` may be minutes apart on a CPU; this line is what a
+    redirected run (a Slurm job, a study's run) says while it trains. The Trainer calls `add_loss` with
+    each micro-batch's loss (a tensor, read only when a line is written, so a GPU is not synchronised
+    at every step).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.loss_sum = None
+        self.steps_since_line = 0
+
+    def add_loss(self, loss) -> None:
+        self.loss_sum = loss if self.loss_sum is None else self.loss_sum + loss
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = self.last_line = self.clock()
+        self.first_step = state.global_step  # a resumed run counts its rate from here
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps_since_line += 1
+        interval = getattr(args, "progress_interval_seconds", 30.0)
+        now = self.clock()
+        if not interval or now - self.last_line < interval or not state.is_world_process_zero:
+            return
+        self.last_line = now
+        elapsed, done = now - self.started, state.global_step - self.first_step
+        batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+        parts = [f"step {state.global_step:,}/{state.max_steps:,} ({state.global_step / max(state.max_steps, 1):.0%})",
+                 f"epoch {state.epoch or 0.0:.2f}", f"{done * batch / max(elapsed, 1e-9):.1f} samples/s",
+                 f"elapsed {_duration(elapsed)}",
+                 f"ETA {_duration(elapsed / max(done, 1) * (state.max_steps - state.global_step))}"]
+        if self.loss_sum is not None:
+            parts.append(f"loss {_number(float(self.loss_sum) / self.steps_since_line)}")
+        self.loss_sum, self.steps_since_line = None, 0
+        logger.info("progress: %s", " · ".join(parts))
+
+
 class SilentProgressCallback(ProgressCallback):
     """The Trainer's progress bars without their printed copy of every log (MetricsLog says it once)."""
 
@@ -109,10 +161,11 @@ def use_metrics_log(trainer) -> None:
     trainer.add_callback(MetricsLog)
 
 
-def log_start(data: str, features: dict[str, Any], task, model, counts: dict[str, int], output_dir) -> None:
+def log_start(data: str, features: dict[str, Any], task, model, counts: dict[str, int], output_dir,
+              training_args) -> None:
     """The run's start block: where the data comes from, how much of each split (in the task's unit:
     examples, QA windows, clips, images) and which classes, the model and its trainable parameters,
-    and the output folder."""
+    the device, precision and loader workers, and the output folder."""
     sizes = ", ".join(f"{split} {len(rows):,}" for split, rows in features.items())
     logger.info("Data: %s", data)
     logger.info("Size: %s %s", sizes, task.feature_unit)
@@ -121,4 +174,7 @@ def log_start(data: str, features: dict[str, Any], task, model, counts: dict[str
         logger.info("Classes: %s", ", ".join(classes))
     logger.info("Model: %s, %s trainable of %s parameters", type(model).__name__,
                 f"{counts['trainable_params']:,}", f"{counts['total_params']:,}")
+    precision = getattr(training_args, "precision", "bf16" if training_args.bf16 else "fp32")
+    logger.info("Device: %s, %s, %d loader workers", training_args.device, precision,
+                training_args.dataloader_num_workers)
     logger.info("Output: %s", output_dir)

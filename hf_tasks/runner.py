@@ -35,7 +35,7 @@ from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
 from hf_tasks.model_card import loading_code, lora_loading_code, model_card_text, package_versions
 from hf_tasks.portable import pipeline_task, ship_code
-from hf_tasks.run_log import configure_logging, log_start, use_metrics_log
+from hf_tasks.run_log import ProgressLog, configure_logging, log_start, use_metrics_log
 from hf_tasks.run_folder import (
     RESULTS,
     check_output_dir,
@@ -108,6 +108,9 @@ def setup(state: RunState) -> None:
             elif training_args.process_index == 0:  # a new folder, or one this run resumes or restarts
                 remove_interrupted_writes(training_args.output_dir)
     configure_logging(training_args)
+    if training_args.process_index == 0:
+        for level, message in getattr(training_args, "hardware_notes", ()):
+            logger.log(level, message)
     set_seed(training_args.seed)
     if training_args.hub_token:
         # The Trainer pickles its arguments into every checkpoint (training_args.bin); the token must
@@ -155,6 +158,8 @@ class TaskTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.task = task
         self.add_callback(RunTrainingLoss())
+        self.progress = ProgressLog()
+        self.add_callback(self.progress)
         # The Trainer assumes a model whose forward takes **kwargs normalises its loss by the global
         # `num_items_in_batch`, and then multiplies the loss by the number of processes (and skips the
         # division by gradient-accumulation steps). Task heads here return a plain batch mean, so that
@@ -187,7 +192,10 @@ class TaskTrainer(Trainer):
 
     def training_step(self, *args, **kwargs):
         fault_point("train_step")
-        return super().training_step(*args, **kwargs)
+        loss = super().training_step(*args, **kwargs)
+        # Divided by the accumulation steps as the Trainer's logged loss is; summed per optimizer step.
+        self.progress.add_loss(loss)
+        return loss
 
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         super()._save_optimizer_and_scheduler(output_dir)
@@ -307,7 +315,8 @@ def run(
     use_metrics_log(trainer)
     trackers.attach(trainer)
     results: dict[str, Any] = parameter_counts(model)
-    log_start(redact_text(state.data_description()), features, task, model, results, output_dir.resolve())
+    log_start(redact_text(state.data_description()), features, task, model, results, output_dir.resolve(),
+              training_args)
 
     if training_args.do_train:
         trainer_logger, notice_filter = logging.getLogger(Trainer.__module__), HideCompletionNotice(interrupt)

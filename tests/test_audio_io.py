@@ -58,6 +58,17 @@ def test_folder_listing_finds_wav_files_at_any_depth_and_reports_bad_names(tmp_p
     assert [problem.position for problem in bad] == ["male/M02Q01.wav"]
 
 
+def test_folder_listing_never_enters_hidden_folders(tmp_path):
+    """A killed `fetch shemo` leaves its staging folder (.female-XXXXXXXX) beside female/: its clips are
+    copies, some cut short, and must not join the data."""
+    for relative in ("female/F01A01.wav", "female/.female-k2j4h5g6/F01A01.wav", "female/._F01A02.wav",
+                     ".ipynb_checkpoints/M02N03.wav"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(tmp_path / relative, sine(200, 0.1, 16000), 16000)
+    rows, bad = list_shemo_folder(tmp_path)
+    assert [row["file"] for row in rows] == ["female/F01A01.wav"] and bad == []
+
+
 def test_missing_or_empty_folders_fail_clearly(tmp_path):
     with pytest.raises(BadInputError, match="no such folder"):
         list_shemo_folder(tmp_path / "nowhere")

@@ -13,7 +13,7 @@ import torch
 from transformers import AutoFeatureExtractor, BertTokenizerFast
 
 from hf_tasks.errors import BadInputError
-from hf_tasks.export import export, main, onnx_session
+from hf_tasks.export import INT8_TOLERANCE, export, main, onnx_session
 from hf_tasks.portable import ship_code
 
 from .test_portable import FAMILIES, TEXT, logits_of
@@ -44,6 +44,7 @@ def saved_run(name: str, folder, tokenizer):
     return model
 
 
+@pytest.mark.pinned_numbers
 @pytest.mark.parametrize("name", EXPORTABLE)
 def test_each_model_family_exports_to_onnx_and_int8_with_outputs_matching_pytorch(tmp_path, tokenizer, name):
     saved_run(name, tmp_path, tokenizer)
@@ -54,10 +55,28 @@ def test_each_model_family_exports_to_onnx_and_int8_with_outputs_matching_pytorc
     assert (tmp_path / "onnx" / "model.onnx").is_file() and (tmp_path / "onnx" / "model_int8.onnx").is_file()
     assert fp32["max_abs_diff"] <= 1e-4, fp32
     assert fp32["top1_agreement"] == 1.0
-    # int8 weights change outputs a little, not wholesale (the tiny models have logits of order 0.1-1).
-    assert 0 < int8["max_abs_diff"] < 0.1, int8
+    # What quantisation promises, on any CPU: outputs within INT8_TOLERANCE of their largest magnitude
+    # (measured natively 0.01-0.04; a saturating u8 x s8 kernel moved the MLP's by 0.49 of 1.85), and
+    # the rows PyTorch decides clearly keep their prediction (near-ties may flip; they do on some CPUs).
+    assert 0 < int8["max_abs_diff_relative"] <= INT8_TOLERANCE, int8
+    assert int8["decided_top1_agreement"] in (1.0, None), int8
 
 
+def test_int8_weights_cannot_saturate_the_int16_pair_sums_of_cpus_without_vnni(tmp_path, tokenizer):
+    """onnxruntime's u8 x s8 kernels without VNNI (AVX2: vpmaddubsw) add two products in 16 bits; with
+    full-range weights 2 x 255 x 127 overflows it, and the MLP's first layer moved by 0.65 in an emulation
+    of that kernel (0.49 in its logits on an AVX2 EPYC). 7-bit weights keep every pair within int16."""
+    import onnx
+    from onnx import numpy_helper
+
+    saved_run("mlp", tmp_path, tokenizer)
+    export(tmp_path, quantize="int8")
+    graph = onnx.load(str(tmp_path / "onnx" / "model_int8.onnx")).graph
+    weights = [numpy_helper.to_array(init) for init in graph.initializer if init.data_type == onnx.TensorProto.INT8]
+    assert weights and max(int(np.abs(w.astype(np.int64)).max()) for w in weights) * 255 * 2 <= 32767
+
+
+@pytest.mark.pinned_numbers
 @pytest.mark.parametrize("name", EXPORTABLE)
 def test_exported_graphs_take_other_batch_sizes_and_lengths_than_the_traced_ones(tmp_path, tokenizer, name):
     model = saved_run(name, tmp_path, tokenizer)

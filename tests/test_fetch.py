@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import tarfile
 import threading
@@ -139,9 +140,8 @@ def test_a_file_that_is_not_the_pinned_one_is_refused_and_not_left_where_the_rec
         sources = text_source(server) if wrong == "git blob" else text_source(server, train_hash=sha256(TRAIN))
         with pytest.raises(FetchError, match=r"Train.json is not the pinned file .*nothing was put at .*train.json"):
             fetch("toy", tmp_path / "data", sources=sources, progress=False)
-    folder = tmp_path / "data" / "toy"
-    assert not (folder / "train.json").exists()
-    assert [path.name for path in folder.iterdir()] == []  # no partial or temporary file either
+    # No partial or temporary file either, nor the folders this fetch made for them.
+    assert not (tmp_path / "data").exists()
 
 
 def test_an_unreachable_source_names_the_url_and_the_from_option(tmp_path, no_waiting):
@@ -209,7 +209,8 @@ def test_a_tarball_folder_becomes_the_dataset_folder_and_mac_resource_forks_are_
                        archive=True, archive_root="cifar-10-batches-py"),))}
         folder = fetch("images", tmp_path / "data", sources=sources, progress=False)
     assert sorted(path.name for path in folder.iterdir()) == ["batches.meta", "test_batch"]
-    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == [".downloads", "images"]
+    # The archive went once unpacked, and with it the download folder it alone used.
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == ["images"]
 
 
 def test_the_real_registry_is_pinned_to_commits_with_hashes():
@@ -265,3 +266,112 @@ def test_the_command_line_refuses_an_unknown_dataset(capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["mnist"])
     assert stopped.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def clips_source(server: StandIns, content: bytes) -> dict[str, Source]:
+    return {"clips": Source("Clips", "one archive", (
+        RemoteFile(server.url("/media/female.zip"), sha256(content), "female", size=len(content), archive=True),))}
+
+
+def test_from_a_partial_set_places_the_given_files_and_names_the_from_that_completes_it(tmp_path, no_waiting):
+    by_hand = tmp_path / "Downloads"
+    by_hand.mkdir()
+    (by_hand / "Val.csv").write_bytes(VALIDATION)
+    with StandIns({}) as server:  # nothing served: nothing is downloaded when files are given
+        sources = text_source(server)
+        with pytest.raises(FetchError) as stopped:
+            fetch("toy", tmp_path / "data", [by_hand / "Val.csv"], sources=sources, progress=False)
+        assert server.ranges == []
+    message = str(stopped.value)
+    assert "placed " + str(tmp_path / "data" / "toy" / "validation.csv") in message
+    assert "still missing train.json" in message and server.url("/commit/Train.json") in message
+    assert f"--to {tmp_path / 'data'} --from Train.json`" in message and "\n" not in message
+    assert (tmp_path / "data" / "toy" / "validation.csv").read_bytes() == VALIDATION
+    assert not (tmp_path / "data" / "toy" / "train.json").exists()
+
+
+def test_a_failed_fetch_leaves_no_empty_folder_behind(tmp_path, no_waiting):
+    (tmp_path / "data").mkdir()  # the user's data folder stays; the dataset's folder this fetch made goes
+    with StandIns({}) as server:
+        with pytest.raises(FetchError, match="could not download"):
+            fetch("toy", tmp_path / "data", sources=text_source(server), progress=False)
+        with pytest.raises(FetchError, match="could not download"):
+            fetch("clips", tmp_path / "data", sources=clips_source(server, b"zip"), progress=False)
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_leftovers_of_a_killed_fetch_are_removed_and_the_users_files_kept(tmp_path, no_waiting):
+    content = zipped({"female/F01A01.wav": b"RIFF-one"})
+    clips = tmp_path / "data" / "Clips"
+    (clips / ".female-k2j4h5g6").mkdir(parents=True)  # a staging folder, half unpacked
+    (clips / ".female-k2j4h5g6" / "F01A01.wav").write_bytes(b"RI")
+    (clips / ".female-notes").mkdir()  # not a staging folder's name: the user's
+    downloads = tmp_path / "data" / ".downloads" / "clips"
+    downloads.mkdir(parents=True)
+    (downloads / "tmpab12cd34").touch()  # pooch's temporary file, empty: the download was killed
+    (clips / "tmpzz99yy88").write_text("mine")  # not empty: not pooch's
+    with StandIns({"/media/female.zip": content}) as server:
+        fetch("clips", tmp_path / "data", sources=clips_source(server, content), progress=False)
+    assert sorted(path.name for path in clips.iterdir()) == [".female-notes", "female", "tmpzz99yy88"]
+    assert list(downloads.iterdir()) == []  # the empty temporary file went, and the archive once unpacked
+
+
+def test_unpacked_folders_get_the_users_umask(tmp_path, no_waiting):
+    content = zipped({"female/F01A01.wav": b"RIFF-one"})
+    previous = os.umask(0o022)
+    try:
+        with StandIns({"/media/female.zip": content}) as server:
+            folder = fetch("clips", tmp_path / "data", sources=clips_source(server, content), progress=False)
+    finally:
+        os.umask(previous)
+    assert (folder / "female").stat().st_mode & 0o777 == 0o755  # mkdtemp's 0700 before
+
+
+@pytest.mark.parametrize("member", ["../../outside.txt", "absolute", "link"])
+def test_tar_members_never_land_outside_the_folder_and_a_bad_archive_is_refused_in_one_line(tmp_path, no_waiting,
+                                                                                          member):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        # An absolute path is unpacked below the staging folder (the data filter strips the slash), then
+        # found to hold no cifar-10-batches-py folder.
+        name = {"link": "cifar-10-batches-py/link", "absolute": str(tmp_path / "outside.txt")}.get(member, member)
+        entry = tarfile.TarInfo(name)
+        if member == "link":
+            entry.type, entry.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        else:
+            entry.size = 1
+        archive.addfile(entry, io.BytesIO(b"x"))
+    content = buffer.getvalue()
+    with StandIns({"/cifar.tar.gz": content}) as server:
+        sources = {"images": Source("images", "one tarball", (
+            RemoteFile(server.url("/cifar.tar.gz"), sha256(content), "", archive=True,
+                       archive_root="cifar-10-batches-py"),))}
+        with pytest.raises(FetchError, match=r"cifar.tar.gz: .*(nothing was unpacked|no folder)"):
+            fetch("images", tmp_path / "data", sources=sources, progress=False)
+    assert not (tmp_path / "outside.txt").exists() and not (tmp_path / "data" / "images").exists()
+    assert not list((tmp_path / "data").glob(".*-*"))  # nor a staging folder
+
+
+def test_to_a_file_and_a_target_that_is_a_folder_are_refused_in_one_line(tmp_path, capsys, no_waiting):
+    import subprocess
+    import sys
+
+    (tmp_path / "a file").write_text("mine")
+    done = subprocess.run([sys.executable, "-m", "hf_tasks.data.fetch", "pquad", "--to", str(tmp_path / "a file")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "is a file; give --to a folder" in done.stderr
+    assert (tmp_path / "a file").read_text() == "mine"
+    (tmp_path / "data" / "toy" / "train.json").mkdir(parents=True)
+    with StandIns({}) as server:
+        with pytest.raises(FetchError, match=r"train.json is a folder, where toy's Train.json goes; .*move it away"):
+            fetch("toy", tmp_path / "data", sources=text_source(server), progress=False)
+    assert (tmp_path / "data" / "toy" / "train.json").is_dir()

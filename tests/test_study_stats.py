@@ -285,3 +285,49 @@ def test_questions_compare_on_em_and_f1_in_percent(tmp_path):
     (tmp_path / "b" / "test_question_scores.csv").write_text(scores.replace("q5,1,", "q5,0,"))  # other references
     assert "gold labels of 1 examples differ" in compare([before], [read_outcomes(tmp_path / "b", "test")],
                                                          "exact").reason
+
+
+def test_the_study_plot_has_readable_log_ticks_and_each_configs_interval_as_error_bars(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from hf_tasks.study.table import analyse, plot_study, rows_of
+
+    gold, baseline, better = right_and_wrong([*range(100), *range(100, 105)], [*range(100), *range(105, 140)])
+    runs = study_runs(tmp_path, [("full", None), ("lora", None)])
+    # Within one decade of trainable parameters, as a freeze or LoRA study often is: a bare log axis
+    # would carry one labelled tick, or none.
+    for run, predicted, params, seconds in zip(runs, (baseline, better), (40_000, 90_000), (120.0, 300.0)):
+        write_run(run.run_dir, gold, predicted)
+        results = json.loads((run.run_dir / "results.json").read_text())
+        results.update(trainable_params=params, train_runtime=seconds)
+        (run.run_dir / "results.json").write_text(json.dumps(results))
+        finish(run)
+    intervals = analyse(rows_of(runs)).intervals
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    assert plot_study(runs, tmp_path / "study.png", intervals) == tmp_path / "study.png"
+    [figure] = figures
+    for axis in figure.axes:
+        low, high = axis.get_xlim()
+        labels = [tick.get_text() for tick in axis.get_xticklabels() if low <= tick.get_position()[0] <= high]
+        assert len([label for label in labels if label]) >= 2, labels
+        assert all("^" not in label for label in labels), labels  # "50k", not 10⁵
+        segments = [segment for collection in axis.collections for segment in collection.get_segments()]
+        drawn = sorted(tuple(round(float(value), 6) for value in segment[:, 1]) for segment in segments
+                       if segment[0, 0] == segment[1, 0] and segment[0, 1] != segment[1, 1])  # vertical bars
+        expected = sorted((round(interval.bootstrap[0], 6), round(interval.bootstrap[1], 6))
+                          for interval in intervals.values())
+        assert drawn == expected
+    assert "95% interval" in figure.texts[0].get_text()
+
+
+def test_training_curves_mark_every_point_of_a_short_series(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from hf_tasks.plots import plot_training_curves
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    plot_training_curves([{"step": 5, "loss": 1.2}, {"step": 5, "eval_loss": 1.1}], tmp_path / "curves.png")
+    [train_line, eval_line] = figures[0].axes[0].get_lines()
+    assert train_line.get_marker() == "o" and eval_line.get_marker() == "o"  # one point each, both visible

@@ -33,6 +33,7 @@ from hf_tasks.data.sources import class_names_of, label_values, load_hub_splits,
 from hf_tasks.data.splits import limit_splits
 from hf_tasks.data.tables import read_table
 from hf_tasks.errors import BadInputError
+from hf_tasks.files import visible_files
 
 SHEMO_EMOTIONS = {"A": "anger", "F": "fear", "H": "happiness", "N": "neutral", "S": "sadness", "W": "surprise"}
 SHEMO_NAME = re.compile(r"(?P<gender>[FM])(?P<number>\d+)(?P<emotion>[A-Z])(?P<utterance>\d+)", re.IGNORECASE)
@@ -108,13 +109,13 @@ def parse_shemo_name(path: str | Path) -> ShemoName:
 
 
 def list_shemo_folder(data_dir: str | Path) -> tuple[list[dict[str, Any]], list[RowProblem]]:
-    """Rows (file, path, label, speaker, source) of every wav file under `data_dir` at any depth, and
-    a problem for each file whose name is not a ShEMO name."""
+    """Rows (file, path, label, speaker, source) of every wav file under `data_dir` at any depth (outside
+    hidden folders), and a problem for each file whose name is not a ShEMO name."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise BadInputError(f"--data_dir {data_dir}: no such folder; point it at ShEMO's folder "
                             f"(with female/ and male/).{fetch_hint(data_dir)}")
-    paths = sorted(path for path in data_dir.rglob("*") if path.suffix.lower() == ".wav" and path.is_file())
+    paths = sorted(path for path in visible_files(data_dir) if path.suffix.lower() == ".wav" and path.is_file())
     if not paths:
         raise BadInputError(f"--data_dir {data_dir}: no .wav files in it or below it.")
     rows, problems = [], []

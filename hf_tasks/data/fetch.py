@@ -9,9 +9,14 @@ and its hash (sha256, md5, or git's blob id, which GitHub shows for files it sto
 downloads it beside its place with a progress bar, checks the hash and only then gives it its name, so
 a recipe never reads a file that is cut short or not the pinned one. What arrived before a cut connection
 is kept in `<file>.part` and the rest is asked for (HTTP Range), by pooch's retries or by rerunning the
-command. Archives (ShEMO's zips, CIFAR-10's tarball) are unpacked whole into their folder, then removed.
-A file already in place with the pinned hash is kept; one with another hash is the user's, and stops
-the command untouched.
+command. Archives (ShEMO's zips, CIFAR-10's tarball) are unpacked whole into their folder, then removed:
+into a hidden staging folder first (tar members through tarfile's `data` filter: no absolute paths, `..`
+or links leading out), moved into place with the user's umask; a staging folder or an empty pooch
+temporary file that a killed fetch left is removed by the next one. A file already in place with the
+pinned hash is kept; one with another hash is the user's, and stops the command untouched.
+
+`--from` files place what they are; the set's other files are not downloaded then: the command names
+them and the `--from` that completes the set. A fetch that fails leaves no empty folder behind.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import shutil
 import sys
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,12 +241,43 @@ def download(file: RemoteFile, destination: Path, name: str, root: str, progress
 
 # ---- laying out ----
 
+def _staging_prefix(target: Path) -> str:
+    return f".{target.name or 'unpack'}-"
+
+
+def _remove_leftovers(target: Path) -> None:
+    """What a killed fetch left beside `target`: its unpacking staging folders (`tempfile.mkdtemp`'s names
+    with `_staging_prefix`) and pooch's empty temporary files (`tmp` + 8 characters)."""
+    if not target.parent.is_dir():
+        return
+    staging = re.compile(re.escape(_staging_prefix(target)) + r"[a-z0-9_]{8}")
+    for path in target.parent.iterdir():
+        if path.is_dir() and not path.is_symlink() and staging.fullmatch(path.name):
+            shutil.rmtree(path)
+        elif (re.fullmatch(r"tmp[a-z0-9_]{8}", path.name) and path.is_file() and not path.is_symlink()
+              and path.stat().st_size == 0):
+            path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _unpack(archive: Path, file: RemoteFile, target: Path) -> None:
     """The archive's contents (those under `file.archive_root`) in `target`, which appears whole or not at all."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name or 'unpack'}-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), dir=target.parent))
     try:
-        shutil.unpack_archive(archive, staging)
+        if tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tar:
+                try:  # the data filter refuses members that would land outside `staging`, or links that lead out
+                    tar.extractall(staging, filter="data")
+                except tarfile.FilterError as error:
+                    raise FetchError(f"{archive}: {error}; nothing was unpacked. Is it the pinned file?") from error
+        else:
+            shutil.unpack_archive(archive, staging)
         # Zips made on a Mac carry resource forks there ("._F01A01.wav"), which readers would take for data.
         shutil.rmtree(staging / "__MACOSX", ignore_errors=True)
         unpacked = staging / file.archive_root
@@ -247,6 +285,7 @@ def _unpack(archive: Path, file: RemoteFile, target: Path) -> None:
             raise FetchError(f"{archive}: no folder {file.archive_root!r} in the archive; is it the pinned file?")
         if target.is_dir():  # an empty folder (a non-empty one was refused before)
             target.rmdir()
+        unpacked.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would hide the data from the user's group
         unpacked.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -258,9 +297,15 @@ def _in_place(file: RemoteFile, target: Path, name: str) -> bool:
     if not target.exists():
         return False
     if file.archive:
-        if target.is_dir() and not any(target.iterdir()):
+        if not target.is_dir():
+            raise FetchError(f"{target} is a file, where {name}'s {file.name} unpacks into a folder; it may be yours, "
+                             "so it is left alone: move it away and rerun.")
+        if not any(target.iterdir()):
             return False
         return True
+    if target.is_dir():
+        raise FetchError(f"{target} is a folder, where {name}'s {file.name} goes; it may be yours, so it is left "
+                         "alone: move it away and rerun.")
     if matches(target, file):
         return True
     raise FetchError(f"{target} exists but is not {name}'s pinned {file.name} ({file.known_hash}); it may be yours, "
@@ -298,18 +343,49 @@ def fetch(name: str, root: str | Path = DEFAULT_ROOT, given: list[Path] = (), *,
     source = sources[name]
     root = Path(root)
     folder = root / source.folder
+    for path, what in ((root, "--to"), (folder, f"{name}'s folder")):
+        if path.exists() and not path.is_dir():
+            raise FetchError(f"{what} {path} is a file; give --to a folder (it is created when missing), or move "
+                             "the file away.")
     from_files = _match_given([Path(path) for path in given], source, name)
+    created = [path for path in (root, folder, root / DOWNLOADS, root / DOWNLOADS / name) if not path.exists()]
+    try:
+        missing = _lay_out(source, folder, root, name, from_files, progress)
+    finally:
+        for path in reversed(created):  # what this fetch created and left empty (a failed or partial one)
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+    if missing:
+        placed = ", ".join(str(folder / file.place) for file in from_files) or "nothing"
+        urls = " ".join(file.url for file in missing)
+        names = " ".join(file.name for file in missing)
+        raise FetchError(f"{name}: placed {placed}; still missing {', '.join(file.place for file in missing)}. "
+                         f"Download {urls} and run `{fetch_command(name, root.as_posix())} --from {names}` (paths "
+                         f"to where they are), or run `{fetch_command(name, root.as_posix())}` to download them.")
+    return folder
+
+
+def _lay_out(source: Source, folder: Path, root: Path, name: str, from_files: dict[RemoteFile, Path],
+             progress: bool) -> list[RemoteFile]:
+    """Put each of `source`'s files in place: from `from_files`, else downloaded, unless files were given
+    (then the others are left to the user); returns the files still missing."""
+    missing = []
     for file in source.files:
         target = folder / file.place
+        _remove_leftovers(target)
         if _in_place(file, target, name):
             print(f"{target}: already there, left as it is" if file.archive else f"{target}: already in place "
                   "(hash checked)")
             continue
         local = from_files.get(file)
+        if local is None and from_files:
+            missing.append(file)
+            continue
         if file.archive:
             archive = local
             if archive is None:
                 archive = root / DOWNLOADS / name / file.name
+                _remove_leftovers(archive)
                 download(file, archive, name, root.as_posix(), progress)
             _unpack(archive, file, target)
             if local is None:
@@ -322,7 +398,7 @@ def fetch(name: str, root: str | Path = DEFAULT_ROOT, given: list[Path] = (), *,
             download(file, target, name, root.as_posix(), progress)
         print(f"{target}: {'copied from ' + str(local) if local else 'fetched'} ({file.known_hash.split(':')[0]} "
               "checked)")
-    return folder
+    return missing
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -277,14 +277,14 @@ def write_comparisons(analysis: Analysis, path: Path) -> Path:
 
 
 def write_table(runs: list[Run], output_dir: Path, command: str, requested: list[str],
-                baseline: str | None = None) -> tuple[Path, Path]:
+                baseline: str | None = None, analysis: Analysis | None = None) -> tuple[Path, Path]:
     """`study.csv` (mean, `*_std` and `*_n` columns when seeded; the headline's interval bounds) and `study.md`,
     and, once a config can be compared with the baseline, `study_comparisons.csv` and `study_differences.png`;
     rewritten as runs finish."""
     rows = rows_of(runs)
     seeded = any(len(row.runs) > 1 for row in rows)
     columns = table_columns(rows, requested)
-    analysis = analyse(rows, baseline)
+    analysis = analysis or analyse(rows, baseline)
     metric = analysis.metric
     with_intervals = bool(analysis.intervals)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -410,13 +410,35 @@ def plot_differences(analysis: Analysis, path: Path) -> Path | None:
     return path
 
 
-def plot_study(runs: list[Run], path: Path) -> Path | None:
-    """The headline metric per config against trainable parameters and against training time (error bars:
-    the std over seeds), so what freezing, pruning or LoRA trades for accuracy is seen at a glance."""
+def _compact(value: float, _position=None) -> str:
+    """A tick label a reader can read: 2000 → "2k", 1500000 → "1.5M", 0.5 → "0.5"."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:g}{suffix}"
+    return f"{value:g}"
+
+
+def _readable_log_axis(axis, values: list[float]) -> None:
+    """A log x axis with ticks at 1, 2 and 5 times each power of ten, labelled as plain numbers, wide
+    enough that at least two of them fall inside (a log axis alone ticks only the powers of ten)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_xscale("log")
+    low, high = min(values), max(values)
+    axis.set_xlim(low / 1.6, high * 1.6)
+    axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.xaxis.set_major_formatter(FuncFormatter(_compact))
+    axis.xaxis.set_minor_formatter(NullFormatter())
+
+
+def plot_study(runs: list[Run], path: Path, intervals: dict[str, Interval] | None = None) -> Path | None:
+    """The headline metric per config against trainable parameters and against training time, so what
+    freezing, pruning or LoRA trades for accuracy is seen at a glance. Error bars: each config's 95%
+    interval (`analyse`) where it has one, else the std over seeds; training time's std over seeds."""
     rows = [row for row in rows_of(runs) if row.summaries]
     metric = headline(rows)
     axes_of = [name for name in ("trainable_params", "train_runtime")
-               if any(name in row.summaries for row in rows)]
+               if any(name in row.summaries and row.summaries[name].mean > 0 for row in rows)]
     if metric is None or not axes_of:
         return None
     import matplotlib
@@ -424,20 +446,28 @@ def plot_study(runs: list[Run], path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    intervals = intervals or {}
     figure, axes = plt.subplots(1, len(axes_of), figsize=(6 * len(axes_of), 4.5), squeeze=False)
     for axis, x_name in zip(axes[0], axes_of):
+        drawn = []
         for row in rows:
             x, y = row.summaries.get(x_name), row.summaries.get(metric)
-            if x is None or y is None:
+            if x is None or y is None or x.mean <= 0:
                 continue
-            axis.errorbar(x.mean, y.mean, yerr=y.std or 0.0, xerr=(x.std or 0.0) if x_name == "train_runtime" else 0.0,
+            interval = intervals.get(row.group)
+            yerr = ([[y.mean - interval.bootstrap[0]], [interval.bootstrap[1] - y.mean]] if interval
+                    else y.std or 0.0)
+            axis.errorbar(x.mean, y.mean, yerr=yerr, xerr=(x.std or 0.0) if x_name == "train_runtime" else 0.0,
                           fmt="o", capsize=4)
             axis.annotate(row.group, (x.mean, y.mean), textcoords="offset points", xytext=(5, 5), fontsize=8)
-        axis.set_xscale("log")
+            drawn.append(x.mean)
+        if drawn:
+            _readable_log_axis(axis, drawn)
         axis.set_xlabel("trainable parameters" if x_name == "trainable_params" else "training time (s)")
         axis.set_ylabel(metric)
-        axis.grid(alpha=0.3)
-    figure.suptitle(f"{metric} per config" + (" (mean ± std over seeds)" if any(len(r.runs) > 1 for r in rows) else ""))
+        axis.grid(alpha=0.3, which="major")
+    bars = f"{CONFIDENCE:.0%} interval" if intervals else "std over seeds"
+    figure.suptitle(f"{metric} per config (error bars: {bars})")
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=120, format="png")
@@ -448,6 +478,7 @@ def plot_study(runs: list[Run], path: Path) -> Path | None:
 def write_study(runs: list[Run], study, command: str) -> None:
     """Everything a study shows as it stands now (`write_table`, `plot_study`): rewritten as runs finish,
     by whichever executor ran them. `study` is the `StudyArguments`."""
-    write_table(runs, study.output_dir, command, study.columns, study.baseline)
-    plot_study(runs, study.output_dir / "study.png")
+    analysis = analyse(rows_of(runs), study.baseline)
+    write_table(runs, study.output_dir, command, study.columns, study.baseline, analysis)
+    plot_study(runs, study.output_dir / "study.png", analysis.intervals)
     log_study(study.output_dir)

@@ -17,6 +17,7 @@ from transformers import DataCollatorWithPadding
 from hf_tasks.data.cache import preprocessing_cache, tokenizer_fingerprint
 from hf_tasks.data.sources import class_names_of
 from hf_tasks.data.splits import SPLITS
+from hf_tasks.tasks.base import length_sample, warn_about_truncation
 from hf_tasks.tasks.classification import ClassificationTask
 from hf_tasks.text.persian import normalization_key, normalize_persian
 
@@ -64,11 +65,15 @@ class PairClassificationTask(ClassificationTask):
             tokenizer_fingerprint(self.tokenizer), self.max_seq_length,
         )
 
-    def tokenize(self, batch: dict[str, list]) -> dict[str, list]:
+    def _pairs(self, batch: dict[str, list]) -> tuple[list[str], list[str]]:
         premises, hypotheses = batch["premise"], batch["hypothesis"]
         if self.pair_args.normalize_persian:
             premises = [normalize_persian(text) for text in premises]
             hypotheses = [normalize_persian(text) for text in hypotheses]
+        return premises, hypotheses
+
+    def tokenize(self, batch: dict[str, list]) -> dict[str, list]:
+        premises, hypotheses = self._pairs(batch)
         encoded = self.tokenizer(premises, hypotheses, truncation="longest_first", max_length=self.max_seq_length)
         # -100 is the loss's ignore index; -1 (an unlabelled test row) would make the loss fail.
         encoded["label"] = [-100 if label < 0 else label for label in batch["label"]]
@@ -93,6 +98,10 @@ class PairClassificationTask(ClassificationTask):
                 )
                 if name != "train":
                     self.raw[name] = raw
+                elif training_args.process_index == 0:
+                    premises, hypotheses = self._pairs(length_sample(raw)[:])
+                    lengths = [len(ids) for ids in self.tokenizer(premises, hypotheses, verbose=False)["input_ids"]]
+                    warn_about_truncation(lengths, self.max_seq_length, "training pairs")
         return built
 
     def _subset_accuracies(self, split, scored):

@@ -19,6 +19,7 @@ from transformers import DataCollatorWithPadding
 from hf_tasks.data.cache import preprocessing_cache, tokenizer_fingerprint
 from hf_tasks.data.sources import class_names_of
 from hf_tasks.data.splits import SPLITS
+from hf_tasks.tasks.base import length_sample, warn_about_truncation
 from hf_tasks.tasks.classification import ClassificationTask
 from hf_tasks.text.tweets import TweetNormalizer
 
@@ -82,10 +83,11 @@ class TextClassificationTask(ClassificationTask):
                 )
                 if all(label == -1 for label in rows["label"]):
                     encoded = encoded.remove_columns("labels")
-                truncated = sum(len(ids) >= self.max_seq_length for ids in encoded["input_ids"])
-                if truncated:
-                    logger.info("%s: %d of %d texts reach max_seq_length=%d and are truncated.",
-                                name, truncated, len(encoded), self.max_seq_length)
+                if name == "train" and training_args.process_index == 0:
+                    sample = length_sample(rows)
+                    texts = [self.normalize(text) for text in sample[self.text_column]]
+                    lengths = [len(ids) for ids in self.tokenizer(texts, verbose=False)["input_ids"]]
+                    warn_about_truncation(lengths, self.max_seq_length, "training texts")
                 if name != "train":
                     self.raw[name] = rows
                 built[name] = encoded
