@@ -8,11 +8,25 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import unicodedata
 from typing import Iterator
 
 
 class BadInputError(ValueError):
     """Input that cannot be used as it is. The message names the file, row or flag, and the fix."""
+
+
+def refuse_control_characters(value: str, where: str) -> str:
+    """`value`, unless it holds a control or format character (a line break, an escape, an RTL mark), which
+    would end a line of a job script or a table and let the rest be read as something else; then one line
+    naming `where` (the flag or file that gave it)."""
+    for character in str(value):
+        # zero-width (non-)joiners are letters' business in Persian words, not control
+        if unicodedata.category(character) in {"Cc", "Cf", "Zl", "Zp"} and character not in "\u200c\u200d":
+            raise BadInputError(f"{where}: holds the control character U+{ord(character):04X} "
+                                f"({unicodedata.name(character, 'unnamed')}); remove it (rename the file if it "
+                                "is in a name).")
+    return value
 
 
 class TrainingInterrupted(SystemExit):

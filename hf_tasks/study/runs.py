@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from hf_tasks.config_files import config_values
-from hf_tasks.errors import BadInputError
+from hf_tasks.errors import BadInputError, refuse_control_characters
 from hf_tasks.files import read_json, write_atomic
 from hf_tasks.run_folder import newest_complete_checkpoint
 from hf_tasks.secrets import redact_arguments, redact_mapping
@@ -102,7 +102,8 @@ class Run:
 def make_run(config: Path, output_dir: Path, *, seed: int | None = None, name: str | None = None,
              overrides: dict[str, Any] | None = None) -> Run:
     recipe, values = resolve_recipe(config)
-    group = f"{recipe.stem}-{config.stem}"
+    # the name becomes a folder, a table row and a job's name: one line of plain text
+    group = refuse_control_characters(f"{recipe.stem}-{config.stem}", f"config {str(config)!r}")
     num_processes = values.pop("num_processes", 1)
     if not isinstance(num_processes, int) or num_processes < 1:
         raise BadInputError(f"{config}: num_processes: {num_processes!r} must be a whole number of processes, "

@@ -56,6 +56,8 @@ POLL_SECONDS = 5.0
 #: it asks for every state and keeps these.
 ALIVE_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
                           "REQUEUE_FED", "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT"})
+#: What a job name may hold: whatever the config or folder is called, the name reaches the job script as plain text.
+JOB_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 SLURM_TIME = re.compile(r"^(?:(?P<days>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?$")
 
 
@@ -91,6 +93,12 @@ def slurm_minutes(text: str) -> int:
     else:
         hours, (minutes, seconds) = 0, (parts + [0])[:2]
     return max(1, days * 1440 + hours * 60 + minutes + (1 if seconds else 0))
+
+
+def job_name(name: str) -> str:
+    """`name` in the alphabet job names keep to (letters, digits, `.`, `_`, `-`; any other run of characters
+    becomes `_`), so no name can end the job script's `#SBATCH` line that holds it."""
+    return JOB_NAME_UNSAFE.sub("_", name).strip("._") or "run"
 
 
 def main_host(nodelist: str) -> str:
@@ -259,7 +267,7 @@ class SlurmStudy:
         resources = self.study.slurm
         executor = submitit.SlurmExecutor(folder=self.study.output_dir / "slurm" / "%j", max_num_timeout=10)
         executor.update_parameters(
-            job_name=name, partition=resources.partition, account=resources.account, qos=resources.qos,
+            job_name=job_name(name), partition=resources.partition, account=resources.account, qos=resources.qos,
             time=slurm_minutes(resources.time), nodes=num_nodes, ntasks_per_node=1,
             cpus_per_task=resources.cpus_per_run or max(1, processes), gpus_per_node=gpus or None,
             mem=resources.mem_per_run, signal_delay_s=resources.signal_seconds, stderr_to_stdout=True,
