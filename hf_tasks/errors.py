@@ -43,6 +43,16 @@ class TrainingInterrupted(SystemExit):
         self.checkpoint_folder = checkpoint_folder
 
 
+class RunAlreadyFinished(SystemExit):
+    """`--resume_from_checkpoint auto` (or `latest`) on a folder holding a finished run: there is nothing to
+    resume, and rerunning its last step would replace the run's timings. Exits 0 (a requeue script that
+    relaunches a finished job has succeeded) after `message` says so; the folder is left as it is."""
+
+    def __init__(self, message: str):
+        super().__init__(0)
+        self.message = message
+
+
 DEBUG_FLAG = "--debug"
 DEBUG_VARIABLE = "HF_TASKS_DEBUG"
 

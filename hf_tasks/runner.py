@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -29,7 +30,7 @@ from transformers.utils.hub import hf_api
 from transformers.training_args import ParallelMode
 
 from hf_tasks.data.splits import METRIC_PREFIX_OF_SPLIT, SPLIT_OF_METRIC_PREFIX
-from hf_tasks.errors import BadInputError, TrainingInterrupted
+from hf_tasks.errors import BadInputError, RunAlreadyFinished, TrainingInterrupted
 from hf_tasks.files import write_atomic, write_json
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
@@ -38,11 +39,13 @@ from hf_tasks.portable import pipeline_task, ship_code
 from hf_tasks.run_log import configure_logging, log_start, use_metrics_log
 from hf_tasks.run_folder import (
     RESULTS,
+    RUN_STARTED,
     check_output_dir,
     clear_previous_run,
     fault_point,
     remove_interrupted_writes,
     resolve_checkpoint,
+    WrittenFiles,
     snapshot,
     write_manifest,
 )
@@ -99,7 +102,11 @@ def setup(state: RunState) -> None:
     main process, warnings elsewhere) and the seed."""
     training_args = state.training_args
     check_launch(training_args)
-    check_output_dir(training_args)
+    try:
+        check_output_dir(training_args)
+    except RunAlreadyFinished as finished:
+        print(finished.message, file=sys.stderr, flush=True)  # logging is not set up yet
+        raise
     if training_args.do_train:
         overwrites = getattr(training_args, "overwrite_output_dir", False) and resolve_checkpoint(training_args) is None
         with training_args.main_process_first(desc="clearing the earlier run"):
@@ -277,9 +284,18 @@ def run(
 ) -> dict[str, Any]:
     """Train / evaluate / predict as the run's training arguments ask, write the run folder, return the
     results."""
+    with WrittenFiles(state.output_dir) as written:  # what the manifest may list: this process's own writes
+        return _run(task, model, state, written, processing_class=processing_class, callbacks=callbacks,
+                    optimizers=optimizers, model_card=model_card)
+
+
+def _run(task: Task, model, state: RunState, written: WrittenFiles, *, processing_class, callbacks: Iterable,
+         optimizers, model_card: dict[str, Any] | None) -> dict[str, Any]:
     started = time.perf_counter()
     training_args, output_dir = state.training_args, state.output_dir
     folder_before = snapshot(output_dir) if training_args.process_index == 0 else {}
+    if training_args.do_train and training_args.process_index == 0:
+        write_json(output_dir / RUN_STARTED, {"started": time.strftime("%Y-%m-%dT%H:%M:%S")})
     apply_task_settings(task, training_args)
     features = task.features(training_args)
     for flag, split in (("do_train", "train"), ("do_eval", "validation"), ("do_predict", "test")):
@@ -345,7 +361,7 @@ def run(
         files = _write_run_folder(trainer, task, results, state, model_card or {})
         trackers.report(results, files, trainer=trainer)
         fault_point("final_writes")
-        write_manifest(output_dir, folder_before, to_come=[RESULTS])
+        write_manifest(output_dir, folder_before, written.paths, to_come=[RESULTS])
         fault_point("before_results")
         write_json(output_dir / RESULTS, results)
         logger.info(_summary(task, results, output_dir, files))
