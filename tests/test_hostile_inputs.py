@@ -16,12 +16,16 @@ import yaml
 
 from hf_tasks.errors import BadInputError
 from hf_tasks.study import main
+from hf_tasks.study.cli import parse_study_args
+from hf_tasks.study.runs import secrets_to_environment
+from hf_tasks.study.search import worker_command, worker_environment
 from tests.conftest import REPO
 
 STUDY = [sys.executable, "-m", "hf_tasks.study"]
 FARSTAIL_TINY = REPO / "recipes" / "configs" / "farstail" / "tiny.yaml"
 STAND_INS = {
-    "sbatch": '#!/bin/sh\ncp "$1" "$SAVED_SCRIPTS/job-$$.sh"\necho "Submitted batch job $$"\n',
+    "sbatch": '#!/bin/sh\ncp "$1" "$SAVED_SCRIPTS/job-$$.sh"\nprintf %s "$HF_TOKEN" > "$SAVED_SCRIPTS/token-$$"\n'
+              'echo "Submitted batch job $$"\n',
     "sinfo": "#!/bin/sh\necho debug\n",
     "squeue": "#!/bin/sh\nexit 0\n",
     "srun": "#!/bin/sh\nexit 0\n",  # the saved script's command: does nothing here
@@ -95,6 +99,37 @@ def test_a_config_name_with_a_control_character_is_refused_naming_the_file(tmp_p
     assert not list(Path(env["SAVED_SCRIPTS"]).iterdir())  # nothing submitted
 
 
+def test_a_command_line_token_wins_over_the_configs_under_slurm_as_locally_and_no_file_holds_either(
+        tmp_path, monkeypatch):
+    env = fake_slurm(tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    config = config_named(tmp_path / "cfgs", "tokened")
+    config.write_text(config.read_text() + "hub_token: from-the-config-0123\n")
+    assert main([str(config), *SLURM, "--output_dir", str(tmp_path / "out"), "--hub_tok", "from-the-command-4567"]) == 0
+    [token] = Path(env["SAVED_SCRIPTS"]).glob("token-*")
+    assert token.read_text() == "from-the-command-4567"
+    _, _, local = secrets_to_environment({"hub_token": "from-the-config-0123"},
+                                         ["--hub_token", "from-the-command-4567"])
+    assert local == {"HF_TOKEN": "from-the-command-4567"}
+    for path in [*(tmp_path / "out").rglob("*"), *Path(env["SAVED_SCRIPTS"]).glob("job-*")]:
+        if path.is_file():
+            assert b"from-the-" not in path.read_bytes(), path
+
+
+def test_local_search_workers_get_the_token_through_the_environment_only(tmp_path):
+    config = config_named(tmp_path / "cfgs", "searched")
+    space = tmp_path / "space.yaml"
+    space.write_text("objective: eval_accuracy\nparameters:\n  learning_rate: {low: 1.0e-5, high: 1.0e-3}\n")
+    argv = [str(config), "--output_dir", str(tmp_path / "out"), "--search", str(space), "--hub_toke", "s3cret-89",
+            "--hub_token=s3cret-89"]
+    study = parse_study_args(argv)
+    command = worker_command(study, argv, 0)
+    assert not any("s3cret" in item or item.startswith("--hub_tok") for item in command), command
+    assert worker_environment(study)["HF_TOKEN"] == "s3cret-89"
+
+
 def test_any_printable_name_makes_a_whole_sbatch_block_and_no_command(tmp_path):
     env = fake_slurm(tmp_path)
     hostile = "a\"b' $(touch PWNED) `touch PWNED`; touch PWNED #"
@@ -102,7 +137,7 @@ def test_any_printable_name_makes_a_whole_sbatch_block_and_no_command(tmp_path):
     finished = run_study(tmp_path, str(config), *SLURM, "--output_dir", f"out {hostile}", "--mem_per_run",
                          "1G", "--slurm_option", "comment=a b'c", env=env)
     assert finished.returncode == 0, finished.stderr
-    [script_path] = Path(env["SAVED_SCRIPTS"]).iterdir()
+    [script_path] = Path(env["SAVED_SCRIPTS"]).glob("job-*.sh")
     block = sbatch_block(script_path.read_text())
     options = {line.split("=", 1)[0].removeprefix("#SBATCH ") for line in block}
     assert {"--partition", "--time", "--requeue", "--signal", "--job-name", "--output", "--mem"} <= options, block

@@ -43,7 +43,7 @@ from hf_tasks.errors import BadInputError
 from hf_tasks.files import atomic_path, read_json, write_atomic, write_with
 from hf_tasks.run_folder import newest_complete_checkpoint
 from hf_tasks.secrets import redact_arguments, redact_mapping
-from hf_tasks.study.runs import STORAGE_VARIABLE, Queue, Run, StudyArguments, make_run
+from hf_tasks.study.runs import STORAGE_VARIABLE, Queue, Run, StudyArguments, make_run, secrets_to_environment
 from hf_tasks.study.storage import default_study_name, open_storage, storage_spec
 
 #: A trial given back because N were already taken: failed, and left out of every count and report.
@@ -293,8 +293,9 @@ def run_worker(study: StudyArguments, index: int) -> int:
 
 
 def worker_command(study: StudyArguments, argv: list[str], index: int) -> list[str]:
-    """The study's own command line as worker `index` runs it, without --storage: the URL (and its password)
-    travels in HF_TASKS_STORAGE (`storage_environment`)."""
+    """The study's own command line as worker `index` runs it, without --storage or a secret flag: the URL (and
+    its password) travels in HF_TASKS_STORAGE, secrets in their variables (`worker_environment`), never in a
+    command line another user can read in `ps`."""
     kept, rest = [], list(argv)
     while rest:
         item = rest.pop(0)
@@ -302,12 +303,14 @@ def worker_command(study: StudyArguments, argv: list[str], index: int) -> list[s
             rest.pop(0)
         elif not item.startswith("--storage="):
             kept.append(item)
+    _, kept, _ = secrets_to_environment({}, kept)
     return [sys.executable, "-m", "hf_tasks.study", *kept, "--worker", str(index)]
 
 
-def storage_environment(study: StudyArguments) -> dict[str, str]:
-    """Where the workers find the storage URL."""
-    return {STORAGE_VARIABLE: study.storage} if study.storage is not None else {}
+def worker_environment(study: StudyArguments) -> dict[str, str]:
+    """Where the workers find the storage URL and the command line's secrets."""
+    _, _, secrets = secrets_to_environment({}, study.forwarded)
+    return {**secrets, **({STORAGE_VARIABLE: study.storage} if study.storage is not None else {})}
 
 
 def start_local_workers(study: StudyArguments, argv: list[str]) -> list[subprocess.Popen]:
@@ -321,7 +324,7 @@ def start_local_workers(study: StudyArguments, argv: list[str]) -> list[subproce
             handle.write(f"[study] worker {index}: {' '.join(redact_arguments(command))}\n")
             handle.flush()
             workers.append(subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-                                            env={**os.environ, **storage_environment(study)}))
+                                            env={**os.environ, **worker_environment(study)}))
     return workers
 
 
@@ -340,7 +343,7 @@ def search(study: StudyArguments, argv: list[str]) -> int:
     if study.executor == "slurm":
         from hf_tasks.study.slurm import SlurmStudy
 
-        jobs = SlurmStudy(study, storage_environment(study))
+        jobs = SlurmStudy(study, worker_environment(study))
         if study.status:
             print(jobs.worker_status())
         else:

@@ -278,8 +278,9 @@ class SlurmStudy:
         # On GPUs, a config's num_processes: k asks for k of them on each node (at least --gpus_per_run).
         gpus = max(self.study.slurm.gpus_per_run, run.num_processes) if self.study.slurm.gpus_per_run else 0
         executor = self.executor(run.name, run.num_nodes, run.num_processes, gpus)
-        # The pickled job holds the run without its config's secrets; they reach the job as environment variables.
-        values, _, run_secrets = secrets_to_environment(run.values, [])
+        # The pickled job holds the run without its config's secrets; they reach the job as environment variables,
+        # the command line's winning over the config's as in a local run.
+        values, _, run_secrets = secrets_to_environment(run.values, self.study.forwarded)
         job_run = dataclasses.replace(run, values=values)
         with exported({**self.environment, **run_secrets}):
             job = executor.submit(RunJob(job_run, self.study.output_dir, self.study.launcher, self.forwarded,
@@ -367,7 +368,6 @@ class SlurmStudy:
             if job_id in states:
                 print(f"[study] worker {index}: slurm job {job_id} is {states[job_id][0].lower()}", flush=True)
                 continue
-            _, command, _ = secrets_to_environment({}, command)
             gpus = max(self.study.slurm.gpus_per_run, processes) if self.study.slurm.gpus_per_run else 0
             executor = self.executor(f"{self.study.output_dir.name}-worker{index}", 1, processes, gpus)
             with exported(self.environment):
