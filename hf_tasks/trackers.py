@@ -14,7 +14,10 @@ sends those:
   summary; the recipe's own arguments join the run's config when training starts (a script without a
   Trainer starts the wandb run itself).
 
-Only the main process reports.
+Only the main process reports. Every tracker's local files stay in the run folder unless the user points
+them elsewhere: TensorBoard's event folder, MLflow's store (`mlflow.db` and `mlruns/` there, unless
+MLFLOW_TRACKING_URI is set) and wandb's `wandb/` folder (unless WANDB_DIR is set); nothing lands in the
+folder the command was started from.
 """
 
 from __future__ import annotations
@@ -32,6 +35,17 @@ from hf_tasks.data.splits import METRIC_PREFIX_OF_SPLIT
 from hf_tasks.metrics.classification import metric_key
 
 TRACKERS = ("tensorboard", "mlflow", "wandb")
+MLFLOW_EXPERIMENT = "hf_tasks"
+#: Variables this process set for an earlier run's folder: replaced for the next run, unlike the user's own.
+_set_for_a_run: dict[str, str] = {}
+
+
+def _inside_run_folder(variable: str, value: str) -> bool:
+    """Set `variable` to `value` (a place in the run folder) unless the user set it; whether it was set."""
+    if os.environ.get(variable) not in (None, _set_for_a_run.get(variable)):
+        return False
+    os.environ[variable] = _set_for_a_run[variable] = value
+    return True
 # Files of the run folder that are tables: name endings (before .csv).
 TABLE_ENDINGS = ("_misclassified", "_qa_errors")
 # TensorBoard shows a table as Markdown text; beyond this many rows it shows the first ones and says so.
@@ -150,6 +164,9 @@ class Trackers:
         self.config = config
         self.names = [name for name in TRACKERS if name in (report_to or [])] if main_process else []
         self._mlflow_run = None
+        if "wandb" in self.names:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            _inside_run_folder("WANDB_DIR", str(self.output_dir.resolve()))
         if "mlflow" in self.names:
             self._open_mlflow_run()
 
@@ -161,9 +178,22 @@ class Trackers:
     def _open_mlflow_run(self) -> None:
         import mlflow
 
+        folder = self.output_dir.resolve()
+        experiment_id = None
+        in_run_folder = _inside_run_folder("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])  # the variable's, whoever set it
+        if in_run_folder:
+            # the store's default artifact root is ./mlruns of the current folder: an experiment of its own keeps
+            # the artifacts beside the database
+            folder.mkdir(parents=True, exist_ok=True)
+            name = os.getenv("MLFLOW_EXPERIMENT_NAME", MLFLOW_EXPERIMENT)
+            client = mlflow.MlflowClient()
+            experiment = client.get_experiment_by_name(name)
+            experiment_id = experiment.experiment_id if experiment is not None else client.create_experiment(
+                name, artifact_location=(folder / "mlruns").as_uri())
         # With these set the Trainer's callback opens (or resumes, or nests) the run itself.
         if mlflow.active_run() is None and not os.getenv("MLFLOW_RUN_ID") and not os.getenv("MLFLOW_NESTED_RUN"):
-            self._mlflow_run = mlflow.start_run(run_name=self.run_name)
+            self._mlflow_run = mlflow.start_run(run_name=self.run_name, experiment_id=experiment_id)
 
     def callbacks(self) -> list[TrainerCallback]:
         return [RunConfigToWandb(self.config)] if "wandb" in self.names else []
