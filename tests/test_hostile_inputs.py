@@ -18,8 +18,9 @@ from hf_tasks.errors import BadInputError
 from hf_tasks.study import main
 from hf_tasks.study.cli import parse_study_args
 from hf_tasks.study.runs import secrets_to_environment
-from hf_tasks.study.search import worker_command, worker_environment
-from tests.conftest import REPO
+from hf_tasks.study.search import read_space, worker_command, worker_environment
+from hf_tasks.args import parse
+from tests.conftest import REPO, recipe_args  # first: puts recipes/ on sys.path
 
 STUDY = [sys.executable, "-m", "hf_tasks.study"]
 FARSTAIL_TINY = REPO / "recipes" / "configs" / "farstail" / "tiny.yaml"
@@ -165,3 +166,91 @@ def test_a_slurm_value_with_a_line_break_is_refused_naming_its_flag(tmp_path, fl
     arguments = [item for pair in values.items() for item in pair]
     message = refusal([str(config), "--executor", "slurm", "--detach", *arguments])
     assert message.startswith(flag) and "control character" in message
+
+
+# --- Every refusal in one table: (what is given, the words the one line must hold) ----------------------------
+
+
+def farstail_parse(tmp_path: Path, *flags: str, config: Path | None = None):
+    import farstail
+
+    return parse(*farstail.ARGUMENTS, args=recipe_args(str(config or FARSTAIL_TINY), tmp_path / "run", *flags))
+
+
+def parsquad_features(tmp_path: Path, *flags: str):
+    import parsquad
+
+    state = parse(*parsquad.ARGUMENTS, args=recipe_args("recipes/configs/parsquad/tiny.yaml", tmp_path / "run",
+                                                        "--max_train_samples", "8", "--max_eval_samples", "8",
+                                                        "--max_predict_samples", "8", *flags))
+    monkeypatched_run = parsquad.run
+    try:
+        parsquad.run = lambda task, *args, **kwargs: task.features(state.training_args)
+        parsquad.main(state)
+    finally:
+        parsquad.run = monkeypatched_run
+
+
+def config_holding(tmp_path: Path, content: bytes) -> Path:
+    config = tmp_path / "bad.yaml"
+    config.write_bytes(b"base: " + str(FARSTAIL_TINY).encode() + b"\n" + content)
+    return config
+
+
+def space_holding(tmp_path: Path, content: str) -> Path:
+    space = tmp_path / "space.yaml"
+    space.write_text(content, encoding="utf-8")
+    return space
+
+
+def study_with(tmp_path: Path, *flags: str, jobs: str | None = None):
+    config = config_named(tmp_path / "cfgs", "plain")
+    if jobs is not None:
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "jobs.json").write_text(jobs, encoding="utf-8")
+    main([str(config), "--output_dir", str(tmp_path / "out"), *flags])
+
+
+REFUSALS = {
+    "batch size 0": (lambda tmp: farstail_parse(tmp, "--per_device_train_batch_size", "0"),
+                     "--per_device_train_batch_size 0: give a whole number, 1 or more"),
+    "negative learning rate": (lambda tmp: farstail_parse(tmp, "--learning_rate", "-0.1"),
+                               "--learning_rate -0.1: a rate below zero"),
+    "negative epochs": (lambda tmp: farstail_parse(tmp, "--num_train_epochs", "-1"),
+                        "--num_train_epochs -1.0: the run would train no step"),
+    "unknown tracker": (lambda tmp: farstail_parse(tmp, "--report_to", "tensorbored"),
+                        "--report_to tensorbored: no such tracker"),
+    "list for a number in a config": (
+        lambda tmp: farstail_parse(tmp, config=config_holding(tmp, b"learning_rate: [1, 2]\n")),
+        "learning_rate: [1, 2] is not a number"),
+    "mapping for a switch in a config": (
+        lambda tmp: farstail_parse(tmp, config=config_holding(tmp, b"do_train: {a: 1}\n")),
+        "do_train: {'a': 1} is not a true or false"),
+    "config not UTF-8": (lambda tmp: farstail_parse(tmp, config=config_holding(tmp, b"run_name: caf\xe9\n")),
+                         "not UTF-8 text"),
+    "doc_stride not below max_seq_length": (lambda tmp: parsquad_features(tmp, "--doc_stride", "128"),
+                                            "--doc_stride 128 must be smaller than --max_seq_length 128"),
+    "windows too small for the question": (
+        lambda tmp: parsquad_features(tmp, "--max_seq_length", "12", "--doc_stride", "6"),
+        "raise --max_seq_length or lower --doc_stride"),
+    "malformed search space": (lambda tmp: read_space(space_holding(tmp, "objective: [unclosed\n")),
+                               "not a readable YAML file"),
+    "log range from 0": (
+        lambda tmp: read_space(space_holding(tmp, "objective: eval_accuracy\nparameters:\n"
+                                                  "  learning_rate: {low: 0, high: 0.1, log: true}\n")),
+        "log: true needs low above 0"),
+    "malformed jobs.json": (lambda tmp: study_with(tmp, "--status", jobs='{"runs": ["x"]}'),
+                            "jobs.json: not the job list this study writes"),
+    "baseline naming no config": (lambda tmp: study_with(tmp, "--baseline", "nope"),
+                                  "--baseline nope: not one of the study's configs"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_each_hostile_input_is_refused_in_one_line(tmp_path, case):
+    make, expected = REFUSALS[case]
+    with pytest.raises(BadInputError) as refused:
+        make(tmp_path)
+    message = " ".join(str(refused.value).split())
+    assert expected in message, message
+    assert not (tmp_path / "run" / "results.json").exists()

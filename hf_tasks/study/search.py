@@ -55,7 +55,11 @@ WAIT_SECONDS = 1.0
 
 def read_space(path: Path) -> tuple[str, str, dict[str, Any]]:
     """The objective, its direction and the parameters of a search space file, checked before any trial."""
-    space = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        space = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise BadInputError(f"--search {path}: not a readable YAML file ({' '.join(str(error).split())}); fix "
+                            "it.") from None
     if not isinstance(space, dict) or not isinstance(space.get("objective"), str):
         raise BadInputError(f"--search {path}: give `objective: <metric in results.json>` (e.g. eval_accuracy).")
     parameters = space.get("parameters")
@@ -71,6 +75,9 @@ def read_space(path: Path) -> tuple[str, str, dict[str, Any]]:
                                 "choices.") from None
         if low > high:
             raise BadInputError(f"--search {path}: parameter {name}: low {low} is above high {high}.")
+        if spec.get("log") and low <= 0:
+            raise BadInputError(f"--search {path}: parameter {name}: log: true needs low above 0 (got {low}); raise "
+                                "low or drop log.")
     direction = space.get("direction", "minimize" if space["objective"].endswith("loss") else "maximize")
     if direction not in ("maximize", "minimize"):
         raise BadInputError(f"--search {path}: direction: {direction!r} must be maximize or minimize.")

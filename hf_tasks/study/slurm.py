@@ -245,16 +245,31 @@ def last_line(path: Path) -> str:
     return lines[-1].strip() if lines else "no log"
 
 
+def read_jobs(path: Path) -> dict:
+    """jobs.json as the study wrote it (`runs` and `workers`: name -> {"job_id": ...}); a file edited or damaged
+    into another shape is refused in one line, since the study would submit again what it cannot read."""
+    jobs = {"runs": {}, "workers": {}}
+    if not path.exists():
+        return jobs
+    recorded = read_json(path)
+    if isinstance(recorded, dict):
+        jobs.update(recorded)
+    shaped = isinstance(recorded, dict) and all(
+        isinstance(jobs[part], dict) and all(isinstance(record, dict) and isinstance(record.get("job_id"), str)
+                                             for record in jobs[part].values()) for part in ("runs", "workers"))
+    if not shaped:
+        raise BadInputError(f"{path}: not the job list this study writes (unreadable, or runs/workers are not "
+                            "name -> {job_id: ...} mappings); restore it, or move it away to submit the runs again.")
+    return jobs
+
+
 class SlurmStudy:
     """The study's jobs: submitted, found again from jobs.json, watched through squeue."""
 
     def __init__(self, study: StudyArguments, environment: dict[str, str] | None = None):
         self.study = study
         self.path = study.output_dir / JOBS_FILE
-        recorded = read_json(self.path)
-        self.jobs: dict = recorded if isinstance(recorded, dict) else {}
-        self.jobs.setdefault("runs", {})
-        self.jobs.setdefault("workers", {})
+        self.jobs = read_jobs(self.path)
         _, self.forwarded, secret_env = secrets_to_environment({}, study.forwarded)
         self.environment = {**secret_env, **(environment or {})}  # exported to each job as it is submitted
 
