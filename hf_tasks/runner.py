@@ -34,6 +34,7 @@ from hf_tasks.errors import BadInputError, RunAlreadyFinished, TrainingInterrupt
 from hf_tasks.files import write_atomic, write_json
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
+from hf_tasks.modeling.loading import check_hub_ids
 from hf_tasks.model_card import loading_code, lora_loading_code, model_card_text, package_versions
 from hf_tasks.portable import pipeline_task, ship_code
 from hf_tasks.run_log import configure_logging, log_start, use_metrics_log
@@ -102,6 +103,8 @@ def setup(state: RunState) -> None:
     main process, warnings elsewhere) and the seed."""
     training_args = state.training_args
     check_launch(training_args)
+    for arguments in state:
+        check_hub_ids(arguments)
     try:
         check_output_dir(training_args)
     except RunAlreadyFinished as finished:
@@ -259,6 +262,23 @@ class HideCompletionNotice(logging.Filter):
         return self.interrupt.stopped_by is None or "Training completed" not in record.getMessage()
 
 
+def check_sequence_length(task: Task, model) -> None:
+    """Stop before any window is built when the task's `max_seq_length` exceeds the positions the model has
+    (it would fail mid-training, at the first batch that long)."""
+    length = getattr(task, "max_seq_length", None)
+    config = getattr(model, "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(length, int) or not isinstance(positions, int):
+        return
+    tokenizer_limit = getattr(getattr(task, "tokenizer", None), "model_max_length", None)
+    # RoBERTa-style models keep the first positions for padding: their tokenizer states the usable length
+    usable = min(positions, tokenizer_limit) if isinstance(tokenizer_limit, int) and tokenizer_limit < 10**6 \
+        else positions
+    if length > usable:
+        raise BadInputError(f"--max_seq_length {length}: {config.model_type or 'the'} model reads at most {usable} "
+                            f"tokens (max_position_embeddings {positions}); give --max_seq_length {usable} or less.")
+
+
 def apply_task_settings(task: Task, training_args: TrainingArguments) -> None:
     """Set the Trainer arguments the task needs (`Task.trainer_settings`), saying which it changed, and
     refuse a `--metric_for_best_model` the task will not report (`Task.unavailable_metrics`)."""
@@ -297,6 +317,7 @@ def _run(task: Task, model, state: RunState, written: WrittenFiles, *, processin
     if training_args.do_train and training_args.process_index == 0:
         write_json(output_dir / RUN_STARTED, {"started": time.strftime("%Y-%m-%dT%H:%M:%S")})
     apply_task_settings(task, training_args)
+    check_sequence_length(task, model)
     features = task.features(training_args)
     for flag, split in (("do_train", "train"), ("do_eval", "validation"), ("do_predict", "test")):
         if getattr(training_args, flag) and features.get(split) is None:

@@ -20,6 +20,7 @@ from hf_tasks.study.cli import parse_study_args
 from hf_tasks.study.runs import secrets_to_environment
 from hf_tasks.study.search import read_space, worker_command, worker_environment
 from hf_tasks.args import parse
+from hf_tasks.runner import setup
 from tests.conftest import REPO, recipe_args  # first: puts recipes/ on sys.path
 
 STUDY = [sys.executable, "-m", "hf_tasks.study"]
@@ -177,6 +178,13 @@ def farstail_parse(tmp_path: Path, *flags: str, config: Path | None = None):
     return parse(*farstail.ARGUMENTS, args=recipe_args(str(config or FARSTAIL_TINY), tmp_path / "run", *flags))
 
 
+def farstail_run(tmp_path: Path, *flags: str):
+    import farstail
+
+    farstail.main(farstail_parse(tmp_path, "--max_train_samples", "8", "--max_eval_samples", "8",
+                                 "--max_predict_samples", "8", *flags))
+
+
 def parsquad_features(tmp_path: Path, *flags: str):
     import parsquad
 
@@ -241,6 +249,11 @@ REFUSALS = {
         "log: true needs low above 0"),
     "malformed jobs.json": (lambda tmp: study_with(tmp, "--status", jobs='{"runs": ["x"]}'),
                             "jobs.json: not the job list this study writes"),
+    "hub id unreachable": (lambda tmp: setup(farstail_parse(tmp, "--model_name_or_path", "org/not-cached-anywhere")),
+                           "--model_name_or_path org/not-cached-anywhere: HF_HUB_OFFLINE is set and it is not in "
+                           "the local cache"),
+    "max_seq_length above the model's positions": (lambda tmp: farstail_run(tmp, "--max_seq_length", "100000"),
+                                                   "--max_seq_length 100000: bert model reads at most"),
     "baseline naming no config": (lambda tmp: study_with(tmp, "--baseline", "nope"),
                                   "--baseline nope: not one of the study's configs"),
 }
