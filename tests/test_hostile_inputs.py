@@ -7,18 +7,22 @@ script it is given, so a test can read the script's `#SBATCH` block and run the 
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
 import yaml
 
-from hf_tasks.errors import BadInputError
+from hf_tasks.config_files import config_values
+from hf_tasks.errors import BadInputError, refuse_control_characters
 from hf_tasks.study import main
-from hf_tasks.study.cli import parse_study_args
-from hf_tasks.study.runs import secrets_to_environment
+from hf_tasks.study.cli import parse_study_args, slurm_resources
+from hf_tasks.study.runs import StudyArguments, make_run, secrets_to_environment
 from hf_tasks.study.search import read_space, worker_command, worker_environment
+from hf_tasks.study.slurm import SlurmStudy, job_name
 from hf_tasks.args import parse
 from hf_tasks.runner import setup
 from tests.conftest import REPO, recipe_args  # first: puts recipes/ on sys.path
@@ -267,3 +271,80 @@ def test_each_hostile_input_is_refused_in_one_line(tmp_path, case):
     message = " ".join(str(refused.value).split())
     assert expected in message, message
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+# --- Fuzz: random bytes, wrong-typed scalars and hostile names; one line or a correct result, never a traceback ---
+
+HOSTILE_PIECES = ["\n", "\r", "'", '"', "$(touch PWNED)", "`id`", ";", "#", "\u200f", "\u202e", "\u200c", " ", "ش",
+                  "a", "-", "\\", "%j", "\t", "\x00", "=", "{", "*"]
+WRONG_SCALARS = [[1, 2], {"a": 1}, "text", -3, 1.5, True, None, "nan", "", 10**30, [], {}]
+TYPED_FIELDS = ["learning_rate", "num_train_epochs", "per_device_train_batch_size", "seed", "do_train",
+                "max_seq_length", "warmup_steps", "logging_steps", "max_train_samples", "freeze_embeddings"]
+
+
+def hostile_text(rng: random.Random, pieces: int = 6) -> str:
+    return "".join(rng.choice(HOSTILE_PIECES) for _ in range(rng.randint(1, pieces)))
+
+
+def one_line_or_result(call, *arguments):
+    """`call(*arguments)`'s result, or None when it refused in one line (BadInputError, or argparse's status 2)."""
+    try:
+        return call(*arguments)
+    except BadInputError as error:
+        assert " ".join(str(error).split()), error
+        return None
+    except SystemExit as stopped:  # argparse's own refusal of a value: status 2 (its usage text is issue 'one command')
+        assert stopped.code == 2
+        return None
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_fuzzed_config_files_are_read_or_refused_in_one_line(tmp_path, seed):
+    import farstail
+
+    rng = random.Random(seed)
+    raw = tmp_path / "raw.yaml"
+    raw.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randint(0, 200))))
+    assert one_line_or_result(config_values, raw) is None or isinstance(config_values(raw), dict)
+    typed = config_holding(tmp_path, yaml.safe_dump({rng.choice(TYPED_FIELDS): rng.choice(WRONG_SCALARS)
+                                                     for _ in range(3)}).encode())
+    one_line_or_result(lambda: parse(*farstail.ARGUMENTS, args=recipe_args(str(typed), tmp_path / "run")))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_fuzzed_names_make_plain_run_names_and_job_names_or_are_refused(tmp_path, seed):
+    rng = random.Random(seed)
+    stem = hostile_text(rng).replace("/", "_").replace("\x00", "0")
+    try:
+        config = config_named(tmp_path / "cfgs", stem)
+    except OSError:  # a name the filesystem itself refuses
+        return
+    run = one_line_or_result(make_run, config, tmp_path / "out")
+    if run is not None:
+        assert all(unicodedata.category(character) not in ("Cc", "Zl", "Zp") for character in run.name)
+        assert job_name(run.name) and all(character.isascii() and (character.isalnum() or character in "._-")
+                                          for character in job_name(run.name))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_fuzzed_slurm_values_build_a_script_with_no_line_but_its_own(tmp_path, monkeypatch, seed):
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    monkeypatch.setenv("PATH", fake_slurm(tmp_path)["PATH"])  # submitit looks for srun
+    rng = random.Random(seed)
+    options = {flag: hostile_text(rng) for flag in ("--slurm_partition", "--slurm_account", "--slurm_qos",
+                                                    "--mem_per_run") if rng.random() < 0.7}
+    slurm_options = [f"comment={hostile_text(rng)}"] if rng.random() < 0.5 else []
+    resources = one_line_or_result(slurm_resources, options, slurm_options)
+    if resources is None:
+        return
+    study = StudyArguments(configs=[], output_dir=tmp_path / hostile_text(rng).replace("/", "_").replace("\x00", "0"),
+                           executor="slurm", slurm=resources)
+    if one_line_or_result(refuse_control_characters, str(study.output_dir), "--output_dir") is None:
+        return
+    executor = SlurmStudy(study).executor(hostile_text(rng), 1, 1, 0)
+    script = _make_sbatch_string(command="COMMAND", folder=executor.folder, **executor.parameters)
+    own = {"#!/bin/bash", "", "# Parameters", "# command", "export SUBMITIT_EXECUTOR=slurm"}
+    strangers = [line for line in script.splitlines() if line not in own and not line.startswith("#SBATCH --")
+                 and not line.endswith("COMMAND")]
+    assert not strangers, script
