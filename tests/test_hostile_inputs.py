@@ -26,6 +26,7 @@ from hf_tasks.study.slurm import SlurmStudy, job_name
 from hf_tasks.args import parse
 from hf_tasks.runner import setup
 from tests.conftest import REPO, recipe_args  # first: puts recipes/ on sys.path
+from tests.test_study_workers import assert_one_line_refusal
 
 STUDY = [sys.executable, "-m", "hf_tasks.study"]
 FARSTAIL_TINY = REPO / "recipes" / "configs" / "farstail" / "tiny.yaml"
@@ -53,15 +54,6 @@ def fake_slurm(folder: Path) -> dict[str, str]:
 def run_study(folder: Path, *arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([*STUDY, *arguments], cwd=folder, capture_output=True, text=True, timeout=120,
                           env={**os.environ, **env, "PYTHONPATH": str(REPO)})
-
-
-def assert_one_line_refusal(finished: subprocess.CompletedProcess, *expected: str) -> str:
-    assert finished.returncode == 2, (finished.stdout, finished.stderr)
-    lines = finished.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), finished.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
 
 
 def config_named(folder: Path, stem: str) -> Path:
