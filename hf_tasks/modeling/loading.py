@@ -23,6 +23,7 @@ from hf_tasks.modeling.pruned_heads import remove_recorded_heads
 
 #: The arguments that name a model, config or tokenizer to load: a local folder or a hub id.
 MODEL_SOURCES = ("model_name_or_path", "config_name", "tokenizer_name")
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 # `from_pretrained` keyword arguments that locate the files, shared with the config lookup.
 _LOCATION_KEYS = ("cache_dir", "revision", "token", "trust_remote_code", "local_files_only", "force_download",
@@ -48,6 +49,8 @@ def check_hub_ids(arguments: Any) -> None:
             continue
         if constants.HF_HUB_OFFLINE or os.environ.get("TRANSFORMERS_OFFLINE", "") not in ("", "0"):
             how = "HF_HUB_OFFLINE is set and it is not in the local cache"
+        elif any(os.environ.get(name) for name in PROXY_VARIABLES):
+            continue  # the Hub is reached through a proxy: a direct connection proves nothing
         else:
             endpoint = urlparse(constants.ENDPOINT)
             try:

@@ -158,6 +158,8 @@ class RunJob:
         return env
 
     def __call__(self) -> str:
+        if self.run.finished:  # requeued after the recipe wrote results.json: relaunching would redo its end
+            return "ok"
         command = self.command()
         where = f"slurm job {os.environ.get('SLURM_JOB_ID')} on {socket.gethostname()}"
         self.run.log.parent.mkdir(parents=True, exist_ok=True)
