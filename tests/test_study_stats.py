@@ -209,7 +209,7 @@ def test_study_table_gives_intervals_comparisons_and_the_forest_plot(tmp_path):
     # --baseline picks another config; a name that is no config stops the study.
     write_table(runs, tmp_path / "study", "cmd", [], baseline="better")
     assert "## Paired comparisons with the baseline better" in markdown_path.read_text()
-    with pytest.raises(SystemExit, match="--baseline nothing: not one of"):
+    with pytest.raises(BadInputError, match="--baseline nothing: not one of"):
         write_table(runs, tmp_path / "study", "cmd", [], baseline="nothing")
 
 
