@@ -240,15 +240,38 @@ class TrainingArguments(transformers.TrainingArguments):
 def _yaml_defaults(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
     """The config's values with its bases merged in, each path the run reads looked up beside the file
     that gave it (a base's paths beside the base)."""
-    known = {action.dest for action in parser._actions}
+    known = {action.dest: action for action in parser._actions}
     defaults: dict[str, Any] = {}
     for file, values in config_layers(path):
-        unknown = sorted(set(values) - known)
+        unknown = sorted(str(name) for name in set(values) - set(known))
         if unknown:
             raise BadInputError(f"--config {file}: unknown argument(s) {unknown}; run the recipe with --help for "
                                 "the list.")
+        for name, value in values.items():
+            _check_config_type(file, name, value, known[name])
         defaults.update({name: path_beside_config(file, name, value) for name, value in values.items()})
     return defaults
+
+
+#: What a config must give for a flag argparse reads as a number or a switch (text fields may take lists: report_to).
+_SCALAR_KINDS = {"int": "whole number", "float": "number", "string_to_bool": "true or false"}
+
+
+def _check_config_type(file: Path, name: str, value: Any, action: argparse.Action) -> None:
+    """A config value argparse would not read from the command line either (a list for a number, a mapping for
+    a switch): argparse converts only string defaults, so anything else would reach the run as is."""
+    kind = _SCALAR_KINDS.get(getattr(action.type, "__name__", ""))
+    if kind is None or value is None or isinstance(value, str):
+        return
+    items = value if isinstance(value, list) and action.nargs in ("+", "*") else [value]
+    for item in items:
+        usable = not isinstance(item, (list, dict))
+        try:
+            action.type(item)
+        except Exception:  # whatever the converter raises (TypeError, ValueError, ArgumentTypeError): not its type
+            usable = False
+        if not usable:
+            raise BadInputError(f"--config {file}: {name}: {value!r} is not a {kind}; give one {kind}.")
 
 
 def _dests_given(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, str]:
@@ -353,10 +376,40 @@ def parse(*dataclass_types: type, args: list[str] | None = None, description: st
     # The last parsed item is the namespace holding --config, which is not a dataclass.
     instances = tuple(parsed[: len(dataclass_types)])
     _refuse_unused(instances, unused)
+    for instance in instances:
+        if isinstance(instance, transformers.TrainingArguments):
+            check_training_values(instance)
     data_args = next((instance for instance in instances if isinstance(instance, DataArguments)), None)
     if data_args is None:
         return RunState(instances)
     return RunState(instances, bad_rows=BadRows(data_args.skip_bad_rows), data_source=data_source(data_args))
+
+
+def check_training_values(training_args: transformers.TrainingArguments) -> None:
+    """Values the Trainer accepts but cannot use, refused before any data is read or model built: a run
+    that would train no step, a batch of no examples, a rate below zero, a tracker nobody knows."""
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    for flag in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(training_args, flag) < 1:
+            raise BadInputError(f"--{flag} {getattr(training_args, flag)}: give a whole number, 1 or more.")
+    if training_args.learning_rate < 0:
+        raise BadInputError(f"--learning_rate {training_args.learning_rate}: a rate below zero climbs the loss; "
+                            "give a positive rate such as 5e-5.")
+    if training_args.do_train and training_args.max_steps <= 0 and not training_args.num_train_epochs > 0:
+        raise BadInputError(f"--num_train_epochs {training_args.num_train_epochs}: the run would train no step and "
+                            "save an untrained model; give a number of epochs above 0 (or --max_steps N).")
+    available = set(get_available_reporting_integrations())
+    for name in training_args.report_to or []:
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise BadInputError(f"--report_to {name}: no such tracker; give none, all, or some of "
+                                f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))} separated by commas.")
+        if name not in available:
+            raise BadInputError(f"--report_to {name}: {name} is not installed; install it (pip install {name}) or "
+                                "leave it out.")
 
 
 def _refuse_unused(instances: tuple, unused: tuple[str, ...]) -> None:

@@ -42,6 +42,8 @@ def _read_mapping(path: Path) -> dict[str, Any]:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
         raise BadInputError(f"--config {where}: not valid YAML ({getattr(error, 'problem', None) or error}); "
                             "fix the file.") from error
+    except UnicodeDecodeError as error:
+        raise BadInputError(f"--config {path}: not UTF-8 text (byte {error.start}); save it as UTF-8.") from None
     if not isinstance(loaded, dict):
         raise BadInputError(f"--config {path}: expected a mapping of argument names to values, got "
                             f"{type(loaded).__name__}; write one 'name: value' per line.")

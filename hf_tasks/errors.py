@@ -8,11 +8,25 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import unicodedata
 from typing import Iterator
 
 
 class BadInputError(ValueError):
     """Input that cannot be used as it is. The message names the file, row or flag, and the fix."""
+
+
+def refuse_control_characters(value: str, where: str) -> str:
+    """`value`, unless it holds a control or format character (a line break, an escape, an RTL mark), which
+    would end a line of a job script or a table and let the rest be read as something else; then one line
+    naming `where` (the flag or file that gave it)."""
+    for character in str(value):
+        # zero-width (non-)joiners are letters' business in Persian words, not control
+        if unicodedata.category(character) in {"Cc", "Cf", "Zl", "Zp"} and character not in "\u200c\u200d":
+            raise BadInputError(f"{where}: holds the control character U+{ord(character):04X} "
+                                f"({unicodedata.name(character, 'unnamed')}); remove it (rename the file if it "
+                                "is in a name).")
+    return value
 
 
 class TrainingInterrupted(SystemExit):
@@ -27,6 +41,16 @@ class TrainingInterrupted(SystemExit):
         self.signal_number = signal_number
         self.step = step
         self.checkpoint_folder = checkpoint_folder
+
+
+class RunAlreadyFinished(SystemExit):
+    """`--resume_from_checkpoint auto` (or `latest`) on a folder holding a finished run: there is nothing to
+    resume, and rerunning its last step would replace the run's timings. Exits 0 (a requeue script that
+    relaunches a finished job has succeeded) after `message` says so; the folder is left as it is."""
+
+    def __init__(self, message: str):
+        super().__init__(0)
+        self.message = message
 
 
 DEBUG_FLAG = "--debug"

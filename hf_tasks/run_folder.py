@@ -23,17 +23,21 @@ import os
 import re
 import shutil
 import signal
+import sys
 from pathlib import Path, PurePath
 from typing import Iterable
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from hf_tasks.errors import BadInputError
+from hf_tasks.errors import BadInputError, RunAlreadyFinished
 from hf_tasks.files import read_json, write_json
 
 logger = logging.getLogger(__name__)
 
 RUN_MANIFEST = ".hf_tasks-run.json"
+# Written when a training run begins: a folder holding it and no results.json holds an unfinished attempt of a
+# run (killed before its first complete checkpoint, perhaps), which `--resume_from_checkpoint auto` restarts.
+RUN_STARTED = ".hf_tasks-started.json"
 RESULTS = "results.json"
 RESUME_IF_POSSIBLE = "auto"
 RESUME_REQUIRED = frozenset({"latest", "true", "yes"})
@@ -94,31 +98,41 @@ def resolve_checkpoint(training_args) -> str | None:
 
 
 def check_output_dir(training_args) -> None:
-    """Stop (BadInputError) when this run would write over files in `--output_dir` without being asked."""
+    """Stop (BadInputError) when this run would write over files in `--output_dir` without being asked;
+    `RunAlreadyFinished` when it asks to resume a run that finished."""
     output_dir = Path(training_args.output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise BadInputError(f"--output_dir {output_dir}: is a file; give a folder.")
     entries = sorted(path.name for path in output_dir.iterdir()) if output_dir.is_dir() else []
-    resumes = bool(training_args.do_train) and resolve_checkpoint(training_args) is not None  # checks the flag too
+    word = str(training_args.resume_from_checkpoint).lower()
     finished = (output_dir / RUN_MANIFEST).is_file() or (output_dir / RESULTS).is_file()
+    overwrites = getattr(training_args, "overwrite_output_dir", False)  # hf_tasks.args.TrainingArguments has it
+    resume_asked = word == RESUME_IF_POSSIBLE or word in RESUME_REQUIRED
+    # results.json, not the manifest: a run killed between the two resumes to write results.json
+    if training_args.do_train and (output_dir / RESULTS).is_file() and not overwrites and resume_asked:
+        raise RunAlreadyFinished(
+            f"--output_dir {output_dir} holds a finished run (results.json): nothing to resume, left as it is. "
+            "For a new run give a new --output_dir, or replace this one with --overwrite_output_dir true.")
+    resumes = bool(training_args.do_train) and resolve_checkpoint(training_args) is not None  # checks the flag too
     unfinished = any(CHECKPOINT_FOLDER.fullmatch(name) for name in entries)
-    # `auto` on a run killed before its first checkpoint was complete starts it again (a requeue must not loop).
-    auto = str(training_args.resume_from_checkpoint).lower() == RESUME_IF_POSSIBLE
-    restarts = bool(training_args.do_train) and auto and unfinished and not finished
-    # Plain transformers.TrainingArguments (5.x) has no overwrite flag; hf_tasks.args.TrainingArguments does.
-    if not entries or resumes or restarts or getattr(training_args, "overwrite_output_dir", False):
+    # `auto` on a run killed before its first complete checkpoint starts it again (a requeue must not loop):
+    # its checkpoints, or the mark it left when it began, say the files are that run's.
+    auto = word == RESUME_IF_POSSIBLE
+    restarts = bool(training_args.do_train) and auto and (unfinished or RUN_STARTED in entries) and not finished
+    if not entries or resumes or restarts or overwrites:
         return
     if finished:
         what = "a finished run (results.json)"
     elif unfinished:
         what = "checkpoints of an unfinished run"
+    elif RUN_STARTED in entries:
+        what = "files of an unfinished run"
     else:
         shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
-        what = f"files ({shown})"
-    raise BadInputError(
-        f"--output_dir {output_dir} already holds {what}; give a new --output_dir, continue it with "
-        f"--resume_from_checkpoint {RESUME_IF_POSSIBLE}, or replace it with --overwrite_output_dir."
-    )
+        what = f"files no run of this toolkit started ({shown})" if auto else f"files ({shown})"
+    continues = "" if auto or finished else f"continue it with --resume_from_checkpoint {RESUME_IF_POSSIBLE}, "
+    raise BadInputError(f"--output_dir {output_dir} already holds {what}; give a new --output_dir, {continues}"
+                        "or replace it with --overwrite_output_dir.")
 
 
 def _manifest_files(output_dir: Path) -> list[str]:
@@ -210,16 +224,73 @@ def snapshot(output_dir: str | Path) -> dict[str, int]:
             for path in output_dir.rglob("*") if path.is_file()}
 
 
-def write_manifest(output_dir: str | Path, before: dict[str, int], to_come: Iterable[str] = ()) -> None:
-    """List the files this run wrote: new or changed since `before` (the folder when the run began),
-    those an earlier part of this run listed (a resumed run), every checkpoint's files, and `to_come`,
-    the files the run writes after the manifest (results.json, whose presence means finished)."""
+# torch.save, safetensors and the Rust tokenizers write from native code, which no audit event sees: a file of
+# theirs new or changed since the run began is the run's (nobody else writes weights or tokenizers into a run).
+NATIVE_WRITES = (".safetensors", ".bin", ".pt", ".pth", "tokenizer.json")
+_recorders: list[WrittenFiles] = []
+
+
+def _audit(event: str, arguments: tuple) -> None:
+    if not _recorders or event not in ("open", "os.rename"):
+        return
+    try:
+        if event == "open":
+            path, mode, flags = arguments
+            writes = (mode is not None and any(letter in mode for letter in "wax+")) or (
+                mode is None and bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)))
+        else:
+            path, writes = arguments[1], arguments[3] in (None, -1)  # (src, dst, src_dir_fd, dst_dir_fd)
+        if writes and isinstance(path, (str, bytes, os.PathLike)):
+            for recorder in _recorders:
+                recorder.saw(os.fsdecode(path))
+    except Exception:  # an audit hook's error would fail the user's open(); a path it cannot read is not ours
+        pass
+
+
+class WrittenFiles:
+    """The files this process writes under `folder` while the context is open: every `open` for writing and
+    every rename onto a path there, seen by an audit hook (`sys.addaudithook`). What another process writes
+    meanwhile (a user's notes, a cache) is never among them."""
+
+    _hooked = False
+
+    def __init__(self, folder: str | Path):
+        self.folder = os.path.abspath(folder)
+        self.paths: set[str] = set()
+
+    def saw(self, path: str) -> None:
+        full = os.path.abspath(path)
+        if full.startswith(self.folder + os.sep):
+            self.paths.add(os.path.relpath(full, self.folder))
+
+    def __enter__(self) -> WrittenFiles:
+        if not WrittenFiles._hooked:
+            sys.addaudithook(_audit)  # for the process's life: hooks cannot be removed, so one serves every run
+            WrittenFiles._hooked = True
+        _recorders.append(self)
+        return self
+
+    def __exit__(self, *exception) -> None:
+        _recorders.remove(self)
+
+
+def write_manifest(output_dir: str | Path, before: dict[str, int], written: Iterable[str],
+                   to_come: Iterable[str] = ()) -> None:
+    """List the files this run wrote: those it opened for writing (`written`, see `WrittenFiles`), model
+    weights new or changed since `before` (the folder when the run began), those an earlier part of this run
+    listed (a resumed run), every checkpoint's files, and `to_come`, the files the run writes after the
+    manifest (results.json, whose presence means finished). A file in a hidden folder (a cache, when the
+    output folder is a home folder) is never listed, nor one the run did not write."""
     output_dir = Path(output_dir)
     now = snapshot(output_dir)
     earlier = set(_manifest_files(output_dir))
-    written = sorted(
-        {path for path, mtime in now.items()
-         if path != RUN_MANIFEST and (before.get(path) != mtime or path in earlier
-                                      or path.startswith(f"{PREFIX_CHECKPOINT_DIR}-"))} | set(to_come)
-    )
-    write_json(output_dir / RUN_MANIFEST, {"files": written}, indent=1)
+    written = set(written)
+
+    def the_runs(path: str, mtime: int) -> bool:
+        if path == RUN_MANIFEST or any(part.startswith(".") for part in PurePath(path).parts[:-1]):
+            return False
+        return (path in written or path in earlier or path.startswith(f"{PREFIX_CHECKPOINT_DIR}-")
+                or (path.endswith(NATIVE_WRITES) and before.get(path) != mtime))
+
+    listed = sorted({path for path, mtime in now.items() if the_runs(path, mtime)} | set(to_come))
+    write_json(output_dir / RUN_MANIFEST, {"files": listed}, indent=1)

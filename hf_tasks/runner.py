@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -29,20 +30,23 @@ from transformers.utils.hub import hf_api
 from transformers.training_args import ParallelMode
 
 from hf_tasks.data.splits import METRIC_PREFIX_OF_SPLIT, SPLIT_OF_METRIC_PREFIX
-from hf_tasks.errors import BadInputError, TrainingInterrupted
+from hf_tasks.errors import BadInputError, RunAlreadyFinished, TrainingInterrupted
 from hf_tasks.files import write_atomic, write_json
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
+from hf_tasks.modeling.loading import check_hub_ids
 from hf_tasks.model_card import loading_code, lora_loading_code, model_card_text, package_versions
 from hf_tasks.portable import pipeline_task, ship_code
 from hf_tasks.run_log import ProgressLog, configure_logging, log_start, use_metrics_log
 from hf_tasks.run_folder import (
     RESULTS,
+    RUN_STARTED,
     check_output_dir,
     clear_previous_run,
     fault_point,
     remove_interrupted_writes,
     resolve_checkpoint,
+    WrittenFiles,
     snapshot,
     write_manifest,
 )
@@ -99,7 +103,13 @@ def setup(state: RunState) -> None:
     main process, warnings elsewhere) and the seed."""
     training_args = state.training_args
     check_launch(training_args)
-    check_output_dir(training_args)
+    for arguments in state:
+        check_hub_ids(arguments)
+    try:
+        check_output_dir(training_args)
+    except RunAlreadyFinished as finished:
+        print(finished.message, file=sys.stderr, flush=True)  # logging is not set up yet
+        raise
     if training_args.do_train:
         overwrites = getattr(training_args, "overwrite_output_dir", False) and resolve_checkpoint(training_args) is None
         with training_args.main_process_first(desc="clearing the earlier run"):
@@ -260,6 +270,23 @@ class HideCompletionNotice(logging.Filter):
         return self.interrupt.stopped_by is None or "Training completed" not in record.getMessage()
 
 
+def check_sequence_length(task: Task, model) -> None:
+    """Stop before any window is built when the task's `max_seq_length` exceeds the positions the model has
+    (it would fail mid-training, at the first batch that long)."""
+    length = getattr(task, "max_seq_length", None)
+    config = getattr(model, "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(length, int) or not isinstance(positions, int):
+        return
+    tokenizer_limit = getattr(getattr(task, "tokenizer", None), "model_max_length", None)
+    # RoBERTa-style models keep the first positions for padding: their tokenizer states the usable length
+    usable = min(positions, tokenizer_limit) if isinstance(tokenizer_limit, int) and tokenizer_limit < 10**6 \
+        else positions
+    if length > usable:
+        raise BadInputError(f"--max_seq_length {length}: {config.model_type or 'the'} model reads at most {usable} "
+                            f"tokens (max_position_embeddings {positions}); give --max_seq_length {usable} or less.")
+
+
 def apply_task_settings(task: Task, training_args: TrainingArguments) -> None:
     """Set the Trainer arguments the task needs (`Task.trainer_settings`), saying which it changed, and
     refuse a `--metric_for_best_model` the task will not report (`Task.unavailable_metrics`)."""
@@ -285,10 +312,20 @@ def run(
 ) -> dict[str, Any]:
     """Train / evaluate / predict as the run's training arguments ask, write the run folder, return the
     results."""
+    with WrittenFiles(state.output_dir) as written:  # what the manifest may list: this process's own writes
+        return _run(task, model, state, written, processing_class=processing_class, callbacks=callbacks,
+                    optimizers=optimizers, model_card=model_card)
+
+
+def _run(task: Task, model, state: RunState, written: WrittenFiles, *, processing_class, callbacks: Iterable,
+         optimizers, model_card: dict[str, Any] | None) -> dict[str, Any]:
     started = time.perf_counter()
     training_args, output_dir = state.training_args, state.output_dir
     folder_before = snapshot(output_dir) if training_args.process_index == 0 else {}
+    if training_args.do_train and training_args.process_index == 0:
+        write_json(output_dir / RUN_STARTED, {"started": time.strftime("%Y-%m-%dT%H:%M:%S")})
     apply_task_settings(task, training_args)
+    check_sequence_length(task, model)
     features = task.features(training_args)
     for flag, split in (("do_train", "train"), ("do_eval", "validation"), ("do_predict", "test")):
         if getattr(training_args, flag) and features.get(split) is None:
@@ -355,7 +392,7 @@ def run(
         files = _write_run_folder(trainer, task, results, state, model_card or {})
         trackers.report(results, files, trainer=trainer)
         fault_point("final_writes")
-        write_manifest(output_dir, folder_before, to_come=[RESULTS])
+        write_manifest(output_dir, folder_before, written.paths, to_come=[RESULTS])
         fault_point("before_results")
         write_json(output_dir / RESULTS, results)
         logger.info(_summary(task, results, output_dir, files))

@@ -4,6 +4,9 @@ log, a config, a table or a tracker.
 Secrets are the values of `SECRET_FIELDS` (as config keys or as `--flag value` / `--flag=value` on a
 command line), Hugging Face tokens wherever they appear (`hf_...`), and the password of any URL
 (`postgresql://user:password@host/db`).
+
+A secret flag is recognised also when abbreviated (`--hub_tok`), since argparse accepts any unambiguous
+prefix of a long option: redaction does not depend on abbreviations being turned off.
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ from typing import Any, Iterable
 SECRET_FIELDS = frozenset({"hub_token", "token", "push_to_hub_token", "wandb_api_key", "hf_token"})
 HIDDEN = "***"
 
-# user:password@ in any scheme://; the user stays, so a reader still knows which account was used.
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*):(?P<password>[^@/\s]+)@")
+# user:password@ in any scheme://, read as SQLAlchemy's make_url reads it: the user up to the first ':', the
+# password on to an '@' (so it may hold '/'), here to the last '@' of the word, so a password holding an
+# unescaped '@' is hidden whole too. The user stays, so a reader still knows which account was used.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*):(?P<password>\S*)@")
+#: The shortest abbreviation of a secret flag taken as one (`--to` is another command's flag).
+_SHORTEST_ABBREVIATION = 3
 _HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")
 
 
@@ -26,12 +33,16 @@ def redact_text(text: str) -> str:
     return _HF_TOKEN.sub(HIDDEN, text)
 
 
-def _secret_flag(argument: str) -> str | None:
-    """The field a `--flag` / `--flag=value` argument names, when that field is secret."""
+def secret_field(argument: str) -> str | None:
+    """The secret field a `--flag` / `--flag=value` argument names or abbreviates (`--hub_tok`: hub_token)."""
     if not argument.startswith("--"):
         return None
     name = argument[2:].split("=", 1)[0].replace("-", "_")
-    return name if name in SECRET_FIELDS else None
+    if name in SECRET_FIELDS:
+        return name
+    # an abbreviation breaks off inside a word: --push_to_hub is a flag of its own, --hub_tok is hub_token
+    spelled = [field for field in SECRET_FIELDS if field.startswith(name) and field[len(name)] != "_"]
+    return spelled[0] if len(name) >= _SHORTEST_ABBREVIATION and len(spelled) == 1 else None
 
 
 def redact_arguments(arguments: Iterable[str]) -> list[str]:
@@ -44,9 +55,9 @@ def redact_arguments(arguments: Iterable[str]) -> list[str]:
         if hide_next:
             redacted.append(HIDDEN)
             hide_next = False
-        elif _secret_flag(argument) and "=" in argument:
+        elif secret_field(argument) and "=" in argument:
             redacted.append(argument.split("=", 1)[0] + "=" + HIDDEN)
-        elif _secret_flag(argument):
+        elif secret_field(argument):
             redacted.append(argument)
             hide_next = True
         else:

@@ -21,7 +21,10 @@ sends those:
   it now does only when `--trackio_static_space_id` names one. The database lives in `<output_dir>/trackio`
   unless `TRACKIO_DIR` says otherwise (`trackio show` there is the dashboard).
 
-Only the main process reports.
+Only the main process reports. Every tracker's local files stay in the run folder unless the user points
+them elsewhere: TensorBoard's event folder, MLflow's store (`mlflow.db` and `mlruns/` there, unless
+MLFLOW_TRACKING_URI is set) and wandb's `wandb/` folder (unless WANDB_DIR is set); nothing lands in the
+folder the command was started from.
 """
 
 from __future__ import annotations
@@ -47,6 +50,17 @@ TRACKIO_PROJECT_VARIABLE = "HF_TASKS_TRACKIO_PROJECT"
 TRACKIO_GROUP_VARIABLE = "HF_TASKS_TRACKIO_GROUP"
 #: TrainingArguments.project when the user gave none.
 DEFAULT_TRACKIO_PROJECT = "huggingface"
+MLFLOW_EXPERIMENT = "hf_tasks"
+#: Variables this process set for an earlier run's folder: replaced for the next run, unlike the user's own.
+_set_for_a_run: dict[str, str] = {}
+
+
+def _inside_run_folder(variable: str, value: str) -> bool:
+    """Set `variable` to `value` (a place in the run folder) unless the user set it; whether it was set."""
+    if os.environ.get(variable) not in (None, _set_for_a_run.get(variable)):
+        return False
+    os.environ[variable] = _set_for_a_run[variable] = value
+    return True
 # Files of the run folder that are tables: name endings (before .csv).
 TABLE_ENDINGS = ("_misclassified", "_qa_errors")
 # TensorBoard shows a table as Markdown text; beyond this many rows it shows the first ones and says so.
@@ -231,6 +245,9 @@ class Trackers:
             os.environ.get(TRACKIO_PROJECT_VARIABLE) or project if project == DEFAULT_TRACKIO_PROJECT else project,
             self.output_dir.resolve().name, os.environ.get(TRACKIO_GROUP_VARIABLE))
         self._mlflow_run = None
+        if "wandb" in self.names:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            _inside_run_folder("WANDB_DIR", str(self.output_dir.resolve()))
         if "mlflow" in self.names:
             self._open_mlflow_run()
 
@@ -242,9 +259,22 @@ class Trackers:
     def _open_mlflow_run(self) -> None:
         import mlflow
 
+        folder = self.output_dir.resolve()
+        experiment_id = None
+        in_run_folder = _inside_run_folder("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])  # the variable's, whoever set it
+        if in_run_folder:
+            # the store's default artifact root is ./mlruns of the current folder: an experiment of its own keeps
+            # the artifacts beside the database
+            folder.mkdir(parents=True, exist_ok=True)
+            name = os.getenv("MLFLOW_EXPERIMENT_NAME", MLFLOW_EXPERIMENT)
+            client = mlflow.MlflowClient()
+            experiment = client.get_experiment_by_name(name)
+            experiment_id = experiment.experiment_id if experiment is not None else client.create_experiment(
+                name, artifact_location=(folder / "mlruns").as_uri())
         # With these set the Trainer's callback opens (or resumes, or nests) the run itself.
         if mlflow.active_run() is None and not os.getenv("MLFLOW_RUN_ID") and not os.getenv("MLFLOW_NESTED_RUN"):
-            self._mlflow_run = mlflow.start_run(run_name=self.run_name)
+            self._mlflow_run = mlflow.start_run(run_name=self.run_name, experiment_id=experiment_id)
 
     def callbacks(self) -> list[TrainerCallback]:
         return [RunConfigToWandb(self.config)] if "wandb" in self.names else []

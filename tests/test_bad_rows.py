@@ -36,3 +36,14 @@ def test_a_table_whose_every_row_is_skipped_stops(adapter, tmp_path):
     with pytest.raises(BadInputError, match=r"no usable rows \(all 2 skipped\)"):
         load(DataArguments(train_file=str(path)), log)
     assert len(log.skipped) == 2
+
+
+def test_a_repeated_example_id_in_a_classification_split_is_a_bad_row_at_load_time(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("id,tweet,label\n7,a,real\n8,b,fake\n7,c,real\n", encoding="utf-8")
+    data_args = DataArguments(train_file=str(path))
+    with pytest.raises(BadInputError, match=r"train.csv: .*id '7' repeats row 1's \(row 3\)"):
+        constraint.load(data_args, constraint.ConstraintArguments(), bad_rows=BadRows(False))
+    log = BadRows(True)
+    loaded = constraint.load(data_args, constraint.ConstraintArguments(), bad_rows=log)
+    assert loaded["train"]["id"] == ["7", "8"] and len(log.skipped) == 1

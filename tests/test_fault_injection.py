@@ -104,6 +104,25 @@ def test_a_run_killed_at_any_point_resumes_to_the_straight_result(straight, tmp_
     assert checksums(tmp_path, output_dir) == outside
 
 
+@pytest.mark.parametrize("point", ["final_writes", "train_step@2"])
+def test_a_run_killed_before_any_checkpoint_restarts_with_auto_and_resuming_it_again_keeps_its_timings(
+        straight, tmp_path, point):
+    output_dir = tmp_path / "run"
+    no_checkpoints = ["--save_strategy", "no", "--resume_from_checkpoint", "auto"]
+    killed = launch(output_dir, *no_checkpoints, fault=point)
+    assert killed.returncode == KILLED, killed.stderr[-3000:]
+    assert any(output_dir.iterdir()) and not (output_dir / "results.json").exists()
+    restarted = launch(output_dir, *no_checkpoints)
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    assert_finished_and_complete(output_dir, straight)
+    # Resumed again once finished (a requeue script passes auto on every launch): nothing changes, and it says so.
+    before = checksums(output_dir, output_dir / "none")
+    again = launch(output_dir, *no_checkpoints)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "holds a finished run (results.json): nothing to resume" in again.stderr
+    assert checksums(output_dir, output_dir / "none") == before
+
+
 def test_a_study_killed_mid_way_finishes_both_runs_when_launched_again(straight, tmp_path):
     config = tmp_path / "tiny.yaml"
     flags = dict(zip(QUICK[::2], QUICK[1::2]))

@@ -60,3 +60,17 @@ def test_redaction_hides_tokens_flags_and_url_passwords():
     assert redact_text("mysql://root@db/x") == "mysql://root@db/x"
     assert redact_mapping({"hub_token": token, "storage": "postgresql://a:b@h/d", "lr": 1}) == {
         "storage": "postgresql://a:***@h/d", "lr": 1}
+
+
+@pytest.mark.parametrize("password", ["Sup3r/secret", "p@ss", "a/b@c:d", "s3cret"])
+def test_a_url_password_holding_slash_or_at_is_hidden_whole(password):
+    url = f"postgresql://me:{password}@db-host:5432/optuna"
+    for shown in (redact_text(f"cannot reach {url}; check it"), redact_arguments(["--storage", url])[1]):
+        assert "postgresql://me:***@" in shown and password not in shown
+        assert not any(piece in shown for piece in password.replace("@", "/").split("/") if len(piece) > 1)
+
+
+@pytest.mark.parametrize("flag", ["--hub_tok", "--hub_toke", "--hf_tok", "--wandb_api_k", "--push_to_hub_tok"])
+def test_an_abbreviated_secret_flag_is_still_secret(flag):
+    assert redact_arguments([flag, "s3cret", "--push_to_hub", "true"]) == [flag, "***", "--push_to_hub", "true"]
+    assert redact_arguments([f"{flag}=s3cret"]) == [f"{flag}=***"]

@@ -88,6 +88,25 @@ def test_rerunning_into_a_finished_run_stops_and_changes_nothing(finished_run):
     assert fingerprint(output_dir) == before
 
 
+def test_resuming_a_finished_run_with_auto_changes_nothing_and_says_it_was_finished(finished_run, capsys):
+    output_dir, _ = finished_run
+    before = fingerprint(output_dir)
+    for word in ("auto", "latest"):
+        with pytest.raises(SystemExit) as stopped:
+            run_farstail(output_dir, "--resume_from_checkpoint", word)
+        assert stopped.value.code == 0
+        assert "holds a finished run (results.json): nothing to resume" in capsys.readouterr().err
+    assert fingerprint(output_dir) == before  # the original timings stay
+
+
+def test_auto_on_files_no_run_started_does_not_suggest_auto(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(BadInputError) as refused:
+        check_output_dir(arguments(tmp_path, resume_from_checkpoint="auto"))
+    assert "files no run of this toolkit started (notes.txt)" in str(refused.value)
+    assert "--resume_from_checkpoint" not in str(refused.value)
+
+
 def test_an_overwrite_on_request_leaves_nothing_of_the_earlier_run(finished_run, tmp_path):
     earlier, _ = finished_run
     output_dir = tmp_path / "run"
@@ -101,6 +120,38 @@ def test_an_overwrite_on_request_leaves_nothing_of_the_earlier_run(finished_run,
     assert "test_accuracy" not in json.loads((output_dir / "results.json").read_text())
     listed = json.loads((output_dir / RUN_MANIFEST).read_text())["files"]
     assert "results.json" in listed and "my_notes.txt" not in listed
+
+
+CONCURRENT_WRITER = """
+import sys, time
+from pathlib import Path
+folder = Path(sys.argv[1])
+(folder / "scratch").mkdir(exist_ok=True)
+for step in range(100000):
+    with open(folder / "notes.txt", "a") as notes:
+        notes.write(f"line {step}\\n")
+    (folder / "scratch" / f"note-{step % 5}.txt").write_text(str(step))
+    (folder / f"written-meanwhile-{step % 3}.txt").write_text(str(step))
+    time.sleep(0.02)
+"""
+
+
+def test_the_manifest_lists_only_what_the_run_wrote_never_a_concurrent_writers_files(tmp_path):
+    output_dir = tmp_path / "run"
+    output_dir.mkdir()
+    (output_dir / "notes.txt").write_text("the user's notes\n", encoding="utf-8")
+    writer = subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, str(output_dir)])
+    try:
+        run_farstail(output_dir, "--overwrite_output_dir", "true")
+    finally:
+        writer.kill()
+        writer.wait()
+    listed = json.loads((output_dir / RUN_MANIFEST).read_text())["files"]
+    assert {"results.json", "model.safetensors", "config.yaml"} <= set(listed)
+    assert not [entry for entry in listed if "notes" in entry or "meanwhile" in entry or "scratch" in entry]
+    run_farstail(output_dir, "--overwrite_output_dir", "true")
+    assert (output_dir / "notes.txt").read_text(encoding="utf-8").startswith("the user's notes\n")
+    assert (output_dir / "scratch").is_dir() and (output_dir / "written-meanwhile-0.txt").is_file()
 
 
 # --- Interrupted runs and requeue scripts ---------------------------------------------------------------

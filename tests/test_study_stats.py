@@ -209,7 +209,7 @@ def test_study_table_gives_intervals_comparisons_and_the_forest_plot(tmp_path):
     # --baseline picks another config; a name that is no config stops the study.
     write_table(runs, tmp_path / "study", "cmd", [], baseline="better")
     assert "## Paired comparisons with the baseline better" in markdown_path.read_text()
-    with pytest.raises(SystemExit, match="--baseline nothing: not one of"):
+    with pytest.raises(BadInputError, match="--baseline nothing: not one of"):
         write_table(runs, tmp_path / "study", "cmd", [], baseline="nothing")
 
 
@@ -331,3 +331,59 @@ def test_training_curves_mark_every_point_of_a_short_series(tmp_path, monkeypatc
     plot_training_curves([{"step": 5, "loss": 1.2}, {"step": 5, "eval_loss": 1.1}], tmp_path / "curves.png")
     [train_line, eval_line] = figures[0].axes[0].get_lines()
     assert train_line.get_marker() == "o" and eval_line.get_marker() == "o"  # one point each, both visible
+
+
+def write_question_scores(run_dir: Path, exact: list, f1: list) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "test_question_scores.csv").write_text("example_id,has_answer,exact,f1\n" + "".join(
+        f"q{index},1,{e},{f}\n" for index, (e, f) in enumerate(zip(exact, f1))))
+    (run_dir / "results.json").write_text(json.dumps({"test_exact": 50.0, "test_f1": 50.0}))
+    return run_dir
+
+
+@pytest.mark.parametrize(("cell", "reason"), [("nan", "is not a score in 0..1"), ("inf", "is not a score in 0..1"),
+                                              ("", "is not a number"), ("0.5x", "is not a number"),
+                                              ("1.5", "is not a score in 0..1")])
+def test_a_non_finite_or_non_numeric_outcome_is_a_bad_row_named_by_file_and_row(tmp_path, capsys, cell, reason):
+    exact = [1, 0] * 50
+    write_question_scores(tmp_path / "a", exact, exact)
+    write_question_scores(tmp_path / "b", exact, [*exact[:7], cell, *exact[8:]])
+    for pair in ([tmp_path / "a", tmp_path / "b"], [tmp_path / "b", tmp_path / "a"]):
+        with pytest.raises(SystemExit) as stopped:
+            compare_cli.main([str(pair[0]), str(pair[1]), "--metric", "f1"])
+        assert stopped.value.code == 2
+        error = capsys.readouterr().err.strip()
+        assert len(error.splitlines()) == 1 and "test_question_scores.csv" in error
+        assert f"f1 {cell!r} {reason} (row 9)" in error, error
+
+
+@pytest.mark.parametrize("content", ["example_id,gold_label,predicted_label\n1,a\n",
+                                     "example_id,gold_label,predicted_label\n1,a,b,c\n",
+                                     "example_id,gold_label,predicted_label\n,a,b\n"])
+def test_malformed_rows_of_a_prediction_file_are_bad_rows(tmp_path, content):
+    (tmp_path / "test_predictions.csv").write_text(content)
+    with pytest.raises(BadInputError, match=r"test_predictions.csv: .*\(row 2\)"):
+        read_outcomes(tmp_path, "test")
+    (tmp_path / "test_predictions.csv").write_bytes(b"example_id,gold_label,predicted_label\n\xff\xfe,a,b\n")
+    with pytest.raises(BadInputError, match="not a readable CSV file"):
+        read_outcomes(tmp_path, "test")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_verdicts_are_antisymmetric_over_random_pairs(seed):
+    """Swapping A and B flips the difference and the interval and keeps every p-value, whatever the runs."""
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(5, 300))
+    gold = rng.choice(CLASSES, size)
+    first = np.where(rng.random(size) < rng.random(), gold, rng.choice(CLASSES, size))
+    second = np.where(rng.random(size) < rng.random(), gold, rng.choice(CLASSES, size))
+    metric = str(rng.choice(["accuracy", "macro_f1", "weighted_f1", "uar"]))
+    forward = compare([outcomes(gold, first)], [outcomes(gold, second)], metric, resamples=200, seed=seed)
+    backward = compare([outcomes(gold, second)], [outcomes(gold, first)], metric, resamples=200, seed=seed)
+    assert backward.difference == -forward.difference
+    assert backward.interval == pytest.approx((-forward.interval[1], -forward.interval[0]))
+    assert backward.p_value == forward.p_value
+    flipped = {"better": "worse", "worse": "better"}
+    assert backward.verdict.split(" ")[0] == flipped.get(forward.verdict.split(" ")[0], forward.verdict.split(" ")[0])
+    assert [(test.config_only, test.baseline_only, test.p_value) for test in backward.mcnemar] == \
+        [(test.baseline_only, test.config_only, test.p_value) for test in forward.mcnemar]

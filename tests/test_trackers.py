@@ -4,6 +4,7 @@ files with its own event reader, an MLflow file store through MLflow's client, w
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,27 @@ def test_an_mlflow_run_opened_for_a_run_a_signal_stopped_ends_killed(tmp_path, m
     client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
     (run,) = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
     assert (run.info.run_name, run.info.status) == ("stopped", "KILLED")
+
+
+def test_mlflow_and_wandb_keep_their_files_in_the_run_folder_unless_told_otherwise(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from hf_tasks.trackers import Trackers
+
+    started_in = tmp_path / "where_the_command_ran"
+    started_in.mkdir()
+    monkeypatch.chdir(started_in)
+    for variable in ("MLFLOW_TRACKING_URI", "WANDB_DIR", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(variable, raising=False)
+    for name in ("first", "second"):  # the second run's store is its own, not the first's
+        run_folder = tmp_path / name
+        trackers = Trackers(["mlflow", "wandb"], run_folder, name, {})
+        trackers.close("FINISHED")
+        assert os.environ["WANDB_DIR"] == str(run_folder.resolve())
+        client = MlflowClient(tracking_uri=f"sqlite:///{run_folder.resolve() / 'mlflow.db'}")
+        (run,) = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
+        assert run.info.run_name == name and run.info.artifact_uri.startswith((run_folder / "mlruns").as_uri())
+    assert not list(started_in.iterdir())
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "mine"))
+    Trackers(["wandb"], tmp_path / "third", "third", {})
+    assert os.environ["WANDB_DIR"] == str(tmp_path / "mine")

@@ -93,17 +93,22 @@ def _hub_split(split: Dataset, source: str, name: str, args: ConstraintArguments
 
 def _validated(records: list[dict[str, Any]], source: str, split: str, args: ConstraintArguments,
                spellings: LabelSpellings, bad_rows: BadRows) -> Dataset:
-    """Records with class ids; empty texts, unknown labels and unlabelled rows outside the test split go
-    to the run's bad-row policy, each listed by data row (and id)."""
+    """Records with class ids; empty texts, unknown labels, unlabelled rows outside the test split and ids
+    seen on an earlier row (prediction files and `compare` pair examples by id) go to the run's bad-row
+    policy, each listed by data row (and id)."""
     problems: list[RowProblem] = []
     unknown: list[str] = []
     kept = []
+    first_row_of_id: dict[str, int] = {}
     for record in records:
         details = {"line": record["line"]} if "line" in record else {}
+        reasons = []
         if args.id_column:
             details["id"] = record[args.id_column]
+            first = first_row_of_id.setdefault(str(record[args.id_column]), record["row"])
+            if first != record["row"]:
+                reasons.append(f"{args.id_column} {record[args.id_column]!r} repeats row {first}'s")
         text = record[args.text_column]
-        reasons = []
         if text is None or not str(text).strip():
             reasons.append(f"empty {args.text_column!r} text")
         label = None if record["label"] is None else str(record["label"]).strip()

@@ -43,7 +43,7 @@ import sys
 from pathlib import Path
 
 from hf_tasks.config_files import SHARED_BASE_NAME
-from hf_tasks.errors import BadInputError
+from hf_tasks.errors import BadInputError, refuse_control_characters
 from hf_tasks.study.runs import STORAGE_VARIABLE, Run, SlurmResources, StudyArguments, make_run, shown, study_queue
 from hf_tasks.study.table import write_study
 
@@ -76,8 +76,14 @@ def _count(flag: str, text: str, least: int) -> int:
 
 
 def slurm_resources(options: dict[str, str], slurm_options: list[str]) -> SlurmResources:
+    """The Slurm flags as the job script's `#SBATCH` lines will hold them; a value that could end such a line
+    (a control character) is refused, naming its flag."""
+    for flag in SLURM_OPTIONS:
+        if flag in options:
+            refuse_control_characters(options[flag], flag)
     extra = {}
     for item in slurm_options:
+        refuse_control_characters(item, "--slurm_option")
         match = SLURM_OPTION.match(item)
         if match is None:
             raise BadInputError(f"--slurm_option {item!r}: give KEY=VALUE as sbatch spells it without the dashes, "
@@ -137,6 +143,7 @@ def parse_study_args(argv: list[str]) -> StudyArguments:
         raise BadInputError(f"No such config file(s): {missing}.")
     if "--output_dir" not in options:
         raise BadInputError("Give --output_dir for the study (each run goes to a folder inside it).")
+    refuse_control_characters(options["--output_dir"], "--output_dir")  # it reaches job scripts and names
     if "--parallel" in options and "--devices" in options:
         raise BadInputError("Give --devices (one run per GPU) or --parallel N (runs at once on CPU), not both.")
     seeds = _integers("--seeds", options["--seeds"]) if "--seeds" in options else None

@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 
 from hf_tasks.config_files import config_values
-from hf_tasks.errors import BadInputError
+from hf_tasks.errors import BadInputError, refuse_control_characters
 from hf_tasks.files import read_json, write_atomic
 from hf_tasks.run_folder import newest_complete_checkpoint
-from hf_tasks.secrets import redact_arguments, redact_mapping
+from hf_tasks.secrets import redact_arguments, redact_mapping, secret_field
 from hf_tasks.trackers import TRACKIO_GROUP_VARIABLE, TRACKIO_PROJECT_VARIABLE
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -103,7 +103,8 @@ class Run:
 def make_run(config: Path, output_dir: Path, *, seed: int | None = None, name: str | None = None,
              overrides: dict[str, Any] | None = None) -> Run:
     recipe, values = resolve_recipe(config)
-    group = f"{recipe.stem}-{config.stem}"
+    # the name becomes a folder, a table row and a job's name: one line of plain text
+    group = refuse_control_characters(f"{recipe.stem}-{config.stem}", f"config {str(config)!r}")
     num_processes = values.pop("num_processes", 1)
     if not isinstance(num_processes, int) or num_processes < 1:
         raise BadInputError(f"{config}: num_processes: {num_processes!r} must be a whole number of processes, "
@@ -118,16 +119,17 @@ def make_run(config: Path, output_dir: Path, *, seed: int | None = None, name: s
 
 def secrets_to_environment(values: dict[str, Any], forwarded: list[str]) -> tuple[dict[str, Any], list[str],
                                                                                    dict[str, str]]:
-    """The run's config values and forwarded flags without secrets, and the environment that carries them."""
+    """The run's config values and forwarded flags without secrets, and the environment that carries them; a
+    secret on the command line wins over the config's, under every executor."""
     environment = {SECRET_VARIABLES[name]: str(value) for name, value in values.items()
                    if name in SECRET_VARIABLES and value}
     kept_values = {name: value for name, value in values.items() if name not in SECRET_VARIABLES}
     kept_flags, rest = [], list(forwarded)
     while rest:
         item = rest.pop(0)
-        name, has_value, inline = item.partition("=")
-        field_name = name.removeprefix("--").replace("-", "_")
-        if name.startswith("--") and field_name in SECRET_VARIABLES:
+        field_name = secret_field(item)
+        if field_name is not None:
+            _, has_value, inline = item.partition("=")
             value = inline if has_value else (rest.pop(0) if rest else "")
             environment[SECRET_VARIABLES[field_name]] = value
         else:

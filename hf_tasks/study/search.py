@@ -47,7 +47,7 @@ from hf_tasks.run_folder import newest_complete_checkpoint
 from hf_tasks.secrets import redact_arguments, redact_mapping
 from hf_tasks.study.dashboard import log_study
 from hf_tasks.study.expected_max import curve, write_curves
-from hf_tasks.study.runs import STORAGE_VARIABLE, Queue, Run, StudyArguments, make_run
+from hf_tasks.study.runs import STORAGE_VARIABLE, Queue, Run, StudyArguments, make_run, secrets_to_environment
 from hf_tasks.study.storage import default_study_name, open_storage, storage_spec
 from hf_tasks.trackers import TRACKIO_PROJECT_VARIABLE
 
@@ -60,7 +60,11 @@ WAIT_SECONDS = 1.0
 
 def read_space(path: Path) -> tuple[str, str, dict[str, Any]]:
     """The objective, its direction and the parameters of a search space file, checked before any trial."""
-    space = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        space = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise BadInputError(f"--search {path}: not a readable YAML file ({' '.join(str(error).split())}); fix "
+                            "it.") from None
     if not isinstance(space, dict) or not isinstance(space.get("objective"), str):
         raise BadInputError(f"--search {path}: give `objective: <metric in results.json>` (e.g. eval_accuracy).")
     parameters = space.get("parameters")
@@ -76,6 +80,9 @@ def read_space(path: Path) -> tuple[str, str, dict[str, Any]]:
                                 "choices.") from None
         if low > high:
             raise BadInputError(f"--search {path}: parameter {name}: low {low} is above high {high}.")
+        if spec.get("log") and low <= 0:
+            raise BadInputError(f"--search {path}: parameter {name}: log: true needs low above 0 (got {low}); raise "
+                                "low or drop log.")
     direction = space.get("direction", "minimize" if space["objective"].endswith("loss") else "maximize")
     if direction not in ("maximize", "minimize"):
         raise BadInputError(f"--search {path}: direction: {direction!r} must be maximize or minimize.")
@@ -312,14 +319,17 @@ def without_option(argv: list[str], name: str) -> list[str]:
 
 
 def worker_command(study: StudyArguments, argv: list[str], index: int) -> list[str]:
-    """The study's own command line as worker `index` runs it, without --storage: the URL (and its password)
-    travels in HF_TASKS_STORAGE (`storage_environment`)."""
-    return [sys.executable, "-m", "hf_tasks.study", *without_option(argv, "--storage"), "--worker", str(index)]
+    """The study's own command line as worker `index` runs it, without --storage or a secret flag: the URL (and
+    its password) travels in HF_TASKS_STORAGE, secrets in their variables (`worker_environment`), never in a
+    command line another user can read in `ps`."""
+    _, kept, _ = secrets_to_environment({}, without_option(argv, "--storage"))
+    return [sys.executable, "-m", "hf_tasks.study", *kept, "--worker", str(index)]
 
 
-def storage_environment(study: StudyArguments) -> dict[str, str]:
-    """Where the workers find the storage URL."""
-    return {STORAGE_VARIABLE: study.storage} if study.storage is not None else {}
+def worker_environment(study: StudyArguments) -> dict[str, str]:
+    """Where the workers find the storage URL and the command line's secrets."""
+    _, _, secrets = secrets_to_environment({}, study.forwarded)
+    return {**secrets, **({STORAGE_VARIABLE: study.storage} if study.storage is not None else {})}
 
 
 def start_local_workers(study: StudyArguments, argv: list[str]) -> list[subprocess.Popen]:
@@ -333,7 +343,7 @@ def start_local_workers(study: StudyArguments, argv: list[str]) -> list[subproce
             handle.write(f"[study] worker {index}: {' '.join(redact_arguments(command))}\n")
             handle.flush()
             workers.append(subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-                                            env={**os.environ, **storage_environment(study)}))
+                                            env={**os.environ, **worker_environment(study)}))
     return workers
 
 
@@ -386,7 +396,7 @@ def search(study: StudyArguments, argv: list[str]) -> int:
     if study.executor == "slurm":
         from hf_tasks.study.slurm import SlurmStudy
 
-        jobs = SlurmStudy(study, storage_environment(study))
+        jobs = SlurmStudy(study, worker_environment(study))
         if study.status:
             print(jobs.worker_status())
         else:

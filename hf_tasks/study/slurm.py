@@ -57,6 +57,8 @@ POLL_SECONDS = 5.0
 #: it asks for every state and keeps these.
 ALIVE_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
                           "REQUEUE_FED", "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT"})
+#: What a job name may hold: whatever the config or folder is called, the name reaches the job script as plain text.
+JOB_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 SLURM_TIME = re.compile(r"^(?:(?P<days>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?$")
 
 
@@ -92,6 +94,12 @@ def slurm_minutes(text: str) -> int:
     else:
         hours, (minutes, seconds) = 0, (parts + [0])[:2]
     return max(1, days * 1440 + hours * 60 + minutes + (1 if seconds else 0))
+
+
+def job_name(name: str) -> str:
+    """`name` in the alphabet job names keep to (letters, digits, `.`, `_`, `-`; any other run of characters
+    becomes `_`), so no name can end the job script's `#SBATCH` line that holds it."""
+    return JOB_NAME_UNSAFE.sub("_", name).strip("._") or "run"
 
 
 def main_host(nodelist: str) -> str:
@@ -152,6 +160,8 @@ class RunJob:
         return env
 
     def __call__(self) -> str:
+        if self.run.finished:  # requeued after the recipe wrote results.json: relaunching would redo its end
+            return "ok"
         command = self.command()
         where = f"slurm job {os.environ.get('SLURM_JOB_ID')} on {socket.gethostname()}"
         self.run.log.parent.mkdir(parents=True, exist_ok=True)
@@ -239,16 +249,31 @@ def last_line(path: Path) -> str:
     return lines[-1].strip() if lines else "no log"
 
 
+def read_jobs(path: Path) -> dict:
+    """jobs.json as the study wrote it (`runs` and `workers`: name -> {"job_id": ...}); a file edited or damaged
+    into another shape is refused in one line, since the study would submit again what it cannot read."""
+    jobs = {"runs": {}, "workers": {}}
+    if not path.exists():
+        return jobs
+    recorded = read_json(path)
+    if isinstance(recorded, dict):
+        jobs.update(recorded)
+    shaped = isinstance(recorded, dict) and all(
+        isinstance(jobs[part], dict) and all(isinstance(record, dict) and isinstance(record.get("job_id"), str)
+                                             for record in jobs[part].values()) for part in ("runs", "workers"))
+    if not shaped:
+        raise BadInputError(f"{path}: not the job list this study writes (unreadable, or runs/workers are not "
+                            "name -> {job_id: ...} mappings); restore it, or move it away to submit the runs again.")
+    return jobs
+
+
 class SlurmStudy:
     """The study's jobs: submitted, found again from jobs.json, watched through squeue."""
 
     def __init__(self, study: StudyArguments, environment: dict[str, str] | None = None):
         self.study = study
         self.path = study.output_dir / JOBS_FILE
-        recorded = read_json(self.path)
-        self.jobs: dict = recorded if isinstance(recorded, dict) else {}
-        self.jobs.setdefault("runs", {})
-        self.jobs.setdefault("workers", {})
+        self.jobs = read_jobs(self.path)
         _, self.forwarded, secret_env = secrets_to_environment({}, study.forwarded)
         self.environment = {**secret_env, **(environment or {})}  # exported to each job as it is submitted
 
@@ -261,7 +286,7 @@ class SlurmStudy:
         resources = self.study.slurm
         executor = submitit.SlurmExecutor(folder=self.study.output_dir / "slurm" / "%j", max_num_timeout=10)
         executor.update_parameters(
-            job_name=name, partition=resources.partition, account=resources.account, qos=resources.qos,
+            job_name=job_name(name), partition=resources.partition, account=resources.account, qos=resources.qos,
             time=slurm_minutes(resources.time), nodes=num_nodes, ntasks_per_node=1,
             cpus_per_task=resources.cpus_per_run or max(1, processes), gpus_per_node=gpus or None,
             mem=resources.mem_per_run, signal_delay_s=resources.signal_seconds, stderr_to_stdout=True,
@@ -272,8 +297,9 @@ class SlurmStudy:
         # On GPUs, a config's num_processes: k asks for k of them on each node (at least --gpus_per_run).
         gpus = max(self.study.slurm.gpus_per_run, run.num_processes) if self.study.slurm.gpus_per_run else 0
         executor = self.executor(run.name, run.num_nodes, run.num_processes, gpus)
-        # The pickled job holds the run without its config's secrets; they reach the job as environment variables.
-        values, _, run_secrets = secrets_to_environment(run.values, [])
+        # The pickled job holds the run without its config's secrets; they reach the job as environment variables,
+        # the command line's winning over the config's as in a local run.
+        values, _, run_secrets = secrets_to_environment(run.values, self.study.forwarded)
         job_run = dataclasses.replace(run, values=values)
         with exported({**self.environment, **run_secrets}):
             job = executor.submit(RunJob(job_run, self.study.output_dir, self.study.launcher, self.forwarded,
@@ -361,7 +387,6 @@ class SlurmStudy:
             if job_id in states:
                 print(f"[study] worker {index}: slurm job {job_id} is {states[job_id][0].lower()}", flush=True)
                 continue
-            _, command, _ = secrets_to_environment({}, command)
             gpus = max(self.study.slurm.gpus_per_run, processes) if self.study.slurm.gpus_per_run else 0
             executor = self.executor(f"{self.study.output_dir.name}-worker{index}", 1, processes, gpus)
             with exported(self.environment):

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from hf_tasks.data.bad_rows import RowProblem, describe
 from hf_tasks.errors import BadInputError
 from hf_tasks.metrics.classification import summary_metrics
 
@@ -87,14 +88,22 @@ def read_outcomes(run_dir: Path, prefix: str) -> Outcomes:
         raise BadInputError(f"{run_dir}: no {prefix}_predictions.csv or {prefix}_question_scores.csv; the run did "
                             f"not predict its {'test' if prefix == 'test' else 'validation'} split (or has not "
                             "finished).")
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise BadInputError(f"{path}: not a readable CSV file ({error}); rerun the run to write it again.") from None
     columns = set(rows[0]) if rows else set()
     qa = path.name.endswith("_question_scores.csv")
     needed = {"example_id", "exact", "f1"} if qa else {"example_id", "gold_label", "predicted_label"}
     if not needed <= columns:
         raise BadInputError(f"{path}: no column(s) {sorted(needed - columns)}; it was written before runs kept "
                             "per-example ids: rerun the run to compare it.")
+    problems = [RowProblem("row", line, reason) for line, row in enumerate(rows, start=2)
+                for reason in [outcome_problem(row, needed, qa)] if reason is not None]
+    if problems:
+        # one NaN would make every comparison "significant" in both directions: a bad row, never a number
+        raise BadInputError(f"{path}: {describe(problems)}; rerun the run (or fix the file) to compare it.")
     if not qa:
         rows = [row for row in rows if row["gold_label"] != ""]  # unlabelled test rows are predicted, not scored
     if not rows:
@@ -109,6 +118,25 @@ def read_outcomes(run_dir: Path, prefix: str) -> Outcomes:
         return Outcomes(path, ids, scores=scores, answerable=answerable)
     return Outcomes(path, ids, np.array([row["gold_label"] for row in rows], dtype=object),
                     np.array([row["predicted_label"] for row in rows], dtype=object))
+
+
+def outcome_problem(row: dict, needed: set[str], qa: bool) -> str | None:
+    """Why one row of an outcome file cannot be scored (a missing cell, a score that is not a finite number
+    in 0..1, an empty id or prediction), or None."""
+    if None in row or any(row.get(name) is None for name in needed):
+        return "wrong number of cells"
+    if row["example_id"] == "":
+        return "empty example_id"
+    if not qa:
+        return "empty predicted_label" if row["gold_label"] != "" and row["predicted_label"] == "" else None
+    for name in ("exact", "f1"):
+        try:
+            value = float(row[name])
+        except ValueError:
+            return f"{name} {row[name]!r} is not a number"
+        if not 0.0 <= value <= 1.0:  # also false for nan
+            return f"{name} {row[name]!r} is not a score in 0..1"
+    return None
 
 
 def scorer(outcomes: Outcomes, metric: str) -> Callable[[np.ndarray], np.ndarray]:

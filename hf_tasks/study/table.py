@@ -153,7 +153,8 @@ def baseline_group(rows: list[Row], baseline: str | None) -> str | None:
         config = row.runs[0].config
         if baseline in (row.group, config.stem, str(config)) or Path(baseline) == config:
             return row.group
-    raise SystemExit(f"--baseline {baseline}: not one of the study's configs ({', '.join(row.group for row in rows)}).")
+    raise BadInputError(f"--baseline {baseline}: not one of the study's configs "
+                        f"({', '.join(row.group for row in rows)}); give one of them.")
 
 
 def analyse(rows: list[Row], baseline: str | None = None) -> Analysis:

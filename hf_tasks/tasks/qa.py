@@ -19,6 +19,7 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict
 from transformers import DataCollatorWithPadding
 
+from hf_tasks.errors import BadInputError
 from hf_tasks.files import write_atomic, write_with
 from hf_tasks.metrics.squad import best_null_threshold, per_question_scores, squad_v2_scores
 from hf_tasks.modeling.qa_pipeline import ANSWER_SETTINGS_KEY, NULL_THRESHOLD_KEY, postprocess
@@ -82,8 +83,8 @@ class QuestionAnsweringTask(Task):
         self.data, self.data_args, self.qa_args, self.tokenizer = data, data_args, qa_args, tokenizer
         self.max_seq_length = data_args.max_seq_length or 384
         if qa_args.doc_stride >= self.max_seq_length:
-            raise ValueError(f"--doc_stride {qa_args.doc_stride} must be smaller than --max_seq_length "
-                             f"{self.max_seq_length}.")
+            raise BadInputError(f"--doc_stride {qa_args.doc_stride} must be smaller than --max_seq_length "
+                                f"{self.max_seq_length}; lower --doc_stride (e.g. to a quarter of it).")
         self.data_collator = DataCollatorWithPadding(tokenizer)
         self.model_config = model_config
         if model_config is not None:
@@ -115,6 +116,7 @@ class QuestionAnsweringTask(Task):
                 if name not in self.data:
                     continue
                 examples = self.data[name]
+                self.check_window_room(examples)
                 windows = examples.map(
                     self.tokenize_windows,
                     batched=True,
@@ -131,6 +133,21 @@ class QuestionAnsweringTask(Task):
                 built[name] = windows.remove_columns([c for c in ("example_id", "example_index", "offset_mapping")
                                                         if c in windows.column_names])
         return built
+
+    def check_window_room(self, examples: Dataset) -> None:
+        """Stop when a question leaves its windows no more room for the context than --doc_stride tokens (the
+        tokenizer cannot cut such a context into windows), naming the longest question."""
+        questions = [question.lstrip() for question in examples["question"]]
+        if not questions:
+            return
+        lengths = [len(ids) for ids in self.tokenizer(questions, add_special_tokens=False)["input_ids"]]
+        longest = int(np.argmax(lengths))
+        room = self.max_seq_length - lengths[longest] - self.tokenizer.num_special_tokens_to_add(pair=True)
+        if room <= self.qa_args.doc_stride:
+            raise BadInputError(
+                f"question id {examples[longest]['id']!r}: its {lengths[longest]} tokens leave {max(room, 0)} of "
+                f"each {self.max_seq_length}-token window for the context, not more than --doc_stride "
+                f"{self.qa_args.doc_stride}; raise --max_seq_length or lower --doc_stride.")
 
     def windows_cache(self, examples: Dataset, keep_offsets: bool) -> dict[str, str] | None:
         """An on-disk cache of a split's windows, keyed by its rows, the tokenizer and the window settings."""
