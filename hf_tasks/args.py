@@ -107,6 +107,12 @@ class DataArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation examples."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N test examples."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for `datasets.map`."})
+    padding_free: bool = field(
+        default=False,
+        metadata={"help": "Sequence classification: each batch's sequences concatenated into one row (position ids "
+                          "restarting per sequence), no padding computed; the head reads each sequence at its own "
+                          "boundary. Refused where the model or task cannot keep sequences apart."},
+    )
     overwrite_cache: bool = field(default=False, metadata={"help": "Recompute preprocessing instead of reusing it."})
     skip_bad_rows: bool = field(
         default=False,

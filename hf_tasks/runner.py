@@ -33,6 +33,7 @@ from hf_tasks.errors import BadInputError, TrainingInterrupted
 from hf_tasks.files import write_atomic, write_json
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
+from hf_tasks.modeling.padding_free import enable_padding_free
 from hf_tasks.model_card import loading_code, lora_loading_code, model_card_text, package_versions
 from hf_tasks.portable import pipeline_task, ship_code
 from hf_tasks.run_log import configure_logging, log_start, use_metrics_log
@@ -265,6 +266,18 @@ def apply_task_settings(task: Task, training_args: TrainingArguments) -> None:
         raise BadInputError(f"--metric_for_best_model {best} is {reason}.")
 
 
+def prepare_padding_free(task: Task, model, state: RunState) -> None:
+    """With `--padding_free`: refuse a task that cannot take flattened batches, else make the model read
+    them (`hf_tasks.modeling.padding_free`, which refuses a model that cannot)."""
+    if not state.config().get("padding_free"):  # a DataArguments flag; recipes without it never ask
+        return
+    if task.padding_free_refusal is not None:
+        raise BadInputError(f"--padding_free: the {type(task).__name__} cannot take it ({task.padding_free_refusal}); "
+                            "leave it out.")
+    enable_padding_free(model)
+    logger.info("Padding-free batches: each batch's sequences in one row, the head reading each at its boundary.")
+
+
 def run(
     task: Task,
     model,
@@ -281,6 +294,7 @@ def run(
     training_args, output_dir = state.training_args, state.output_dir
     folder_before = snapshot(output_dir) if training_args.process_index == 0 else {}
     apply_task_settings(task, training_args)
+    prepare_padding_free(task, model, state)
     features = task.features(training_args)
     for flag, split in (("do_train", "train"), ("do_eval", "validation"), ("do_predict", "test")):
         if getattr(training_args, flag) and features.get(split) is None:

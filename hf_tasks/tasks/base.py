@@ -30,6 +30,11 @@ class Task(abc.ABC):
     data_collator: Callable | None = None
     #: What one row of the features is, for the run log: examples, windows, clips or images.
     feature_unit: str = "examples"
+    #: Whether `data_collator` builds padding-free batches (`--padding_free`); the runner then makes the
+    #: model read them (`hf_tasks.modeling.padding_free`).
+    padding_free: bool = False
+    #: Why this task cannot take `--padding_free`; None where it can.
+    padding_free_refusal: str | None = "its inputs are not token sequences a classifier reads one by one"
     _built_features: dict[str, Dataset] | None = None
 
     def features(self, training_args) -> dict[str, Dataset]:
