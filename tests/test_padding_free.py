@@ -139,3 +139,14 @@ def test_a_padding_free_run_has_the_padded_runs_losses(recipe_name, model_folder
     assert flat == pytest.approx(padded, rel=1e-5, abs=0)
     assert flat_eval == pytest.approx(padded_eval, rel=1e-5, abs=0)
     assert flat_accuracy == padded_accuracy
+
+
+def test_the_benchmark_compares_variants_on_the_same_real_tokens():
+    from tests.benchmarks.bench_padding_free import measure
+
+    figures = measure("constraint", "tiny", steps=2, rounds=1)
+    assert figures["padding_free_padding_percent"] == 0.0
+    # Length grouping pads no more than random order; buckets of 64 pad at least to each batch's longest row.
+    padding = [figures[f"{name}_padding_percent"] for name in ("grouped", "dynamic", "buckets")]
+    assert padding == sorted(padding)
+    assert figures["padding_free_over_dynamic"].rounds == 1

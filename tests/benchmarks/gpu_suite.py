@@ -1,13 +1,24 @@
-"""Every GPU figure of issue 18 in one command that fits a short loan of one GPU.
+"""Every GPU figure of issues 18 and 36 in one command that fits a short loan of one GPU.
 
-    python -m tests.benchmarks.gpu_suite --out results-gpu --budget_s 400   # one CUDA GPU
+    python -m tests.benchmarks.gpu_suite --out results-gpu                  # one CUDA GPU, 480 s
     python -m tests.benchmarks.gpu_suite --out /tmp/smoke --smoke           # any machine: tiny sizes, the same code
                                                                             # (5 min on a busy 2-core box,
                                                                             # sections capped)
 
 Sections run in priority order, each under its own time cap (and the whole under --budget_s,
 counted from the start of this module), and each writes its JSON into --out as soon as a figure is
-known, so a run cut short still returns what it finished:
+known, so a run cut short still returns what it finished. `--sections` picks some. Issue 36's come first:
+
+- fast_step.json: the parsbert.yaml QA job at batch 32, `--fast_gpu` (shape buckets, torch.compile
+  reduce-overhead, no per-step syncs) against a plain `Trainer` on the same windows in the same order
+  (targets: >= 2x, losses equal to bf16 tolerance, MFU >= 25%), compile time and break-even steps; and
+  128 x 384 windows with `--fast_gpu` (target MFU >= 40%).
+- padding_free.json: BERT-base sequence classification on the FarsTail sample's pair lengths,
+  padding-free against dynamic and length-grouped padding (flash-attention when installed, else SDPA).
+- lora.json: LoRA (the recipes' defaults) against full fine-tuning, rate and peak memory, for BERT-base
+  QA, HuBERT-base and DeiT-B.
+
+Then presets.json (below) and issue 18's sections, already recorded in results/gpu.md:
 
 1. bert_finetune.json: `bench_bert_finetune` as it is (the parsquad recipe with the ParsBERT config,
    BERT-base, bf16), fewer questions; cifar10.json: `bench_cifar10`'s model step for DeiT-B distilled

@@ -114,6 +114,16 @@ def _help(rows):
             f"({_where(row)})")
 
 
+def _padding_free(rows):
+    row = rows[-1]
+    parts = [f"{corpus}: padding-free over dynamic padding {row[f'{corpus}_padding_free_over_dynamic']}, over "
+             f"length-grouped {row[f'{corpus}_padding_free_over_grouped']}; padding computed: dynamic "
+             f"{row[f'{corpus}_dynamic_padding_percent']}%, grouped {row[f'{corpus}_grouped_padding_percent']}%, "
+             f"--fast_gpu buckets {row[f'{corpus}_buckets_padding_percent']}%"
+             for corpus in ("farstail", "constraint")]
+    return "; ".join(parts) + f" ({row['setting']}; {_where(row)})"
+
+
 ENTRIES: list[tuple[str, str, Callable[[list[dict[str, str]]], str]]] = [
     # (results name, what it measures, figures from its rows)
     ("qa_postprocess", "QA postprocessing vs the per-window double loop", _qa_postprocess),
@@ -128,6 +138,8 @@ ENTRIES: list[tuple[str, str, Callable[[list[dict[str, str]]], str]]] = [
     ("cifar10", "CIFAR-10 model step (no variants compared)", _cifar10),
     ("bert_finetune", "BERT fine-tuning through the parsquad recipe: tokens/s and MFU (no variants compared)",
      _bert_finetune),
+    ("padding_free", "padding-free classification batches vs dynamic and length-grouped padding, real tokens/s",
+     _padding_free),
 ]
 
 
