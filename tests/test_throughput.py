@@ -107,3 +107,12 @@ def test_the_counted_tokens_are_the_batches_real_tokens(tmp_path, monkeypatch):
         farstail.main(parse(*farstail.ARGUMENTS, args=arguments))
     assert counted[("DataCollatorWithPadding", "train")] == counted[("FlattenedSequences", "train")] > 0
     assert counted[("DataCollatorWithPadding", "eval")] == counted[("FlattenedSequences", "eval")] > 0
+
+
+def test_throughput_figures_are_no_metrics_on_the_model_card():
+    from hf_tasks.model_card import eval_results
+
+    results = {"eval_accuracy": 0.5, "eval_tokens_per_second": 900.0, "eval_mfu_percent": 12.5,
+               "test_audio_seconds_per_second": 30.0, "test_images_per_second": 80.0}
+    shown = [row.metric_type for row in eval_results(results, "text-classification", "FarsTail", "farstail")]
+    assert shown == ["accuracy"]
