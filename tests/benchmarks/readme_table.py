@@ -124,6 +124,15 @@ def _padding_free(rows):
     return "; ".join(parts) + f" ({row['setting']}; {_where(row)})"
 
 
+def _fast_gpu(rows):
+    row = rows[-1]
+    return (f"one epoch: buckets {row['buckets_graphs']} graphs for {row['buckets_batch_lengths']} batch lengths, "
+            f"{row['buckets_padding_percent']}% padding; dynamic padding {row['dynamic_padding_graphs']} graphs for "
+            f"{row['dynamic_padding_batch_lengths']} lengths (recompile limit hit: "
+            f"{row['dynamic_padding_recompile_limit_hit']}), {row['dynamic_padding_padding_percent']}% padding "
+            f"({row['setting']}; {_where(row)})")
+
+
 ENTRIES: list[tuple[str, str, Callable[[list[dict[str, str]]], str]]] = [
     # (results name, what it measures, figures from its rows)
     ("qa_postprocess", "QA postprocessing vs the per-window double loop", _qa_postprocess),
@@ -140,6 +149,7 @@ ENTRIES: list[tuple[str, str, Callable[[list[dict[str, str]]], str]]] = [
      _bert_finetune),
     ("padding_free", "padding-free classification batches vs dynamic and length-grouped padding, real tokens/s",
      _padding_free),
+    ("fast_gpu", "`--fast_gpu` shape buckets: compiled graphs and padding over an epoch (counts, CPU)", _fast_gpu),
 ]
 
 
