@@ -109,6 +109,12 @@ class DataArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation examples."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N test examples."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for `datasets.map`."})
+    padding_free: bool = field(
+        default=False,
+        metadata={"help": "Sequence classification: each batch's sequences concatenated into one row (position ids "
+                          "restarting per sequence), no padding computed; the head reads each sequence at its own "
+                          "boundary. Refused where the model or task cannot keep sequences apart."},
+    )
     overwrite_cache: bool = field(default=False, metadata={"help": "Recompute preprocessing instead of reusing it."})
     skip_bad_rows: bool = field(
         default=False,
@@ -196,14 +202,24 @@ class TrainingArguments(transformers.TrainingArguments):
         metadata={"help": "License identifier written to the model card's metadata (e.g. apache-2.0, cc-by-4.0); "
                           "'unknown' when unset."},
     )
+    fast_gpu: bool = field(
+        default=False,
+        metadata={"help": "A compiled, shape-bucketed training step for small batches on a GPU: token batches padded "
+                          "up to multiples of 64 (at most the task's max_seq_length), torch.compile (mode "
+                          "reduce-overhead, i.e. CUDA graphs, on CUDA), no per-step host syncs (no NaN/inf loss "
+                          "filter), 2 persistent loader workers at least, and the last short batch of an epoch "
+                          "dropped. Pays ~1 min of compilation first."},
+    )
 
     def __post_init__(self):
         # Several trackers in one flag: --report_to tensorboard,mlflow (the Trainer takes one name, or a list
         # from a config).
         if isinstance(self.report_to, str) and "," in self.report_to:
             self.report_to = [name.strip() for name in self.report_to.split(",") if name.strip()]
+        if self.fast_gpu:
+            self._fast_gpu_settings()
         self.hardware_notes: list[tuple[int, str]] = []  # (logging level, message), logged by runner.setup
-        self._follow_the_hardware()
+        self._follow_the_hardware()  # after --fast_gpu's loader workers, so the cap holds for them too
         if self.progress_interval_seconds < 0:
             raise BadInputError(f"--progress_interval_seconds {self.progress_interval_seconds}: give a number of "
                                 "seconds, or 0 for no progress lines.")
@@ -235,6 +251,21 @@ class TrainingArguments(transformers.TrainingArguments):
                 f"--dataloader_num_workers {self.dataloader_num_workers} capped at {cpus}, the CPUs this process may "
                 "use.")))
             self.dataloader_num_workers = cpus
+
+    def _fast_gpu_settings(self) -> None:
+        """What --fast_gpu means, set before the Trainer's own checks; the buckets are the runner's
+        (`hf_tasks.tasks.buckets.ShapeBuckets`). Compile settings the user gave stay."""
+        import torch
+
+        self.torch_compile = True
+        if self.torch_compile_mode is None and torch.cuda.is_available() and not self.use_cpu:
+            self.torch_compile_mode = "reduce-overhead"
+        # `isnan(loss) or isinf(loss)` after every step makes the host wait for the GPU.
+        self.logging_nan_inf_filter = False
+        self.dataloader_num_workers = max(self.dataloader_num_workers, 2)
+        self.dataloader_persistent_workers = True
+        # One batch size per bucket: a short last batch would be one more shape to compile and record.
+        self.dataloader_drop_last = True
 
 
 def _yaml_defaults(path: Path, parser: HfArgumentParser) -> dict[str, Any]:

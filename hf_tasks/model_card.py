@@ -72,9 +72,9 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-# Result keys that count or configure rather than score; everything else numeric under eval_/test_
-# is a metric the Hub's model-index shows.
-NOT_METRICS = ("loss", "runtime", "per_second", "samples", "total", "thresh", "threshold", "epoch")
+# Words of result keys that count, time or configure rather than score (throughput: `tokens_per_second`,
+# `mfu_percent`); everything else numeric under eval_/test_ is a metric the Hub's model-index shows.
+NOT_METRICS = ("loss", "runtime", "per_second", "samples", "total", "thresh", "threshold", "epoch", "second", "mfu")
 
 
 def _hub_id(value: str | None) -> str | None:
@@ -127,7 +127,7 @@ def model_card_text(config: dict, results: dict, card: dict, usage: str, notes: 
     metric_rows = "\n".join(
         f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {value} |"
         for name, value in results.items()
-        if name.startswith(("eval_", "test_")) and not name.endswith(("_runtime", "_per_second"))
+        if name.startswith(("eval_", "test_")) and not name.endswith(("_runtime", "_per_second", "_mfu_percent"))
     )
     hyper = ["learning_rate", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
              "warmup_steps", "weight_decay", "seed", "max_seq_length"]

@@ -18,6 +18,8 @@ import transformers
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from hf_tasks.throughput import throughput_text
+
 logger = logging.getLogger("hf_tasks")
 
 # Metric name endings left out of the per-evaluation line (they stay in results.json and wandb).
@@ -79,8 +81,9 @@ class MetricsLog(TrainerCallback):
         if not state.is_world_process_zero or not logs or any(key.startswith(("eval_", "test_")) for key in logs):
             return
         if "train_loss" in logs:
-            logger.info("Training finished after %d steps in %.1f s: mean training loss %s", state.global_step,
-                        logs.get("train_runtime", 0.0), _number(logs["train_loss"]))
+            speed = throughput_text(logs, "train")
+            logger.info("Training finished after %d steps in %.1f s: mean training loss %s%s", state.global_step,
+                        logs.get("train_runtime", 0.0), _number(logs["train_loss"]), f", {speed}" if speed else "")
         elif "loss" in logs:
             logger.info("step %d (epoch %.2f): %s", state.global_step, state.epoch or 0.0, metrics_line(logs))
 

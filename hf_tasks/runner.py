@@ -22,7 +22,7 @@ from typing import Any, Iterable
 import torch
 import yaml
 from accelerate.utils import get_int_from_env, parse_flag_from_env
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
@@ -35,6 +35,7 @@ from hf_tasks.files import write_atomic, write_json
 from hf_tasks.interrupt import GracefulInterrupt
 from hf_tasks.plots import plot_training_curves
 from hf_tasks.modeling.loading import check_hub_ids
+from hf_tasks.modeling.padding_free import enable_padding_free
 from hf_tasks.model_card import loading_code, lora_loading_code, model_card_text, package_versions
 from hf_tasks.portable import pipeline_task, ship_code
 from hf_tasks.run_log import ProgressLog, configure_logging, log_start, use_metrics_log
@@ -62,6 +63,8 @@ from hf_tasks.surgery.lora import (
     merged_model,
 )
 from hf_tasks.tasks.base import Task
+from hf_tasks.tasks.buckets import BUCKET_MULTIPLE, ShapeBuckets, bucket_lengths
+from hf_tasks.throughput import Throughput, dense_peak_tflops, throughput_text
 from hf_tasks.trackers import Trackers
 
 logger = logging.getLogger("hf_tasks")
@@ -170,6 +173,11 @@ class TaskTrainer(Trainer):
         self.add_callback(RunTrainingLoss())
         self.progress = ProgressLog()
         self.add_callback(self.progress)
+        # Throughput (hf_tasks.throughput): the work of training steps and of the running evaluation, and
+        # the seconds evaluations took out of training.
+        self.peak_tflops = dense_peak_tflops(self.args)
+        self._training_work, self._evaluation_work = Throughput(), Throughput()
+        self._evaluation_seconds_in_training = 0.0
         # The Trainer assumes a model whose forward takes **kwargs normalises its loss by the global
         # `num_items_in_batch`, and then multiplies the loss by the number of processes (and skips the
         # division by gradient-accumulation steps). Task heads here return a plain batch mean, so that
@@ -181,10 +189,16 @@ class TaskTrainer(Trainer):
 
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
                         metric_key_prefix="eval"):
+        self._evaluation_work = Throughput()
+        began = time.perf_counter()
         output = super().evaluation_loop(
             dataloader, description, prediction_loss_only=False, ignore_keys=ignore_keys,
             metric_key_prefix=metric_key_prefix,
         )
+        seconds = time.perf_counter() - began
+        if self.is_in_train:
+            self._evaluation_seconds_in_training += seconds
+        output.metrics.update(self._throughput(self._evaluation_work, metric_key_prefix, seconds, training=False))
         scores = self.task.score(SPLIT_OF_METRIC_PREFIX[metric_key_prefix], output.predictions, output.label_ids)
         output.metrics.update({f"{metric_key_prefix}_{name}": value for name, value in scores.items()})
         return output
@@ -200,12 +214,23 @@ class TaskTrainer(Trainer):
         # Looked up each time: --restore_callback_states_from_checkpoint replaces the instance.
         return next(callback for callback in self.callback_handler.callbacks if isinstance(callback, RunTrainingLoss))
 
-    def training_step(self, *args, **kwargs):
+    def _throughput(self, work: Throughput, prefix: str, seconds: float, training: bool) -> dict[str, float]:
+        reduce = (lambda value: self.accelerator.reduce(value.to(self.accelerator.device), "sum")) \
+            if self.args.world_size > 1 else (lambda value: value)
+        return work.figures(prefix, self.task.work_unit, seconds, self.accelerator.unwrap_model(self.model),
+                            self.peak_tflops, training, reduce)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
         fault_point("train_step")
-        loss = super().training_step(*args, **kwargs)
+        self._training_work.add(self.task.batch_work(inputs), inputs)
+        loss = super().training_step(model, inputs, num_items_in_batch)
         # Divided by the accumulation steps as the Trainer's logged loss is; summed per optimizer step.
         self.progress.add_loss(loss)
         return loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        self._evaluation_work.add(self.task.batch_work(inputs), inputs)
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
 
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         super()._save_optimizer_and_scheduler(output_dir)
@@ -225,6 +250,8 @@ class TaskTrainer(Trainer):
         if "train_loss" in logs:
             # In place: the Trainer returns this same dict as train()'s metrics.
             logs["train_loss"] = self._run_training_loss().whole_run_mean(logs["train_loss"], self.state.global_step)
+            training_seconds = logs.get("train_runtime", 0.0) - self._evaluation_seconds_in_training
+            logs.update(self._throughput(self._training_work, "train", training_seconds, training=True))
         super().log(logs, start_time)
 
     def create_model_card(self, **kwargs) -> None:
@@ -300,6 +327,34 @@ def apply_task_settings(task: Task, training_args: TrainingArguments) -> None:
         raise BadInputError(f"--metric_for_best_model {best} is {reason}.")
 
 
+def prepare_padding_free(task: Task, model, state: RunState) -> None:
+    """With `--padding_free`: refuse a task that cannot take flattened batches, else make the model read
+    them (`hf_tasks.modeling.padding_free`, which refuses a model that cannot)."""
+    if not state.config().get("padding_free"):  # a DataArguments flag; recipes without it never ask
+        return
+    if task.padding_free_refusal is not None:
+        raise BadInputError(f"--padding_free: the {type(task).__name__} cannot take it ({task.padding_free_refusal}); "
+                            "leave it out.")
+    enable_padding_free(model)
+    logger.info("Padding-free batches: each batch's sequences in one row, the head reading each at its boundary.")
+
+
+def batch_collator(task: Task, training_args: TrainingArguments, processing_class):
+    """The task's collator; with `--fast_gpu` wrapped in shape buckets (`hf_tasks.tasks.buckets`) where it
+    makes token batches, so the compiled step meets at most one shape per bucket."""
+    if not getattr(training_args, "fast_gpu", False) or getattr(processing_class, "pad_token_id", None) is None:
+        return task.data_collator
+    if task.padding_free:
+        raise BadInputError("--fast_gpu with --padding_free: a flattened row has a new length every batch, which "
+                            "a compiled step cannot reuse; choose one of them.")
+    max_length = getattr(task, "max_seq_length", None)
+    logger.info("--fast_gpu: token batches padded to the buckets %s; torch.compile (%s), %d loader workers.",
+                bucket_lengths(max_length) if max_length else f"multiples of {BUCKET_MULTIPLE}",
+                training_args.torch_compile_mode or "default mode", training_args.dataloader_num_workers)
+    return ShapeBuckets(task.data_collator or DataCollatorWithPadding(processing_class), processing_class.pad_token_id,
+                        max_length, getattr(processing_class, "padding_side", "right"))
+
+
 def run(
     task: Task,
     model,
@@ -326,6 +381,7 @@ def _run(task: Task, model, state: RunState, written: WrittenFiles, *, processin
         write_json(output_dir / RUN_STARTED, {"started": time.strftime("%Y-%m-%dT%H:%M:%S")})
     apply_task_settings(task, training_args)
     check_sequence_length(task, model)
+    prepare_padding_free(task, model, state)
     features = task.features(training_args)
     for flag, split in (("do_train", "train"), ("do_eval", "validation"), ("do_predict", "test")):
         if getattr(training_args, flag) and features.get(split) is None:
@@ -343,7 +399,7 @@ def _run(task: Task, model, state: RunState, written: WrittenFiles, *, processin
         args=training_args,
         train_dataset=features.get("train") if training_args.do_train else None,
         eval_dataset=features.get("validation"),
-        data_collator=task.data_collator,
+        data_collator=batch_collator(task, training_args, processing_class),
         processing_class=processing_class,
         callbacks=callbacks,
         optimizers=optimizers,
@@ -354,6 +410,9 @@ def _run(task: Task, model, state: RunState, written: WrittenFiles, *, processin
     results: dict[str, Any] = parameter_counts(model)
     log_start(redact_text(state.data_description()), features, task, model, results, output_dir.resolve(),
               training_args)
+    logger.info("Throughput: %s per second (not padding)%s", task.work_unit.replace("_", " "),
+                f"; MFU against {trainer.peak_tflops:g} TFLOP/s dense" if trainer.peak_tflops else
+                "; MFU only on a GPU with a known bf16/fp16 peak, training in bf16 or fp16")
 
     if training_args.do_train:
         trainer_logger, notice_filter = logging.getLogger(Trainer.__module__), HideCompletionNotice(interrupt)
@@ -469,6 +528,10 @@ def _summary(task: Task, results: dict, output_dir: Path, files: list[Path]) -> 
         scored = {key[len(prefix) + 1:]: value for key, value in results.items() if key.startswith(f"{prefix}_")}
         if scored:
             lines.append(f"{name:>10}: {task.summary(scored)}")
+    speeds = [f"{name} {throughput_text(results, prefix)}" for name, prefix in
+              (("train", "train"), *METRIC_PREFIX_OF_SPLIT.items()) if throughput_text(results, prefix)]
+    if speeds:
+        lines.append("throughput: " + "; ".join(speeds))
     lines.append(f"parameters: {results['trainable_params']:,} trainable of {results['total_params']:,}")
     lines.append(f"    output: {output_dir.resolve()}")
     lines.append("     files: results.json, config.yaml, README.md, " + ", ".join(path.name for path in files))

@@ -54,7 +54,8 @@ class Cifar10Arguments(ImageArguments, LabelledImageArguments, TransferArguments
 
 ARGUMENTS = (ModelArguments, DataArguments, Cifar10Arguments, RegimeArguments, TrainingArguments)
 # Images come from a hub dataset or --data_dir; nothing is tokenised.
-UNUSED = ("train_file", "validation_file", "test_file", "max_seq_length", "preprocessing_num_workers")
+UNUSED = ("train_file", "validation_file", "test_file", "max_seq_length", "preprocessing_num_workers",
+          "padding_free")
 
 
 def main(state: RunState):

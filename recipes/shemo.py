@@ -28,7 +28,7 @@ from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask
 
 
 ARGUMENTS = (ModelArguments, DataArguments, AudioArguments, RegimeArguments, TrainingArguments)
-UNUSED = ("max_seq_length",)  # clips are cropped by --max_duration, not tokens
+UNUSED = ("max_seq_length", "padding_free")  # clips are cropped by --max_duration, not tokens; no flattening
 
 
 def main(state: RunState):

@@ -106,3 +106,43 @@ def test_time_cap_stops_a_long_step():
     with pytest.raises(SectionTimeout), time_cap(0.2):
         time.sleep(5)
     assert time.monotonic() - began < 2
+
+
+def test_train_rate_counts_every_token_of_a_padding_free_row_and_returns_the_losses():
+    from transformers import BertForSequenceClassification
+
+    from hf_tasks.modeling.padding_free import enable_padding_free
+    from hf_tasks.tasks.text import FlattenedSequences
+
+    lengths = [2, 3, 4, 5, 6, 7]
+    dataset = Dataset.from_dict({"input_ids": [[5] * n for n in lengths], "labels": [0, 1] * 3})
+    model = BertForSequenceClassification(BertConfig(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=100))
+    enable_padding_free(model)
+    figures = train_rate(model, dataset, FlattenedSequences(), {"per_device_train_batch_size": 2,
+                                                                 "train_sampling_strategy": "sequential"},
+                         steps=3, skip_steps=1, rate_of="tokens")
+    assert figures["timed_tokens"] == figures["timed_padded_tokens"] == 4 + 5 + 6 + 7
+    assert figures["padding_fraction"] == 0
+    assert len(figures["losses"]) == 3 and all(loss > 0 for loss in figures["losses"])
+
+
+def test_the_summary_has_a_line_for_each_part_4_figure(tmp_path):
+    from tests.benchmarks.gpu_suite import summary
+
+    suite = Suite(tmp_path, budget_s=600, started=time.monotonic())
+    ratio = {"ratio_b_over_a": {"text": "2.10x (range 2.00-2.20x, 4 rounds)"}}
+    suite.write("fast_step", {"status": "done", "batch_size": 32, "fast_gpu_over_plain_trainer": ratio,
+                              "fast_gpu_tokens_per_second": 300000.0, "fast_gpu_mfu_percent": 26.1,
+                              "compile_seconds": 41.0, "break_even_steps": 180, "same_losses_to_bf16_tolerance": True,
+                              "batch_128_x_384": {"tokens_per_second": {"median": 700000.0}, "mfu_percent": [41.0]}})
+    suite.write("padding_free", {"padding_free_over_group_by_length": ratio})
+    suite.write("lora", {"bert_qa": {"lora_over_full_rate": 1.3, "lora_over_full_memory": 0.6}})
+    table = summary(suite)
+    assert "| fast_step | --fast_gpu / plain Trainer, batch 32 (target 2x) | 2.10x (range 2.00-2.20x, 4 rounds) |" \
+        in table
+    assert "| fast_step | --fast_gpu tokens/s, MFU % (target 25) | 300000.0, 26.1 |" in table
+    assert "| fast_step | compile s, break-even steps, same losses (bf16 tolerance) | 41.0, 180, True |" in table
+    assert "| fast_step | batch_128_x_384: tokens/s, MFU % (target 40) | 700000.0, [41.0] |" in table
+    assert "| padding_free | padding free over group by length | 2.10x" in table
+    assert "| lora | bert_qa: LoRA / full rate, peak memory | 1.3, 0.6 |" in table

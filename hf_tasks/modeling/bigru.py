@@ -4,7 +4,9 @@
     state] → dropout → linear
 
 Padded positions never reach the GRU: sequences are packed by their attention-mask lengths, so the
-same text gives the same logits however much padding its batch has.
+same text gives the same logits however much padding its batch has. A padding-free batch (one row of
+concatenated sequences, position ids restarting at 0 at each, no attention mask) gives the same logits
+too: the GRU runs over each sequence's own span.
 
 `BiGRUConfig` holds the backbone's config and the head options. `import hf_tasks.modeling` registers
 both classes with `AutoConfig` / `AutoModelForSequenceClassification`; a run folder also ships this
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pack_sequence
 from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import SequenceClassifierOutput
@@ -55,6 +57,8 @@ class BiGRUForSequenceClassification(PreTrainedModel):
     supports_gradient_checkpointing = True
     # The GRU reads every token state (a feature cache must keep them all).
     reads_token_states = True
+    # Reads padding-free batches itself (hf_tasks.modeling.padding_free): one GRU pass per sequence span.
+    reads_flattened_sequences = True
     # The constructor removes the attention heads `config.pruned_heads` records, so a pruned model
     # reloads with plain `from_pretrained`.
     rebuilds_pruned_heads = True
@@ -97,9 +101,12 @@ class BiGRUForSequenceClassification(PreTrainedModel):
         token_type_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput:
         shape = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
         device = (input_ids if input_ids is not None else inputs_embeds).device
+        if attention_mask is None and position_ids is not None and shape[0] == 1:
+            return self._forward_flattened(input_ids, token_type_ids, inputs_embeds, labels, position_ids)
         if attention_mask is None:
             attention_mask = torch.ones(shape, dtype=torch.long, device=device)
         lengths = attention_mask.sum(dim=1)
@@ -112,10 +119,26 @@ class BiGRUForSequenceClassification(PreTrainedModel):
         encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "inputs_embeds": inputs_embeds}
         if token_type_ids is not None:
             encoder_inputs["token_type_ids"] = token_type_ids
+        if position_ids is not None:
+            encoder_inputs["position_ids"] = position_ids
         states = self.encoder(**encoder_inputs, return_dict=True).last_hidden_state
         packed = pack_padded_sequence(
             states, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
         )
+        return self._classify(packed, labels)
+
+    def _forward_flattened(self, input_ids, token_type_ids, inputs_embeds, labels, position_ids):
+        """One row of concatenated sequences whose position ids restart at 0 at each: the encoder keeps
+        them apart by those ids, and the GRU reads each sequence's span on its own."""
+        encoder_inputs = {"input_ids": input_ids, "inputs_embeds": inputs_embeds, "position_ids": position_ids}
+        if token_type_ids is not None:
+            encoder_inputs["token_type_ids"] = token_type_ids
+        states = self.encoder(**encoder_inputs, return_dict=True).last_hidden_state[0]
+        starts = (position_ids[0] == 0).nonzero().squeeze(-1).tolist()
+        spans = [states[start:end] for start, end in zip(starts, [*starts[1:], states.shape[0]])]
+        return self._classify(pack_sequence(spans, enforce_sorted=False), labels)
+
+    def _classify(self, packed, labels: torch.Tensor | None) -> SequenceClassifierOutput:
         _, final = self.gru(packed)
         # `final` is (layers * 2, batch, hidden) in the batch's own order; the last two rows are the
         # top layer's forward and backward directions.

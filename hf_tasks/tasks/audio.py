@@ -173,6 +173,7 @@ class AudioClassificationTask(ClassificationTask):
     """Clips → features (decoded, resampled, training-only crop and augmentation) → pooled prediction."""
 
     feature_unit = "clips"
+    work_unit = "audio_seconds"
 
     display_columns = ("file", "speaker")
     example_id_column = "file"
@@ -192,6 +193,13 @@ class AudioClassificationTask(ClassificationTask):
         self.sampling_rate = int(feature_extractor.sampling_rate)
         self.data_collator = AudioCollator(feature_extractor, always_mask=attention_mask)
         self.data_report: dict[str, str] = {}
+
+    def batch_work(self, inputs):
+        """Seconds of audio: the clips' own samples where the batch has an attention mask, else every sample the
+        model read (a batch without a mask pads with silence the model cannot tell from the clip)."""
+        mask = inputs.get("attention_mask")
+        samples = mask.sum() if mask is not None else inputs["input_values"].numel()
+        return samples / self.sampling_rate
 
     def _oversampled(self, labels: np.ndarray) -> np.ndarray:
         """Row indices that repeat each class's rows up to the largest class (seeded)."""

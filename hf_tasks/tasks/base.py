@@ -39,6 +39,19 @@ class Task(abc.ABC):
     data_collator: Callable | None = None
     #: What one row of the features is, for the run log: examples, windows, clips or images.
     feature_unit: str = "examples"
+    #: Whether `data_collator` builds padding-free batches (`--padding_free`); the runner then makes the
+    #: model read them (`hf_tasks.modeling.padding_free`).
+    padding_free: bool = False
+    #: Why this task cannot take `--padding_free`; None where it can.
+    padding_free_refusal: str | None = "its inputs are not token sequences a classifier reads one by one"
+    #: What `batch_work` counts, as the throughput figures name it (`train_tokens_per_second`).
+    work_unit: str = "tokens"
+
+    def batch_work(self, inputs: dict[str, Any]) -> Any:
+        """The real work in one collated batch, in `work_unit`, left on the batch's device (read once at
+        the end, so no step waits for it): tokens that are not padding."""
+        mask = inputs.get("attention_mask")
+        return mask.sum() if mask is not None else inputs["input_ids"].numel()
     _built_features: dict[str, Dataset] | None = None
 
     def features(self, training_args) -> dict[str, Dataset]:

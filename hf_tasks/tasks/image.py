@@ -126,6 +126,7 @@ class ImageClassificationTask(ClassificationTask):
     over the standard columns (`image`, `label`, `image_id`) of labelled image splits."""
 
     feature_unit = "images"
+    work_unit = "images"
 
     display_columns = ("image_id",)
     example_id_column = "image_id"
@@ -136,6 +137,9 @@ class ImageClassificationTask(ClassificationTask):
         self.splits = data
         self.image_args = image_args
         self.mean_std = mean_std
+
+    def batch_work(self, inputs):
+        return inputs["pixel_values"].shape[0]
 
     def transform(self, train: bool) -> v2.Compose:
         """PIL RGB image → normalised float tensor (3, image_size, image_size); flips only when training."""

@@ -2,8 +2,9 @@
 
 Fed a `DatasetDict` with `premise`, `hypothesis` and a `ClassLabel` `label` (`hf_tasks.data.farstail`
 builds one): normalise (optionally) → tokenize pairs (`longest_first` truncation to `max_seq_length`)
-→ dynamic padding → softmax scoring (base class), with the accuracy of each 0/1 subset column a split
-has reported as `accuracy_<column>` (FarsTail's test file marks hard subsets).
+→ dynamic padding (or padding-free rows, `--padding_free`) → softmax scoring (base class), with the
+accuracy of each 0/1 subset column a split has reported as `accuracy_<column>` (FarsTail's test file
+marks hard subsets).
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from datasets import Dataset, DatasetDict
-from transformers import DataCollatorWithPadding
 
 from hf_tasks.data.cache import preprocessing_cache, tokenizer_fingerprint
 from hf_tasks.data.sources import class_names_of
 from hf_tasks.data.splits import SPLITS
 from hf_tasks.tasks.base import length_sample, warn_about_truncation
 from hf_tasks.tasks.classification import ClassificationTask
+from hf_tasks.tasks.text import TextCollator
 from hf_tasks.text.persian import normalization_key, normalize_persian
 
 
@@ -42,13 +43,15 @@ class PairClassificationTask(ClassificationTask):
 
     # The data row of the example in its file (FarsTail's adapter numbers them): what pairs runs on one test set.
     example_id_column = "row"
+    padding_free_refusal = None
 
     def __init__(self, data: DatasetDict, tokenizer, data_args, pair_args: PairArguments,
                  subset_columns: Sequence[str] = ()):
         super().__init__(class_names_of(data, "label"))
         self.data, self.tokenizer, self.data_args, self.pair_args = data, tokenizer, data_args, pair_args
         self.max_seq_length = data_args.max_seq_length or DEFAULT_MAX_SEQ_LENGTH
-        self.data_collator = DataCollatorWithPadding(tokenizer)
+        self.padding_free = data_args.padding_free
+        self.data_collator = TextCollator(tokenizer, padding_free=data_args.padding_free)
         self.display_columns = tuple(column for column in DISPLAY_COLUMNS
                                      if all(column in split.column_names for split in data.values()))
         # Subset columns may mark only some splits (FarsTail's test file): each split scores the ones it has.

@@ -71,6 +71,9 @@ def context_offsets(features: Dataset, width: int) -> np.ndarray:
 class QuestionAnsweringTask(Task):
     """SQuAD v2-style extractive QA: windows in, answer texts and EM/F1 out."""
 
+    padding_free_refusal = ("the span head scores start and end over each row, so a flattened row would be one "
+                            "softmax across every packed window")
+
     feature_unit = "windows"
 
     def __init__(self, data: DatasetDict, tokenizer, data_args, qa_args: QAArguments, model_config=None):

@@ -54,6 +54,8 @@ class TextClassificationTask(ClassificationTask):
     """One text (column `text_column`) in, one class out; normalising and tokenising on top of
     `ClassificationTask`'s scoring and prediction files, which show `display_columns` (id and text)."""
 
+    padding_free_refusal = None
+
     def __init__(self, data: DatasetDict, tokenizer, data_args, text_args: TextArguments, *, text_column: str,
                  display_columns: tuple[str, ...] = (), id_column: str | None = None):
         super().__init__(class_names_of(data, "label"), binary_sigmoid=text_args.binary_sigmoid)
@@ -63,7 +65,9 @@ class TextClassificationTask(ClassificationTask):
         self.max_seq_length = min(data_args.max_seq_length or 128, tokenizer.model_max_length)
         self.display_columns = display_columns or (text_column,)
         self.example_id_column = id_column
-        self.data_collator = TextCollator(tokenizer, binary_sigmoid=text_args.binary_sigmoid)
+        self.padding_free = data_args.padding_free
+        self.data_collator = TextCollator(tokenizer, binary_sigmoid=text_args.binary_sigmoid,
+                                          padding_free=data_args.padding_free)
 
     def build_features(self, training_args) -> dict[str, Dataset]:
         self._show_examples(self.data)
@@ -116,12 +120,36 @@ class TextClassificationTask(ClassificationTask):
             logger.info("example %d: %r\n  → %r", index + 1, text, self.normalize(text))
 
 
-class TextCollator:
-    """Dynamic padding; for a single sigmoid output the labels become float columns (batch, 1), the
-    shape `BCEWithLogitsLoss` in `*ForSequenceClassification` heads expects."""
+class FlattenedSequences:
+    """Padding-free batches (`--padding_free`): the batch's sequences concatenated into one row of
+    `input_ids` (and `token_type_ids`), `position_ids` restarting at 0 at each sequence, no attention
+    mask, and one label per sequence (`labels`, first in the batch: the Trainer counts a batch's rows by
+    its first tensor). The model must read such a row (`hf_tasks.modeling.padding_free`).
 
-    def __init__(self, tokenizer, binary_sigmoid: bool = False):
-        self.pad = DataCollatorWithPadding(tokenizer)
+    transformers' `DataCollatorWithFlattening` is made for language modelling: it turns labels into
+    per-token lists, which fails on one integer label per sequence (transformers #41652).
+    """
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch: dict[str, torch.Tensor] = {}
+        label_key = next((key for key in ("labels", "label") if key in features[0]), None)
+        if label_key is not None:
+            batch["labels"] = torch.tensor([feature[label_key] for feature in features])
+        batch["input_ids"] = torch.tensor([token for feature in features for token in feature["input_ids"]])[None]
+        if "token_type_ids" in features[0]:
+            batch["token_type_ids"] = torch.tensor(
+                [token for feature in features for token in feature["token_type_ids"]])[None]
+        batch["position_ids"] = torch.cat([torch.arange(len(feature["input_ids"])) for feature in features])[None]
+        return batch
+
+
+class TextCollator:
+    """Dynamic padding, or with `padding_free` one flattened row (`FlattenedSequences`); for a single
+    sigmoid output the labels become float columns (batch, 1), the shape `BCEWithLogitsLoss` in
+    `*ForSequenceClassification` heads expects."""
+
+    def __init__(self, tokenizer, binary_sigmoid: bool = False, padding_free: bool = False):
+        self.pad = FlattenedSequences() if padding_free else DataCollatorWithPadding(tokenizer)
         self.binary_sigmoid = binary_sigmoid
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

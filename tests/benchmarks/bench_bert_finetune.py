@@ -13,7 +13,7 @@ following ones are timed, with a CUDA sync at each boundary.
 Model FLOPs are what the real (unpadded) tokens need: 6 per matmul weight per token (forward 2,
 backward 4) plus attention scores and their weighted sum, 12 x layers x hidden x length per token.
 Padding is computed but not credited. MFU divides the achieved rate by the GPU's dense bf16 peak
-(PEAK_BF16_TFLOPS below, or --peak_tflops). Writes results/bert_finetune.json and appends a row
+(`hf_tasks.throughput.PEAK_DENSE_TFLOPS`, or --peak_tflops). Writes results/bert_finetune.json and appends a row
 to results/bert_finetune.md.
 """
 
@@ -33,24 +33,12 @@ from torch import nn
 from transformers import BertConfig, TrainerCallback
 
 from hf_tasks.config_files import config_values
+from hf_tasks.throughput import encoder_flops, peak_tflops
 from tests.benchmarks.bench_qa_windows import TOKENIZER, corpus
 from tests.benchmarks.recipe_runs import REPO, run_recipe
 from tests.benchmarks.record import record
 from tests.caches import use_private_caches
 
-# Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, in TFLOP/s; the first
-# name that occurs in torch.cuda.get_device_name() wins, so the more specific names come first.
-PEAK_BF16_TFLOPS = {
-    "H100 PCIe": 756.0,
-    "H100 NVL": 835.0,
-    "H100": 989.4,
-    "H200": 989.4,
-    "A100": 312.0,
-    "L40S": 362.0,
-    "L4": 121.0,
-    "A10G": 70.0,
-    "A10": 125.0,
-}
 SIZES = {
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
                  vocab_size=100_000),
@@ -58,21 +46,10 @@ SIZES = {
 }
 
 
-def matmul_parameters(model: nn.Module) -> int:
-    """Weights that multiply every token: all Linear layers (embeddings are lookups, not matmuls)."""
-    return sum(module.weight.numel() for module in model.modules() if isinstance(module, nn.Linear))
-
-
 def training_flops(model: nn.Module, config: BertConfig, lengths: np.ndarray) -> float:
     """Forward + backward FLOPs of a BERT encoder over sequences of the given (unpadded) lengths."""
     lengths = lengths.astype(np.float64)
-    weights = 6.0 * matmul_parameters(model) * lengths.sum()
-    attention = 12.0 * config.num_hidden_layers * config.hidden_size * (lengths**2).sum()
-    return weights + attention
-
-
-def peak_tflops(device_name: str) -> float | None:
-    return next((peak for name, peak in PEAK_BF16_TFLOPS.items() if name in device_name), None)
+    return encoder_flops(model, lengths.sum(), (lengths**2).sum())
 
 
 def write_squad(path: Path, questions: int) -> None:

@@ -1,13 +1,24 @@
-"""Every GPU figure of issue 18 in one command that fits a short loan of one GPU.
+"""Every GPU figure of issues 18 and 36 in one command that fits a short loan of one GPU.
 
-    python -m tests.benchmarks.gpu_suite --out results-gpu --budget_s 400   # one CUDA GPU
+    python -m tests.benchmarks.gpu_suite --out results-gpu                  # one CUDA GPU, 480 s
     python -m tests.benchmarks.gpu_suite --out /tmp/smoke --smoke           # any machine: tiny sizes, the same code
                                                                             # (5 min on a busy 2-core box,
                                                                             # sections capped)
 
 Sections run in priority order, each under its own time cap (and the whole under --budget_s,
 counted from the start of this module), and each writes its JSON into --out as soon as a figure is
-known, so a run cut short still returns what it finished:
+known, so a run cut short still returns what it finished. `--sections` picks some. Issue 36's come first:
+
+- fast_step.json: the parsbert.yaml QA job at batch 32, `--fast_gpu` (shape buckets, torch.compile
+  reduce-overhead, no per-step syncs) against a plain `Trainer` on the same windows in the same order
+  (targets: >= 2x, losses equal to bf16 tolerance, MFU >= 25%), compile time and break-even steps; and
+  128 x 384 windows with `--fast_gpu` (target MFU >= 40%).
+- padding_free.json: BERT-base sequence classification on the FarsTail sample's pair lengths,
+  padding-free against dynamic and length-grouped padding (flash-attention when installed, else SDPA).
+- lora.json: LoRA (the recipes' defaults) against full fine-tuning, rate and peak memory, for BERT-base
+  QA, HuBERT-base and DeiT-B.
+
+Then presets.json (below) and issue 18's sections, already recorded in results/gpu.md:
 
 1. bert_finetune.json: `bench_bert_finetune` as it is (the parsquad recipe with the ParsBERT config,
    BERT-base, bf16), fewer questions; cifar10.json: `bench_cifar10`'s model step for DeiT-B distilled
@@ -69,8 +80,12 @@ SPEED_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps", "lea
 SAME_BATCH_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate")
 #: Seconds each section may take, in priority order. The GPU caps add up to the default budget of 400 s
 #: (imports included), so a 420 s device slot returns every section.
-GPU_CAPS_S = {"bert_finetune": 90, "cifar10": 45, "bert_options": 170, "hubert": 40, "presets": 50}
-SMOKE_CAPS_S = {"bert_finetune": 60, "cifar10": 30, "bert_options": 90, "hubert": 40, "presets": 80}
+GPU_CAPS_S = {"fast_step": 170, "padding_free": 60, "lora": 90, "presets": 50, "bert_finetune": 90, "cifar10": 45,
+              "bert_options": 170, "hubert": 40}
+SMOKE_CAPS_S = {"fast_step": 120, "padding_free": 60, "lora": 90, "presets": 80, "bert_finetune": 60, "cifar10": 30,
+                "bert_options": 90, "hubert": 40}
+#: What --sections picks from, in the order they run (issue 36's part 4 first; issue 18's figures are recorded).
+SECTIONS = tuple(GPU_CAPS_S)
 #: --smoke on a CPU: bf16 autocast and loader processes cost more there than the tiny models' steps.
 SMOKE_OVERRIDES = {"bf16": False, "dataloader_num_workers": 0}
 
@@ -191,6 +206,7 @@ class Meter:
         self.tokens = 0
         self.padded_tokens = 0
         self.mark = (0, 0, 0)
+        self.losses: list = []  # each step's loss, left on the device until the run ends
 
     def add(self, inputs: dict) -> None:
         mask = inputs.get("attention_mask")
@@ -199,6 +215,9 @@ class Meter:
         if mask is not None:
             self.tokens = self.tokens + mask.sum()
             self.padded_tokens += mask.numel()
+        elif "position_ids" in inputs:  # a padding-free row: every token is real
+            self.tokens = self.tokens + inputs["input_ids"].new_tensor(inputs["input_ids"].numel())
+            self.padded_tokens += inputs["input_ids"].numel()
 
     def snapshot(self) -> None:
         tokens = self.tokens.clone() if torch.is_tensor(self.tokens) else self.tokens
@@ -222,7 +241,9 @@ def metered_trainer(meter: Meter, skip_steps: int, **trainer_kwargs):
     class MeteredTrainer(Trainer):
         def training_step(self, model, inputs, num_items_in_batch=None):
             meter.add(inputs)
-            return super().training_step(model, inputs, num_items_in_batch)
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            meter.losses.append(loss.detach())
+            return loss
 
     trainer = MeteredTrainer(callbacks=[StepClock()], **trainer_kwargs)
     trainer.remove_callback(PrinterCallback)  # its line per run would bury the suite's own output
@@ -247,12 +268,17 @@ def tf32_setting():
 
 
 def train_rate(model, dataset, collator, settings: dict, steps: int, skip_steps: int, rate_of: str) -> dict:
-    """Train `steps` optimizer steps with these TrainingArguments settings; the rate of the last ones."""
-    from transformers import TrainingArguments
+    """Train `steps` optimizer steps with these TrainingArguments settings (ours: `fast_gpu` means what it means
+    in a recipe); the rate of the last ones, each step's loss, the wall time of the whole run (compilation
+    included) and the peak device memory."""
+    from hf_tasks.args import TrainingArguments
 
     tf32_default = tf32_setting()
     reset_process_state(tf32_default)
     meter = Meter()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    began = time.perf_counter()
     with tempfile.TemporaryDirectory() as workdir:
         args = TrainingArguments(output_dir=workdir, max_steps=steps, logging_strategy="no", save_strategy="no",
                                  report_to="none", disable_tqdm=True, seed=42, use_cpu=not torch.cuda.is_available(),
@@ -263,7 +289,11 @@ def train_rate(model, dataset, collator, settings: dict, steps: int, skip_steps:
     reset_process_state(tf32_default)
     items0, tokens0, padded0 = meter.mark
     figures = {"seconds": round(meter.seconds, 3), "timed_items": meter.items - items0,
-               "items_per_second": round((meter.items - items0) / meter.seconds, 1)}
+               "items_per_second": round((meter.items - items0) / meter.seconds, 1),
+               "run_seconds": round(time.perf_counter() - began, 2),
+               "losses": [round(float(loss), 5) for loss in meter.losses]}
+    if torch.cuda.is_available():
+        figures["peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     if torch.is_tensor(meter.tokens):
         tokens = int(meter.tokens - tokens0)
         figures.update(timed_tokens=tokens, timed_padded_tokens=meter.padded_tokens - padded0,
@@ -498,6 +528,196 @@ def mfu_at_384(suite, model, config, batch, skip_steps, steps, recipe, cuda) -> 
 
 
 # ---------------------------------------------------------------------------------------------------
+# Issue 36, part 4: the compiled, bucketed step; padding-free classification; LoRA against full fine-tuning
+
+
+def mfu_percent(rate: float, flops_per_item: float, peak: float | None) -> float | None:
+    return round(100 * rate * flops_per_item / (peak * 1e12), 1) if peak else None
+
+
+def section_fast_step(suite: Suite, smoke: bool, cuda: bool) -> None:
+    """parsbert.yaml's QA job at its batch of 32: --fast_gpu (the recipe's settings plus the switch) against a
+    plain Trainer on the same windows in the same order (target >= 2x, same losses to bf16 tolerance, MFU >=
+    25%), compile time and break-even steps; then fixed 128 x 384 batches with --fast_gpu (target MFU >= 40%).
+    Dropout is off, so that the two runs' losses differ by precision alone."""
+    from transformers import AutoModelForQuestionAnswering, BertConfig, default_data_collator
+
+    from hf_tasks.tasks.buckets import ShapeBuckets
+    from hf_tasks.throughput import peak_tflops
+    from tests.benchmarks.bench_bert_finetune import SIZES, training_flops
+
+    recipe = parsbert_speed_settings()
+    if smoke:
+        recipe.update(SMOKE_OVERRIDES, per_device_train_batch_size=4, torch_compile_backend="eager")
+    batch = recipe["per_device_train_batch_size"]
+    skip_steps, timed_steps = (2, 3) if smoke else (5, 25)
+    steps = skip_steps + timed_steps
+    dataset, collator, tokenizer = qa_windows(questions=steps * batch + 40, max_windows=steps * batch)
+    size = "tiny" if smoke else "base"
+    config = BertConfig(max_position_embeddings=512, attn_implementation="sdpa", hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0, **SIZES[size])
+    torch.manual_seed(0)
+    model = AutoModelForQuestionAnswering.from_config(config)
+    initial = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+    plain = {key: recipe[key] for key in SAME_BATCH_KEYS if key in recipe} | {"train_sampling_strategy": "sequential"}
+    fast = {**recipe, "fast_gpu": True, "train_sampling_strategy": "sequential"}
+    buckets = ShapeBuckets(collator, tokenizer.pad_token_id, 384, tokenizer.padding_side)
+    peak = peak_tflops(torch.cuda.get_device_name(0)) if cuda else None
+    lengths = np.array([len(ids) for ids in dataset["input_ids"]])
+    flops_per_token = training_flops(model, config, lengths) / lengths.sum()
+    suite.write("fast_step", {
+        "model": f"BERT-{size} QA head, random weights, dropout 0", "batch_size": batch, "plain_settings": plain,
+        "fast_settings": fast, "timed_steps_per_run": timed_steps, "after_untimed_steps": skip_steps,
+        "mean_window_tokens": round(float(lengths.mean()), 1), "peak_tflops": peak,
+        "command": f"python -m tests.benchmarks.gpu_suite --out OUT --sections fast_step{' --smoke' if smoke else ''}"})
+
+    def run(settings: dict, data_collator) -> Callable[[], dict]:
+        def measure() -> dict:
+            model.load_state_dict(initial)
+            return train_rate(model, dataset, data_collator, settings, steps, skip_steps, rate_of="tokens")
+        return measure
+
+    first_plain = run(plain, collator)()
+    first_fast = run(fast, buckets)()  # compiles
+    again_fast = run(fast, buckets)()
+    compile_seconds = first_fast["run_seconds"] - again_fast["run_seconds"]
+    plain_step, fast_step = (first_plain["seconds"] / timed_steps, again_fast["seconds"] / timed_steps)
+    compared = min(len(first_plain["losses"]), 3)
+    suite.write("fast_step", {
+        "compile_seconds": round(compile_seconds, 1),
+        "break_even_steps": round(compile_seconds / (plain_step - fast_step)) if plain_step > fast_step else None,
+        "first_losses_plain": first_plain["losses"][:compared], "first_losses_fast": first_fast["losses"][:compared],
+        "same_losses_to_bf16_tolerance": bool(np.allclose(first_fast["losses"][:compared],
+                                                          first_plain["losses"][:compared], rtol=2e-2)),
+    })
+    comparison = abba_ratios(run(plain, collator), run(fast, buckets), blocks=1 if smoke else 2)
+    fast_rate = comparison["b_rate"]["median"]
+    suite.write("fast_step", {"fast_gpu_over_plain_trainer": comparison, "target_ratio": 2.0,
+                              "fast_gpu_tokens_per_second": fast_rate,
+                              "fast_gpu_mfu_percent": mfu_percent(fast_rate, flops_per_token, peak),
+                              "target_mfu_percent": 25})
+    suite.log(f"fast_step: --fast_gpu {comparison['ratio_b_over_a']['text']} the plain Trainer; "
+              f"MFU {mfu_percent(fast_rate, flops_per_token, peak)}%; compile {compile_seconds:.0f}s")
+
+    big_batch, length = (8, 64) if smoke else (128, 384)
+    data = fixed_length_windows(big_batch * (3 if smoke else 8), length, config.vocab_size)
+    big = {**fast, "per_device_train_batch_size": big_batch}
+    rates = [train_rate(model, data, default_data_collator, big, 3 if smoke else 8, 1 if smoke else 3,
+                        rate_of="tokens")["rate"] for _ in range(2)]
+    per_token = training_flops(model, config, np.full(big_batch, length)) / (big_batch * length)
+    suite.write("fast_step", {f"batch_{big_batch}_x_{length}": {
+        "tokens_per_second": spread(rates, 1), "mfu_percent": [mfu_percent(rate, per_token, peak) for rate in rates],
+        "target_mfu_percent": 40}})
+
+
+def section_padding_free(suite: Suite, smoke: bool, cuda: bool) -> None:
+    """BERT-base sequence classification on the FarsTail sample's pair lengths, batch 32, bf16: padding-free
+    batches against dynamic padding (random order) and length-grouped padding, real tokens/s."""
+    from datasets import Dataset
+    from transformers import BertConfig, BertForSequenceClassification, DataCollatorWithPadding
+
+    from hf_tasks.modeling.padding_free import enable_padding_free
+    from hf_tasks.tasks.text import FlattenedSequences
+    from tests.benchmarks.bench_bert_finetune import SIZES
+    from tests.benchmarks.bench_padding_free import corpus_features
+
+    features, tokenizer = corpus_features("farstail")
+    dataset = Dataset.from_list([{**row, "labels": row.pop("label")} for row in features])
+    batch = 4 if smoke else 32
+    skip_steps, timed_steps = (1, 2) if smoke else (3, 15)
+    settings = {"per_device_train_batch_size": batch, "bf16": cuda, "learning_rate": 3e-5}
+    size = "tiny" if smoke else "base"
+    attention = "flash_attention_2" if cuda and importlib.util.find_spec("flash_attn") else "sdpa"
+    config = BertConfig(max_position_embeddings=512, num_labels=3, attn_implementation=attention,
+                        **{**SIZES[size], "vocab_size": len(tokenizer)})
+    torch.manual_seed(0)
+    padded_model, flat_model = BertForSequenceClassification(config), BertForSequenceClassification(config)
+    flat_model.load_state_dict(padded_model.state_dict())
+    enable_padding_free(flat_model)
+
+    def run(model, collator, order: str) -> Callable[[], dict]:
+        return lambda: train_rate(model, dataset, collator, {**settings, "train_sampling_strategy": order},
+                                  skip_steps + timed_steps, skip_steps, rate_of="tokens")
+
+    suite.write("padding_free", {"model": f"BERT-{size} sequence classifier, random weights, {attention}",
+                                 "data": "FarsTail sample pairs (tiny tokenizer), max 128", "batch_size": batch})
+    flat = run(flat_model, FlattenedSequences(), "random")
+    flat()
+    for name, baseline in (("dynamic padding, random order", run(padded_model, DataCollatorWithPadding(tokenizer),
+                                                                  "random")),
+                           ("group_by_length", run(padded_model, DataCollatorWithPadding(tokenizer),
+                                                   "group_by_length"))):
+        comparison = abba_ratios(baseline, flat, blocks=1)
+        suite.write("padding_free", {f"padding_free_over_{name}": comparison})
+        suite.log(f"padding_free: {comparison['ratio_b_over_a']['text']} {name}")
+
+
+class SyntheticImages(torch.utils.data.Dataset):
+    """Random 224 px images with random labels: DeiT's work without image files."""
+
+    def __init__(self, images: int, size: int, labels: int):
+        self.images, self.size, self.labels = images, size, labels
+
+    def __len__(self):
+        return self.images
+
+    def __getitem__(self, index):
+        generator = torch.Generator().manual_seed(index)
+        return {"pixel_values": torch.randn(3, self.size, self.size, generator=generator),
+                "labels": index % self.labels}
+
+
+def section_lora(suite: Suite, smoke: bool, cuda: bool) -> None:
+    """LoRA (the recipes' --peft lora defaults) against full fine-tuning: rate and peak GPU memory of BERT-base
+    QA (windows, batch 32), HuBERT-base (6 s clips, batch 8) and DeiT-B (224 px, batch 64), bf16."""
+    from transformers import (AutoModelForQuestionAnswering, BertConfig, DeiTConfig, DeiTForImageClassification,
+                              HubertConfig, HubertForSequenceClassification, default_data_collator)
+
+    from hf_tasks.surgery.lora import LoraArguments, apply_lora
+    from tests.benchmarks.bench_bert_finetune import SIZES
+
+    skip_steps, timed_steps = (1, 2) if smoke else (3, 10)
+    steps = skip_steps + timed_steps
+    tiny_vision = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    families = {
+        "bert_qa": (lambda: AutoModelForQuestionAnswering.from_config(BertConfig(
+            max_position_embeddings=512, **SIZES["tiny" if smoke else "base"])), 4 if smoke else 32, "tokens"),
+        "hubert": (lambda: HubertForSequenceClassification(HubertConfig(num_labels=6, **(
+            dict(tiny_vision, conv_dim=(32, 32), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=16)
+            if smoke else {}))), 2 if smoke else 8, "items"),
+        "deit_b": (lambda: DeiTForImageClassification(DeiTConfig(num_labels=10, **(
+            dict(tiny_vision, image_size=32, patch_size=8) if smoke else {}))), 4 if smoke else 64, "items"),
+    }
+    for name, (build, batch, rate_of) in families.items():
+        if name == "bert_qa":
+            data, collator, _ = qa_windows(questions=steps * batch + 40, max_windows=steps * batch)
+        elif name == "hubert":
+            clip_samples = int(16_000 * (0.25 if smoke else 6.0))
+            data, collator = SyntheticClips(batch * steps, clip_samples, 6), default_data_collator
+        else:
+            data, collator = SyntheticImages(batch * steps, 32 if smoke else 224, 10), default_data_collator
+        settings = {"per_device_train_batch_size": batch, "bf16": cuda, "learning_rate": 1e-4}
+        row = {}
+        for regime in ("full", "lora"):
+            torch.manual_seed(0)
+            model = build()
+            if regime == "lora":
+                model = apply_lora(model, LoraArguments(peft="lora"))
+            trainable = sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
+            figures = train_rate(model, data, collator, settings, steps, skip_steps, rate_of=rate_of)
+            row[regime] = {"rate": figures["rate"], "rate_of": rate_of, "trainable_params": trainable,
+                           "peak_memory_mb": figures.get("peak_memory_mb")}
+            del model
+            gc.collect()
+            suite.write("lora", {name: row})
+        row["lora_over_full_rate"] = round(row["lora"]["rate"] / row["full"]["rate"], 3)
+        if row["full"]["peak_memory_mb"]:
+            row["lora_over_full_memory"] = round(row["lora"]["peak_memory_mb"] / row["full"]["peak_memory_mb"], 3)
+        suite.write("lora", {name: row})
+        suite.log(f"lora {name}: rate x{row['lora_over_full_rate']}, memory x{row.get('lora_over_full_memory')}")
+
+
+# ---------------------------------------------------------------------------------------------------
 # Section 3: HuBERT-base clips/s
 
 
@@ -629,6 +849,26 @@ def summary(suite: Suite) -> str:
         lines.append(f"| hubert | clips/s recipe, plain; ratio | "
                      f"{hubert['b_rate']['median']}, {hubert['a_rate']['median']}; "
                      f"{hubert['ratio_b_over_a']['text']} |")
+    fast = results.get("fast_step", {})
+    if "fast_gpu_over_plain_trainer" in fast:
+        lines.append(f"| fast_step | --fast_gpu / plain Trainer, batch {fast['batch_size']} (target 2x) | "
+                     f"{fast['fast_gpu_over_plain_trainer']['ratio_b_over_a']['text']} |")
+        lines.append(f"| fast_step | --fast_gpu tokens/s, MFU % (target 25) | {fast['fast_gpu_tokens_per_second']}, "
+                     f"{fast['fast_gpu_mfu_percent']} |")
+        lines.append(f"| fast_step | compile s, break-even steps, same losses (bf16 tolerance) | "
+                     f"{fast['compile_seconds']}, {fast['break_even_steps']}, "
+                     f"{fast['same_losses_to_bf16_tolerance']} |")
+    for key, row in fast.items():
+        if key.startswith("batch_") and isinstance(row, dict):
+            lines.append(f"| fast_step | {key}: tokens/s, MFU % (target 40) | {row['tokens_per_second']['median']}, "
+                         f"{row['mfu_percent']} |")
+    for key, row in results.get("padding_free", {}).items():
+        if key.startswith("padding_free_over_"):
+            lines.append(f"| padding_free | {key.replace('_', ' ')} | {row['ratio_b_over_a']['text']} |")
+    for name, row in results.get("lora", {}).items():
+        if isinstance(row, dict) and "lora_over_full_rate" in row:
+            lines.append(f"| lora | {name}: LoRA / full rate, peak memory | {row['lora_over_full_rate']}, "
+                         f"{row.get('lora_over_full_memory')} |")
     for name, row in results.get("presets", {}).items():
         if isinstance(row, dict):
             lines.append(f"| presets | {name} | {row['status']} |")
@@ -639,9 +879,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path,
                         help="folder for the section JSONs, suite.log and summary.md")
-    parser.add_argument("--budget_s", type=float, default=400, help="wall seconds for everything, imports included")
+    parser.add_argument("--budget_s", type=float, default=480, help="wall seconds for everything, imports included")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny models and a few steps: checks the code on any machine")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="which sections to run (in the suite's order, under its caps)")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import datasets
@@ -653,11 +895,10 @@ def main() -> None:
     suite.log(f"device: {torch.cuda.get_device_name(0) if cuda else 'CPU'}; torch {torch.__version__}, "
               f"transformers {transformers.__version__}, datasets {datasets.__version__}; budget {args.budget_s:.0f}s")
     caps = SMOKE_CAPS_S if args.smoke else GPU_CAPS_S
-    suite.run_section("bert_finetune", caps["bert_finetune"], lambda: section_bert_finetune(suite, args.smoke, cuda))
-    suite.run_section("cifar10", caps["cifar10"], lambda: section_cifar10(suite, args.smoke, cuda))
-    suite.run_section("bert_options", caps["bert_options"], lambda: section_bert_options(suite, args.smoke, cuda))
-    suite.run_section("hubert", caps["hubert"], lambda: section_hubert(suite, args.smoke, cuda))
-    suite.run_section("presets", caps["presets"], lambda: section_presets(suite, args.smoke, cuda))
+    for section in SECTIONS:
+        if section in args.sections:
+            body = globals()[f"section_{section}"]
+            suite.run_section(section, caps[section], lambda body=body: body(suite, args.smoke, cuda))
     table = summary(suite)
     (args.out / "summary.md").write_text(table, encoding="utf-8")
     print(table)

@@ -122,6 +122,25 @@ def _study_storage(rows):
     return f"{claims}; {row['postgresql: workers']} workers, {row['postgresql: trials']} trials in all ({_where(row)})"
 
 
+def _padding_free(rows):
+    row = rows[-1]
+    parts = [f"{corpus}: padding-free over dynamic padding {row[f'{corpus}_padding_free_over_dynamic']}, over "
+             f"length-grouped {row[f'{corpus}_padding_free_over_grouped']}; padding computed: dynamic "
+             f"{row[f'{corpus}_dynamic_padding_percent']}%, grouped {row[f'{corpus}_grouped_padding_percent']}%, "
+             f"--fast_gpu buckets {row[f'{corpus}_buckets_padding_percent']}%"
+             for corpus in ("farstail", "constraint")]
+    return "; ".join(parts) + f" ({row['setting']}; {_where(row)})"
+
+
+def _fast_gpu(rows):
+    row = rows[-1]
+    return (f"one epoch: buckets {row['buckets_graphs']} graphs for {row['buckets_batch_lengths']} batch lengths, "
+            f"{row['buckets_padding_percent']}% padding; dynamic padding {row['dynamic_padding_graphs']} graphs for "
+            f"{row['dynamic_padding_batch_lengths']} lengths (recompile limit hit: "
+            f"{row['dynamic_padding_recompile_limit_hit']}), {row['dynamic_padding_padding_percent']}% padding "
+            f"({row['setting']}; {_where(row)})")
+
+
 ENTRIES: list[tuple[str, str, Callable[[list[dict[str, str]]], str]]] = [
     # (results name, what it measures, figures from its rows)
     ("qa_postprocess", "QA postprocessing vs the per-window double loop", _qa_postprocess),
@@ -137,6 +156,9 @@ ENTRIES: list[tuple[str, str, Callable[[list[dict[str, str]]], str]]] = [
     ("bert_finetune", "BERT fine-tuning through the parsquad recipe: tokens/s and MFU (no variants compared)",
      _bert_finetune),
     ("study_storage", "a search's trials claimed by 32 workers from one optuna storage", _study_storage),
+    ("padding_free", "padding-free classification batches vs dynamic and length-grouped padding, real tokens/s",
+     _padding_free),
+    ("fast_gpu", "`--fast_gpu` shape buckets: compiled graphs and padding over an epoch (counts, CPU)", _fast_gpu),
 ]
 
 
