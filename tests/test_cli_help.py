@@ -1,41 +1,37 @@
 """--help orients: the recipe's docstring and examples, its own options under headings, the common
 Trainer options; --help-all has everything; options a recipe ignores are neither offered nor taken."""
 
-import importlib
 import os
 import subprocess
 import sys
 
 import pytest
 
-from hf_tasks.args import parse
+from hf_tasks import registry
 from hf_tasks.errors import BadInputError
 from tests.conftest import REPO
 
-RECIPES = ["parsquad", "farstail", "covid_fakenews", "cifar10", "shemo", "attention", "segmentation"]
 
-
-def recipe_help(name: str, flag: str, capsys, monkeypatch) -> str:
-    monkeypatch.setenv("COLUMNS", "80")
-    module = importlib.import_module(name)
+def recipe_help(name: str, flag: str, capsys, monkeypatch, columns: int = 80) -> str:
+    monkeypatch.setenv("COLUMNS", str(columns))
     with pytest.raises(SystemExit) as exited:
-        parse(*module.ARGUMENTS, args=[flag], description=module.__doc__, unused=getattr(module, "UNUSED", ()))
+        registry.load(name).parse([flag])
     assert exited.value.code == 0
     return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", registry.recipe_names())
 def test_help_opens_with_the_recipe_and_two_examples_and_fits_in_120_lines(name, capsys, monkeypatch):
     text = recipe_help(name, "--help", capsys, monkeypatch)
     lines = text.splitlines()
     assert len(lines) <= 120, len(lines)
-    module = importlib.import_module(name)
-    assert module.__doc__.strip().splitlines()[0] in lines[1:4]  # right after the usage line
+    recipe = registry.load(name)
+    assert recipe.doc.strip().splitlines()[0] in lines[1:4]  # right after the usage line
     examples = [line for line in lines if line.lstrip().startswith(("python ", "accelerate launch "))]
     assert len(examples) >= 2
     assert "model options:" in text and "--config FILE.yaml" in text and "--help-all" in text
     assert "--model-name-or-path" not in text and "--no_" not in text  # one spelling per flag
-    if "TrainingArguments" in {kind.__name__ for kind in module.ARGUMENTS}:
+    if recipe.trains:
         assert "training options people change most" in text and "--learning_rate" in text
         assert "--logging_nan_inf_filter" not in text  # behind --help-all
 
@@ -72,14 +68,12 @@ def test_help_all_lists_every_trainer_option(capsys, monkeypatch):
 
 
 def test_a_value_for_an_option_the_recipe_ignores_is_refused_naming_it():
-    import parsquad
-
+    parsquad = registry.load("parsquad")
     with pytest.raises(BadInputError, match="--data_dir my_images: this recipe does not use it"):
-        parse(*parsquad.ARGUMENTS, args=["--config", "recipes/configs/parsquad/tiny.yaml", "--data_dir", "my_images",
-                                         "--use_cpu", "true"], unused=parsquad.UNUSED)
+        parsquad.parse(["--config", "recipes/configs/parsquad/tiny.yaml", "--data_dir", "my_images", "--use_cpu",
+                        "true"])
     # A run folder's config.yaml lists the option unset; that is no use of it.
-    parse(*parsquad.ARGUMENTS, args=["--config", "recipes/configs/parsquad/tiny.yaml", "--use_cpu", "true"],
-          unused=parsquad.UNUSED)
+    parsquad.parse(["--config", "recipes/configs/parsquad/tiny.yaml", "--use_cpu", "true"])
 
 
 def test_the_recipe_script_answers_help_with_status_0():

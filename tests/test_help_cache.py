@@ -10,11 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hf_tasks import help_cache
-from hf_tasks.args import parse
-from tests.conftest import REPO  # first: puts recipes/ on sys.path
-
-import farstail  # noqa: E402
+from hf_tasks import help_cache, registry
+from tests.conftest import REPO
 
 
 @pytest.fixture
@@ -26,8 +23,10 @@ def running_farstail(monkeypatch, tmp_path):
 
 
 def test_the_first_help_is_stored_and_the_next_one_printed_from_the_cache(running_farstail, capsys):
+    farstail = registry.load("farstail")
+    capsys.readouterr()  # what importing it printed
     with pytest.raises(SystemExit) as built:
-        parse(*farstail.ARGUMENTS, args=["--help"], description=farstail.__doc__, unused=farstail.UNUSED)
+        farstail.parse(["--help"])
     assert built.value.code == 0
     text = capsys.readouterr().out
     assert "FarsTail data options" in text and "--keep_layers" in text

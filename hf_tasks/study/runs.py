@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from hf_tasks import registry
 from hf_tasks.config_files import config_values
 from hf_tasks.errors import BadInputError
 from hf_tasks.files import read_json, write_atomic
@@ -35,23 +36,30 @@ SECRET_VARIABLES = {"hub_token": "HF_TOKEN", "hf_token": "HF_TOKEN", "token": "H
 
 
 def resolve_recipe(config: Path) -> tuple[Path, dict[str, Any]]:
-    """The recipe script of `config` and the config's values, its bases merged in (without a `recipe:` key)."""
+    """The recipe script of `config` and the config's values, its bases merged in (without a `recipe:` key):
+    the `recipe:` key's recipe (a name, `farstail`, or a script's path), else the recipe whose folder
+    `configs/<recipe>/` holds the config (the script beside that `configs/` when there is one)."""
     values = config_values(config)
     named = values.pop("recipe", None)
     if named is not None:
+        if str(named) in registry.recipe_names():
+            return registry.recipe_path(str(named)), values
         for candidate in (Path(named), config.parent / named):
             if candidate.is_file():
                 return candidate, values
-        raise BadInputError(f"{config}: recipe: {named} is not a file (relative to the current folder or the config).")
+        raise BadInputError(f"{config}: recipe: {named} is neither a recipe ({', '.join(registry.recipe_names())}) "
+                            "nor a file (relative to the current folder or the config).")
     for folder in config.resolve().parents:
         if folder.parent.name == "configs":
             script = folder.parent.parent / f"{folder.name}.py"
             if script.is_file():
                 return script, values
+            if folder.name in registry.recipe_names():
+                return registry.recipe_path(folder.name), values
             break
     raise BadInputError(
-        f"{config}: cannot tell its recipe. Put it under recipes/configs/<recipe>/ next to recipes/<recipe>.py, "
-        "or add a `recipe: path/to/recipe.py` key."
+        f"{config}: cannot tell its recipe. Add a `recipe: <name>` key (one of {', '.join(registry.recipe_names())}, "
+        "or a path to a recipe script), or put it under configs/<recipe>/."
     )
 
 
