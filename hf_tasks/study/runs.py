@@ -19,12 +19,11 @@ from hf_tasks import registry
 from hf_tasks.config_files import config_values
 from hf_tasks.errors import BadInputError
 from hf_tasks.files import read_json, write_atomic
+from hf_tasks.launch import BASE_PORT, launch_prefix
 from hf_tasks.run_folder import newest_complete_checkpoint
 from hf_tasks.secrets import redact_arguments, redact_mapping
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
-#: First rendezvous port of a multi-process run; each run adds the index of its first slot.
-BASE_PORT = 29500
 POLL_SECONDS = 1.0
 #: The storage URL when --storage is not given; search workers get theirs this way, so no command line, job
 #: script or pickled job holds a database password.
@@ -174,12 +173,8 @@ def launch_command(run: Run, launcher: list[str], config: Path, forwarded: list[
     on GPUs; torchrun on CPU, where accelerate would ask for a GPU)."""
     if run.num_processes == 1:
         prefix = launcher
-    elif on_devices:
-        prefix = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
-                  str(run.num_processes), "--main_process_port", str(BASE_PORT + run.slots[0])]
     else:
-        prefix = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(run.num_processes),
-                  "--master_port", str(BASE_PORT + run.slots[0])]
+        prefix = launch_prefix(run.num_processes, on_gpus=on_devices, port=BASE_PORT + run.slots[0])
     return [*prefix, str(run.recipe), "--config", str(config), "--output_dir", str(run.run_dir), *forwarded,
             *resume_flags(run)]
 
