@@ -51,8 +51,8 @@ def cache_path(recipe: Path, whole: bool = False) -> Path:
     for source in sorted(PACKAGE_ROOT.rglob("*.py")):
         digest.update(source.relative_to(PACKAGE_ROOT).as_posix().encode() + b"\0" + source.read_bytes())
     digest.update(sys.version.encode())
-    # The text is wrapped to the terminal's width (COLUMNS).
-    digest.update(f"columns={shutil.get_terminal_size().columns}\0".encode())
+    # The text is wrapped to the terminal's width (COLUMNS) and its usage line names the program.
+    digest.update(f"columns={shutil.get_terminal_size().columns}\0{os.path.basename(sys.argv[0])}\0".encode())
     for package in PACKAGES:
         digest.update(f"{package}={_version(package)}\0".encode())
     return cache_folder() / ("all" if whole else "") / f"{recipe.stem}-{digest.hexdigest()[:24]}.txt"

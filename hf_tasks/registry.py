@@ -151,17 +151,19 @@ def check_name(name: str) -> str:
     return name
 
 
-def find_config(recipe: str, config: str) -> Path:
-    """`config` as a file: a path as given when it is one, else a packaged config by name, `tiny` (of
-    `recipe`) or `farstail/tiny`."""
+def find_config(config: str, recipe: str | None = None) -> Path:
+    """`config` as a file: a path as given when it is one, else a packaged config by name: `farstail/tiny`,
+    or `tiny` of `recipe`."""
     if Path(config).is_file():
         return Path(config)
     folder, _, stem = config.removesuffix(".yaml").rpartition("/")
-    packaged = configs_folder(folder or recipe) / f"{stem}.yaml"
-    if (folder and folder not in recipe_names()) or not packaged.is_file():
-        known = ", ".join(configs(folder if folder in recipe_names() else recipe))
-        raise BadInputError(f"--config {config}: no such file, and no packaged config of that name (those of "
-                            f"{folder or recipe}: {known}); give a path or one of those names.")
+    owner = folder or recipe
+    packaged = configs_folder(owner) / f"{stem}.yaml" if owner in recipe_names() else None
+    if packaged is None or not packaged.is_file():
+        names = [f"{name}/{config_name}" for name in ([owner] if owner in recipe_names() else recipe_names())
+                 for config_name in configs(name)]
+        raise BadInputError(f"--config {config}: no such file, and no packaged config of that name "
+                            f"({', '.join(names)}); give a path or one of those names.")
     return packaged
 
 

@@ -17,7 +17,7 @@ LAYERS = [
     {"tasks"},
     {"args", "config_files", "cli_help", "runner", "run_state", "run_log", "run_folder", "interrupt", "callbacks",
      "model_card", "portable", "export", "study", "interpret", "samples", "trackers", "help_cache", "registry",
-     "launch"},
+     "launch", "command"},
 ]
 LAYER_OF = {part: level for level, parts in enumerate(LAYERS) for part in parts}
 

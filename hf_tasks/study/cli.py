@@ -41,6 +41,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from hf_tasks import registry
 from hf_tasks.config_files import SHARED_BASE_NAME
 from hf_tasks.errors import BadInputError
 from hf_tasks.study.runs import STORAGE_VARIABLE, Run, SlurmResources, StudyArguments, make_run, shown, study_queue
@@ -131,9 +132,8 @@ def parse_study_args(argv: list[str]) -> StudyArguments:
     if not configs:
         raise BadInputError("Give the experiment configs first: "
                             "python -m hf_tasks.study a.yaml b.yaml --output_dir DIR ...")
-    missing = [str(path) for path in configs if not path.is_file()]
-    if missing:
-        raise BadInputError(f"No such config file(s): {missing}.")
+    # A packaged config may be named: farstail/tiny.
+    configs = [path if path.is_file() else registry.find_config(str(path)) for path in configs]
     if "--output_dir" not in options:
         raise BadInputError("Give --output_dir for the study (each run goes to a folder inside it).")
     if "--parallel" in options and "--devices" in options:
