@@ -28,7 +28,7 @@ from transformers import HfArgumentParser
 from hf_tasks.cli_help import answer_help
 from hf_tasks.config_files import config_layers, path_beside_config
 from hf_tasks.data.bad_rows import BadRows
-from hf_tasks.errors import BadInputError
+from hf_tasks.errors import BadInputError, OneLineArgumentParser
 from hf_tasks.run_state import RunState
 
 # The ways to give a recipe its data. One given on the command line replaces every other one a config set.
@@ -224,6 +224,10 @@ def _replaced_sources(given: set[str], defaults: dict[str, Any]) -> dict[str, No
             for dest in dests if defaults.get(dest) not in (None, [])}
 
 
+class _RecipeParser(OneLineArgumentParser, HfArgumentParser):
+    """The dataclasses' parser, its complaints in one line and abbreviations refused."""
+
+
 def parse(*dataclass_types: type, args: list[str] | None = None, description: str | None = None,
           unused: tuple[str, ...] = ()) -> RunState:
     """Parse `dataclass_types` from `--config x.yaml` (defaults) and the command line (overrides).
@@ -234,11 +238,11 @@ def parse(*dataclass_types: type, args: list[str] | None = None, description: st
     finds one by type) and the run's state (the bad-row log, the data source in words).
     """
     argv = sys.argv[1:] if args is None else list(args)
-    config_parser = argparse.ArgumentParser(add_help=False)
+    config_parser = OneLineArgumentParser(add_help=False)
     config_parser.add_argument("--config", type=Path)
     known, remaining = config_parser.parse_known_args(argv)
 
-    parser = HfArgumentParser(dataclass_types)
+    parser = _RecipeParser(dataclass_types)
     parser.add_argument("--config", type=Path, help="YAML file of defaults; command-line flags override it.")
     answer_help(parser, remaining, description, frozenset(unused))
     remaining, unset = _take_out_unsets(parser, remaining)

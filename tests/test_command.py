@@ -74,3 +74,22 @@ def test_a_study_takes_packaged_configs_by_name(tmp_path):
 
     study = parse_study_args(["farstail/tiny", "farstail/keep9", "--output_dir", str(tmp_path)])
     assert study.configs == [registry.configs_folder("farstail") / f"{name}.yaml" for name in ("tiny", "keep9")]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["run", "farstail", "--config", "tiny", "--learning_rat", "0.1"],
+     "unknown option(s): --learning_rat 0.1 (did you mean --learning_rate? flags are not abbreviated); "
+     "hf-tasks run farstail --help lists the options."),
+    (["run", "farstail", "--config", "tiny", "--max_train_samples", "x"], "--max_train_samples x: expected a whole "
+                                                                         "number; hf-tasks run farstail --help"),
+    (["run", "farstail", "--config", "tiny", "--do_train", "maybe"], "--do_train maybe: expected true or false"),
+    (["fetch", "mnist"], "name mnist: expected one of 'cifar10'"),
+    (["export", "runs/x", "--quantize", "int4"], "--quantize int4: expected one of 'int8'"),
+    (["compare", "runs/a"], "give config"),
+])
+def test_every_argparse_error_is_one_line_naming_the_flag_and_help(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        command.main(arguments)
+    error = capsys.readouterr().err
+    assert exited.value.code == 2 and len(error.strip().splitlines()) == 1, error
+    assert message in error and "--help" in error

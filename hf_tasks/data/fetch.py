@@ -16,7 +16,6 @@ the command untouched.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import shutil
@@ -25,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hf_tasks.errors import BadInputError, one_line_errors
+from hf_tasks.errors import BadInputError, OneLineArgumentParser, one_line_errors
 from hf_tasks.files import atomic_path
 
 DEFAULT_ROOT = "data"
@@ -326,7 +325,7 @@ def fetch(name: str, root: str | Path = DEFAULT_ROOT, given: list[Path] = (), *,
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m hf_tasks.data.fetch", description=__doc__.split("\n\n")[0],
         epilog="Datasets: " + "; ".join(f"{name}: {source.about}" for name, source in SOURCES.items()),
     )
