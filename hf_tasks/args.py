@@ -229,11 +229,14 @@ class _RecipeParser(OneLineArgumentParser, HfArgumentParser):
 
 
 def parse(*dataclass_types: type, args: list[str] | None = None, description: str | None = None,
-          unused: tuple[str, ...] = ()) -> RunState:
+          unused: tuple[str, ...] = (), usage: str | None = None, forward_unknown: bool = False) -> RunState:
     """Parse `dataclass_types` from `--config x.yaml` (defaults) and the command line (overrides).
 
-    `description` (the recipe's docstring) opens `--help`. `unused` names arguments of the shared
+    `description` (the recipe's docstring) opens `--help`, after the usage line (`usage`, after the
+    program's name; default: the config and options). `unused` names arguments of the shared
     dataclasses the recipe never reads: `--help` leaves them out and a value for them is refused.
+    `forward_unknown`: flags none of the dataclasses knows are kept, in order, in `state.forwarded` (the
+    study passes them to its runs) instead of refused.
     Returns the run object: one instance per dataclass type (iterating gives them in order, `state[T]`
     finds one by type) and the run's state (the bad-row log, the data source in words).
     """
@@ -242,7 +245,7 @@ def parse(*dataclass_types: type, args: list[str] | None = None, description: st
     config_parser.add_argument("--config", type=Path)
     known, remaining = config_parser.parse_known_args(argv)
 
-    parser = _RecipeParser(dataclass_types)
+    parser = _RecipeParser(dataclass_types, usage=f"%(prog)s {usage}" if usage else None)
     parser.add_argument("--config", type=Path, help="YAML file of defaults; command-line flags override it.")
     answer_help(parser, remaining, description, frozenset(unused))
     remaining, unset = _take_out_unsets(parser, remaining)
@@ -261,15 +264,18 @@ def parse(*dataclass_types: type, args: list[str] | None = None, description: st
     except ValueError as error:
         # Raised by an argument dataclass's checks (ours or the Trainer's): a flag value the user gave.
         raise BadInputError(str(error)) from error
-    if extra:
+    if extra and not forward_unknown:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     # The last parsed item is the namespace holding --config, which is not a dataclass.
     instances = tuple(parsed[: len(dataclass_types)])
     _refuse_unused(instances, unused)
     data_args = next((instance for instance in instances if isinstance(instance, DataArguments)), None)
     if data_args is None:
-        return RunState(instances)
-    return RunState(instances, bad_rows=BadRows(data_args.skip_bad_rows), data_source=data_source(data_args))
+        state = RunState(instances)
+    else:
+        state = RunState(instances, bad_rows=BadRows(data_args.skip_bad_rows), data_source=data_source(data_args))
+    state.forwarded = list(extra)
+    return state
 
 
 def _refuse_unused(instances: tuple, unused: tuple[str, ...]) -> None:

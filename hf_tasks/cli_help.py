@@ -25,7 +25,8 @@ COMMON_TRAINING_OPTIONS = (
 # Headings for argument groups whose class name does not read well on its own.
 GROUP_TITLES = {"QAArguments": "question answering", "LoraArguments": "LoRA",
                 "RegimeArguments": "training regime", "Cifar10Arguments": "CIFAR-10",
-                "FarsTailArguments": "FarsTail data", "ConstraintArguments": "Constraint data"}
+                "FarsTailArguments": "FarsTail data", "ConstraintArguments": "Constraint data",
+                "StudyOptions": "study", "SearchOptions": "hyperparameter search", "SlurmOptions": "Slurm"}
 METAVARS = {int: "N", float: "X", str: "TEXT"}
 
 
@@ -50,7 +51,7 @@ def short_help(parser: HfArgumentParser, description: str | None, unused: frozen
         # The first action of a destination is the flag itself; bool fields add a --no_ complement.
         by_dest.setdefault(action.dest, action)
     shown = argparse.ArgumentParser(
-        prog=parser.prog, usage=f"{parser.prog} [--config FILE.yaml] [--option VALUE ...]",
+        prog=parser.prog, usage=parser.usage or "%(prog)s [--config FILE.yaml] [--option VALUE ...]",
         description=(description or "").strip(), formatter_class=_CompactFormatter, add_help=False,
         epilog=f"{HELP_ALL_FLAG} lists every option with its whole help, the Trainer's included.\n"
                "--option none unsets a value the config gave. --debug shows the traceback of an error.",

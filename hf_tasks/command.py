@@ -94,6 +94,9 @@ def _process_count(text: str | None) -> int:
 
 def delegated(module_name: str) -> Callable[[list[str]], int]:
     def command(argv: list[str]) -> int:
+        # A cached --help answers before the module's imports.
+        source = help_cache.PACKAGE_ROOT.parent.joinpath(*module_name.split(".")).with_suffix(".py")
+        help_cache.answer_from_cache(source, argv)
         result = importlib.import_module(module_name).main(argv)
         return result if isinstance(result, int) else 0
     return command

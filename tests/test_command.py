@@ -9,9 +9,19 @@ import sys
 import pytest
 import torch
 
-from hf_tasks import command, registry
+from hf_tasks import command, help_cache, registry
+from hf_tasks.errors import BadInputError
 from hf_tasks.launch import launch_prefix
 from tests.conftest import REPO
+
+
+@pytest.fixture(autouse=True)
+def _own_argv(monkeypatch):
+    """hf-tasks names itself in sys.argv[0] (the usage line) and the file whose help is asked for; other
+    tests keep theirs."""
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    monkeypatch.setattr(help_cache, "_named_source", None)
+
 
 QUICK = ["--max_steps", "2", "--max_train_samples", "16", "--max_eval_samples", "8", "--do_predict", "false",
          "--eval_strategy", "no", "--save_strategy", "no", "--use_cpu", "true", "--report_to", "none",
@@ -93,3 +103,20 @@ def test_every_argparse_error_is_one_line_naming_the_flag_and_help(arguments, me
     error = capsys.readouterr().err
     assert exited.value.code == 2 and len(error.strip().splitlines()) == 1, error
     assert message in error and "--help" in error
+
+
+def test_study_help_is_grouped_and_its_options_are_parsed_like_a_recipes(tmp_path, monkeypatch, capsys):
+    from hf_tasks.study import parse_study_args
+
+    monkeypatch.setenv("HF_TASKS_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(SystemExit) as exited:
+        command.main(["study", "--help"])
+    text = capsys.readouterr().out
+    assert exited.value.code == 0 and text.startswith("usage: hf-tasks study CONFIGS... --output_dir DIR")
+    assert text.index("study options:") < text.index("  --seeds ") < text.index("hyperparameter search options:")
+    assert text.index("Slurm options:") < text.index("  --slurm_partition ")
+    # --seed is the recipe's flag, forwarded; never an abbreviation of --seeds.
+    study = parse_study_args(["farstail/tiny", "--output_dir", str(tmp_path), "--seed", "3", "--parallel", "2"])
+    assert study.forwarded == ["--seed", "3"] and study.parallel == 2 and study.seeds is None
+    with pytest.raises(BadInputError, match="--parallel two: expected a whole number; .* --help lists the options"):
+        parse_study_args(["farstail/tiny", "--output_dir", str(tmp_path), "--parallel", "two"])

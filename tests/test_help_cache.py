@@ -19,6 +19,7 @@ def running_farstail(monkeypatch, tmp_path):
     """As if `python recipes/farstail.py` were running, with a private help cache."""
     monkeypatch.setenv(help_cache.CACHE_VARIABLE, str(tmp_path / "cache"))
     monkeypatch.setitem(sys.modules, "__main__", types.SimpleNamespace(__file__=str(REPO / "recipes/farstail.py")))
+    monkeypatch.setattr(help_cache, "_named_source", None)
     return REPO / "recipes/farstail.py"
 
 
@@ -61,7 +62,6 @@ def test_the_text_is_kept_per_terminal_width(running_farstail, monkeypatch):
 
 def test_hf_tasks_names_the_file_whose_help_is_cached(running_farstail, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "__main__", types.SimpleNamespace(__file__="/usr/bin/hf-tasks"))
-    monkeypatch.setattr(help_cache, "_named_source", None)
     help_cache.answer_from_cache(running_farstail, ["--help"])  # nothing stored yet: returns
     help_cache.store("farstail's help", ["--help"])
     with pytest.raises(SystemExit):
