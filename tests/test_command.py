@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -120,3 +121,12 @@ def test_study_help_is_grouped_and_its_options_are_parsed_like_a_recipes(tmp_pat
     assert study.forwarded == ["--seed", "3"] and study.parallel == 2 and study.seeds is None
     with pytest.raises(BadInputError, match="--parallel two: expected a whole number; .* --help lists the options"):
         parse_study_args(["farstail/tiny", "--output_dir", str(tmp_path), "--parallel", "two"])
+
+
+def test_python_m_hf_tasks_study_help_is_grouped_and_the_second_one_cached(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_TASKS_CACHE": str(tmp_path / "cache"), "COLUMNS": "100"}
+    answers = [subprocess.run([sys.executable, "-m", "hf_tasks.study", "--help"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300) for _ in range(2)]
+    assert [answer.returncode for answer in answers] == [0, 0], answers[0].stderr[-2000:]
+    assert "study options:" in answers[0].stdout and answers[1].stdout == answers[0].stdout
+    assert list((tmp_path / "cache" / "help").glob("__main__-*.txt"))  # the second answer's source
