@@ -30,7 +30,7 @@ from transformers import HfArgumentParser
 from hf_tasks.cli_help import answer_help
 from hf_tasks.config_files import config_layers, path_beside_config
 from hf_tasks.data.bad_rows import BadRows
-from hf_tasks.errors import BadInputError
+from hf_tasks.errors import BadInputError, OneLineArgumentParser
 from hf_tasks.run_state import RunState
 
 # The ways to give a recipe its data. One given on the command line replaces every other one a config set.
@@ -363,28 +363,35 @@ def _replaced_sources(given: set[str], defaults: dict[str, Any]) -> dict[str, No
             for dest in dests if defaults.get(dest) not in (None, [])}
 
 
-def build_parser(*dataclass_types: type) -> HfArgumentParser:
+class _RecipeParser(OneLineArgumentParser, HfArgumentParser):
+    """The dataclasses' parser, its complaints in one line and abbreviations refused."""
+
+
+def build_parser(*dataclass_types: type, usage: str | None = None) -> HfArgumentParser:
     """The parser of a recipe's argument groups, with `--config` (what `parse` and the docs' flag tables read)."""
-    parser = HfArgumentParser(dataclass_types)
+    parser = _RecipeParser(dataclass_types, usage=f"%(prog)s {usage}" if usage else None)
     parser.add_argument("--config", type=Path, help="YAML file of defaults; command-line flags override it.")
     return parser
 
 
 def parse(*dataclass_types: type, args: list[str] | None = None, description: str | None = None,
-          unused: tuple[str, ...] = ()) -> RunState:
+          unused: tuple[str, ...] = (), usage: str | None = None, forward_unknown: bool = False) -> RunState:
     """Parse `dataclass_types` from `--config x.yaml` (defaults) and the command line (overrides).
 
-    `description` (the recipe's docstring) opens `--help`. `unused` names arguments of the shared
+    `description` (the recipe's docstring) opens `--help`, after the usage line (`usage`, after the
+    program's name; default: the config and options). `unused` names arguments of the shared
     dataclasses the recipe never reads: `--help` leaves them out and a value for them is refused.
+    `forward_unknown`: flags none of the dataclasses knows are kept, in order, in `state.forwarded` (the
+    study passes them to its runs) instead of refused.
     Returns the run object: one instance per dataclass type (iterating gives them in order, `state[T]`
     finds one by type) and the run's state (the bad-row log, the data source in words).
     """
     argv = sys.argv[1:] if args is None else list(args)
-    config_parser = argparse.ArgumentParser(add_help=False)
+    config_parser = OneLineArgumentParser(add_help=False)
     config_parser.add_argument("--config", type=Path)
     known, remaining = config_parser.parse_known_args(argv)
 
-    parser = build_parser(*dataclass_types)
+    parser = build_parser(*dataclass_types, usage=usage)
     answer_help(parser, remaining, description, frozenset(unused))
     remaining, unset = _take_out_unsets(parser, remaining)
     given = set(_dests_given(parser, remaining))
@@ -402,7 +409,7 @@ def parse(*dataclass_types: type, args: list[str] | None = None, description: st
     except ValueError as error:
         # Raised by an argument dataclass's checks (ours or the Trainer's): a flag value the user gave.
         raise BadInputError(str(error)) from error
-    if extra:
+    if extra and not forward_unknown:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     # The last parsed item is the namespace holding --config, which is not a dataclass.
     instances = tuple(parsed[: len(dataclass_types)])
@@ -412,8 +419,11 @@ def parse(*dataclass_types: type, args: list[str] | None = None, description: st
             check_training_values(instance)
     data_args = next((instance for instance in instances if isinstance(instance, DataArguments)), None)
     if data_args is None:
-        return RunState(instances)
-    return RunState(instances, bad_rows=BadRows(data_args.skip_bad_rows), data_source=data_source(data_args))
+        state = RunState(instances)
+    else:
+        state = RunState(instances, bad_rows=BadRows(data_args.skip_bad_rows), data_source=data_source(data_args))
+    state.forwarded = list(extra)
+    return state
 
 
 def check_training_values(training_args: transformers.TrainingArguments) -> None:

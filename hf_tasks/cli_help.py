@@ -1,6 +1,7 @@
 """`--help` that orients: what the recipe does and how to run it, its own options under one heading
 per argument group, then the training options people change most. `--help-all` lists every option,
-the Trainer's included."""
+the Trainer's included. Both wrap whole descriptions to the terminal's width (COLUMNS) and are cached
+(`hf_tasks.help_cache`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from transformers import HfArgumentParser
 from hf_tasks import help_cache
 
 HELP_FLAGS = help_cache.HELP_FLAGS
-HELP_ALL_FLAG = "--help-all"
+HELP_ALL_FLAG = help_cache.HELP_ALL_FLAG
 # The TrainingArguments people change most; --help-all lists the other hundred or so.
 COMMON_TRAINING_OPTIONS = (
     "output_dir", "do_train", "do_eval", "do_predict", "num_train_epochs", "learning_rate",
@@ -24,7 +25,8 @@ COMMON_TRAINING_OPTIONS = (
 # Headings for argument groups whose class name does not read well on its own.
 GROUP_TITLES = {"QAArguments": "question answering", "LoraArguments": "LoRA",
                 "RegimeArguments": "training regime", "Cifar10Arguments": "CIFAR-10",
-                "FarsTailArguments": "FarsTail data", "ConstraintArguments": "Constraint data"}
+                "FarsTailArguments": "FarsTail data", "ConstraintArguments": "Constraint data",
+                "StudyOptions": "study", "SearchOptions": "hyperparameter search", "SlurmOptions": "Slurm"}
 METAVARS = {int: "N", float: "X", str: "TEXT"}
 
 
@@ -33,18 +35,19 @@ def answer_help(parser: HfArgumentParser, argv: list[str], description: str | No
     if HELP_ALL_FLAG in argv:
         parser.description = description
         parser.formatter_class = argparse.RawDescriptionHelpFormatter
-        parser.print_help()
-        raise SystemExit(0)
-    if any(flag in argv for flag in HELP_FLAGS):
+        text = parser.format_help().rstrip()
+    elif any(flag in argv for flag in HELP_FLAGS):
         text = short_help(parser, description, unused)
-        help_cache.store(text, argv)  # the next --help of this recipe prints it before the heavy imports
-        print(text)
-        raise SystemExit(0)
+    else:
+        return
+    help_cache.store(text, argv)  # the next such help of this recipe prints it before the heavy imports
+    print(text)
+    raise SystemExit(0)
 
 
 def short_help(parser: HfArgumentParser, description: str | None, unused: frozenset[str]) -> str:
     shown = argparse.ArgumentParser(
-        prog=parser.prog, usage=f"{parser.prog} [--config FILE.yaml] [--option VALUE ...]",
+        prog=parser.prog, usage=parser.usage or "%(prog)s [--config FILE.yaml] [--option VALUE ...]",
         description=(description or "").strip(), formatter_class=_CompactFormatter, add_help=False,
         epilog=f"{HELP_ALL_FLAG} lists every option with its whole help, the Trainer's included.\n"
                "--option none unsets a value the config gave. --debug shows the traceback of an error.",
@@ -82,17 +85,10 @@ def option_groups(parser: HfArgumentParser, unused: frozenset[str]) -> list[tupl
 
 
 class _CompactFormatter(argparse.RawDescriptionHelpFormatter):
-    """One line per option: the help starts in a column wide enough for most flags and is cut at the
-    line's end ("…"; --help-all has it whole)."""
+    """The help starts in a column wide enough for most flags and wraps, whole, to the terminal's width."""
 
     def __init__(self, prog: str):
         super().__init__(prog, max_help_position=40)
-
-    def _split_lines(self, text: str, width: int) -> list[str]:
-        lines = super()._split_lines(text, width)
-        if len(lines) <= 1:
-            return lines
-        return [lines[0][: width - 1].rstrip() + "…"]
 
 
 def _fields_by_declaring_class(kinds, skipped) -> dict[type, list[str]]:
@@ -132,7 +128,7 @@ def _compact(action: argparse.Action, first_sentence: bool = False) -> argparse.
     if first_sentence:
         text = re.split(r"(?<=\.)\s+(?=[A-Z])", text.strip(), maxsplit=1)[0]
     if action.default not in (None, False, [], "", argparse.SUPPRESS):
-        # Before the text, which may be cut at the line's end.
+        # Before the text, where it is seen first.
         text = f"[{action.default}] ".replace("%", "%%") + text
     compact.help = text
     return compact

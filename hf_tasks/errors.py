@@ -5,8 +5,10 @@ Recipes let these propagate; `one_line_errors` shows the command line their mess
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
+import re
 import sys
 import unicodedata
 from typing import Iterator
@@ -27,6 +29,58 @@ def refuse_control_characters(value: str, where: str) -> str:
                                 f"({unicodedata.name(character, 'unnamed')}); remove it (rename the file if it "
                                 "is in a name).")
     return value
+
+
+# argparse's words for what a flag takes, said the way a user reads them.
+EXPECTED = {"int": "a whole number", "float": "a number", "Path": "a path"}
+
+
+def _flag(match: re.Match) -> str:
+    return match["flag"].split("/")[0]  # the first spelling: --do_train of --do_train/--do-train
+
+
+ARGPARSE_MESSAGES = (
+    (re.compile(r"argument (?P<flag>[^:]+): invalid (?P<type>\w+) value: '(?P<value>.*)'$"),
+     lambda m: f"{_flag(m)} {m['value']}: expected {EXPECTED.get(m['type'], m['type'])}"),
+    (re.compile(r"argument (?P<flag>[^:]+): Truthy value expected: got (?P<value>\S*) .*$"),
+     lambda m: f"{_flag(m)} {m['value']}: expected true or false"),
+    (re.compile(r"argument (?P<flag>[^:]+): invalid choice: '(?P<value>.*)' \(choose from (?P<choices>.*)\)$"),
+     lambda m: f"{_flag(m)} {m['value']}: expected one of {m['choices']}"),
+    (re.compile(r"argument (?P<flag>[^:]+): expected (?P<count>.*) arguments?$"),
+     lambda m: f"{_flag(m)} expects {m['count']} value(s)"),
+    (re.compile(r"argument (?P<flag>[^:]+): (?P<rest>.*)$"), lambda m: f"{_flag(m)}: {m['rest'].rstrip('.')}"),
+    (re.compile(r"unrecogni[sz]ed arguments: (?P<extra>.*)$"), lambda m: f"unknown option(s): {m['extra']}"),
+    (re.compile(r"the following arguments are required: (?P<names>.*)$"), lambda m: f"give {m['names']}"),
+)
+
+
+def argparse_message(message: str, prog: str, known_flags: list[str] = ()) -> str:
+    """argparse's complaint as one line naming the flag and what it expects, ending with where help is; an
+    unknown flag that begins a known one is named with it (abbreviations are refused)."""
+    for pattern, said in ARGPARSE_MESSAGES:
+        match = pattern.match(message)
+        if match:
+            message = said(match)
+            break
+    if message.startswith("unknown option(s): "):
+        given = [token.split("=")[0] for token in message.split(": ", 1)[1].split() if token.startswith("-")]
+        meant = [flag for token in given for flag in known_flags if flag.startswith(token) and flag != token]
+        if meant:
+            message += f" (did you mean {' or '.join(sorted(set(meant))[:3])}? flags are not abbreviated)"
+    return f"{message}; {prog} --help lists the options."
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose every complaint (bad flag, bad value) is a `BadInputError`: one line, status 2,
+    under `one_line_errors`, instead of the whole usage. Abbreviated flags are refused: a flag added later
+    must not change what an old command line means."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        raise BadInputError(argparse_message(message, self.prog, sorted(self._option_string_actions)))
 
 
 class TrainingInterrupted(SystemExit):

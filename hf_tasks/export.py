@@ -25,7 +25,6 @@ tokenizer or processor, as for `transformers.pipeline`.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -36,7 +35,7 @@ import torch
 import yaml
 from transformers import AutoConfig, AutoFeatureExtractor, AutoImageProcessor, AutoTokenizer
 
-from hf_tasks.errors import BadInputError, one_line_errors
+from hf_tasks.errors import BadInputError, OneLineArgumentParser, one_line_errors
 from hf_tasks.files import write_atomic
 import hf_tasks.modeling  # noqa: F401  (registers hf_tasks' own models with the Auto classes)
 from hf_tasks.portable import AUTO_CLASSES
@@ -316,7 +315,7 @@ def _summary(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m hf_tasks.export", description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="python -m hf_tasks.export", description=__doc__.splitlines()[0])
     parser.add_argument("run_folder", type=Path)
     parser.add_argument("--format", choices=["onnx"], default="onnx")
     parser.add_argument("--quantize", choices=["int8"], default=None,

@@ -38,6 +38,8 @@ class RunState:
         self.data_source = data_source
         # Set by a recipe that may generate its demo data: whether the folder held the user's own data.
         self.data_origin: str | None = None
+        # Flags no argument group knows, kept in order when the parser was told to forward them (the study's).
+        self.forwarded: list[str] = []
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.groups)

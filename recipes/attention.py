@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from hf_tasks.args import ModelArguments, parse
-from hf_tasks.run_state import resolved_config
-from hf_tasks.errors import one_line_errors
+from hf_tasks.args import ModelArguments
+from hf_tasks.registry import Recipe
+from hf_tasks.run_state import RunState, resolved_config
 from hf_tasks.interpret.attention import compute_attentions, load_model_and_tokenizer, write_attention_views
 from hf_tasks.surgery.structure import LAYER_SET_HELP, parse_layer_set
 from hf_tasks.errors import BadInputError
@@ -49,10 +49,11 @@ class AttentionArguments:
             raise BadInputError(f"--display_mode {self.display_mode!r}: use 'light' or 'dark'.")
 
 
-ARGUMENTS = (ModelArguments, AttentionArguments)  # main's parameters, in order
+ARGUMENTS = (ModelArguments, AttentionArguments)
 
 
-def main(model_args: ModelArguments, attention_args: AttentionArguments) -> dict[str, Path]:
+def main(state: RunState) -> dict[str, Path]:
+    model_args, attention_args = state[ModelArguments], state[AttentionArguments]
     if model_args.model_name_or_path is None:
         raise BadInputError("Attention views need a trained model: pass --model_name_or_path.")
     model, tokenizer = load_model_and_tokenizer(
@@ -87,6 +88,7 @@ def main(model_args: ModelArguments, attention_args: AttentionArguments) -> dict
     return paths
 
 
+RECIPE = Recipe("attention", __doc__, ARGUMENTS, main)
+
 if __name__ == "__main__":
-    with one_line_errors():
-        main(*parse(*ARGUMENTS, description=__doc__))
+    RECIPE.cli()

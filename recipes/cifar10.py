@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from transformers import EarlyStoppingCallback
 
 import hf_tasks.modeling.mlp  # noqa: F401  (registers the model type of mlp_baseline.yaml)
-from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
+from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments
 from hf_tasks.callbacks import EpochTimingCallback, check_plateau_schedule
 from hf_tasks.data import labelled_images
 from hf_tasks.data.labelled_images import LabelledImageArguments
 from hf_tasks.data.sources import class_names_of
-from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.timm_model import TransferArguments, backbone_statistics, build_image_classifier
 from hf_tasks.run_state import RunState
+from hf_tasks.registry import ModelCardFacts, Recipe
 from hf_tasks.runner import run, setup
 from hf_tasks.surgery import parameter_counts
 from hf_tasks.surgery.regime import RegimeArguments, apply_regime
@@ -53,9 +53,6 @@ class Cifar10Arguments(ImageArguments, LabelledImageArguments, TransferArguments
 
 
 ARGUMENTS = (ModelArguments, DataArguments, Cifar10Arguments, RegimeArguments, TrainingArguments)
-# Images come from a hub dataset or --data_dir; nothing is tokenised.
-UNUSED = ("train_file", "validation_file", "test_file", "max_seq_length", "preprocessing_num_workers",
-          "padding_free")
 
 
 def main(state: RunState):
@@ -84,18 +81,24 @@ def main(state: RunState):
         state,
         processing_class=task.image_processor(),
         callbacks=callbacks,
-        model_card={
-            "recipe": "recipes/cifar10.py",
-            "task_type": "image-classification",
-            "dataset": "CIFAR-10",
-            "tags": ["image-classification", "cifar10", "transfer-learning"],
-            "description": f"`{name}` fine-tuned with trainable backbone parts "
+        model_card=RECIPE.card(
+            f"`{name}` fine-tuned with trainable backbone parts "
             f"{state[RegimeArguments].trainable_modules or 'all'} ({counts['trainable_params']:,} trainable "
-            "parameters), after Malpure et al. 2021.",
-        },
+            "parameters), after Malpure et al. 2021."
+        ),
     )
 
 
+RECIPE = Recipe(
+    "cifar10", __doc__, ARGUMENTS, main,
+    # Images come from a hub dataset or --data_dir; nothing is tokenised.
+    # Images come from a hub dataset or --data_dir; nothing is tokenised or flattened.
+    unused=("train_file", "validation_file", "test_file", "max_seq_length", "preprocessing_num_workers",
+            "padding_free"),
+    model_card=ModelCardFacts("image-classification", "CIFAR-10",
+                              tags=("image-classification", "cifar10", "transfer-learning")),
+    writes_data_dir=True,
+)
+
 if __name__ == "__main__":
-    with one_line_errors():
-        main(parse(*ARGUMENTS, description=__doc__, unused=UNUSED))
+    RECIPE.cli()

@@ -8,14 +8,14 @@ head, fine-tuned end to end or feature-based (frozen backbone, optionally with c
 
 import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
 
-from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
+from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments
 from hf_tasks.data import constraint
 from hf_tasks.data.constraint import ConstraintArguments
 from hf_tasks.data.sources import class_names_of
-from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_processor
 from hf_tasks.modeling.text_classifier import HeadArguments, build_text_classifier
 from hf_tasks.run_state import RunState
+from hf_tasks.registry import ModelCardFacts, Recipe
 from hf_tasks.runner import run, setup
 from hf_tasks.surgery.regime import RegimeArguments, apply_regime
 from hf_tasks.tasks.text import TextArguments, TextClassificationTask
@@ -25,7 +25,6 @@ HEAD_TITLES = {"auto": "[CLS]/pooler linear", "bigru": "BiGRU"}  # for the model
 
 ARGUMENTS = (ModelArguments, DataArguments, ConstraintArguments, TextArguments, HeadArguments, RegimeArguments,
              TrainingArguments)
-UNUSED = ("data_dir",)  # tweets come from CSV files or a hub dataset, never a folder
 
 
 def main(state: RunState):
@@ -46,19 +45,19 @@ def main(state: RunState):
         state,
         processing_class=tokenizer,
         callbacks=callbacks,
-        model_card={
-            "recipe": "recipes/covid_fakenews.py",
-            "task_type": "text-classification",
-            "dataset": "Constraint@AAAI-2021 COVID-19 fake news",
-            "language": ["en"],
-            "tags": ["text-classification", "covid-19", "fake-news", "tweets"],
-            "description": f"COVID-19 tweet real/fake classification, {HEAD_TITLES[head_args.head]} head, "
-                           + ("feature-based (frozen backbone)." if state[RegimeArguments].feature_based
-                              else "fine-tuned."),
-        },
+        model_card=RECIPE.card(
+            f"COVID-19 tweet real/fake classification, {HEAD_TITLES[head_args.head]} head, "
+            + ("feature-based (frozen backbone)." if state[RegimeArguments].feature_based else "fine-tuned.")
+        ),
     )
 
 
+RECIPE = Recipe(
+    "covid_fakenews", __doc__, ARGUMENTS, main,
+    unused=("data_dir",),  # tweets come from CSV files or a hub dataset, never a folder
+    model_card=ModelCardFacts("text-classification", "Constraint@AAAI-2021 COVID-19 fake news", language=("en",),
+                              tags=("text-classification", "covid-19", "fake-news", "tweets")),
+)
+
 if __name__ == "__main__":
-    with one_line_errors():
-        main(parse(*ARGUMENTS, description=__doc__, unused=UNUSED))
+    RECIPE.cli()

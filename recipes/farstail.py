@@ -10,21 +10,20 @@ import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, bef
 
 from transformers import AutoModelForSequenceClassification
 
-from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
+from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments
 from hf_tasks.data import farstail
 from hf_tasks.data.farstail import FarsTailArguments
 from hf_tasks.data.sources import class_names_of
-from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.modeling.labels import label_maps
 from hf_tasks.run_state import RunState
+from hf_tasks.registry import ModelCardFacts, Recipe
 from hf_tasks.runner import run, setup
 from hf_tasks.surgery.regime import RegimeArguments, apply_regime
 from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask
 
 
 ARGUMENTS = (ModelArguments, DataArguments, FarsTailArguments, PairArguments, RegimeArguments, TrainingArguments)
-UNUSED = ("data_dir",)  # NLI reads TSV files or a hub dataset, never a folder
 
 
 def main(state: RunState):
@@ -42,18 +41,17 @@ def main(state: RunState):
         state,
         processing_class=tokenizer,
         callbacks=callbacks,
-        model_card={
-            "recipe": "recipes/farstail.py",
-            "task_type": "text-classification",
-            "dataset": "FarsTail",
-            "language": ["fa"],
-            "tags": ["text-classification", "natural-language-inference", "persian", "farstail"],
-            "description": "Persian natural language inference (entailment / contradiction / neutral) "
-                           "fine-tuned on FarsTail.",
-        },
+        model_card=RECIPE.card("Persian natural language inference (entailment / contradiction / neutral) "
+                               "fine-tuned on FarsTail."),
     )
 
 
+RECIPE = Recipe(
+    "farstail", __doc__, ARGUMENTS, main,
+    unused=("data_dir",),  # NLI reads TSV files or a hub dataset, never a folder
+    model_card=ModelCardFacts("text-classification", "FarsTail", language=("fa",),
+                              tags=("text-classification", "natural-language-inference", "persian", "farstail")),
+)
+
 if __name__ == "__main__":
-    with one_line_errors():
-        main(parse(*ARGUMENTS, description=__doc__, unused=UNUSED))
+    RECIPE.cli()

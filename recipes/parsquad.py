@@ -8,18 +8,17 @@ import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, bef
 
 from transformers import AutoModelForQuestionAnswering
 
-from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
+from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments
 from hf_tasks.data import squad
-from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.run_state import RunState
+from hf_tasks.registry import ModelCardFacts, Recipe
 from hf_tasks.runner import run, setup
 from hf_tasks.surgery.regime import RegimeArguments, apply_regime
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
 
 
 ARGUMENTS = (ModelArguments, DataArguments, QAArguments, RegimeArguments, TrainingArguments)
-UNUSED = ("data_dir",)  # QA reads SQuAD-format files or a hub dataset, never a folder
 
 
 def main(state: RunState):
@@ -36,17 +35,16 @@ def main(state: RunState):
         state,
         processing_class=tokenizer,
         callbacks=callbacks,
-        model_card={
-            "recipe": "recipes/parsquad.py",
-            "task_type": "question-answering",
-            "dataset": "PQuAD",
-            "language": ["fa"],
-            "tags": ["question-answering", "persian", "pquad"],
-            "description": "Extractive question answering with unanswerable questions (SQuAD v2 style).",
-        },
+        model_card=RECIPE.card("Extractive question answering with unanswerable questions (SQuAD v2 style)."),
     )
 
 
+RECIPE = Recipe(
+    "parsquad", __doc__, ARGUMENTS, main,
+    unused=("data_dir",),  # QA reads SQuAD-format files or a hub dataset, never a folder
+    model_card=ModelCardFacts("question-answering", "PQuAD", language=("fa",),
+                              tags=("question-answering", "persian", "pquad")),
+)
+
 if __name__ == "__main__":
-    with one_line_errors():
-        main(parse(*ARGUMENTS, description=__doc__, unused=UNUSED))
+    RECIPE.cli()

@@ -22,8 +22,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from hf_tasks.args import ModelArguments, parse
-from hf_tasks.errors import one_line_errors
+from hf_tasks.args import ModelArguments
+from hf_tasks.registry import Recipe
+from hf_tasks.run_state import RunState
 from hf_tasks.files import write_atomic
 from hf_tasks.interpret.segmentation import (
     class_fractions,
@@ -102,10 +103,11 @@ def _batches(inputs, count: int, size: int):
         yield batch
 
 
-ARGUMENTS = (ModelArguments, SegmentationArguments)  # main's parameters, in order
+ARGUMENTS = (ModelArguments, SegmentationArguments)
 
 
-def main(model_args: ModelArguments, args: SegmentationArguments) -> dict[str, Any]:
+def main(state: RunState) -> dict[str, Any]:
+    model_args, args = state[ModelArguments], state[SegmentationArguments]
     if model_args.model_name_or_path is None:
         raise BadInputError("Segmentation needs a trained model: pass --model_name_or_path.")
     model, processor = load_segmenter(
@@ -151,6 +153,7 @@ def main(model_args: ModelArguments, args: SegmentationArguments) -> dict[str, A
     return results
 
 
+RECIPE = Recipe("segmentation", __doc__, ARGUMENTS, main)
+
 if __name__ == "__main__":
-    with one_line_errors():
-        main(*parse(*ARGUMENTS, description=__doc__))
+    RECIPE.cli()

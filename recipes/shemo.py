@@ -13,13 +13,13 @@ import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, bef
 
 from transformers import AutoFeatureExtractor
 
-from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, parse
+from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments
 from hf_tasks.data import audio_clips
 from hf_tasks.data.sources import class_names_of
-from hf_tasks.errors import one_line_errors
 from hf_tasks.modeling.audio_classifier import class_weights, load_audio_classifier, takes_attention_mask
 from hf_tasks.modeling.auto import load_processor
 from hf_tasks.run_state import RunState
+from hf_tasks.registry import ModelCardFacts, Recipe
 from hf_tasks.runner import run, setup
 from hf_tasks.samples.owned_folder import generate_into_data_dir
 from hf_tasks.samples.shemo import write_synthetic_shemo
@@ -28,7 +28,6 @@ from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask
 
 
 ARGUMENTS = (ModelArguments, DataArguments, AudioArguments, RegimeArguments, TrainingArguments)
-UNUSED = ("max_seq_length", "padding_free")  # clips are cropped by --max_duration, not tokens; no flattening
 
 
 def main(state: RunState):
@@ -50,18 +49,20 @@ def main(state: RunState):
         state,
         processing_class=feature_extractor,
         callbacks=callbacks,
-        model_card={
-            "recipe": "recipes/shemo.py",
-            "task_type": "audio-classification",
-            "dataset": "ShEMO",
-            "language": ["fa"],
-            "tags": ["audio-classification", "speech-emotion-recognition", "persian", "shemo"],
-            "description": "Speech emotion recognition (anger, fear, happiness, neutral, sadness, surprise) "
-                           f"with a {audio_args.split} split; per-class results in the classification report.",
-        },
+        model_card=RECIPE.card(
+            "Speech emotion recognition (anger, fear, happiness, neutral, sadness, surprise) "
+            f"with a {audio_args.split} split; per-class results in the classification report."
+        ),
     )
 
 
+RECIPE = Recipe(
+    "shemo", __doc__, ARGUMENTS, main,
+    unused=("max_seq_length", "padding_free"),  # clips are cropped by --max_duration, not tokens; no flattening
+    model_card=ModelCardFacts("audio-classification", "ShEMO", language=("fa",),
+                              tags=("audio-classification", "speech-emotion-recognition", "persian", "shemo")),
+    writes_data_dir=True,
+)
+
 if __name__ == "__main__":
-    with one_line_errors():
-        main(parse(*ARGUMENTS, description=__doc__, unused=UNUSED))
+    RECIPE.cli()

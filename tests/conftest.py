@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hf_tasks import registry
 from tests.caches import use_private_caches
 
 # Before anything imports datasets, transformers or wandb: they read their cache folders once.
@@ -50,6 +51,18 @@ def recipe_args(config: str, output_dir: Path, *overrides: str) -> list[str]:
     """Command-line arguments for running a recipe in-process on CPU without reporting."""
     return ["--config", str(REPO / config), "--output_dir", str(output_dir), "--use_cpu", "true",
             "--report_to", "none", "--disable_tqdm", "true", *overrides]
+
+
+# The recipes that train, by name: each has a tiny config for the CPU tests (test_config_paths checks both ways).
+TRAINING_RECIPES = registry.having_config("tiny")
+
+
+def tiny_recipe_args(recipe: registry.Recipe, folder: Path, *overrides: str) -> list[str]:
+    """`recipe_args` for the recipe's tiny config into `folder/run`; a recipe that writes its demo data into
+    --data_dir gets `folder/data` (and its own dataset cache)."""
+    own_data = ["--data_dir", str(folder / "data"), "--dataset_cache_dir", str(folder / "cache")] \
+        if recipe.writes_data_dir else []
+    return recipe_args(str(registry.configs_folder(recipe.name) / "tiny.yaml"), folder / "run", *overrides, *own_data)
 
 
 def accuracy_of_predictions(predictions_csv: Path) -> float:

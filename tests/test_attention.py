@@ -229,7 +229,7 @@ def test_missing_model_folder_and_empty_text_fail_early(model_dir, tmp_path):
 def test_recipe_writes_views_and_prints_prediction(model_dir, tmp_path, capsys):
     args = ["--model_name_or_path", str(model_dir), "--text", "the cat sat on the mat", "--text_pair",
             "the cat is sleeping", "--output_dir", str(tmp_path / "views"), "--layers", "last:2", "--use_cpu"]
-    paths = attention_recipe.main(*parse(*attention_recipe.ARGUMENTS, args=args))
+    paths = attention_recipe.main(parse(*attention_recipe.ARGUMENTS, args=args))
     assert {path.name for path in paths.values()} == {"head_view.html", "model_view.html", "attention_heads.png"}
     assert all(path.is_file() for path in paths.values())
     assert count_heatmap_panels(paths["grid"]) == 2 * NUM_HEADS

@@ -2,7 +2,6 @@
 `--flag none`, and data sources that replace each other."""
 
 import dataclasses
-import importlib
 import logging
 import re
 from pathlib import Path
@@ -13,11 +12,12 @@ import yaml
 import cifar10
 import farstail
 import segmentation
+from hf_tasks import registry
 from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, data_source, parse
 from hf_tasks.config_files import PATH_ARGUMENTS
 from hf_tasks.run_state import resolved_config
 from hf_tasks.surgery import SurgeryArguments
-from tests.conftest import REPO, recipe_args
+from tests.conftest import REPO, TRAINING_RECIPES, recipe_args
 
 SAMPLE_TRAIN = REPO / "hf_tasks/samples/farstail/train.tsv"
 
@@ -190,23 +190,26 @@ def test_a_cpu_run_saves_its_arguments_as_given(tmp_path):
     assert saved["dataloader_pin_memory"] is True and saved["disable_tqdm"] is True  # as recipe_args gave it
 
 
-@pytest.mark.parametrize("recipe", ["parsquad", "farstail", "covid_fakenews", "cifar10", "shemo", "attention",
-                                    "segmentation"])
+@pytest.mark.parametrize("recipe", registry.recipe_names())
 def test_every_path_argument_of_a_recipe_says_how_a_config_resolves_it(recipe):
-    module = importlib.import_module(recipe)
-    path_like = {field.name for argument_type in module.ARGUMENTS for field in dataclasses.fields(argument_type)
+    path_like = {field.name for argument_type in registry.load(recipe).arguments
+                 for field in dataclasses.fields(argument_type)
                  if re.search(r"(_file|_dir|_path|folder)$|^images$", field.name)}
     assert path_like - {"overwrite_output_dir"} <= set(PATH_ARGUMENTS)
 
 
-@pytest.mark.parametrize("recipe", ["parsquad", "farstail", "covid_fakenews", "shemo"])
+@pytest.mark.parametrize("recipe", TRAINING_RECIPES)
 def test_the_shipped_demo_configs_find_their_sample_files_from_any_directory(recipe, tmp_path, monkeypatch):
-    config = REPO / "recipes" / "configs" / recipe / "tiny.yaml"
+    config = registry.configs_folder(recipe) / "tiny.yaml"
     monkeypatch.chdir(tmp_path)
-    module = importlib.import_module(recipe)
-    arguments = parse(*module.ARGUMENTS, args=["--config", str(config), "--output_dir", str(tmp_path / "run")])
+    arguments = registry.load(recipe).parse(["--config", str(config), "--output_dir", str(tmp_path / "run")])
     model_args = next(argument for argument in arguments if hasattr(argument, "config_name"))
     data_args = next(argument for argument in arguments if hasattr(argument, "train_file"))
-    assert Path(model_args.config_name).is_dir()
+    assert model_args.config_name is None or Path(model_args.config_name).is_dir()
     assert all(Path(path).is_file() for path in (data_args.train_file, data_args.validation_file,
                                                   data_args.test_file) if path)
+
+
+def test_the_recipes_that_train_are_the_ones_with_a_tiny_config():
+    # The CPU tests find the recipes to train by their tiny config.
+    assert TRAINING_RECIPES == [name for name in registry.recipe_names() if registry.load(name).trains]

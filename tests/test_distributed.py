@@ -11,7 +11,6 @@ job (an FSDP preset on a machine without GPUs) stops before it writes anything.
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import os
 import shutil
@@ -33,7 +32,7 @@ from transformers import (
     XLMRobertaForQuestionAnswering,
 )
 
-from hf_tasks.args import parse
+from hf_tasks import registry
 from hf_tasks.config_files import config_values
 from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
 from hf_tasks.data.tables import read_table
@@ -53,14 +52,18 @@ class Recipe:
     train: tuple[str, ...]  # a few quick steps that leave a model with more than one predicted class
     evaluate: tuple[str, ...]  # how the recipe loads its own run folder back
     row_id: str  # the column of eval_predictions.csv that names the example
-    data_dir: bool = False  # the recipe writes synthetic data into --data_dir
 
     def arguments(self, output_dir: Path, *overrides: str) -> list[str]:
         return recipe_args(f"recipes/configs/{self.name}/tiny.yaml", output_dir, *overrides)
 
     def run_in_process(self, output_dir: Path, *overrides: str) -> dict:
-        module = importlib.import_module(self.name)
-        return module.main(parse(*module.ARGUMENTS, args=self.arguments(output_dir, *overrides)))
+        recipe = registry.load(self.name)
+        return recipe.main(recipe.parse(self.arguments(output_dir, *overrides)))
+
+    @property
+    def data_dir(self) -> bool:
+        """The recipe writes synthetic data into --data_dir."""
+        return registry.load(self.name).writes_data_dir
 
 
 NO_EXTRAS = ("--do_predict", "false", "--save_strategy", "no")
@@ -78,10 +81,10 @@ RECIPES = {
                # The plateau schedule needs evaluations; the last one is of the saved model.
                train=("--max_train_samples", "256", "--num_train_epochs", "3", "--eval_strategy", "epoch",
                       "--load_best_model_at_end", "false", *NO_EXTRAS),
-               evaluate=("--pretrained_backbone", "true"), row_id="image_id", data_dir=True),
+               evaluate=("--pretrained_backbone", "true"), row_id="image_id"),
         Recipe("shemo",
                train=("--num_train_epochs", "3", "--eval_strategy", "no", *NO_EXTRAS),
-               evaluate=("--head", "auto"), row_id="file", data_dir=True),
+               evaluate=("--head", "auto"), row_id="file"),
     )
 }
 
@@ -123,7 +126,7 @@ def test_two_process_evaluation_equals_one_process(name, tmp_path):
     assert single["eval_loss"] == pytest.approx(trained["eval_loss"], rel=1e-5)
     assert single["eval_accuracy"] == trained["eval_accuracy"]
 
-    launch_two_processes(str(REPO / f"recipes/{name}.py"), *recipe.arguments(tmp_path / "two", *evaluation))
+    launch_two_processes(str(registry.recipe_path(name)), *recipe.arguments(tmp_path / "two", *evaluation))
     assert_same_evaluation(recipe, tmp_path, single, tmp_path / "one", tmp_path / "two")
 
 

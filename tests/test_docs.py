@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hf_tasks import registry
 from hf_tasks.args import DataArguments, build_parser, parse
 from hf_tasks.cli_help import option_groups, short_help
 from hf_tasks.data.bad_rows import BadRows
@@ -40,7 +41,7 @@ from generated import flag_row, recipe_arguments, recipe_option_groups, refuse_r
 
 PAGES = sorted(DOCS.rglob("*.md"))
 PAGES = [page for page in PAGES if "_build" not in page.parts]
-RECIPE_NAMES = sorted(path.stem for path in (REPO / "recipes").glob("*.py"))
+RECIPE_NAMES = registry.recipe_names()
 # A fenced block with a language (```bash); directives (```{flag-table}) are not examples.
 BLOCK = re.compile(r"^(?P<marker>%[^\n]*\n)?```(?P<language>[a-z]+)\n(?P<body>.*?)^```$", re.M | re.S)
 
@@ -116,19 +117,37 @@ def check_module_command(words: list[str]) -> None:
 
 
 def check_study_command(arguments: list[str]) -> None:
-    from hf_tasks.study.cli import SLURM_OPTIONS, STUDY_OPTIONS, STUDY_SWITCHES
+    from hf_tasks.study.cli import SearchOptions, SlurmOptions, StudyOptions
 
-    configs = [word for word in arguments if word.endswith(".yaml") and not word.startswith("-")]
-    configs = [config for config in configs if arguments[arguments.index(config) - 1] != "--search"]
+    configs = [word for word in arguments if not word.startswith("-") and (word.endswith(".yaml") or "/" in word)
+               and arguments[arguments.index(word) - 1] not in ("--search", "--output_dir")]
     assert configs, "a study command names its configs"
     recipe_options = set()
     for config in configs:
-        assert (REPO / config).is_file(), f"no config {config}"
-        types_, _ = recipe_arguments(Path(config).parent.name)
+        path = REPO / config if config.endswith(".yaml") else registry.find_config(config)
+        assert path.is_file(), f"no config {config}"
+        types_, _ = recipe_arguments(path.parent.name)
         recipe_options |= {option for action in build_parser(*types_)._actions for option in action.option_strings}
-    known = set(STUDY_OPTIONS) | set(SLURM_OPTIONS) | set(STUDY_SWITCHES) | recipe_options
-    unknown = [word for word in arguments if word.startswith("--") and word not in known]
+    study_options = {option for action in build_parser(StudyOptions, SearchOptions, SlurmOptions)._actions
+                     for option in action.option_strings}
+    unknown = [word for word in arguments if word.startswith("--") and word not in study_options | recipe_options]
     assert not unknown, f"options neither the study nor the recipe knows: {unknown}"
+
+
+def check_hf_tasks_command(arguments: list[str]) -> None:
+    """`hf-tasks COMMAND ...`: a run parses with the recipe's parser (a packaged config found by name), a study
+    as `python -m hf_tasks.study` would; the others name a command hf-tasks has."""
+    from hf_tasks.command import COMMANDS, NUM_PROCESSES_FLAG, _take_option
+
+    command, rest = arguments[0], arguments[1:]
+    assert command in COMMANDS, f"hf-tasks has no command {command!r}"
+    if command == "run" and "--help" not in rest:
+        recipe, (_, rest) = rest[0], _take_option(rest[1:], NUM_PROCESSES_FLAG)
+        if "--config" in rest:
+            rest[rest.index("--config") + 1] = str(registry.find_config(rest[rest.index("--config") + 1], recipe))
+        check_recipe_command(recipe, rest)
+    elif command == "study":
+        check_study_command(rest)
 
 
 def check_command(words: list[str]) -> None:
@@ -136,6 +155,8 @@ def check_command(words: list[str]) -> None:
         check_recipe_command(*call)
     elif words[:2] == ["python", "-m"]:
         check_module_command(words)
+    elif words[0] == "hf-tasks":
+        check_hf_tasks_command(words[1:])
     else:
         pytest.fail(f"a command the check does not know how to read: {shlex.join(words)}")
 

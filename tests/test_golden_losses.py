@@ -23,15 +23,14 @@ reason to regenerate.
 
 from __future__ import annotations
 
-import importlib
 import json
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from hf_tasks.args import parse
-from tests.conftest import REPO, recipe_args
+from hf_tasks import registry
+from tests.conftest import REPO, TRAINING_RECIPES, tiny_recipe_args
 
 REFERENCES = REPO / "tests" / "golden" / "first_losses.json"
 TOLERANCES = REPO / "tests" / "golden" / "tolerances.json"
@@ -44,30 +43,24 @@ STEPS = 4
 SHORT_RUN = ["--max_steps", str(STEPS), "--logging_steps", "1", "--max_train_samples", "32",
              "--max_eval_samples", "16", "--do_eval", "true", "--do_predict", "false", "--eval_strategy", "no",
              "--save_strategy", "no", "--load_best_model_at_end", "false"]
-# Recipes that write their synthetic data into --data_dir get a fresh folder of their own.
-WRITES_DATA_DIR = {"cifar10", "shemo"}
 # The plateau schedule needs an evaluation strategy; one evaluation at the last step leaves the first
 # steps' learning rates as they are.
 OWN_OVERRIDES = {"cifar10": ["--eval_strategy", "steps", "--eval_steps", str(STEPS)]}
-RECIPES = ("parsquad", "farstail", "covid_fakenews", "cifar10", "shemo")
 
 
 def first_losses(recipe_name: str, folder: Path, *extra: str) -> dict[str, list[float] | float]:
     """Run `recipe_name`'s tiny config briefly into `folder` (with `extra` flags last); its logged training
     losses and its eval loss."""
-    recipe = importlib.import_module(recipe_name)
+    recipe = registry.load(recipe_name)
     overrides = SHORT_RUN + OWN_OVERRIDES.get(recipe_name, [])
-    if recipe_name in WRITES_DATA_DIR:
-        overrides += ["--data_dir", str(folder / "data"), "--dataset_cache_dir", str(folder / "cache")]
-    arguments = recipe_args(f"recipes/configs/{recipe_name}/tiny.yaml", folder / "run", *overrides, *extra)
-    results = recipe.main(parse(*recipe.ARGUMENTS, args=arguments))
+    results = recipe.main(recipe.parse(tiny_recipe_args(recipe, folder, *overrides, *extra)))
     state = json.loads((folder / "run" / "trainer_state.json").read_text(encoding="utf-8"))
     return {"train_losses": [row["loss"] for row in state["log_history"] if "loss" in row],
             "eval_loss": results["eval_loss"]}
 
 
 @pytest.mark.pinned_numbers
-@pytest.mark.parametrize("recipe_name", RECIPES)
+@pytest.mark.parametrize("recipe_name", TRAINING_RECIPES)
 def test_first_losses_match_the_references(recipe_name, tmp_path):
     reference = json.loads(REFERENCES.read_text(encoding="utf-8"))[recipe_name]
     tolerance = json.loads(TOLERANCES.read_text(encoding="utf-8"))[recipe_name]
@@ -88,14 +81,14 @@ def test_tiny_real_changes_exceed_the_tolerances():
                            json.loads(TOLERANCES.read_text(encoding="utf-8")))
     assert set(moved) == {"learning rate x1.01", "one training example fewer"}
     for change, by_recipe in moved.items():
-        assert set(by_recipe) == set(RECIPES)
+        assert set(by_recipe) == set(TRAINING_RECIPES)
         for recipe_name, times in by_recipe.items():
             assert times >= REAL_CHANGE_MARGIN, (change, recipe_name, times)
 
 
 def regenerate() -> None:
     references = {}
-    for recipe_name in RECIPES:
+    for recipe_name in TRAINING_RECIPES:
         with tempfile.TemporaryDirectory() as folder:
             references[recipe_name] = first_losses(recipe_name, Path(folder))
     REFERENCES.parent.mkdir(exist_ok=True)

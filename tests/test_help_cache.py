@@ -10,11 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hf_tasks import help_cache
-from hf_tasks.args import parse
-from tests.conftest import REPO  # first: puts recipes/ on sys.path
-
-import farstail  # noqa: E402
+from hf_tasks import help_cache, registry
+from tests.conftest import REPO
 
 
 @pytest.fixture
@@ -22,12 +19,15 @@ def running_farstail(monkeypatch, tmp_path):
     """As if `python recipes/farstail.py` were running, with a private help cache."""
     monkeypatch.setenv(help_cache.CACHE_VARIABLE, str(tmp_path / "cache"))
     monkeypatch.setitem(sys.modules, "__main__", types.SimpleNamespace(__file__=str(REPO / "recipes/farstail.py")))
+    monkeypatch.setattr(help_cache, "_named_source", None)
     return REPO / "recipes/farstail.py"
 
 
 def test_the_first_help_is_stored_and_the_next_one_printed_from_the_cache(running_farstail, capsys):
+    farstail = registry.load("farstail")
+    capsys.readouterr()  # what importing it printed
     with pytest.raises(SystemExit) as built:
-        parse(*farstail.ARGUMENTS, args=["--help"], description=farstail.__doc__, unused=farstail.UNUSED)
+        farstail.parse(["--help"])
     assert built.value.code == 0
     text = capsys.readouterr().out
     assert "FarsTail data options" in text and "--keep_layers" in text
@@ -39,10 +39,40 @@ def test_the_first_help_is_stored_and_the_next_one_printed_from_the_cache(runnin
     assert answered.value.code == 0 and capsys.readouterr().out == "the cached text\n"
 
 
+def test_help_all_is_cached_apart_from_help(running_farstail, capsys):
+    farstail = registry.load("farstail")
+    capsys.readouterr()  # what importing it printed
+    with pytest.raises(SystemExit):
+        farstail.parse(["--help-all"])
+    text = capsys.readouterr().out
+    assert "--logging_nan_inf_filter" in text
+    assert help_cache.cache_path(running_farstail, whole=True).read_text(encoding="utf-8") + "\n" == text
+    assert not help_cache.cache_path(running_farstail).exists()
+    with pytest.raises(SystemExit):
+        help_cache.print_cached(["--help-all"])
+    assert capsys.readouterr().out == text
+
+
+def test_the_text_is_kept_per_terminal_width(running_farstail, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    narrow = help_cache.cache_path(running_farstail)
+    monkeypatch.setenv("COLUMNS", "200")
+    assert help_cache.cache_path(running_farstail) != narrow
+
+
+def test_hf_tasks_names_the_file_whose_help_is_cached(running_farstail, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "__main__", types.SimpleNamespace(__file__="/usr/bin/hf-tasks"))
+    help_cache.answer_from_cache(running_farstail, ["--help"])  # nothing stored yet: returns
+    help_cache.store("farstail's help", ["--help"])
+    with pytest.raises(SystemExit):
+        help_cache.answer_from_cache(running_farstail, ["--help"])
+    assert capsys.readouterr().out == "farstail's help\n"
+
+
 def test_nothing_is_printed_without_a_help_flag_or_a_cached_text(running_farstail, capsys):
     help_cache.print_cached(["--config", "x.yaml"])
     help_cache.print_cached(["--help"])  # nothing stored yet
-    help_cache.print_cached(["--help-all"])  # always built
+    help_cache.print_cached(["--help-all"])
     assert capsys.readouterr().out == ""
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from transformers.training_args import ParallelMode
 
+from hf_tasks.launch import BASE_PORT, launch_prefix
 from hf_tasks.runner import LaunchError, check_launch
+from hf_tasks.study.runs import Run, launch_command
 from hf_tasks.errors import BadInputError
 
 
@@ -47,3 +51,16 @@ def test_launches_the_trainer_runs_as_one_job_go_on(monkeypatch, world_size, mod
     if world_size is not None:
         monkeypatch.setenv("WORLD_SIZE", world_size)
     assert check_launch(trainer_view(mode)) is None
+
+
+def test_the_study_queue_starts_a_multi_process_run_with_the_one_launch_builder(tmp_path):
+    run = Run("farstail-tiny", "farstail-tiny", Path("tiny.yaml"), Path("recipes/farstail.py"), tmp_path / "run", {},
+              num_processes=2)
+    run.slots = [3, 4]
+    on_cpu = launch_command(run, [sys.executable], Path("tiny.yaml"), [], on_devices=False)
+    assert on_cpu[:-5] == launch_prefix(2, on_gpus=False, port=BASE_PORT + 3) == [
+        sys.executable, "-m", "torch.distributed.run", "--master_port", str(BASE_PORT + 3), "--nproc_per_node", "2"]
+    on_gpus = launch_command(run, [sys.executable], Path("tiny.yaml"), [], on_devices=True)
+    assert on_gpus[:-5] == [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--main_process_port",
+                            str(BASE_PORT + 3), "--num_processes", "2"]
+    assert on_gpus[-5:] == ["recipes/farstail.py", "--config", "tiny.yaml", "--output_dir", str(tmp_path / "run")]

@@ -16,8 +16,8 @@ LAYERS = [
     {"modeling", "surgery"},
     {"tasks"},
     {"args", "config_files", "cli_help", "runner", "run_state", "run_log", "run_folder", "interrupt", "callbacks",
-     "model_card", "portable", "export", "study", "interpret", "samples", "trackers", "help_cache",
-     "throughput"},
+     "model_card", "portable", "export", "study", "interpret", "samples", "trackers", "help_cache", "registry",
+     "launch", "command", "throughput"},
 ]
 LAYER_OF = {part: level for level, parts in enumerate(LAYERS) for part in parts}
 

@@ -14,31 +14,26 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, BertConfig, BertForSequenceClassification
 
-from hf_tasks.args import parse
+from hf_tasks import registry
 from hf_tasks.errors import BadInputError
 from hf_tasks.modeling.audio import PooledAudioClassifier, PooledAudioClassifierConfig
 from hf_tasks.run_folder import RUN_MANIFEST
 from hf_tasks.surgery import parameter_counts, train_only
 from hf_tasks.surgery.lora import LoraArguments, apply_lora
 from hf_tasks.surgery.regime import RegimeArguments, apply_regime
-from tests.conftest import REPO, recipe_args
+from tests.conftest import REPO, TRAINING_RECIPES, tiny_recipe_args
 
 # A couple of optimizer steps on a few examples: enough to build, train and save every regime.
 QUICK = ["--max_steps", "2", "--max_train_samples", "16", "--max_eval_samples", "8", "--do_predict", "false",
          "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false", "--logging_steps", "1"]
-WRITES_DATA_DIR = {"cifar10", "shemo"}
-TRAINING_RECIPES = ("parsquad", "farstail", "covid_fakenews", "cifar10", "shemo")
 
 
 def run_tiny(recipe_name: str, folder, *regime: str) -> dict:
-    recipe = importlib.import_module(recipe_name)
+    recipe = registry.load(recipe_name)
     overrides = [*QUICK, *regime]
-    if recipe_name in WRITES_DATA_DIR:
-        overrides += ["--data_dir", str(folder / "data"), "--dataset_cache_dir", str(folder / "cache")]
     if recipe_name == "cifar10":  # the plateau schedule needs an evaluation strategy
         overrides += ["--eval_strategy", "steps", "--eval_steps", "2"]
-    arguments = recipe_args(f"recipes/configs/{recipe_name}/tiny.yaml", folder / "run", *overrides)
-    return recipe.main(parse(*recipe.ARGUMENTS, args=arguments))
+    return recipe.main(recipe.parse(tiny_recipe_args(recipe, folder, *overrides)))
 
 
 def numel(module: torch.nn.Module) -> int:
@@ -116,10 +111,8 @@ def test_the_manifest_lists_every_file_of_the_run_folder(recipe_name, tmp_path):
      "hubert (PooledAudioClassifier) does not read tokens"),
 ])
 def test_what_a_family_cannot_do_is_refused_in_one_line(recipe_name, flags, message, tmp_path):
-    command = [sys.executable, str(REPO / "recipes" / f"{recipe_name}.py"),
-               *recipe_args(f"recipes/configs/{recipe_name}/tiny.yaml", tmp_path / "run", *flags)]
-    if recipe_name in WRITES_DATA_DIR:
-        command += ["--data_dir", str(tmp_path / "data"), "--dataset_cache_dir", str(tmp_path / "cache")]
+    recipe = registry.load(recipe_name)
+    command = [sys.executable, str(recipe.path), *tiny_recipe_args(recipe, tmp_path, *flags)]
     finished = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
     lines = finished.stderr.strip().splitlines()
     assert finished.returncode == 2, finished.stderr[-2000:]

@@ -113,7 +113,7 @@ def image_dir(tmp_path_factory):
 def run_recipe(beit_dir, output_dir, *overrides):
     args = ["--model_name_or_path", str(beit_dir), "--output_dir", str(output_dir), "--use_cpu", "--batch_size", "2",
             *overrides]
-    return segmentation_recipe.main(*parse(*segmentation_recipe.ARGUMENTS, args=args))
+    return segmentation_recipe.main(parse(*segmentation_recipe.ARGUMENTS, args=args))
 
 
 def test_masks_match_the_input_size(beit_dir, image_dir):

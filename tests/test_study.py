@@ -21,6 +21,14 @@ def test_recipe_from_the_config_folder_or_a_recipe_key(tmp_path):
     named.write_text(f"recipe: {REPO / 'recipes/farstail.py'}\nlearning_rate: 0.1\n")
     recipe, values = resolve_recipe(named)
     assert recipe == REPO / "recipes/farstail.py" and values == {"learning_rate": 0.1}
+    by_name = tmp_path / "by_name.yaml"
+    by_name.write_text("recipe: covid_fakenews\nlearning_rate: 0.1\n")
+    assert resolve_recipe(by_name) == (REPO / "recipes/covid_fakenews.py", {"learning_rate": 0.1})
+    # A copy of a recipe's config folder elsewhere still belongs to that recipe.
+    copied = tmp_path / "configs" / "shemo" / "mine.yaml"
+    copied.parent.mkdir(parents=True)
+    copied.write_text("learning_rate: 0.1\n")
+    assert resolve_recipe(copied)[0] == REPO / "recipes/shemo.py"
     loose = tmp_path / "loose.yaml"
     loose.write_text("learning_rate: 0.1\n")
     with pytest.raises(BadInputError, match="cannot tell its recipe"):

@@ -129,7 +129,7 @@ def test_the_attention_grid_goes_to_tensorboard_and_mlflow_without_a_trainer(tmp
     output = tmp_path / "views"
     args = ["--model_name_or_path", str(model_dir), "--text", "the cat sat on the mat",
             "--output_dir", str(output), "--use_cpu", "--report_to", "tensorboard,mlflow", "--run_name", "heads"]
-    attention_recipe.main(*parse(*attention_recipe.ARGUMENTS, args=args))
+    attention_recipe.main(parse(*attention_recipe.ARGUMENTS, args=args))
     (log_dir,) = {path.parent for path in output.rglob("events.out.tfevents.*")}
     events = EventAccumulator(str(log_dir), size_guidance={"images": 0})
     events.Reload()

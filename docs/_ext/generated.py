@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -28,19 +27,15 @@ LOGGER = logging.getLogger(__name__)
 REMOTE_ASSET = re.compile(r"<(?:link|script|img|iframe)\b[^>]*\b(?:href|src)=[\"'](?:https?:)?//[^\"']*", re.I)
 
 REPO = Path(__file__).resolve().parents[2]
-RECIPES = REPO / "recipes"
 
 
 def recipe_arguments(recipe: str) -> tuple[tuple[type, ...], tuple[str, ...]]:
-    """A recipe's argument groups and the shared arguments it does not read (its `ARGUMENTS` and
-    `UNUSED`): the one place the docs learn what a recipe takes."""
-    name = f"recipes.{recipe}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, RECIPES / f"{recipe}.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)  # its dataclasses look their module up here
-        spec.loader.exec_module(sys.modules[name])
-    module = sys.modules[name]
-    return module.ARGUMENTS, getattr(module, "UNUSED", ())
+    """A recipe's argument groups and the shared arguments it does not read, from its declaration
+    (`hf_tasks.registry`): the one place the docs learn what a recipe takes."""
+    from hf_tasks import registry
+
+    declared = registry.load(recipe)
+    return declared.arguments, tuple(declared.unused)
 
 
 def recipe_option_groups(recipe: str) -> list[tuple[str, list[argparse.Action]]]:
@@ -181,7 +176,9 @@ class ConfigList(Directive):
     required_arguments = 1
 
     def run(self):
-        folder = RECIPES / "configs" / self.arguments[0]
+        from hf_tasks import registry
+
+        folder = registry.configs_folder(self.arguments[0])
         rows = [(path.name, config_line(path))
                 for path in sorted(folder.glob("*.yaml"))]
         return [table(("config", "what it runs"), rows, widths=(4, 8))]

@@ -21,7 +21,6 @@ them and the `--from` that completes the set. A fetch that fails leaves no empty
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import re
@@ -32,7 +31,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hf_tasks.errors import BadInputError, one_line_errors
+from hf_tasks.errors import BadInputError, OneLineArgumentParser, one_line_errors
 from hf_tasks.files import atomic_path
 
 DEFAULT_ROOT = "data"
@@ -402,7 +401,7 @@ def _lay_out(source: Source, folder: Path, root: Path, name: str, from_files: di
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m hf_tasks.data.fetch", description=__doc__.split("\n\n")[0],
         epilog="Datasets: " + "; ".join(f"{name}: {source.about}" for name, source in SOURCES.items()),
     )

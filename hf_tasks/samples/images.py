@@ -8,12 +8,12 @@ shape, not colour. Images are generated at run time (nothing is committed):
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from hf_tasks.errors import OneLineArgumentParser, one_line_errors
 from hf_tasks.samples.owned_folder import write_owned_folder
 
 SHAPES = ("circle", "square", "triangle", "cross")
@@ -73,7 +73,7 @@ def write_shapes_tree(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path, help="Folder to write the ImageFolder tree into.")
     parser.add_argument("--train_per_class", type=int, default=64)
     parser.add_argument("--test_per_class", type=int, default=16)
@@ -93,4 +93,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

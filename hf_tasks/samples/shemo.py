@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from hf_tasks.errors import OneLineArgumentParser, one_line_errors
 from hf_tasks.samples.owned_folder import write_owned_folder
 
 SAMPLES = Path(__file__).parent
@@ -109,13 +110,14 @@ def write_tiny_hubert(folder: str | Path = TINY_HUBERT, *, layer_norm: bool = Fa
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", nargs="?", help="Where to write the synthetic clips.")
-    parser.add_argument("--tiny_model", action="store_true", help=f"Rewrite {TINY_HUBERT}.")
-    arguments = parser.parse_args()
-    if arguments.tiny_model:
-        print(write_tiny_hubert())
-    if arguments.folder:
-        print(write_synthetic_shemo(arguments.folder))
-    if not (arguments.tiny_model or arguments.folder):
-        parser.error("give a folder for the clips and/or --tiny_model")
+    with one_line_errors():
+        parser = OneLineArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("folder", nargs="?", help="Where to write the synthetic clips.")
+        parser.add_argument("--tiny_model", action="store_true", help=f"Rewrite {TINY_HUBERT}.")
+        arguments = parser.parse_args()
+        if arguments.tiny_model:
+            print(write_tiny_hubert())
+        if arguments.folder:
+            print(write_synthetic_shemo(arguments.folder))
+        if not (arguments.tiny_model or arguments.folder):
+            parser.error("give a folder for the clips and/or --tiny_model")

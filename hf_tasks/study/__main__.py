@@ -1,3 +1,5 @@
+import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
+
 import sys
 
 from hf_tasks.errors import one_line_errors

@@ -7,8 +7,9 @@
         --search space.yaml --trials 20 --parallel 2
     python -m hf_tasks.study a.yaml b.yaml --output_dir runs/searches --search space.yaml --trials 20
 
-Each config runs through its recipe: `recipes/configs/<recipe>/<name>.yaml` belongs to
-`recipes/<recipe>.py`, or the config names it with a `recipe:` key (a path). A config may ask for
+Each config (a file, or a packaged config by name: farstail/tiny) runs through its recipe:
+`configs/<recipe>/<name>.yaml` belongs to `<recipe>`, or the config names it with a `recipe:` key (a
+recipe's name, or a script's path). The study's own options below may also come from `--config`. A config may ask for
 several processes with `num_processes: k`; it then gets k devices and runs under accelerate (torchrun
 on CPU). Runs go to `<output_dir>/<recipe>-<name>[-seed<s>]/`, each in its own process, as many at once
 as `--devices` (one run per device) or `--parallel N` (CPU) allow; each run's log is `<run>.log` beside
@@ -21,14 +22,14 @@ reported as failed in the table (the exit status is then non-zero). The table (`
 
 On a Slurm cluster (`hf_tasks.study.slurm`), each run is one job:
 
-    python -m hf_tasks.study CONFIGS --output_dir DIR --executor slurm --slurm_partition gpu \
-        --slurm_time 04:00:00 [--gpus_per_run 1 --cpus_per_run 8 --mem_per_run 32G \
+    python -m hf_tasks.study CONFIGS --output_dir DIR --executor slurm --slurm_partition gpu \\
+        --slurm_time 04:00:00 [--gpus_per_run 1 --cpus_per_run 8 --mem_per_run 32G \\
         --slurm_option constraint=a100 --slurm_signal 120 --detach]
     python -m hf_tasks.study CONFIGS --output_dir DIR --executor slurm --status
 
 and a search's trials are pulled by `--workers W` from one optuna storage (`hf_tasks.study.storage`):
 
-    python -m hf_tasks.study tiny.yaml --output_dir DIR --search space.yaml --trials 50 --workers 8 \
+    python -m hf_tasks.study tiny.yaml --output_dir DIR --search space.yaml --trials 50 --workers 8 \\
         --storage postgresql://user:password@db-host:5432/optuna [--study_name NAME] [--executor slurm]
 
 Command lines, configs and logs the study writes or prints never hold a secret (`hf_tasks.secrets`).
@@ -36,25 +37,73 @@ Command lines, configs and logs the study writes or prints never hold a secret (
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from hf_tasks import registry
 from hf_tasks.config_files import SHARED_BASE_NAME
 from hf_tasks.errors import BadInputError, refuse_control_characters
 from hf_tasks.study.runs import STORAGE_VARIABLE, Run, SlurmResources, StudyArguments, make_run, shown, study_queue
 from hf_tasks.study.table import write_study
 
-STUDY_OPTIONS = ("--output_dir", "--launcher", "--columns", "--parallel", "--devices", "--seeds", "--search",
-                 "--trials", "--executor", "--storage", "--workers", "--study_name", "--heartbeat_interval",
-                 "--worker", "--baseline")
-SLURM_OPTIONS = ("--slurm_partition", "--slurm_account", "--slurm_qos", "--slurm_time", "--gpus_per_run",
-                 "--cpus_per_run", "--mem_per_run", "--slurm_signal", "--slurm_option")
-STUDY_SWITCHES = ("--detach", "--status")
 EXECUTORS = ("local", "slurm")
 SLURM_OPTION = re.compile(r"^(?P<key>[a-z][a-z0-9_-]*)=(?P<value>\S.*)$")
+USAGE = "CONFIGS... --output_dir DIR [--option VALUE ...] [recipe flags, passed to every run ...]"
+
+
+@dataclass
+class StudyOptions:
+    output_dir: str | None = field(default=None, metadata={"help": "The study's folder: one folder per run inside it, "
+                                                                   "and study.md, study.csv, study.png."})
+    seeds: str | None = field(default=None, metadata={"help": "Run each config once per seed: 42,43,44 (the table "
+                                                              "shows mean ± std (n) and intervals)."})
+    baseline: str | None = field(default=None, metadata={"help": "The config the table compares the others with "
+                                                                 "(its file name; default: the first)."})
+    columns: str | None = field(default=None, metadata={"help": "More metrics for the table, without eval_/test_: "
+                                                                "uar,macro_f1."})
+    parallel: int | None = field(default=None, metadata={"help": "Runs at once on CPU (default 1)."})
+    devices: str | None = field(default=None, metadata={"help": "GPUs to place runs on, one run per GPU: 0,1,2,3."})
+    launcher: str | None = field(default=None, metadata={"help": "How each run starts (default: this Python), e.g. "
+                                                                 "'accelerate launch --num_processes 2'."})
+    executor: str = field(default="local", metadata={"help": "local (this machine) or slurm (one job per run)."})
+
+
+@dataclass
+class SearchOptions:
+    search: str | None = field(default=None, metadata={"help": "A YAML file of the hyperparameters to search over "
+                                                              "(optuna); tunes the one config given."})
+    trials: int | None = field(default=None, metadata={"help": "Trials the search runs in all (default 10)."})
+    workers: int | None = field(default=None, metadata={"help": "Workers pulling trials from one storage."})
+    storage: str | None = field(default=None, metadata={"help": f"The optuna storage URL the workers share (default: "
+                                                               f"${STORAGE_VARIABLE}, else a journal file beside the "
+                                                               "study)."})
+    study_name: str | None = field(default=None, metadata={"help": "The search's name in its storage."})
+    heartbeat_interval: int | None = field(default=None, metadata={"help": "Seconds between a worker's heartbeats "
+                                                                           "(default 60)."})
+    worker: int | None = field(default=None, metadata={"help": "Set by the study in a worker process: its index."})
+
+
+@dataclass
+class SlurmOptions:
+    slurm_partition: str | None = field(default=None, metadata={"help": "The jobs' partition."})
+    slurm_account: str | None = field(default=None, metadata={"help": "The account the jobs are charged to."})
+    slurm_qos: str | None = field(default=None, metadata={"help": "The jobs' quality of service."})
+    slurm_time: str | None = field(default=None, metadata={"help": "Each job's time limit: 04:00:00, 2-00:00:00."})
+    gpus_per_run: int | None = field(default=None, metadata={"help": "GPUs per run (default: num_processes)."})
+    cpus_per_run: int | None = field(default=None, metadata={"help": "CPUs per run."})
+    mem_per_run: str | None = field(default=None, metadata={"help": "Memory per run: 32G."})
+    slurm_signal: int | None = field(default=None, metadata={"help": "Seconds before the time limit at which a job "
+                                                                     "saves a checkpoint and is requeued."})
+    slurm_option: list[str] = field(default_factory=list, metadata={"help": "More sbatch options, KEY=VALUE as sbatch "
+                                                                            "spells them without dashes: "
+                                                                            "constraint=a100."})
+    detach: bool = field(default=False, metadata={"help": "Submit the jobs and return; --status shows them later."})
+    status: bool = field(default=False, metadata={"help": "Show the study's jobs and write the table of those done."})
 
 
 def _integers(flag: str, text: str) -> list[int]:
@@ -68,68 +117,55 @@ def _integers(flag: str, text: str) -> list[int]:
     return values
 
 
-def _count(flag: str, text: str, least: int) -> int:
-    values = _integers(flag, text)
-    if len(values) != 1 or values[0] < least:
-        raise BadInputError(f"{flag} {text}: give one whole number, {least} or more.")
-    return values[0]
+def _at_least(flag: str, value: int | None, least: int) -> int | None:
+    if value is not None and value < least:
+        raise BadInputError(f"{flag} {value}: give one whole number, {least} or more.")
+    return value
 
 
-def slurm_resources(options: dict[str, str], slurm_options: list[str]) -> SlurmResources:
+def slurm_resources(options: SlurmOptions) -> SlurmResources:
     """The Slurm flags as the job script's `#SBATCH` lines will hold them; a value that could end such a line
     (a control character) is refused, naming its flag."""
-    for flag in SLURM_OPTIONS:
-        if flag in options:
-            refuse_control_characters(options[flag], flag)
+    for item in dataclasses.fields(SlurmOptions):
+        value = getattr(options, item.name)
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                refuse_control_characters(text, f"--{item.name}")
     extra = {}
-    for item in slurm_options:
-        refuse_control_characters(item, "--slurm_option")
+    for item in options.slurm_option:
         match = SLURM_OPTION.match(item)
         if match is None:
             raise BadInputError(f"--slurm_option {item!r}: give KEY=VALUE as sbatch spells it without the dashes, "
                                 "e.g. --slurm_option constraint=a100.")
         extra[match["key"].replace("_", "-")] = match["value"]
     resources = SlurmResources()
-    resources.partition = options.get("--slurm_partition")
-    resources.account = options.get("--slurm_account")
-    resources.qos = options.get("--slurm_qos")
-    resources.time = options.get("--slurm_time", resources.time)
-    if "--gpus_per_run" in options:
-        resources.gpus_per_run = _count("--gpus_per_run", options["--gpus_per_run"], 0)
-    if "--cpus_per_run" in options:
-        resources.cpus_per_run = _count("--cpus_per_run", options["--cpus_per_run"], 1)
-    resources.mem_per_run = options.get("--mem_per_run")
-    if "--slurm_signal" in options:
-        resources.signal_seconds = _count("--slurm_signal", options["--slurm_signal"], 1)
+    resources.partition = options.slurm_partition
+    resources.account = options.slurm_account
+    resources.qos = options.slurm_qos
+    resources.time = options.slurm_time or resources.time
+    if options.gpus_per_run is not None:
+        resources.gpus_per_run = _at_least("--gpus_per_run", options.gpus_per_run, 0)
+    if options.cpus_per_run is not None:
+        resources.cpus_per_run = _at_least("--cpus_per_run", options.cpus_per_run, 1)
+    resources.mem_per_run = options.mem_per_run
+    if options.slurm_signal is not None:
+        resources.signal_seconds = _at_least("--slurm_signal", options.slurm_signal, 1)
     resources.options = extra
     return resources
 
 
 def parse_study_args(argv: list[str]) -> StudyArguments:
-    """Configs first, then the study's own options; everything else is forwarded to every run."""
+    """Configs first (files, or packaged configs by name: farstail/tiny), then the study's own options (parsed
+    like a recipe's: `hf_tasks.args.parse`); every other flag is forwarded to every run."""
     configs, rest = [], list(argv)
     while rest and not rest[0].startswith("-"):
         configs.append(Path(rest.pop(0)))
-    options: dict[str, str] = {}
-    switches: set[str] = set()
-    slurm_options: list[str] = []
-    forwarded = []
-    while rest:
-        item = rest.pop(0)
-        name, has_value, inline = item.partition("=")
-        if name in STUDY_SWITCHES and not has_value:
-            switches.add(name)
-        elif name in STUDY_OPTIONS or name in SLURM_OPTIONS:
-            if not has_value:
-                if not rest:
-                    raise BadInputError(f"{name} needs a value.")
-                inline = rest.pop(0)
-            if name == "--slurm_option":
-                slurm_options.append(inline)
-            else:
-                options[name] = inline
-        else:
-            forwarded.append(item)
+    from hf_tasks.args import parse
+
+    state = parse(StudyOptions, SearchOptions, SlurmOptions, args=rest, description=__doc__, usage=USAGE,
+                  forward_unknown=True)
+    options, searching, slurm = state[StudyOptions], state[SearchOptions], state[SlurmOptions]
+    forwarded = state.forwarded
     bases = [path for path in configs if path.name == SHARED_BASE_NAME]
     if bases:
         print(f"[study] passing over {', '.join(map(str, bases))}: shared by the other configs, not an experiment",
@@ -138,64 +174,61 @@ def parse_study_args(argv: list[str]) -> StudyArguments:
     if not configs:
         raise BadInputError("Give the experiment configs first: "
                             "python -m hf_tasks.study a.yaml b.yaml --output_dir DIR ...")
-    missing = [str(path) for path in configs if not path.is_file()]
-    if missing:
-        raise BadInputError(f"No such config file(s): {missing}.")
-    if "--output_dir" not in options:
+    # A packaged config may be named: farstail/tiny.
+    configs = [path if path.is_file() else registry.find_config(str(path)) for path in configs]
+    if options.output_dir is None:
         raise BadInputError("Give --output_dir for the study (each run goes to a folder inside it).")
-    refuse_control_characters(options["--output_dir"], "--output_dir")  # it reaches job scripts and names
-    if "--parallel" in options and "--devices" in options:
+    refuse_control_characters(options.output_dir, "--output_dir")  # it reaches job scripts and names
+    if options.parallel is not None and options.devices is not None:
         raise BadInputError("Give --devices (one run per GPU) or --parallel N (runs at once on CPU), not both.")
-    seeds = _integers("--seeds", options["--seeds"]) if "--seeds" in options else None
+    seeds = _integers("--seeds", options.seeds) if options.seeds is not None else None
     if seeds and any(item.split("=")[0] == "--seed" for item in forwarded):
         raise BadInputError("--seed and --seeds both given: keep --seeds (each config runs once per seed).")
-    search = Path(options["--search"]) if "--search" in options else None
+    search = Path(searching.search) if searching.search is not None else None
     if search is not None and not search.is_file():
         raise BadInputError(f"--search {search}: no such file.")
-    if search is not None and len(configs) > 1 and "--study_name" in options:
+    if search is not None and len(configs) > 1 and searching.study_name is not None:
         raise BadInputError(f"--study_name names one search; {len(configs)} configs run one search each (named "
                             "after their folders): drop --study_name, or give one config.")
-    for flag in ("--trials", "--storage", "--workers", "--study_name", "--heartbeat_interval"):
-        if flag in options and search is None:
-            raise BadInputError(f"{flag} needs --search space.yaml (the hyperparameters to search).")
-    executor = options.get("--executor", "local")
+    for name in ("trials", "storage", "workers", "study_name", "heartbeat_interval"):
+        if getattr(searching, name) is not None and search is None:
+            raise BadInputError(f"--{name} needs --search space.yaml (the hyperparameters to search).")
+    executor = options.executor
     if executor not in EXECUTORS:
         raise BadInputError(f"--executor {executor}: give local (this machine, the default) or slurm.")
-    slurm_given = sorted({name for name in options if name in SLURM_OPTIONS} | ({"--slurm_option"} if slurm_options
-                                                                                  else set()))
+    slurm_given = sorted(f"--{item.name}" for item in dataclasses.fields(SlurmOptions)
+                         if item.name not in ("detach", "status")
+                         and getattr(slurm, item.name) not in (None, []))
     if slurm_given and executor != "slurm":
         raise BadInputError(f"{', '.join(slurm_given)}: Slurm resources need --executor slurm.")
-    if "--detach" in switches and executor != "slurm":
+    if slurm.detach and executor != "slurm":
         raise BadInputError("--detach needs --executor slurm (local runs end with the command that started them).")
-    if executor == "slurm" and ("--devices" in options or "--parallel" in options):
+    if executor == "slurm" and (options.devices is not None or options.parallel is not None):
         raise BadInputError("--devices/--parallel place runs on this machine; with --executor slurm give "
                             "--gpus_per_run (or num_processes in the config) instead.")
-    workers = _count("--workers", options["--workers"], 1) if "--workers" in options else None
-    devices = [item.strip() for item in options["--devices"].split(",") if item.strip()] \
-        if "--devices" in options else None
-    parallel = _count("--parallel", options["--parallel"], 1) if "--parallel" in options else 1
+    devices = [item.strip() for item in options.devices.split(",") if item.strip()] \
+        if options.devices is not None else None
     return StudyArguments(
         configs=configs,
-        output_dir=Path(options["--output_dir"]),
-        launcher=shlex.split(options["--launcher"]) if "--launcher" in options else [sys.executable],
-        columns=[name for name in options.get("--columns", "").split(",") if name],
-        parallel=parallel,
+        output_dir=Path(options.output_dir),
+        launcher=shlex.split(options.launcher) if options.launcher is not None else [sys.executable],
+        columns=[name for name in (options.columns or "").split(",") if name],
+        parallel=_at_least("--parallel", options.parallel, 1) or 1,
         devices=devices,
         seeds=seeds,
         search=search,
-        trials=_count("--trials", options["--trials"], 1) if "--trials" in options else 10,
+        trials=_at_least("--trials", searching.trials, 1) or 10,
         forwarded=forwarded,
         executor=executor,
-        detach="--detach" in switches,
-        status="--status" in switches,
-        slurm=slurm_resources(options, slurm_options),
-        storage=options.get("--storage", os.environ.get(STORAGE_VARIABLE)),
-        workers=workers,
-        study_name=options.get("--study_name"),
-        heartbeat_interval=_count("--heartbeat_interval", options["--heartbeat_interval"], 1)
-        if "--heartbeat_interval" in options else 60,
-        worker=int(options["--worker"]) if "--worker" in options else None,
-        baseline=options.get("--baseline"),
+        detach=slurm.detach,
+        status=slurm.status,
+        slurm=slurm_resources(slurm),
+        storage=searching.storage or os.environ.get(STORAGE_VARIABLE),
+        workers=_at_least("--workers", searching.workers, 1),
+        study_name=searching.study_name,
+        heartbeat_interval=_at_least("--heartbeat_interval", searching.heartbeat_interval, 1) or 60,
+        worker=searching.worker,
+        baseline=options.baseline,
     )
 
 

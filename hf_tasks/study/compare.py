@@ -12,11 +12,10 @@ comparison is printed as a booktabs table for a paper (`hf_tasks.study.latex`).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from hf_tasks.errors import BadInputError, one_line_errors
+from hf_tasks.errors import BadInputError, OneLineArgumentParser, one_line_errors
 from hf_tasks.files import read_json
 from hf_tasks.study.latex import Entry, latex_table
 from hf_tasks.study.stats import CONFIDENCE, RESAMPLES, SEED, adjust, compare, config_interval, read_outcomes
@@ -79,7 +78,7 @@ def report(baseline_dir: Path, config_dir: Path, metric: str | None = None, spli
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hf_tasks.study.compare", description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(prog="python -m hf_tasks.study.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("baseline", type=Path, help="run folder A (the baseline)")
     parser.add_argument("config", type=Path, help="run folder B")
     parser.add_argument("--metric", help=f"metric name without eval_/test_ (default: A's first of {HEADLINE_METRICS})")

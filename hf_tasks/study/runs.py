@@ -15,16 +15,16 @@ from typing import Any
 
 import yaml
 
+from hf_tasks import registry
 from hf_tasks.config_files import config_values
 from hf_tasks.errors import BadInputError, refuse_control_characters
 from hf_tasks.files import read_json, write_atomic
+from hf_tasks.launch import BASE_PORT, launch_prefix
 from hf_tasks.run_folder import newest_complete_checkpoint
 from hf_tasks.secrets import redact_arguments, redact_mapping, secret_field
 from hf_tasks.trackers import TRACKIO_GROUP_VARIABLE, TRACKIO_PROJECT_VARIABLE
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
-#: First rendezvous port of a multi-process run; each run adds the index of its first slot.
-BASE_PORT = 29500
 POLL_SECONDS = 1.0
 #: The storage URL when --storage is not given; search workers get theirs this way, so no command line, job
 #: script or pickled job holds a database password.
@@ -36,23 +36,30 @@ SECRET_VARIABLES = {"hub_token": "HF_TOKEN", "hf_token": "HF_TOKEN", "token": "H
 
 
 def resolve_recipe(config: Path) -> tuple[Path, dict[str, Any]]:
-    """The recipe script of `config` and the config's values, its bases merged in (without a `recipe:` key)."""
+    """The recipe script of `config` and the config's values, its bases merged in (without a `recipe:` key):
+    the `recipe:` key's recipe (a name, `farstail`, or a script's path), else the recipe whose folder
+    `configs/<recipe>/` holds the config (the script beside that `configs/` when there is one)."""
     values = config_values(config)
     named = values.pop("recipe", None)
     if named is not None:
+        if str(named) in registry.recipe_names():
+            return registry.recipe_path(str(named)), values
         for candidate in (Path(named), config.parent / named):
             if candidate.is_file():
                 return candidate, values
-        raise BadInputError(f"{config}: recipe: {named} is not a file (relative to the current folder or the config).")
+        raise BadInputError(f"{config}: recipe: {named} is neither a recipe ({', '.join(registry.recipe_names())}) "
+                            "nor a file (relative to the current folder or the config).")
     for folder in config.resolve().parents:
         if folder.parent.name == "configs":
             script = folder.parent.parent / f"{folder.name}.py"
             if script.is_file():
                 return script, values
+            if folder.name in registry.recipe_names():
+                return registry.recipe_path(folder.name), values
             break
     raise BadInputError(
-        f"{config}: cannot tell its recipe. Put it under recipes/configs/<recipe>/ next to recipes/<recipe>.py, "
-        "or add a `recipe: path/to/recipe.py` key."
+        f"{config}: cannot tell its recipe. Add a `recipe: <name>` key (one of {', '.join(registry.recipe_names())}, "
+        "or a path to a recipe script), or put it under configs/<recipe>/."
     )
 
 
@@ -181,12 +188,8 @@ def launch_command(run: Run, launcher: list[str], config: Path, forwarded: list[
     on GPUs; torchrun on CPU, where accelerate would ask for a GPU)."""
     if run.num_processes == 1:
         prefix = launcher
-    elif on_devices:
-        prefix = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
-                  str(run.num_processes), "--main_process_port", str(BASE_PORT + run.slots[0])]
     else:
-        prefix = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(run.num_processes),
-                  "--master_port", str(BASE_PORT + run.slots[0])]
+        prefix = launch_prefix(run.num_processes, on_gpus=on_devices, port=BASE_PORT + run.slots[0])
     return [*prefix, str(run.recipe), "--config", str(config), "--output_dir", str(run.run_dir), *forwarded,
             *resume_flags(run)]
 

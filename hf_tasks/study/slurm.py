@@ -27,16 +27,15 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from hf_tasks import launch
 from hf_tasks.errors import BadInputError
 from hf_tasks.files import read_json, write_json
 from hf_tasks.study.runs import (
-    BASE_PORT,
     Run,
     SlurmResources,
     StudyArguments,
@@ -113,14 +112,9 @@ def launch_prefix(num_nodes: int, processes_per_node: int, on_gpus: bool, enviro
     """How one node of a multi-process job starts the recipe: the rendezvous at the job's first host, this
     node's rank from SLURM_NODEID (never a guess: every node thinking it is the main one is the classic
     failure), and a port derived from the job id, so two jobs sharing a node do not collide."""
-    rank = int(environ["SLURM_NODEID"])
-    port = str(BASE_PORT + int(environ["SLURM_JOB_ID"]) % 10000)
-    if on_gpus:
-        return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", str(num_nodes),
-                "--machine_rank", str(rank), "--main_process_ip", host, "--main_process_port", port,
-                "--num_processes", str(num_nodes * processes_per_node)]
-    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(num_nodes), "--node_rank", str(rank),
-            "--master_addr", host, "--master_port", port, "--nproc_per_node", str(processes_per_node)]
+    port = launch.BASE_PORT + int(environ["SLURM_JOB_ID"]) % 10000
+    return launch.launch_prefix(processes_per_node, on_gpus=on_gpus, port=port, machines=num_nodes,
+                                machine_rank=int(environ["SLURM_NODEID"]), main_host=host)
 
 
 def _ignore_usr2() -> None:

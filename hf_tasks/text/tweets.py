@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 import emoji
 
 from hf_tasks.data.tables import read_table
+from hf_tasks.errors import OneLineArgumentParser, one_line_errors
 
 # Bump when `TweetNormalizer.__call__` changes what it produces for the same settings (a test holds its source).
 NORMALIZATION_VERSION = 1
@@ -81,7 +82,7 @@ def add_normalizer_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m hf_tasks.text.tweets", description="Print a tweet before and after normalisation."
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -107,4 +108,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

@@ -37,13 +37,13 @@ import time
 import torch
 from transformers import Trainer, TrainerCallback
 
+from hf_tasks import registry
 from hf_tasks.interrupt import GracefulInterrupt
 from tests.benchmarks.abba import Ratio, Spread, alternate
-from tests.benchmarks.recipe_runs import REPO, run_recipe
+from tests.benchmarks.recipe_runs import run_recipe
 from tests.benchmarks.record import record
 from tests.caches import use_private_caches
 
-RECIPES = ("parsquad", "farstail", "covid_fakenews", "cifar10", "shemo")
 TRAIN_ONLY = ("--do_eval", "false", "--do_predict", "false", "--eval_strategy", "no", "--save_strategy", "no",
               "--load_best_model_at_end", "false", "--report_to", "none", "--disable_tqdm", "true",
               "--use_cpu", "true", "--logging_steps", "1000", "--seed", "0",
@@ -111,7 +111,7 @@ def timed_run(recipe: str, bare: bool, epochs: int) -> tuple[list[float], float]
         return timed
 
     with tempfile.TemporaryDirectory() as output_dir:
-        args = ["--config", str(REPO / f"recipes/configs/{recipe}/tiny.yaml"), "--output_dir", output_dir,
+        args = ["--config", str(registry.configs_folder(recipe) / "tiny.yaml"), "--output_dir", output_dir,
                 "--num_train_epochs", str(epochs), *TRAIN_ONLY]
         results = run_recipe(recipe, args, wrap)
     return clock.seconds, results["train_samples_per_second"]
@@ -129,7 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES))
+    parser.add_argument("--recipes", nargs="+", default=registry.having_config("tiny"))
     parser.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)), help="the core to pin the run to")
     args = parser.parse_args()
     use_private_caches("hf_tasks-bench-")

@@ -56,7 +56,7 @@ def one_measurement(out: str, change: str) -> None:
 
     torch.set_num_threads(1)  # as the test session runs
     measured = {}
-    for recipe_name in golden.RECIPES:
+    for recipe_name in golden.TRAINING_RECIPES:
         extra = []
         if change == "learning_rate":
             recipe = __import__(recipe_name)

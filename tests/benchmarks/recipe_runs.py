@@ -7,24 +7,22 @@ parsing; `wrap` receives the recipe's `run` and returns the function `main` call
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from hf_tasks.args import parse
+from hf_tasks import registry
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def run_recipe(recipe: str, args: list[str], wrap: Callable[[Callable], Callable]) -> dict[str, Any]:
-    """`recipes/<recipe>.py`'s `main(parse(..., args))` with `run` replaced by `wrap(run)`; its results."""
-    if str(REPO / "recipes") not in sys.path:
-        sys.path.insert(0, str(REPO / "recipes"))
-    module = importlib.import_module(recipe)
+    """`recipes/<recipe>.py`'s `main(parse(args))` with `run` replaced by `wrap(run)`; its results."""
+    declared = registry.load(recipe)
+    module = sys.modules[declared.main.__module__]
     runner = module.run
     module.run = wrap(runner)
     try:
-        return module.main(parse(*module.ARGUMENTS, args=args))
+        return declared.main(declared.parse(args))
     finally:
         module.run = runner

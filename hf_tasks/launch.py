@@ -1,0 +1,30 @@
+"""The one launch-command builder: how a recipe starts as several processes, on one machine or as one node
+of several. `hf-tasks run --num_processes N`, the study's local queue and its Slurm jobs all start
+multi-process runs through `launch_prefix`, so a fix to how runs are launched is made once.
+
+On GPUs the launcher is accelerate; on CPU it is torchrun, where accelerate would ask for a GPU.
+"""
+
+from __future__ import annotations
+
+import sys
+
+#: First rendezvous port of a multi-process run; the study adds a run's first slot (or its Slurm job id).
+BASE_PORT = 29500
+
+
+def launch_prefix(processes_per_machine: int, *, on_gpus: bool, port: int = BASE_PORT, machines: int = 1,
+                  machine_rank: int = 0, main_host: str | None = None) -> list[str]:
+    """The command that starts a recipe script (appended after it) as `processes_per_machine` processes on
+    this machine. For one node of a multi-node job (`main_host`: the rendezvous host), `machine_rank` is
+    this node's rank and `machines` their number."""
+    if on_gpus:
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
+        if main_host is not None:
+            command += ["--num_machines", str(machines), "--machine_rank", str(machine_rank),
+                        "--main_process_ip", main_host]
+        return command + ["--main_process_port", str(port), "--num_processes", str(machines * processes_per_machine)]
+    command = [sys.executable, "-m", "torch.distributed.run"]
+    if main_host is not None:
+        command += ["--nnodes", str(machines), "--node_rank", str(machine_rank), "--master_addr", main_host]
+    return command + ["--master_port", str(port), "--nproc_per_node", str(processes_per_machine)]
