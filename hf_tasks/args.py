@@ -157,6 +157,11 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+# The Trainer's arguments that follow the hardware (`TrainingArguments._follow_the_hardware`; the Trainer turns
+# memory pinning off on the CPU).
+HARDWARE_DECIDED = ("bf16", "use_cpu", "dataloader_num_workers", "dataloader_pin_memory")
+
+
 def _bf16_request(value: Any) -> str:
     """--bf16 / a config's bf16 as one of auto, true, false; anything else refused in one line."""
     word = str(value).strip().lower()
@@ -219,6 +224,9 @@ class TrainingArguments(transformers.TrainingArguments):
         if self.fast_gpu:
             self._fast_gpu_settings()
         self.hardware_notes: list[tuple[int, str]] = []  # (logging level, message), logged by runner.setup
+        # What this machine decides is saved as the user gave it (config.yaml), so the saved config reruns on
+        # other hardware as it would have run there: bf16 auto, no --use_cpu, memory pinning, all workers.
+        self.as_given = {name: getattr(self, name) for name in HARDWARE_DECIDED}
         self._follow_the_hardware()  # after --fast_gpu's loader workers, so the cap holds for them too
         if self.progress_interval_seconds < 0:
             raise BadInputError(f"--progress_interval_seconds {self.progress_interval_seconds}: give a number of "

@@ -91,6 +91,7 @@ def resolved_config(*instances: Any) -> dict[str, Any]:
     resolved: dict[str, Any] = {}
     for instance in instances:
         values = instance.to_dict() if hasattr(instance, "to_dict") else dataclasses.asdict(instance)
+        values.update(getattr(instance, "as_given", {}))  # what followed the hardware, as the user gave it
         for name, value in values.items():
             if name in LAUNCH_FIELDS or name.startswith("_"):
                 continue

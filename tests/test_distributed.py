@@ -180,9 +180,10 @@ def test_cpu_preset_two_process_evaluation_equals_one_process(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the combination is an FSDP preset on a machine without GPUs")
-def test_fsdp_preset_on_cpu_stops_every_process_before_anything_is_written(tmp_path):
-    """The FSDP preset set to 2 processes and `use_cpu: true`, as a user without GPUs would try it: accelerate
-    starts two processes, but a recipe without --use_cpu true gets a Trainer that would run each on its own."""
+def test_fsdp_preset_on_cpu_runs_as_one_job_because_the_cpu_is_used_where_there_is_no_gpu(tmp_path):
+    """The FSDP preset set to 2 processes and `use_cpu: true`, as a user without GPUs would try it. A recipe told
+    --use_cpu false once got a Trainer that ran each process on its own (and was stopped, `check_launch`); the
+    arguments now follow the hardware (no GPU: the CPU), so the two processes train as one job."""
     preset = yaml.safe_load((REPO / "recipes/accelerate/fsdp.yaml").read_text(encoding="utf-8"))
     preset.update(num_processes=2, use_cpu=True)
     config = tmp_path / "fsdp_cpu.yaml"
@@ -190,15 +191,10 @@ def test_fsdp_preset_on_cpu_stops_every_process_before_anything_is_written(tmp_p
     output = tmp_path / "run"
     finished = accelerate_launch(config, tmp_path / "logs", str(REPO / "recipes/farstail.py"),
                                  *RECIPES["farstail"].arguments(output, "--use_cpu", "false"))
-    assert finished.returncode != 0
+    assert finished.returncode == 0, (finished.stdout[-3000:], finished.stderr[-3000:])
     logs = rank_logs(tmp_path / "logs")
-    stopped = [line for log in logs.values() for line in log.splitlines() if line.startswith("error: The launcher")]
-    assert len(stopped) == 2, (finished.stdout[-3000:], finished.stderr[-3000:])  # one line from each process
-    assert not any("Traceback" in log for log in logs.values())
-    for line in stopped:
-        assert "started 2 processes with an FSDP launch config" in line
-        assert "recipes/accelerate/cpu_ddp.yaml" in line and "--use_cpu true" in line
-    assert not output.exists() or list(output.iterdir()) == []
+    assert not any("Traceback" in log or "error: The launcher" in log for log in logs.values())
+    assert json.loads((output / "results.json").read_text(encoding="utf-8"))["eval_accuracy"] is not None
 
 
 def test_two_processes_with_half_batches_train_like_one_process(tmp_path):

@@ -119,8 +119,7 @@ def check_module_command(words: list[str]) -> None:
 def check_study_command(arguments: list[str]) -> None:
     from hf_tasks.study.cli import SearchOptions, SlurmOptions, StudyOptions
 
-    configs = [word for word in arguments if not word.startswith("-") and (word.endswith(".yaml") or "/" in word)
-               and arguments[arguments.index(word) - 1] not in ("--search", "--output_dir")]
+    configs = list(itertools.takewhile(lambda word: not word.startswith("-"), arguments))  # configs come first
     assert configs, "a study command names its configs"
     recipe_options = set()
     for config in configs:

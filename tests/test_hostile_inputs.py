@@ -19,7 +19,7 @@ import yaml
 from hf_tasks.config_files import config_values
 from hf_tasks.errors import BadInputError, refuse_control_characters
 from hf_tasks.study import main
-from hf_tasks.study.cli import parse_study_args, slurm_resources
+from hf_tasks.study.cli import SlurmOptions, parse_study_args, slurm_resources
 from hf_tasks.study.runs import StudyArguments, make_run, secrets_to_environment
 from hf_tasks.study.search import read_space, worker_command, worker_environment
 from hf_tasks.study.slurm import SlurmStudy, job_name
@@ -324,10 +324,10 @@ def test_fuzzed_slurm_values_build_a_script_with_no_line_but_its_own(tmp_path, m
 
     monkeypatch.setenv("PATH", fake_slurm(tmp_path)["PATH"])  # submitit looks for srun
     rng = random.Random(seed)
-    options = {flag: hostile_text(rng) for flag in ("--slurm_partition", "--slurm_account", "--slurm_qos",
-                                                    "--mem_per_run") if rng.random() < 0.7}
-    slurm_options = [f"comment={hostile_text(rng)}"] if rng.random() < 0.5 else []
-    resources = one_line_or_result(slurm_resources, options, slurm_options)
+    values = {name: hostile_text(rng) for name in ("slurm_partition", "slurm_account", "slurm_qos", "mem_per_run")
+              if rng.random() < 0.7}
+    slurm_option = [f"comment={hostile_text(rng)}"] if rng.random() < 0.5 else []
+    resources = one_line_or_result(slurm_resources, SlurmOptions(**values, slurm_option=slurm_option))
     if resources is None:
         return
     study = StudyArguments(configs=[], output_dir=tmp_path / hostile_text(rng).replace("/", "_").replace("\x00", "0"),

@@ -41,7 +41,7 @@ RECORDED = {
     "text": (1, "0fd44a9938130fcd"),
     "tweets": (1, "4ad54108fbad43d7"),
     "persian": (1, "c2fba94a6c0ca7e4"),
-    "pairs": (1, "fe9cb8ae1b55d3f7"),
+    "pairs": (1, "ebfb451d71de0267"),
     "qa": (1, "d35c931b59b78bb6"),
 }
 

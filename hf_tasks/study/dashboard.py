@@ -13,8 +13,6 @@ import importlib.util
 import os
 from pathlib import Path
 
-from hf_tasks.trackers import TRACKIO_PROJECT_VARIABLE, TrackioTarget, trackio_folder
-
 TABLES = ("study_comparisons", "study", "search", "search_expected_max")
 FIGURES = ("study", "study_differences", "search", "search_expected_max")
 
@@ -31,6 +29,10 @@ def log_study(output_dir: Path) -> bool:
     folder = Path(os.environ.get("TRACKIO_DIR") or output_dir / "trackio")
     if not folder.is_dir() or importlib.util.find_spec("trackio") is None:
         return False
+    # hf_tasks.trackers loads transformers' tracker integrations (seconds, and a line on stdout under
+    # WANDB_MODE=offline): only a study that tracks pays for them, not its --help or a plain table.
+    from hf_tasks.trackers import TRACKIO_PROJECT_VARIABLE, TrackioTarget, trackio_folder
+
     trackio_folder(output_dir / "trackio")
     import trackio
     from trackio.sqlite_storage import SQLiteStorage

@@ -22,7 +22,6 @@ from hf_tasks.files import read_json, write_atomic
 from hf_tasks.launch import BASE_PORT, launch_prefix
 from hf_tasks.run_folder import newest_complete_checkpoint
 from hf_tasks.secrets import redact_arguments, redact_mapping, secret_field
-from hf_tasks.trackers import TRACKIO_GROUP_VARIABLE, TRACKIO_PROJECT_VARIABLE
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 POLL_SECONDS = 1.0
@@ -147,6 +146,10 @@ def secrets_to_environment(values: dict[str, Any], forwarded: list[str]) -> tupl
 def study_tracking(env: dict[str, str], run: Run) -> dict[str, str]:
     """With --report_to trackio, every run of a study goes to one trackio project named after the study, in the
     group of its config, and the database is inside the study folder unless TRACKIO_DIR says otherwise."""
+    # hf_tasks.trackers loads transformers' tracker integrations (seconds, and a line on stdout under
+    # WANDB_MODE=offline): only a study that tracks pays for them, not its --help or a plain table.
+    from hf_tasks.trackers import TRACKIO_GROUP_VARIABLE, TRACKIO_PROJECT_VARIABLE
+
     study_dir = run.run_dir.parent.resolve()
     if not env.get("TRACKIO_DIR"):
         env["TRACKIO_DIR"] = str(study_dir / "trackio")

@@ -49,7 +49,6 @@ from hf_tasks.study.dashboard import log_study
 from hf_tasks.study.expected_max import curve, write_curves
 from hf_tasks.study.runs import STORAGE_VARIABLE, Queue, Run, StudyArguments, make_run, secrets_to_environment
 from hf_tasks.study.storage import default_study_name, open_storage, storage_spec
-from hf_tasks.trackers import TRACKIO_PROJECT_VARIABLE
 
 #: A trial given back because N were already taken: failed, and left out of every count and report.
 SURPLUS = "hf_tasks:surplus"
@@ -359,6 +358,10 @@ def search_each(study: StudyArguments, argv: list[str]) -> int:
     which budget on (`hf_tasks.study.expected_max.write_curves`)."""
     objective, direction, _ = read_space(study.search)
     options = without_option(argv[len(study.configs):], "--output_dir")
+    # hf_tasks.trackers loads transformers' tracker integrations (seconds, and a line on stdout under
+    # WANDB_MODE=offline): only a study that tracks pays for them, not its --help or a plain table.
+    from hf_tasks.trackers import TRACKIO_PROJECT_VARIABLE
+
     # Every trial of every config in one trackio project, the study's (`runs.study_tracking`).
     if not os.environ.get("TRACKIO_DIR"):
         os.environ["TRACKIO_DIR"] = str(study.output_dir.resolve() / "trackio")
