@@ -22,6 +22,7 @@ import sys
 from typing import Callable
 
 from hf_tasks import help_cache, registry
+from hf_tasks.launch import take_option
 from hf_tasks.errors import BadInputError, one_line_errors
 
 PROG = "hf-tasks"
@@ -42,22 +43,6 @@ def list_recipes(argv: list[str]) -> int:
     return 0
 
 
-def _take_option(argv: list[str], flag: str) -> tuple[str | None, list[str]]:
-    """The value of `flag` (`--flag v` or `--flag=v`; the last one given) and `argv` without it."""
-    value, kept, index = None, [], 0
-    while index < len(argv):
-        option, equals, attached = argv[index].partition("=")
-        if option == flag:
-            if not equals and index + 1 >= len(argv):
-                raise BadInputError(f"{flag} needs a value.")
-            value = attached if equals else argv[index + 1]
-            index += 1 if equals else 2
-            continue
-        kept.append(argv[index])
-        index += 1
-    return value, kept
-
-
 def run_recipe(argv: list[str]) -> int:
     """`run RECIPE [--config NAME|PATH] [--num_processes N] [flags]`."""
     if not argv or argv[0].startswith("-"):
@@ -66,10 +51,10 @@ def run_recipe(argv: list[str]) -> int:
     name, rest = registry.check_name(argv[0]), argv[1:]
     sys.argv[0] = f"{PROG} run {name}"  # the usage line of the recipe's help
     help_cache.answer_from_cache(registry.recipe_path(name), rest)
-    config, rest = _take_option(rest, "--config")
+    config, rest = take_option(rest, "--config")
     if config is not None:
         rest = ["--config", str(registry.find_config(config, recipe=name)), *rest]
-    processes, rest = _take_option(rest, NUM_PROCESSES_FLAG)
+    processes, rest = take_option(rest, NUM_PROCESSES_FLAG)
     count = _process_count(processes)
     if count > 1:
         import torch

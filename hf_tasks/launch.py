@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from hf_tasks.errors import BadInputError
+
 #: First rendezvous port of a multi-process run; the study adds a run's first slot (or its Slurm job id).
 BASE_PORT = 29500
 
@@ -28,3 +30,20 @@ def launch_prefix(processes_per_machine: int, *, on_gpus: bool, port: int = BASE
     if main_host is not None:
         command += ["--nnodes", str(machines), "--node_rank", str(machine_rank), "--master_addr", main_host]
     return command + ["--master_port", str(port), "--nproc_per_node", str(processes_per_machine)]
+
+
+def take_option(argv: list[str], flag: str) -> tuple[str | None, list[str]]:
+    """The value of `flag` (`--flag v` or `--flag=v`; the last one given) and `argv` without it: how a command
+    line is passed on without an option its launcher handles itself."""
+    value, kept, index = None, [], 0
+    while index < len(argv):
+        option, equals, attached = argv[index].partition("=")
+        if option == flag:
+            if not equals and index + 1 >= len(argv):
+                raise BadInputError(f"{flag} needs a value.")
+            value = attached if equals else argv[index + 1]
+            index += 1 if equals else 2
+            continue
+        kept.append(argv[index])
+        index += 1
+    return value, kept

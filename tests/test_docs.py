@@ -136,12 +136,13 @@ def check_study_command(arguments: list[str]) -> None:
 def check_hf_tasks_command(arguments: list[str]) -> None:
     """`hf-tasks COMMAND ...`: a run parses with the recipe's parser (a packaged config found by name), a study
     as `python -m hf_tasks.study` would; the others name a command hf-tasks has."""
-    from hf_tasks.command import COMMANDS, NUM_PROCESSES_FLAG, _take_option
+    from hf_tasks.command import COMMANDS, NUM_PROCESSES_FLAG
+    from hf_tasks.launch import take_option
 
     command, rest = arguments[0], arguments[1:]
     assert command in COMMANDS, f"hf-tasks has no command {command!r}"
     if command == "run" and "--help" not in rest:
-        recipe, (_, rest) = rest[0], _take_option(rest[1:], NUM_PROCESSES_FLAG)
+        recipe, (_, rest) = rest[0], take_option(rest[1:], NUM_PROCESSES_FLAG)
         if "--config" in rest:
             rest[rest.index("--config") + 1] = str(registry.find_config(rest[rest.index("--config") + 1], recipe))
         check_recipe_command(recipe, rest)

@@ -43,6 +43,7 @@ from optuna.trial import TrialState
 
 from hf_tasks.errors import BadInputError
 from hf_tasks.files import atomic_path, read_json, write_atomic, write_with
+from hf_tasks.launch import take_option
 from hf_tasks.run_folder import newest_complete_checkpoint
 from hf_tasks.secrets import redact_arguments, redact_mapping
 from hf_tasks.study.dashboard import log_study
@@ -305,23 +306,11 @@ def run_worker(study: StudyArguments, index: int) -> int:
     return 0
 
 
-def without_option(argv: list[str], name: str) -> list[str]:
-    """`argv` without the option `name` and its value (`--name value` or `--name=value`)."""
-    kept, rest = [], list(argv)
-    while rest:
-        item = rest.pop(0)
-        if item == name:
-            rest.pop(0)
-        elif not item.startswith(f"{name}="):
-            kept.append(item)
-    return kept
-
-
 def worker_command(study: StudyArguments, argv: list[str], index: int) -> list[str]:
     """The study's own command line as worker `index` runs it, without --storage or a secret flag: the URL (and
     its password) travels in HF_TASKS_STORAGE, secrets in their variables (`worker_environment`), never in a
     command line another user can read in `ps`."""
-    _, kept, _ = secrets_to_environment({}, without_option(argv, "--storage"))
+    _, kept, _ = secrets_to_environment({}, take_option(argv, "--storage")[1])
     return [sys.executable, "-m", "hf_tasks.study", *kept, "--worker", str(index)]
 
 
@@ -357,7 +346,7 @@ def search_each(study: StudyArguments, argv: list[str]) -> int:
     if run alone, then one expected-max plot with a curve per config and the table of which stays ahead from
     which budget on (`hf_tasks.study.expected_max.write_curves`)."""
     objective, direction, _ = read_space(study.search)
-    options = without_option(argv[len(study.configs):], "--output_dir")
+    options = take_option(argv[len(study.configs):], "--output_dir")[1]
     # hf_tasks.trackers loads transformers' tracker integrations (seconds, and a line on stdout under
     # WANDB_MODE=offline): only a study that tracks pays for them, not its --help or a plain table.
     from hf_tasks.trackers import TRACKIO_PROJECT_VARIABLE
