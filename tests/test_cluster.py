@@ -186,15 +186,12 @@ import sys, time
 sys.path.insert(0, {recipes!r})
 import transformers
 import farstail
-from hf_tasks.args import parse
-from hf_tasks.errors import one_line_errors
 step = transformers.Trainer.training_step
 def slowed(self, *arguments, **keywords):
     time.sleep(0.3)
     return step(self, *arguments, **keywords)
 transformers.Trainer.training_step = slowed
-with one_line_errors():
-    farstail.main(parse(*farstail.ARGUMENTS, unused=farstail.UNUSED))
+farstail.RECIPE.cli()
 """
 TINY_RUN = ["--max_train_samples", "64", "--max_eval_samples", "24", "--max_predict_samples", "24",
             "--num_train_epochs", "2", "--per_device_train_batch_size", "8", "--eval_strategy", "no",
