@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hf_tasks.study import main
 from tests.conftest import REPO
 
 # Not imported here: this process must not fix trackio's folder before the code under test sets it.
@@ -74,12 +73,14 @@ def trackio_study(tmp_path_factory):
                                        "base": str(REPO / "recipes/configs/farstail/tiny.yaml"),
                                        "keep_layers": "first:1"}))
     output_dir = root / "my_study"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TRACKIO_DIR", "")  # unset, as trackio reads it; restored after
-        patch.chdir(root)
-        code = main([str(REPO / "recipes/configs/farstail/tiny.yaml"), str(smaller), "--output_dir",
-                     str(output_dir), "--parallel", "2", "--seeds", "1,2", *QUICK, "--run_name", PASSWORD_URL])
-    assert code == 0, (output_dir / "farstail-keep1-seed1.log").read_text()[-3000:]
+    # Its own process, as a user runs it: trackio reads TRACKIO_DIR once, when first imported, so a test process
+    # that imported it before (another test on this worker) would keep that folder for the study's summary.
+    env = {name: value for name, value in os.environ.items() if name != "TRACKIO_DIR"}
+    done = subprocess.run([sys.executable, "-m", "hf_tasks.study", str(REPO / "recipes/configs/farstail/tiny.yaml"),
+                           str(smaller), "--output_dir", str(output_dir), "--parallel", "2", "--seeds", "1,2", *QUICK,
+                           "--run_name", PASSWORD_URL], cwd=root, env={**env, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, (done.stderr[-2000:], (output_dir / "farstail-keep1-seed1.log").read_text()[-3000:])
     return root, output_dir, read_back(output_dir / "trackio", "my_study")
 
 
