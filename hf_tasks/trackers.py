@@ -56,8 +56,9 @@ _set_for_a_run: dict[str, str] = {}
 
 
 def _inside_run_folder(variable: str, value: str) -> bool:
-    """Set `variable` to `value` (a place in the run folder) unless the user set it; whether it was set."""
-    if os.environ.get(variable) not in (None, _set_for_a_run.get(variable)):
+    """Set `variable` to `value` (a place in the run folder) unless the user set it (an empty value counts as
+    unset); whether it was set."""
+    if (os.environ.get(variable) or None) not in (None, _set_for_a_run.get(variable)):
         return False
     os.environ[variable] = _set_for_a_run[variable] = value
     return True
@@ -168,8 +169,7 @@ def trackio_folder(default: str | Path) -> Path:
     """Where trackio keeps its database: `TRACKIO_DIR` when the user set it, else `default`, put in TRACKIO_DIR
     for trackio to read when it is first imported (it reads it once: a process that imported it before keeps
     its folder, and is told so)."""
-    if not os.environ.get("TRACKIO_DIR"):
-        os.environ["TRACKIO_DIR"] = str(Path(default).resolve())
+    _inside_run_folder("TRACKIO_DIR", str(Path(default).resolve()))
     folder = Path(os.environ["TRACKIO_DIR"])
     imported = sys.modules.get("trackio.utils")
     if imported is not None and Path(imported.TRACKIO_DIR).resolve() != folder.resolve():
