@@ -1,8 +1,8 @@
 """Command-line arguments shared by every recipe, and `parse`: YAML defaults + CLI overrides.
 
 Recipes parse `ModelArguments`, `DataArguments`, their own task dataclass and
-`transformers.TrainingArguments` with one `HfArgumentParser`. `--config file.yaml` supplies
-defaults for any of their fields; flags given on the command line win.
+`transformers.TrainingArguments` with one `HfArgumentParser` (`hf_tasks.parsing`, which the commands
+share). `--config file.yaml` supplies defaults for any of their fields; flags given on the command line win.
 
 A config may name `base: other.yaml` and hold only its differences (`hf_tasks.config_files`).
 Paths in a config: a path the run reads (`PATH_ARGUMENTS`) is looked up beside the config file that
@@ -15,22 +15,17 @@ line replaces the config's (`DATA_SOURCES`).
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import transformers
-from transformers import HfArgumentParser
 
-from hf_tasks.cli_help import answer_help
-from hf_tasks.config_files import config_layers, path_beside_config
 from hf_tasks.data.bad_rows import BadRows
-from hf_tasks.errors import BadInputError, OneLineArgumentParser
+from hf_tasks.errors import BadInputError
+from hf_tasks.options import DataArguments
+from hf_tasks.parsing import parse_options
 from hf_tasks.run_state import RunState
 
 # The ways to give a recipe its data. One given on the command line replaces every other one a config set.
@@ -40,93 +35,6 @@ DATA_SOURCES = {
     "folder": ("data_dir",),
     "images": ("images", "mask_dir"),
 }
-# Written after a flag whose argument defaults to unset, these unset a value the config gave.
-UNSET_WORDS = frozenset({"none", "null"})
-
-
-def _check_folder_or_hub_id(flag: str, value: str | None) -> None:
-    """A value that is no folder here and cannot be a hub id either ("org/name") is a missing folder:
-    say so, instead of the Hub client's "Repo id must be in the form ..."."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    if value is None or Path(value).exists() or value.startswith("hf-hub:"):  # timm's prefix for hub models
-        return
-    try:
-        validate_repo_id(value)
-    except HFValidationError:
-        raise BadInputError(f"--{flag} {value}: no such folder (and not a hub id such as org/name); "
-                            "check the path.") from None
-
-
-@dataclass
-class ModelArguments:
-    model_name_or_path: str | None = field(
-        default=None,
-        metadata={"help": "Hub id (org/name) or local folder of a pretrained model. Unset: build from --config_name."},
-    )
-    config_name: str | None = field(
-        default=None, metadata={"help": "Config to build or load with, if not the model's own (hub id or folder)."}
-    )
-    tokenizer_name: str | None = field(
-        default=None, metadata={"help": "Tokenizer / processor, if not the model's own (hub id or folder)."}
-    )
-    cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models are cached."})
-    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the model on the Hub."})
-    trust_remote_code: bool = field(
-        default=False, metadata={"help": "Run model code from the Hub. Off unless you trust the repository."}
-    )
-
-    def __post_init__(self):
-        if self.model_name_or_path is None and self.config_name is None:
-            raise BadInputError("Give --model_name_or_path (pretrained) or --config_name (train from scratch).")
-        for flag in ("model_name_or_path", "config_name", "tokenizer_name"):
-            _check_folder_or_hub_id(flag, getattr(self, flag))
-
-    def pretrained_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments every `from_pretrained` call of a recipe shares."""
-        return {
-            "cache_dir": self.cache_dir,
-            "revision": self.model_revision,
-            "trust_remote_code": self.trust_remote_code,
-        }
-
-
-@dataclass
-class DataArguments:
-    dataset_name: str | None = field(
-        default=None, metadata={"help": "Hub dataset id, or a local folder `datasets.load_dataset` understands."}
-    )
-    dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of the hub dataset."})
-    train_file: str | None = field(default=None, metadata={"help": "Local training file."})
-    validation_file: str | None = field(default=None, metadata={"help": "Local validation file."})
-    test_file: str | None = field(default=None, metadata={"help": "Local test file."})
-    data_dir: str | None = field(default=None, metadata={"help": "Folder of data (audio or image trees)."})
-    dataset_cache_dir: str | None = field(default=None, metadata={"help": "Where hub datasets are cached."})
-    max_seq_length: int | None = field(
-        default=None, metadata={"help": "Maximum tokens per input after tokenisation (task default when unset)."}
-    )
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training examples."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation examples."})
-    max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N test examples."})
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for `datasets.map`."})
-    padding_free: bool = field(
-        default=False,
-        metadata={"help": "Sequence classification: each batch's sequences concatenated into one row (position ids "
-                          "restarting per sequence), no padding computed; the head reads each sequence at its own "
-                          "boundary. Refused where the model or task cannot keep sequences apart."},
-    )
-    overwrite_cache: bool = field(default=False, metadata={"help": "Recompute preprocessing instead of reusing it."})
-    skip_bad_rows: bool = field(
-        default=False,
-        metadata={"help": "Skip rows that fail validation (listed in skipped_rows.json) instead of stopping."},
-    )
-
-    def __post_init__(self):
-        for flag in ("max_train_samples", "max_eval_samples", "max_predict_samples", "max_seq_length",
-                     "preprocessing_num_workers"):
-            value = getattr(self, flag)
-            if value is not None and value < 1:
-                raise BadInputError(f"--{flag} {value}: give a whole number of at least 1, or leave it out for all.")
 
 
 # bf16 as the CPU computes it without AVX512-BF16 or AMX: emulated, measured ~9x slower than fp32 (MiniLM on
@@ -228,9 +136,6 @@ class TrainingArguments(transformers.TrainingArguments):
         # other hardware as it would have run there: bf16 auto, no --use_cpu, memory pinning, all workers.
         self.as_given = {name: getattr(self, name) for name in HARDWARE_DECIDED}
         self._follow_the_hardware()  # after --fast_gpu's loader workers, so the cap holds for them too
-        if self.progress_interval_seconds < 0:
-            raise BadInputError(f"--progress_interval_seconds {self.progress_interval_seconds}: give a number of "
-                                "seconds, or 0 for no progress lines.")
         super().__post_init__()
 
     def _follow_the_hardware(self) -> None:
@@ -276,152 +181,17 @@ class TrainingArguments(transformers.TrainingArguments):
         self.dataloader_drop_last = True
 
 
-def _yaml_defaults(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
-    """The config's values with its bases merged in, each path the run reads looked up beside the file
-    that gave it (a base's paths beside the base)."""
-    known = {action.dest: action for action in parser._actions}
-    defaults: dict[str, Any] = {}
-    for file, values in config_layers(path):
-        unknown = sorted(str(name) for name in set(values) - set(known))
-        if unknown:
-            raise BadInputError(f"--config {file}: unknown argument(s) {unknown}; run the recipe with --help for "
-                                "the list.")
-        for name, value in values.items():
-            _check_config_type(file, name, value, known[name])
-        defaults.update({name: path_beside_config(file, name, value) for name, value in values.items()})
-    return defaults
-
-
-#: What a config must give for a flag argparse reads as a number or a switch (text fields may take lists: report_to).
-_SCALAR_KINDS = {"int": "whole number", "float": "number", "string_to_bool": "true or false"}
-
-
-def _check_config_type(file: Path, name: str, value: Any, action: argparse.Action) -> None:
-    """A config value argparse would not read from the command line either (a list for a number, a mapping for
-    a switch): argparse converts only string defaults, so anything else would reach the run as is."""
-    kind = _SCALAR_KINDS.get(getattr(action.type, "__name__", ""))
-    if kind is None or value is None or isinstance(value, str):
-        return
-    items = value if isinstance(value, list) and action.nargs in ("+", "*") else [value]
-    for item in items:
-        usable = not isinstance(item, (list, dict))
-        try:
-            action.type(item)
-        except Exception:  # whatever the converter raises (TypeError, ValueError, ArgumentTypeError): not its type
-            usable = False
-        if not usable:
-            raise BadInputError(f"--config {file}: {name}: {value!r} is not a {kind}; give one {kind}.")
-
-
-def _dests_given(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, str]:
-    """The arguments `argv` sets, by destination, each with the option string it was given as."""
-    by_option = {option: action.dest for action in parser._actions for option in action.option_strings}
-    given = {}
-    for token in argv:
-        option = token.split("=", 1)[0]
-        if option in by_option:
-            given.setdefault(by_option[option], option)
-    return given
-
-
-def _take_out_unsets(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[list[str], set[str]]:
-    """`--flag none` for an argument that defaults to unset: the flag's destination, and `argv` without it.
-
-    The last mention of a flag wins, as in argparse: `--data_dir x --data_dir none` unsets it (the earlier
-    value is taken out too) and `--data_dir none --data_dir x` sets it.
-    """
-    unsettable = {option: action.dest for action in parser._actions if action.default is None
-                  for option in action.option_strings}
-    kept: list[str | None] = []
-    mentions: dict[str, list[int]] = {}  # kept positions of each destination's earlier values
-    unset = set()
-    index = 0
-    while index < len(argv):
-        option, _, attached = argv[index].partition("=")
-        dest = unsettable.get(option)
-        if dest is not None:
-            value = attached if attached else (argv[index + 1] if index + 1 < len(argv) else "")
-            ends_there = attached or index + 2 >= len(argv) or argv[index + 2].startswith("-")
-            if value.lower() in UNSET_WORDS and ends_there:
-                unset.add(dest)
-                for position in mentions.pop(dest, []):
-                    kept[position] = None
-                index += 1 if attached else 2
-                continue
-            unset.discard(dest)
-            # The flag and its values (up to the next option) are this mention.
-            end = index + 1
-            while not attached and end < len(argv) and not argv[end].startswith("--"):
-                end += 1
-            mentions.setdefault(dest, []).extend(range(len(kept), len(kept) + end - index))
-            kept += argv[index:end]
-            index = end
-            continue
-        kept.append(argv[index])
-        index += 1
-    return [token for token in kept if token is not None], unset
-
-
-def _replaced_sources(given: set[str], defaults: dict[str, Any]) -> dict[str, None]:
-    """Config values of every data source other than one the command line gives, unset."""
-    chosen = {source for source, dests in DATA_SOURCES.items() if given & set(dests)}
-    if not chosen:
-        return {}
-    return {dest: None for source, dests in DATA_SOURCES.items() if source not in chosen
-            for dest in dests if defaults.get(dest) not in (None, [])}
-
-
-class _RecipeParser(OneLineArgumentParser, HfArgumentParser):
-    """The dataclasses' parser, its complaints in one line and abbreviations refused."""
-
-
-def build_parser(*dataclass_types: type, usage: str | None = None) -> HfArgumentParser:
-    """The parser of a recipe's argument groups, with `--config` (what `parse` and the docs' flag tables read)."""
-    parser = _RecipeParser(dataclass_types, usage=f"%(prog)s {usage}" if usage else None)
-    parser.add_argument("--config", type=Path, help="YAML file of defaults; command-line flags override it.")
-    return parser
-
-
 def parse(*dataclass_types: type, args: list[str] | None = None, description: str | None = None,
           unused: tuple[str, ...] = (), usage: str | None = None, forward_unknown: bool = False) -> RunState:
-    """Parse `dataclass_types` from `--config x.yaml` (defaults) and the command line (overrides).
+    """Parse a recipe's `dataclass_types` as `hf_tasks.parsing.parse_options` does (a data source given on the
+    command line replacing the config's, `DATA_SOURCES`), then refuse Trainer values no run can use.
 
-    `description` (the recipe's docstring) opens `--help`, after the usage line (`usage`, after the
-    program's name; default: the config and options). `unused` names arguments of the shared
-    dataclasses the recipe never reads: `--help` leaves them out and a value for them is refused.
-    `forward_unknown`: flags none of the dataclasses knows are kept, in order, in `state.forwarded` (the
-    study passes them to its runs) instead of refused.
     Returns the run object: one instance per dataclass type (iterating gives them in order, `state[T]`
-    finds one by type) and the run's state (the bad-row log, the data source in words).
+    finds one by type), the flags none of them knows when `forward_unknown` (`state.forwarded`) and the
+    run's state (the bad-row log, the data source in words).
     """
-    argv = sys.argv[1:] if args is None else list(args)
-    config_parser = OneLineArgumentParser(add_help=False)
-    config_parser.add_argument("--config", type=Path)
-    known, remaining = config_parser.parse_known_args(argv)
-
-    parser = build_parser(*dataclass_types, usage=usage)
-    answer_help(parser, remaining, description, frozenset(unused))
-    remaining, unset = _take_out_unsets(parser, remaining)
-    given = set(_dests_given(parser, remaining))
-    defaults = _yaml_defaults(known.config, parser) if known.config is not None else {}
-    defaults.update(_replaced_sources(given, defaults))
-    defaults.update(dict.fromkeys(unset))
-    parser.set_defaults(**defaults)
-    for action in parser._actions:
-        if action.dest in defaults:
-            action.required = False
-    try:
-        *parsed, extra = parser.parse_args_into_dataclasses(args=remaining, return_remaining_strings=True)
-    except BadInputError:
-        raise
-    except ValueError as error:
-        # Raised by an argument dataclass's checks (ours or the Trainer's): a flag value the user gave.
-        raise BadInputError(str(error)) from error
-    if extra and not forward_unknown:
-        parser.error(f"unrecognised arguments: {' '.join(extra)}")
-    # The last parsed item is the namespace holding --config, which is not a dataclass.
-    instances = tuple(parsed[: len(dataclass_types)])
-    _refuse_unused(instances, unused)
+    instances, forwarded = parse_options(*dataclass_types, args=args, description=description, unused=unused,
+                                         usage=usage, forward_unknown=forward_unknown, alternatives=DATA_SOURCES)
     for instance in instances:
         if isinstance(instance, transformers.TrainingArguments):
             check_training_values(instance)
@@ -430,13 +200,14 @@ def parse(*dataclass_types: type, args: list[str] | None = None, description: st
         state = RunState(instances)
     else:
         state = RunState(instances, bad_rows=BadRows(data_args.skip_bad_rows), data_source=data_source(data_args))
-    state.forwarded = list(extra)
+    state.forwarded = forwarded
     return state
 
 
 def check_training_values(training_args: transformers.TrainingArguments) -> None:
     """Values the Trainer accepts but cannot use, refused before any data is read or model built: a run
-    that would train no step, a batch of no examples, a rate below zero, a tracker nobody knows."""
+    that would train no step, a batch of no examples, a rate below zero, a tracker nobody knows, a progress
+    interval below zero. The one home of these checks, after the Trainer's own (`__post_init__`)."""
     from transformers.integrations.integration_utils import (
         INTEGRATION_TO_CALLBACK,
         get_available_reporting_integrations,
@@ -445,6 +216,9 @@ def check_training_values(training_args: transformers.TrainingArguments) -> None
     for flag in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
         if getattr(training_args, flag) < 1:
             raise BadInputError(f"--{flag} {getattr(training_args, flag)}: give a whole number, 1 or more.")
+    if getattr(training_args, "progress_interval_seconds", 0) < 0:  # ours: a plain Trainer has no progress line
+        raise BadInputError(f"--progress_interval_seconds {training_args.progress_interval_seconds}: give a number "
+                            "of seconds, or 0 for no progress lines.")
     if training_args.learning_rate < 0:
         raise BadInputError(f"--learning_rate {training_args.learning_rate}: a rate below zero climbs the loss; "
                             "give a positive rate such as 5e-5.")
@@ -459,18 +233,6 @@ def check_training_values(training_args: transformers.TrainingArguments) -> None
         if name not in available:
             raise BadInputError(f"--report_to {name}: {name} is not installed; install it (pip install {name}) or "
                                 "leave it out.")
-
-
-def _refuse_unused(instances: tuple, unused: tuple[str, ...]) -> None:
-    for instance in instances:
-        for field_ in dataclasses.fields(instance):
-            if field_.name not in unused:
-                continue
-            default = field_.default_factory() if field_.default_factory is not dataclasses.MISSING else field_.default
-            value = getattr(instance, field_.name)
-            if value != default:
-                raise BadInputError(f"--{field_.name} {value}: this recipe does not use it (see --help for what it "
-                                    "reads); leave it out.")
 
 
 def data_source(data_args: DataArguments) -> str:

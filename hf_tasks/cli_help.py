@@ -26,7 +26,7 @@ COMMON_TRAINING_OPTIONS = (
 GROUP_TITLES = {"QAArguments": "question answering", "LoraArguments": "LoRA",
                 "RegimeArguments": "training regime", "Cifar10Arguments": "CIFAR-10",
                 "FarsTailArguments": "FarsTail data", "ConstraintArguments": "Constraint data",
-                "StudyOptions": "study", "SearchOptions": "hyperparameter search", "SlurmOptions": "Slurm"}
+                "SearchOptions": "hyperparameter search", "SlurmOptions": "Slurm"}
 METAVARS = {int: "N", float: "X", str: "TEXT"}
 
 
@@ -46,10 +46,11 @@ def answer_help(parser: HfArgumentParser, argv: list[str], description: str | No
 
 
 def short_help(parser: HfArgumentParser, description: str | None, unused: frozenset[str]) -> str:
+    trainer = ", the Trainer's included" if any(map(_is_training_arguments, parser.dataclass_types)) else ""
     shown = argparse.ArgumentParser(
         prog=parser.prog, usage=parser.usage or "%(prog)s [--config FILE.yaml] [--option VALUE ...]",
         description=(description or "").strip(), formatter_class=_CompactFormatter, add_help=False,
-        epilog=f"{HELP_ALL_FLAG} lists every option with its whole help, the Trainer's included.\n"
+        epilog=f"{HELP_ALL_FLAG} lists every option with its whole help{trainer}.\n"
                "--option none unsets a value the config gave. --debug shows the traceback of an error.",
     )
     for title, actions in option_groups(parser, unused):
@@ -114,7 +115,8 @@ def _is_training_arguments(kind: type) -> bool:
 def _title(kind: type) -> str:
     if kind.__name__ in GROUP_TITLES:
         return GROUP_TITLES[kind.__name__]
-    return re.sub(r"(?<!^)(?=[A-Z])", " ", kind.__name__.removesuffix("Arguments")).lower()
+    # A recipe's argument groups are ...Arguments, a command's options ...Options (StudyOptions: "study").
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", kind.__name__.removesuffix("Arguments").removesuffix("Options")).lower()
 
 
 def _compact(action: argparse.Action, first_sentence: bool = False) -> argparse.Action:
@@ -122,7 +124,9 @@ def _compact(action: argparse.Action, first_sentence: bool = False) -> argparse.
     texts, the first sentence of its help (--help-all has the rest)."""
     compact = copy.copy(action)
     compact.option_strings = action.option_strings[:1]
-    if action.nargs != 0:
+    if action.choices:
+        compact.metavar = "|".join(map(str, action.choices))
+    elif action.nargs != 0 and action.metavar is None:  # a field's own metavar (fetch's --to DIR) stays
         compact.metavar = "BOOL" if action.const is True else METAVARS.get(action.type, "VALUE")
     text = action.help or ""
     if first_sentence:

@@ -24,6 +24,7 @@ from typing import Callable
 from hf_tasks import help_cache, registry
 from hf_tasks.launch import take_option
 from hf_tasks.errors import BadInputError, one_line_errors
+from hf_tasks.secrets import shown
 
 PROG = "hf-tasks"
 # The commands that are another module's command line, by the module whose main(argv) they call.
@@ -62,7 +63,7 @@ def run_recipe(argv: list[str]) -> int:
         from hf_tasks.launch import launch_prefix
 
         command = [*launch_prefix(count, on_gpus=torch.cuda.is_available()), str(registry.recipe_path(name)), *rest]
-        print(" ".join(command), flush=True)
+        print(shown(command), flush=True)
         return subprocess.run(command).returncode
     registry.load(name).cli(rest)
     return 0

@@ -21,8 +21,8 @@ BASE_KEY = "base"
 # a glob such as recipes/configs/farstail/*.yaml names it.
 SHARED_BASE_NAME = "base.yaml"
 
-# What a path-valued argument of any recipe is. READS: a local file or folder the run reads, or a hub
-# id / model name when no such path exists; a missing one is left for the data layer or the model
+# What a path-valued argument of any recipe or command is. READS: a local file or folder the run reads, or a
+# hub id / model name when no such path exists; a missing one is left for the data layer or the model
 # loader to name, since the repository's configs name data users download later. WRITES: where the
 # run writes.
 READS, WRITES = "reads", "writes"
@@ -31,6 +31,7 @@ PATH_ARGUMENTS = {
     "data_dir": READS, "deepspeed": READS, "images": READS, "mask_dir": READS,
     "train_file": READS, "validation_file": READS, "test_file": READS,
     "output_dir": WRITES, "cache_dir": WRITES, "dataset_cache_dir": WRITES,
+    "from_files": READS,  # fetch's --from
 }
 
 

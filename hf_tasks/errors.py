@@ -108,13 +108,15 @@ class RunAlreadyFinished(SystemExit):
 
 
 DEBUG_FLAG = "--debug"
+#: The exit status of a command that refused its input (`one_line_errors`): running it again changes nothing.
+BAD_INPUT_EXIT = 2
 DEBUG_VARIABLE = "HF_TASKS_DEBUG"
 
 
 @contextlib.contextmanager
 def one_line_errors() -> Iterator[None]:
     """Around a command line's work: an error the user caused prints as one line on stderr and exits
-    with status 2. `--debug` (taken out of sys.argv here) or HF_TASKS_DEBUG=1 shows the traceback."""
+    with status 2 (`BAD_INPUT_EXIT`). `--debug` (taken out of sys.argv here) or HF_TASKS_DEBUG=1 shows the traceback."""
     debug = DEBUG_FLAG in sys.argv[1:] or os.environ.get(DEBUG_VARIABLE, "") not in {"", "0"}
     sys.argv[1:] = [argument for argument in sys.argv[1:] if argument != DEBUG_FLAG]
     try:
@@ -124,4 +126,4 @@ def one_line_errors() -> Iterator[None]:
             raise
         message = " ".join(str(error).split())  # one line, whatever the message's own line breaks
         print(f"error: {message} (add {DEBUG_FLAG} for the traceback)", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(BAD_INPUT_EXIT) from None

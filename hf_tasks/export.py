@@ -25,19 +25,24 @@ tokenizer or processor, as for `transformers.pipeline`.
 
 from __future__ import annotations
 
+import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
+
 import csv
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 import yaml
 from transformers import AutoConfig, AutoFeatureExtractor, AutoImageProcessor, AutoTokenizer
 
-from hf_tasks.errors import BadInputError, OneLineArgumentParser, one_line_errors
+from hf_tasks.errors import BadInputError, one_line_errors
 from hf_tasks.files import write_atomic
 import hf_tasks.modeling  # noqa: F401  (registers hf_tasks' own models with the Auto classes)
+from hf_tasks.parsing import parse_command
 from hf_tasks.portable import AUTO_CLASSES
 from hf_tasks.modeling.loading import from_pretrained
 
@@ -314,17 +319,21 @@ def _summary(report: dict) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class ExportOptions:
+    """What is written beside the run's model."""
+
+    format: Literal["onnx"] = field(default="onnx", metadata={"help": "The format written; onnx is the one there is."})
+    quantize: Literal["int8"] | None = field(default=None, metadata={
+        "help": "Also write a dynamically quantised int8 model (onnxruntime.quantization)."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace the files of an earlier export."})
+
+
 def main(argv: list[str] | None = None) -> dict:
-    parser = OneLineArgumentParser(prog="python -m hf_tasks.export", description=__doc__.splitlines()[0])
-    parser.add_argument("run_folder", type=Path)
-    parser.add_argument("--format", choices=["onnx"], default="onnx")
-    parser.add_argument("--quantize", choices=["int8"], default=None,
-                        help="also write a dynamically quantised int8 model (onnxruntime.quantization)")
-    parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier export")
-    args = parser.parse_args(argv)
-    report = export(args.run_folder, quantize=args.quantize, overwrite=args.overwrite)
+    (run_folder,), options = parse_command(ExportOptions, argv, words=("RUN",), description=__doc__)
+    report = export(run_folder, quantize=options.quantize, overwrite=options.overwrite)
     print(_summary(report))
-    print(f"written: {args.run_folder / ONNX_FOLDER}")
+    print(f"written: {Path(run_folder) / ONNX_FOLDER}")
     return report
 
 

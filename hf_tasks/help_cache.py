@@ -2,8 +2,9 @@
 
 Building the help imports transformers' `TrainingArguments` and every argument dataclass, seconds of
 work for a page of text. The first `--help` (or `--help-all`) of a recipe or command stores the text
-(`store`); later ones print it before anything heavy is imported. Each recipe imports this module first,
-for that side effect:
+(`store`); later ones print it before anything heavy is imported. Each recipe, and each command module that
+`python -m` runs (the study's `__main__`, compare, fetch, export), imports this module first, for that side
+effect:
 
     import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import sys
 from importlib import metadata
@@ -44,18 +46,24 @@ def _version(package: str) -> str:
         return "absent"
 
 
+def _program() -> str:
+    """The program the help's usage line names (`hf-tasks fetch`, `fetch.py`), as a part of a file name: each
+    way of running a file keeps its own text, so asking one way does not throw away the other's."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", os.path.basename(sys.argv[0])).strip("_") or "program"
+
+
 def cache_path(recipe: Path, whole: bool = False) -> Path:
-    """Where `recipe`'s help text (`whole`: its --help-all) is kept for this file, hf_tasks code and package
-    versions."""
+    """Where `recipe`'s help text (`whole`: its --help-all) is kept for this file, the program running it,
+    hf_tasks code and package versions."""
     digest = hashlib.sha256(recipe.read_bytes())
     for source in sorted(PACKAGE_ROOT.rglob("*.py")):
         digest.update(source.relative_to(PACKAGE_ROOT).as_posix().encode() + b"\0" + source.read_bytes())
     digest.update(sys.version.encode())
-    # The text is wrapped to the terminal's width (COLUMNS) and its usage line names the program.
-    digest.update(f"columns={shutil.get_terminal_size().columns}\0{os.path.basename(sys.argv[0])}\0".encode())
+    # The text is wrapped to the terminal's width (COLUMNS).
+    digest.update(f"columns={shutil.get_terminal_size().columns}\0".encode())
     for package in PACKAGES:
         digest.update(f"{package}={_version(package)}\0".encode())
-    return cache_folder() / ("all" if whole else "") / f"{recipe.stem}-{digest.hexdigest()[:24]}.txt"
+    return cache_folder() / ("all" if whole else "") / f"{recipe.stem}-{_program()}-{digest.hexdigest()[:24]}.txt"
 
 
 # The file whose help is asked for, when it is not the running script (`hf-tasks run farstail --help`).
@@ -98,8 +106,8 @@ def answer_from_cache(source: Path, argv: list[str]) -> None:
 
 
 def store(text: str, argv: list[str] | None = None) -> None:
-    """Keep `text` as the asked-for help (replacing texts kept for the file's earlier versions); a cache
-    that cannot be written is skipped, as the help is printed anyway."""
+    """Keep `text` as the asked-for help (replacing the texts this program kept for the file's earlier
+    versions); a cache that cannot be written is skipped, as the help is printed anyway."""
     asked = _recipe(sys.argv[1:] if argv is None else argv)
     if asked is None:
         return
@@ -108,7 +116,7 @@ def store(text: str, argv: list[str] | None = None) -> None:
     recipe = asked[0]
     path = cache_path(*asked)
     try:
-        for stale in path.parent.glob(f"{recipe.stem}-*.txt"):
+        for stale in path.parent.glob(f"{recipe.stem}-{_program()}-*.txt"):
             stale.unlink(missing_ok=True)
         write_atomic(path, text)
     except OSError:

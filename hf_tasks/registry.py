@@ -82,6 +82,12 @@ class Recipe:
 
         return parse(*self.arguments, args=args, description=self.doc, unused=self.unused)
 
+    def option_strings(self) -> set[str]:
+        """Every flag the recipe takes (earlier names and --no_ complements included), `--config` too."""
+        from hf_tasks.parsing import build_parser
+
+        return {option for action in build_parser(*self.arguments)._actions for option in action.option_strings}
+
     def cli(self, args: list[str] | None = None) -> Any:
         """Parse and run, a user's mistake said in one line (the recipe file's `__main__`)."""
         from hf_tasks.errors import one_line_errors

@@ -12,6 +12,7 @@ prefix of a long option: redaction does not depend on abbreviations being turned
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any, Iterable
 
 # Fields never written to config.yaml, results, study files or model cards.
@@ -79,3 +80,8 @@ def redact_mapping(values: dict[str, Any]) -> dict[str, Any]:
             value = redact_mapping(value)
         kept[name] = value
     return kept
+
+
+def shown(command: Iterable[str]) -> str:
+    """A command line as it is printed and logged: shell-quoted, secrets hidden."""
+    return shlex.join(redact_arguments(command))

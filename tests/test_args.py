@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from transformers import TrainingArguments
 
-from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.args import parse
+from hf_tasks.options import DataArguments, ModelArguments
 from hf_tasks.run_state import resolved_config
 from hf_tasks.errors import BadInputError
 from tests.conftest import REPO

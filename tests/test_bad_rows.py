@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hf_tasks.args import DataArguments
+from hf_tasks.options import DataArguments
 from hf_tasks.data import constraint, farstail
 from hf_tasks.data.bad_rows import BadRows, require_usable
 from hf_tasks.errors import BadInputError

@@ -1,5 +1,6 @@
 """--help orients: the recipe's docstring and examples, its own options under headings, the common
-Trainer options; --help-all has everything; options a recipe ignores are neither offered nor taken."""
+Trainer options; --help-all has everything; options a recipe ignores are neither offered nor taken. The
+commands (compare, fetch, export) answer the same way, and from the help cache the second time."""
 
 import os
 import subprocess
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 
-from hf_tasks import registry
+from hf_tasks import command, help_cache, registry
 from hf_tasks.errors import BadInputError
 from tests.conftest import REPO
 
@@ -40,8 +41,8 @@ def test_help_opens_with_the_recipe_and_two_examples_and_fits_in_150_lines(name,
 def test_help_groups_options_under_the_class_that_declares_them(capsys, monkeypatch):
     text = recipe_help("cifar10", "--help", capsys, monkeypatch)
     assert text.index("training regime options:") < text.index("  --trainable_modules ")
-    assert text.index("transfer options:") < text.index("  --head_hidden_size ") < text.index("image options:")
-    assert text.index("image options:") < text.index("  --image_size ") < text.index("CIFAR-10 options:")
+    assert text.index("image options:") < text.index("  --image_size ") < text.index("image head options:")
+    assert text.index("image head options:") < text.index("  --head_hidden_size ") < text.index("CIFAR-10 options:")
 
 
 @pytest.mark.parametrize("name, default, choices", [("covid_fakenews", "auto", "auto or bigru"),
@@ -94,3 +95,51 @@ def test_the_recipe_script_answers_help_with_status_0():
                               capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0 and "usage: parsquad.py [--config FILE.yaml]" in finished.stdout
     assert "question answering options:" in finished.stdout and finished.stderr == ""
+
+
+# Each command's module, the heading of its options and one option as its --help shows it.
+COMMANDS = {"compare": ("hf_tasks.study.compare", "compare options:", "  --split test|eval "),
+            "fetch": ("hf_tasks.data.fetch", "fetch options:", "  --from_files FILE [FILE ...] "),
+            "export": ("hf_tasks.export", "export options:", "  --quantize int8 ")}
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_commands_help_is_grouped_and_the_second_one_comes_from_the_cache(name, tmp_path, monkeypatch, capsys):
+    _, heading, option = COMMANDS[name]
+    monkeypatch.setenv("HF_TASKS_CACHE", str(tmp_path))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # hf-tasks names the command in sys.argv[0]
+    monkeypatch.setattr(help_cache, "_named_source", None)
+    with pytest.raises(SystemExit) as exited:
+        command.main([name, "--help"])
+    text = capsys.readouterr().out
+    assert exited.value.code == 0 and text.startswith(f"usage: hf-tasks {name} ")
+    assert text.index(heading) < text.index(option) < text.index("this command:") < text.index("  --config FILE.yaml")
+    (cached,) = (tmp_path / "help").glob("*.txt")
+    cached.write_text("the cached text")
+    monkeypatch.setattr(command.importlib, "import_module", lambda module: pytest.fail(f"{module} was imported"))
+    with pytest.raises(SystemExit):
+        command.main([name, "--help"])
+    assert capsys.readouterr().out == "the cached text\n"
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_python_m_answers_a_commands_help_from_the_cache_the_second_time(name, tmp_path):
+    module, heading, _ = COMMANDS[name]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_TASKS_CACHE": str(tmp_path / "cache"), "COLUMNS": "100"}
+
+    def answer() -> str:
+        finished = subprocess.run([sys.executable, "-m", module, "--help"], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=300)
+        assert finished.returncode == 0, finished.stderr[-2000:]
+        return finished.stdout
+
+    text = answer()
+    assert text.startswith(f"usage: python -m {module} ") and heading in text
+    (cached,) = (tmp_path / "cache" / "help").glob("*.txt")
+    cached.write_text("the cached text")
+    assert answer() == "the cached text\n"  # not a help built anew
+    # The same help through hf-tasks names another program: it is kept beside, not in place of, this one.
+    finished = subprocess.run([sys.executable, "-m", "hf_tasks.command", name, "--help"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0 and finished.stdout.startswith(f"usage: hf-tasks {name} ")
+    assert len(list((tmp_path / "cache" / "help").glob("*.txt"))) == 2 and answer() == "the cached text\n"

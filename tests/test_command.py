@@ -62,6 +62,7 @@ def test_run_trains_the_recipe_on_a_packaged_config_named_after_it(tmp_path, mon
     (["run", "farstail", "--config", "nope"], "--config nope: no such file, and no packaged config of that name "
                                               "(farstail/freeze12"),
     (["run", "farstail", "--config", "tiny", "--num_processes", "two"], "--num_processes two: give a whole number"),
+    (["fetch", "mnist"], "mnist: no such dataset; choose one of pquad, farstail, constraint, shemo, cifar10."),
 ])
 def test_a_mistake_is_one_line_and_status_2(arguments, message, capsys):
     with pytest.raises(SystemExit) as exited:
@@ -70,14 +71,18 @@ def test_a_mistake_is_one_line_and_status_2(arguments, message, capsys):
     assert exited.value.code == 2 and len(error.strip().splitlines()) == 1 and message in error
 
 
-def test_run_with_several_processes_goes_through_the_one_launch_builder(monkeypatch):
+def test_run_with_several_processes_goes_through_the_one_launch_builder(monkeypatch, capsys):
     launched = []
     monkeypatch.setattr(command.subprocess, "run", lambda line: launched.append(line) or subprocess.CompletedProcess(
         line, 0))
-    assert command.main(["run", "farstail", "--num_processes", "2", "--config", "farstail/tiny", "--seed", "3"]) == 0
+    token = "hf_" + "x" * 30
+    assert command.main(["run", "farstail", "--num_processes", "2", "--config", "farstail/tiny", "--seed", "3",
+                         "--hub_token", token]) == 0
     tiny = str(registry.configs_folder("farstail") / "tiny.yaml")
     assert launched == [[*launch_prefix(2, on_gpus=torch.cuda.is_available()), str(registry.recipe_path("farstail")),
-                         "--config", tiny, "--seed", "3"]]
+                         "--config", tiny, "--seed", "3", "--hub_token", token]]
+    printed = capsys.readouterr().out
+    assert "--hub_token" in printed and token not in printed  # the launch line shown hides the token
 
 
 def test_a_study_takes_packaged_configs_by_name(tmp_path):
@@ -94,9 +99,19 @@ def test_a_study_takes_packaged_configs_by_name(tmp_path):
     (["run", "farstail", "--config", "tiny", "--max_train_samples", "x"], "--max_train_samples x: expected a whole "
                                                                          "number; hf-tasks run farstail --help"),
     (["run", "farstail", "--config", "tiny", "--do_train", "maybe"], "--do_train maybe: expected true or false"),
-    (["fetch", "mnist"], "name mnist: expected one of 'cifar10'"),
-    (["export", "runs/x", "--quantize", "int4"], "--quantize int4: expected one of 'int8'"),
-    (["compare", "runs/a"], "give config"),
+    (["fetch", "pquad", "--to"], "--to expects one value(s); hf-tasks fetch --help lists the options."),
+    (["fetch", "pquad", "--fro", "x"], "--fro x (did you mean --from or --from-files or --from_files? flags are not "
+                                       "abbreviated); hf-tasks fetch --help lists the options."),
+    (["fetch", "--to", "data", "pquad"], "give NAME before the options (got none); hf-tasks fetch --help"),
+    (["export", "runs/x", "--quantize", "int4"], "--quantize int4: expected one of 'int8'; hf-tasks export --help"),
+    (["export", "runs/x", "--format", "tflite"], "--format tflite: expected one of 'onnx'; hf-tasks export --help"),
+    (["export", "runs/x", "--over"], "--over (did you mean --overwrite? flags are not abbreviated); hf-tasks export"),
+    (["compare", "runs/a"], "give RUN_A RUN_B before the options (got runs/a); hf-tasks compare --help lists the"),
+    (["compare", "runs/a", "runs/b", "--split", "train"], "--split train: expected one of 'test', 'eval'; hf-tasks "
+                                                          "compare --help"),
+    (["compare", "runs/a", "runs/b", "--metr", "f1"], "--metr f1 (did you mean --metric? flags are not abbreviated); "
+                                                      "hf-tasks compare --help"),
+    (["compare", "runs/a", "runs/b", "--latex", "maybe"], "--latex maybe: expected true or false; hf-tasks compare"),
 ])
 def test_every_argparse_error_is_one_line_naming_the_flag_and_help(arguments, message, capsys):
     with pytest.raises(SystemExit) as exited:

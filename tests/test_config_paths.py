@@ -13,7 +13,8 @@ import cifar10
 import farstail
 import segmentation
 from hf_tasks import registry
-from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments, data_source, parse
+from hf_tasks.args import TrainingArguments, data_source, parse
+from hf_tasks.options import DataArguments, ModelArguments
 from hf_tasks.config_files import PATH_ARGUMENTS
 from hf_tasks.run_state import resolved_config
 from hf_tasks.surgery import SurgeryArguments

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from hf_tasks import registry
-from hf_tasks.args import DataArguments, ModelArguments, parse, usable_cpus
+from hf_tasks.args import parse, usable_cpus
+from hf_tasks.options import DataArguments, ModelArguments
 from hf_tasks.run_state import resolved_config
 from hf_tasks.config_files import SHARED_BASE_NAME, config_layers, config_values
 from hf_tasks.errors import BadInputError

@@ -1,6 +1,7 @@
 """`python -m hf_tasks.export`: every exportable model family the recipes train (tiny, from
 tests/test_portable.py's builders, pruned and layer-deleted ones included) becomes an ONNX model and
-an int8 variant whose outputs match PyTorch's; export.json records the checks."""
+an int8 variant whose outputs match PyTorch's; export.json records the checks; the options may come from a
+config."""
 
 from __future__ import annotations
 
@@ -142,6 +143,18 @@ def test_command_line_prints_the_checks_and_never_replaces_an_earlier_export(tmp
     assert (tmp_path / "onnx" / "model.onnx").read_bytes() == before
     main([str(tmp_path), "--format", "onnx", "--overwrite"])
     assert "int8" not in json.loads((tmp_path / "onnx" / "export.json").read_text())["variants"]
+
+
+def test_the_options_may_come_from_a_config_and_the_command_line_wins(tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr("hf_tasks.export.export", lambda folder, **options: asked.append((folder, options)) or {
+        "variants": {}})
+    config = tmp_path / "serving.yaml"
+    config.write_text("quantize: int8\noverwrite: true\n")
+    main([str(tmp_path), "--config", str(config)])
+    main([str(tmp_path), "--config", str(config), "--quantize", "none", "--overwrite", "false"])
+    assert asked == [(str(tmp_path), {"quantize": "int8", "overwrite": True}),
+                     (str(tmp_path), {"quantize": None, "overwrite": False})]
 
 
 def test_bigru_head_and_folders_without_a_model_are_refused_in_one_line(tmp_path, tokenizer):

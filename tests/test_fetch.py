@@ -1,6 +1,8 @@
 """`python -m hf_tasks.data.fetch`: stand-in files served from 127.0.0.1 are downloaded, resumed after a cut
 connection, refused on a hash mismatch (nothing left where a recipe reads), taken from `--from FILE`, and
-unpacked from archives; the real registry is pinned; a recipe's missing default data names the command."""
+unpacked from archives; the real registry is pinned; a recipe's missing default data names the command. The
+command line is parsed as a recipe's (options from a config, one-line errors naming the flag) and imports no
+torch."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import hashlib
 import io
 import os
 import re
+import subprocess
+import sys
 import tarfile
 import threading
 import zipfile
@@ -16,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from hf_tasks.args import DataArguments
+from hf_tasks.options import DataArguments
 from hf_tasks.data.fetch import SOURCES, FetchError, RemoteFile, Source, fetch, file_hash, main
 from hf_tasks.data.sources import load_splits
 from hf_tasks.errors import BadInputError
+from tests.conftest import REPO
 
 TRAIN = "".join(f'{{"id": {index}, "question": "پرسش {index}"}}\n' for index in range(10_000)).encode()
 VALIDATION = b"id,text\n1,hello\n2,world\n"
@@ -263,8 +268,53 @@ def test_a_missing_default_data_file_names_the_fetch_command(tmp_path, monkeypat
 
 
 def test_the_command_line_refuses_an_unknown_dataset():
-    with pytest.raises(BadInputError, match="name mnist: expected one of 'cifar10', 'constraint'"):
+    with pytest.raises(BadInputError, match="mnist: no such dataset; choose one of pquad, farstail, constraint"):
         main(["mnist"])
+
+
+def fetched_with(monkeypatch, *argv: str) -> dict:
+    """What the command line asks `fetch` for."""
+    asked = {}
+    monkeypatch.setattr("hf_tasks.data.fetch.fetch", lambda name, root, given, progress: asked.update(
+        name=name, root=root, given=given) or Path(root) / name)
+    main(list(argv))
+    return asked
+
+
+def test_the_options_may_come_from_a_config_and_from_files_beside_it(tmp_path, monkeypatch):
+    (tmp_path / "Downloads").mkdir()
+    (tmp_path / "Downloads" / "Train.json").write_bytes(TRAIN)
+    config = tmp_path / "fetch.yaml"
+    config.write_text("to: /scratch/data\nfrom: [Downloads/Train.json]\n")
+    monkeypatch.chdir(tmp_path / "Downloads")
+    assert fetched_with(monkeypatch, "pquad", "--config", str(config)) == {
+        "name": "pquad", "root": "/scratch/data", "given": [str(tmp_path / "Downloads" / "Train.json")]}
+    assert fetched_with(monkeypatch, "pquad", "--config", str(config), "--from_files", "Train.json", "--to",
+                        "data") == {"name": "pquad", "root": "data", "given": ["Train.json"]}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["pquad", "--fro", "Train.json"], "unknown option(s): --fro Train.json (did you mean --from or --from-files or "
+                                       "--from_files? flags are not abbreviated); python -m hf_tasks.data.fetch"),
+    (["pquad", "--to"], "--to expects one value(s); python -m hf_tasks.data.fetch --help lists the options."),
+    (["--to", "data", "pquad"], "give NAME before the options (got none); python -m hf_tasks.data.fetch --help"),
+])
+def test_a_command_line_mistake_is_one_line_naming_the_flag_and_the_program_run(argv, message, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "hf_tasks.data.fetch", *argv], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert message in done.stderr
+
+
+def test_a_fetch_imports_no_torch(tmp_path):
+    # The command downloads files; torch would cost seconds for nothing.
+    code = ("import sys\nfrom hf_tasks import command\n"
+            "try:\n    command.main(['fetch', 'pquad', '--from', 'missing'])\n"
+            "except SystemExit as exited:\n    print(exited.code, 'torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert done.stdout.split() == ["2", "False"], done.stderr
+    assert "--from missing: no such file" in done.stderr
 
 
 def zipped(files: dict[str, bytes]) -> bytes:
@@ -360,9 +410,6 @@ def test_tar_members_never_land_outside_the_folder_and_a_bad_archive_is_refused_
 
 
 def test_to_a_file_and_a_target_that_is_a_folder_are_refused_in_one_line(tmp_path, capsys, no_waiting):
-    import subprocess
-    import sys
-
     (tmp_path / "a file").write_text("mine")
     done = subprocess.run([sys.executable, "-m", "hf_tasks.data.fetch", "pquad", "--to", str(tmp_path / "a file")],
                           capture_output=True, text=True)

@@ -95,12 +95,15 @@ def test_a_changed_recipe_package_version_or_hf_tasks_source_changes_the_key(tmp
     assert all(path.name.startswith("recipe-") for path in (first, second, third, fourth))
 
 
-def test_a_new_text_replaces_the_recipes_older_ones(running_farstail, monkeypatch):
+def test_a_new_text_replaces_the_recipes_older_ones_of_the_same_program(running_farstail, monkeypatch):
     folder = help_cache.cache_folder()
     folder.mkdir(parents=True)
-    (folder / "farstail-0000old.txt").write_text("old help")
+    this_program = help_cache.cache_path(running_farstail).name.rsplit("-", 1)[0]  # farstail-<program>
+    (folder / f"{this_program}-0000old.txt").write_text("old help")
+    (folder / "farstail-hf_tasks_run_farstail-0000.txt").write_text("the help hf-tasks run farstail shows")
     (folder / "parsquad-0000.txt").write_text("another recipe's help")
     help_cache.store("new help", ["--help"])
     assert sorted(path.name for path in folder.iterdir()) == sorted(
-        [help_cache.cache_path(running_farstail).name, "parsquad-0000.txt"])
+        [help_cache.cache_path(running_farstail).name, "farstail-hf_tasks_run_farstail-0000.txt",
+         "parsquad-0000.txt"])
     assert Path(help_cache.cache_path(running_farstail)).read_text() == "new help"

@@ -105,7 +105,12 @@ def test_a_command_line_token_wins_over_the_configs_under_slurm_as_locally_and_n
     monkeypatch.delenv("HF_TOKEN", raising=False)
     config = config_named(tmp_path / "cfgs", "tokened")
     config.write_text(config.read_text() + "hub_token: from-the-config-0123\n")
-    assert main([str(config), *SLURM, "--output_dir", str(tmp_path / "out"), "--hub_tok", "from-the-command-4567"]) == 0
+    # Flags are not abbreviated: --hub_tok stops the study, and the refusal names the flag, never its value.
+    with pytest.raises(BadInputError, match="^--hub_tok: neither a study option") as refused:
+        main([str(config), *SLURM, "--output_dir", str(tmp_path / "out"), "--hub_tok", "from-the-command-4567"])
+    assert "from-the-" not in str(refused.value) and not (tmp_path / "out").exists()
+    assert main([str(config), *SLURM, "--output_dir", str(tmp_path / "out"),
+                 "--hub_token", "from-the-command-4567"]) == 0
     [token] = Path(env["SAVED_SCRIPTS"]).glob("token-*")
     assert token.read_text() == "from-the-command-4567"
     _, _, local = secrets_to_environment({"hub_token": "from-the-config-0123"},
@@ -222,6 +227,8 @@ REFUSALS = {
                                "--learning_rate -0.1: a rate below zero"),
     "negative epochs": (lambda tmp: farstail_parse(tmp, "--num_train_epochs", "-1"),
                         "--num_train_epochs -1.0: the run would train no step"),
+    "negative progress interval": (lambda tmp: farstail_parse(tmp, "--progress_interval_seconds", "-5"),
+                                   "--progress_interval_seconds -5.0: give a number of seconds, or 0"),
     "unknown tracker": (lambda tmp: farstail_parse(tmp, "--report_to", "tensorbored"),
                         "--report_to tensorbored: no such tracker"),
     "list for a number in a config": (

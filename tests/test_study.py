@@ -49,6 +49,14 @@ def test_study_options_are_kept_and_the_rest_forwarded(tmp_path):
         parse_study_args([str(config)])
 
 
+def test_a_misspelt_flag_for_the_runs_stops_the_study_before_any_run(tmp_path):
+    config = REPO / "recipes" / "configs" / "farstail" / "tiny.yaml"
+    with pytest.raises(BadInputError, match=r"^--max_train_sample: neither a study option nor one of recipe "
+                                            r"farstail's; .* hf-tasks run farstail --help the recipe's\.$"):
+        main([str(config), "--output_dir", str(tmp_path / "out"), "--max_train_sample", "5", "--bf16", "false"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_table_from_finished_runs(tmp_path):
     folder = tmp_path / "recipes" / "configs" / "nli"
     folder.mkdir(parents=True)
@@ -247,6 +255,22 @@ def test_a_run_that_fails_twice_is_reported_and_fails_the_study(tmp_path):
     assert main([str(config), "--output_dir", str(output_dir)]) == 1
     row = next(csv.DictReader((output_dir / "study.csv").open()))
     assert row["status"] == "failed twice (exit 3; see broken-broken.log)"
+
+
+def test_a_run_that_refuses_its_input_is_reported_at_once_without_a_second_attempt(tmp_path, capsys):
+    output_dir = tmp_path / "study"
+    recipe = tmp_path / "refusing.py"
+    recipe.write_text("import sys\n"
+                      "print('error: --data_dir x: no such folder', file=sys.stderr)\n"
+                      "raise SystemExit(2)\n")
+    config = tmp_path / "refused.yaml"
+    config.write_text(f"recipe: {recipe}\n")
+    assert main([str(config), "--output_dir", str(output_dir)]) == 1
+    row = next(csv.DictReader((output_dir / "study.csv").open()))
+    assert row["status"] == "refused its input (exit 2; see refusing-refused.log)"
+    log = (output_dir / "refusing-refused.log").read_text(encoding="utf-8")
+    assert log.count("[study] attempt") == 1
+    assert "refusing-refused: error: --data_dir x: no such folder" in capsys.readouterr().out
 
 
 def test_a_config_asking_for_more_devices_than_the_study_has_stops_early(tmp_path):

@@ -262,6 +262,23 @@ def test_compare_command_prints_the_paired_comparison(tmp_path, capsys):
     assert "no readable results.json" in capsys.readouterr().err
 
 
+def test_compare_takes_its_options_from_a_config_and_the_command_line_wins(tmp_path, capsys):
+    gold, baseline, config = right_and_wrong([*range(100), *range(100, 105)], [*range(100), *range(105, 140)])
+    write_run(tmp_path / "a", gold, baseline)
+    write_run(tmp_path / "b", gold, config)
+    options = tmp_path / "paper.yaml"
+    options.write_text("metric: macro_f1\nlatex: true\n")
+    runs = [str(tmp_path / "a"), str(tmp_path / "b")]
+    with pytest.raises(SystemExit):
+        compare_cli.main([*runs, "--config", str(options)])
+    assert "results.json reports no --metric macro_f1" in capsys.readouterr().err
+    assert compare_cli.main([*runs, "--config", str(options), "--metric", "none"]) == 0  # the headline metric
+    printed = capsys.readouterr().out
+    assert "\\toprule" in printed and "test\\_accuracy" in printed
+    assert compare_cli.main([*runs, "--config", str(options), "--latex", "false", "--metric", "accuracy"]) == 0
+    assert capsys.readouterr().out.startswith("test_accuracy on the 200 examples both runs predicted")
+
+
 def test_prediction_files_without_example_ids_are_named(tmp_path):
     (tmp_path / "test_predictions.csv").write_text("gold_label,predicted_label\na,a\n")
     with pytest.raises(BadInputError, match="example_id"):

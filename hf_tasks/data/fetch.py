@@ -21,6 +21,8 @@ them and the `--from` that completes the set. A fetch that fails leaves no empty
 
 from __future__ import annotations
 
+import hf_tasks.help_cache  # noqa: F401  (`python -m hf_tasks.data.fetch --help`: a cached answer, before the parser)
+
 import hashlib
 import os
 import re
@@ -28,10 +30,10 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from hf_tasks.errors import BadInputError, OneLineArgumentParser, one_line_errors
+from hf_tasks.errors import BadInputError, one_line_errors
 from hf_tasks.files import atomic_path
 
 DEFAULT_ROOT = "data"
@@ -400,19 +402,28 @@ def _lay_out(source: Source, folder: Path, root: Path, name: str, from_files: di
     return missing
 
 
+@dataclass
+class FetchOptions:
+    """Where the dataset goes, and the files fetched by hand."""
+
+    to: str = field(default=DEFAULT_ROOT, metadata={
+        "help": "Folder the datasets go under (the default is where the recipe configs look).",
+        "metavar": "DIR"})
+    # `from` is a Python keyword, so the field cannot have the flag's name; --from stays as an alias.
+    from_files: list[str] = field(default_factory=list, metadata={
+        "help": "Files fetched by hand (--from also takes them): each is checked against the pinned hashes and put "
+                "in place.",
+        "aliases": ["--from"], "metavar": "FILE"})
+
+
 def main(argv: list[str] | None = None) -> Path:
-    parser = OneLineArgumentParser(
-        prog="python -m hf_tasks.data.fetch", description=__doc__.split("\n\n")[0],
-        epilog="Datasets: " + "; ".join(f"{name}: {source.about}" for name, source in SOURCES.items()),
-    )
-    parser.add_argument("name", choices=sorted(SOURCES), help="The dataset.")
-    parser.add_argument("--to", default=DEFAULT_ROOT,
-                        help="Folder the datasets go under (default data/, where the recipe configs look).")
-    parser.add_argument("--from", dest="given", type=Path, nargs="+", default=[], metavar="FILE",
-                        help="Files fetched by hand: each is checked against the pinned hashes and put in place.")
-    arguments = parser.parse_args(argv)
-    folder = fetch(arguments.name, arguments.to, arguments.given, progress=sys.stderr.isatty())
-    print(f"{arguments.name} is in {folder}")
+    from hf_tasks.parsing import parse_command  # transformers' parser: imported for the command line only
+
+    datasets = "\n".join(f"    {name:<12}{source.about}" for name, source in SOURCES.items())
+    (name,), options = parse_command(FetchOptions, argv, words=("NAME",),
+                                     description=f"{__doc__}\nThe datasets (NAME):\n\n{datasets}")
+    folder = fetch(name, options.to, options.from_files, progress=sys.stderr.isatty())
+    print(f"{name} is in {folder}")
     return folder
 
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from hf_tasks.args import DataArguments
+from hf_tasks.options import DataArguments
 from hf_tasks.errors import BadInputError
 from hf_tasks.files import read_json
 from hf_tasks.run_folder import remove_listed

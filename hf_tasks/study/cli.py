@@ -13,11 +13,13 @@ recipe's name, or a script's path). The study's own options below may also come 
 several processes with `num_processes: k`; it then gets k devices and runs under accelerate (torchrun
 on CPU). Runs go to `<output_dir>/<recipe>-<name>[-seed<s>]/`, each in its own process, as many at once
 as `--devices` (one run per device) or `--parallel N` (CPU) allow; each run's log is `<run>.log` beside
-its folder. Every flag the study does not know itself is passed to every run.
+its folder. Every flag the study does not know itself is passed to every run; one that a run's recipe does not take
+stops the study before it starts.
 
 Run again with the same command to continue a study: finished runs (results.json present) are reused,
 stopped ones continue from their newest checkpoint, and a failed run is tried once more before it is
-reported as failed in the table (the exit status is then non-zero). The table (`study.md`,
+reported as failed in the table (the exit status is then non-zero); a run whose recipe refused its input (exit
+2) is reported at once. The table (`study.md`,
 `study.csv`; mean ± std (n) per metric with `--seeds`) and `study.png` are rewritten as runs finish.
 
 On a Slurm cluster (`hf_tasks.study.slurm`), each run is one job:
@@ -48,7 +50,17 @@ from pathlib import Path
 from hf_tasks import registry
 from hf_tasks.config_files import SHARED_BASE_NAME
 from hf_tasks.errors import BadInputError, refuse_control_characters
-from hf_tasks.study.runs import STORAGE_VARIABLE, Run, SlurmResources, StudyArguments, make_run, shown, study_queue
+from hf_tasks.parsing import leading_words, parse_options, program_name
+from hf_tasks.secrets import shown
+from hf_tasks.study.runs import (
+    STORAGE_VARIABLE,
+    Run,
+    SlurmResources,
+    StudyArguments,
+    make_run,
+    resolve_recipe,
+    study_queue,
+)
 from hf_tasks.study.table import write_study
 
 EXECUTORS = ("local", "slurm")
@@ -154,18 +166,31 @@ def slurm_resources(options: SlurmOptions) -> SlurmResources:
     return resources
 
 
+def check_forwarded_flags(study: StudyArguments) -> None:
+    """Every flag the study passes on must be one its runs' recipes take: a misspelt flag stops the study here, in
+    one line, instead of failing every run in its log. A recipe outside the package (a script's path) is not
+    asked; its runs say it themselves."""
+    flags = [item.split("=", 1)[0] for item in study.forwarded if item.startswith("--")]
+    if not flags:
+        return
+    for recipe in sorted({resolve_recipe(config)[0].resolve() for config in study.configs}):
+        if recipe.stem not in registry.recipe_names() or registry.recipe_path(recipe.stem).resolve() != recipe:
+            continue
+        known = registry.load(recipe.stem).option_strings()
+        unknown = [flag for flag in flags if flag not in known]
+        if unknown:
+            raise BadInputError(f"{', '.join(unknown)}: neither a study option nor one of recipe {recipe.stem}'s; "
+                                f"{program_name()} --help lists the study's, hf-tasks run {recipe.stem} --help the "
+                                "recipe's.")
+
+
 def parse_study_args(argv: list[str]) -> StudyArguments:
     """Configs first (files, or packaged configs by name: farstail/tiny), then the study's own options (parsed
-    like a recipe's: `hf_tasks.args.parse`); every other flag is forwarded to every run."""
-    configs, rest = [], list(argv)
-    while rest and not rest[0].startswith("-"):
-        configs.append(Path(rest.pop(0)))
-    from hf_tasks.args import parse
-
-    state = parse(StudyOptions, SearchOptions, SlurmOptions, args=rest, description=__doc__, usage=USAGE,
-                  forward_unknown=True)
-    options, searching, slurm = state[StudyOptions], state[SearchOptions], state[SlurmOptions]
-    forwarded = state.forwarded
+    like a recipe's: `hf_tasks.parsing.parse_options`); every other flag is forwarded to every run."""
+    words, rest = leading_words(argv)
+    configs = [Path(word) for word in words]
+    (options, searching, slurm), forwarded = parse_options(StudyOptions, SearchOptions, SlurmOptions, args=rest,
+                                                           description=__doc__, usage=USAGE, forward_unknown=True)
     bases = [path for path in configs if path.name == SHARED_BASE_NAME]
     if bases:
         print(f"[study] passing over {', '.join(map(str, bases))}: shared by the other configs, not an experiment",
@@ -248,6 +273,7 @@ def plan(study: StudyArguments) -> list[Run]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     study = parse_study_args(argv)
+    check_forwarded_flags(study)
     if study.executor == "slurm":
         from hf_tasks.study.slurm import check_slurm
 
@@ -257,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return search(study, argv) if len(study.configs) == 1 else search_each(study, argv)
     runs = plan(study)
-    command = shown(["python", "-m", "hf_tasks.study", *argv])
+    command = shown([*program_name().split(), *argv])
     if study.executor == "slurm" or study.status:
         from hf_tasks.study.slurm import SlurmStudy
 

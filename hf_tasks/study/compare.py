@@ -12,11 +12,16 @@ comparison is printed as a booktabs table for a paper (`hf_tasks.study.latex`).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
 
-from hf_tasks.errors import BadInputError, OneLineArgumentParser, one_line_errors
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from hf_tasks.errors import BadInputError, one_line_errors
 from hf_tasks.files import read_json
+from hf_tasks.parsing import parse_command
 from hf_tasks.study.latex import Entry, latex_table
 from hf_tasks.study.stats import CONFIDENCE, RESAMPLES, SEED, adjust, compare, config_interval, read_outcomes
 from hf_tasks.study.table import HEADLINE_METRICS
@@ -77,17 +82,22 @@ def report(baseline_dir: Path, config_dir: Path, metric: str | None = None, spli
     return "\n".join(lines)
 
 
+@dataclass
+class CompareOptions:
+    """What is compared, and how it is printed."""
+
+    metric: str | None = field(default=None, metadata={
+        "help": f"Metric name without eval_/test_ (default: A's first of {', '.join(HEADLINE_METRICS)})."})
+    split: Literal["test", "eval"] | None = field(default=None, metadata={
+        "help": "test, or eval (validation); default: test when A has it."})
+    latex: bool = field(default=False, metadata={"help": "Print the comparison as a booktabs LaTeX table."})
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineArgumentParser(prog="python -m hf_tasks.study.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("baseline", type=Path, help="run folder A (the baseline)")
-    parser.add_argument("config", type=Path, help="run folder B")
-    parser.add_argument("--metric", help=f"metric name without eval_/test_ (default: A's first of {HEADLINE_METRICS})")
-    parser.add_argument("--split", choices=("test", "eval"),
-                        help="test or eval (validation); default: test when A has it")
-    parser.add_argument("--latex", action="store_true", help="print the comparison as a booktabs LaTeX table")
     with one_line_errors():
-        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-        print(report(args.baseline, args.config, args.metric, args.split, latex=args.latex))
+        (baseline, config), options = parse_command(CompareOptions, argv, words=("RUN_A", "RUN_B"),
+                                                    description=__doc__)
+        print(report(Path(baseline), Path(config), options.metric, options.split, latex=options.latex))
     return 0
 
 

@@ -4,7 +4,6 @@ many of them at once on a set of devices (or CPU slots)."""
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -17,11 +16,11 @@ import yaml
 
 from hf_tasks import registry
 from hf_tasks.config_files import config_values
-from hf_tasks.errors import BadInputError, refuse_control_characters
+from hf_tasks.errors import BAD_INPUT_EXIT, BadInputError, refuse_control_characters
 from hf_tasks.files import read_json, write_atomic
 from hf_tasks.launch import BASE_PORT, launch_prefix
 from hf_tasks.run_folder import newest_complete_checkpoint
-from hf_tasks.secrets import redact_arguments, redact_mapping, secret_field
+from hf_tasks.secrets import redact_mapping, secret_field, shown
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 POLL_SECONDS = 1.0
@@ -171,11 +170,6 @@ def recipe_config(run: Run, output_dir: Path) -> Path:
     return config
 
 
-def shown(command: list[str]) -> str:
-    """A command line as the study prints and logs it: secrets hidden."""
-    return shlex.join(redact_arguments(command))
-
-
 def resume_flags(run: Run) -> list[str]:
     """How to relaunch into a folder that already holds the recipe's files but no results.json (a run
     that was stopped or failed): from its newest complete checkpoint, or, when it has none, afresh over
@@ -299,12 +293,23 @@ class Queue:
         elif code == 0 and run.finished:
             run.status = "ok"
             run.read_results()
+        elif code == BAD_INPUT_EXIT:
+            # The recipe refused its config, flags or data: another attempt would be refused the same way.
+            run.status = f"refused its input (exit {code}; see {run.log.name})"
+            print(f"[study] {run.name}: {last_line(run.log)}", flush=True)
         elif run.attempts < 2:
             run.status = "retry"
         else:
             why = f"exit {code}" if code != 0 else "no results.json"
             run.status = f"failed twice ({why}; see {run.log.name})"
         print(f"[study] {run.name}: {run.status}", flush=True)
+
+
+def last_line(path: Path) -> str:
+    """The last line of a run's log that is not blank (what a failed run said last)."""
+    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()] \
+        if path.is_file() else []
+    return lines[-1].strip() if lines else "no log"
 
 
 @dataclass

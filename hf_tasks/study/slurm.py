@@ -35,15 +35,16 @@ from pathlib import Path
 from hf_tasks import launch
 from hf_tasks.errors import BadInputError
 from hf_tasks.files import read_json, write_json
+from hf_tasks.secrets import shown
 from hf_tasks.study.runs import (
     Run,
     SlurmResources,
     StudyArguments,
+    last_line,
     make_run,
     recipe_config,
     resume_flags,
     secrets_to_environment,
-    shown,
     study_tracking,
 )
 from hf_tasks.study.table import write_study
@@ -235,12 +236,6 @@ def queue_states() -> dict[str, tuple[str, str]]:
         if state in ALIVE_STATES:
             states[job_id] = (state, nodes)
     return states
-
-
-def last_line(path: Path) -> str:
-    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()] \
-        if path.is_file() else []
-    return lines[-1].strip() if lines else "no log"
 
 
 def read_jobs(path: Path) -> dict:
