@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from hf_tasks.args import ModelArguments
+from hf_tasks.options import ModelArguments
 from hf_tasks.registry import Recipe
 from hf_tasks.run_state import RunState, resolved_config
 from hf_tasks.interpret.attention import compute_attentions, load_model_and_tokenizer, write_attention_views

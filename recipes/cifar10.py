@@ -5,7 +5,7 @@
 
 Backbones: any timm model name (wrapped with the paper's MLP head) or a transformers image model
 (`facebook/deit-small-distilled-patch16-224`). The configs freeze the backbone except its last block
-(`--trainable_modules paper`, see `hf_tasks.modeling.timm_model.PAPER_TRAINABLE_MODULES`); every other
+(`--trainable_modules paper`, see `hf_tasks.modeling.image_classifier.paper_trainable_modules`); every other
 training regime works too (`--freeze`, `--peft lora`, `--feature_based`; see `hf_tasks.surgery.regime`). Data:
 `--dataset_name uoft-cs/cifar10`, or `--data_dir` with an ImageFolder tree or the CIFAR-10 python
 batches; see `hf_tasks.data.labelled_images`. The schedule is Adam with ReduceLROnPlateau on validation
@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from transformers import EarlyStoppingCallback
 
 import hf_tasks.modeling.mlp  # noqa: F401  (registers the model type of mlp_baseline.yaml)
-from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments
+from hf_tasks.args import TrainingArguments
 from hf_tasks.callbacks import EpochTimingCallback, check_plateau_schedule
 from hf_tasks.data import labelled_images
 from hf_tasks.data.labelled_images import LabelledImageArguments
-from hf_tasks.data.sources import class_names_of
-from hf_tasks.modeling.timm_model import TransferArguments, backbone_statistics, build_image_classifier
+from hf_tasks.modeling import image_classifier
+from hf_tasks.modeling.labels import ClassLabels
+from hf_tasks.options import DataArguments, ImageHeadArguments, ImageModelArguments
 from hf_tasks.run_state import RunState
 from hf_tasks.registry import ModelCardFacts, Recipe
 from hf_tasks.runner import run, setup
@@ -34,9 +35,10 @@ from hf_tasks.samples.images import write_shapes_tree
 from hf_tasks.samples.owned_folder import generate_into_data_dir
 from hf_tasks.tasks.image import ImageArguments, ImageClassificationTask, normalisation_statistics
 
-
 @dataclass
-class Cifar10Arguments(ImageArguments, LabelledImageArguments, TransferArguments):
+class Cifar10Arguments:
+    """What this recipe adds to the image groups."""
+
     early_stopping_patience: int | None = field(
         default=None,
         metadata={"help": "Stop after this many evaluations without improvement (needs load_best_model_at_end)."},
@@ -46,34 +48,30 @@ class Cifar10Arguments(ImageArguments, LabelledImageArguments, TransferArguments
                                          "empty folder, or one it wrote; a folder of your own data is read instead)."}
     )
 
-    def __post_init__(self):
-        ImageArguments.__post_init__(self)
-        LabelledImageArguments.__post_init__(self)
-        TransferArguments.__post_init__(self)
 
-
-ARGUMENTS = (ModelArguments, DataArguments, Cifar10Arguments, RegimeArguments, TrainingArguments)
+ARGUMENTS = (ImageModelArguments, DataArguments, ImageArguments, LabelledImageArguments, ImageHeadArguments,
+             Cifar10Arguments, RegimeArguments, TrainingArguments)
 
 
 def main(state: RunState):
     setup(state)
-    model_args, task_args, training_args = state[ModelArguments], state[Cifar10Arguments], state.training_args
+    model_args, recipe_args, training_args = state[ImageModelArguments], state[Cifar10Arguments], state.training_args
     check_plateau_schedule(training_args)
-    if task_args.generate_synthetic_data:
+    if recipe_args.generate_synthetic_data:
         generate_into_data_dir(state,
                                lambda folder: write_shapes_tree(folder, seed=training_args.seed))
     with training_args.main_process_first(desc="loading images"):
-        data = labelled_images.load(state[DataArguments], task_args, seed=training_args.seed, bad_rows=state.bad_rows)
-    name = model_args.model_name_or_path or model_args.config_name
-    model = build_image_classifier(name, class_names_of(data, "label"), task_args, **model_args.pretrained_kwargs())
-    mean_std = normalisation_statistics(
-        task_args.normalization, lambda: backbone_statistics(model, name, **model_args.pretrained_kwargs())
-    )
-    task = ImageClassificationTask(data, task_args, mean_std)
+        data = labelled_images.load(state[DataArguments], state[LabelledImageArguments], seed=training_args.seed,
+                                    bad_rows=state.bad_rows)
+    processor = image_classifier.load_processor(model_args)
+    model = image_classifier.build_model(model_args, state[ImageHeadArguments], ClassLabels.of(data), processor)
+    image_args = state[ImageArguments]
+    task = ImageClassificationTask(data, image_args, normalisation_statistics(
+        image_args.normalization, image_classifier.backbone_statistics(model, processor)))
     model, callbacks = apply_regime(model, state[RegimeArguments], task, training_args)
     callbacks.append(EpochTimingCallback())
-    if task_args.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=task_args.early_stopping_patience))
+    if recipe_args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe_args.early_stopping_patience))
     counts = parameter_counts(model)
     return run(
         task,
@@ -82,7 +80,7 @@ def main(state: RunState):
         processing_class=task.image_processor(),
         callbacks=callbacks,
         model_card=RECIPE.card(
-            f"`{name}` fine-tuned with trainable backbone parts "
+            f"`{model_args.source}` fine-tuned with trainable backbone parts "
             f"{state[RegimeArguments].trainable_modules or 'all'} ({counts['trainable_params']:,} trainable "
             "parameters), after Malpure et al. 2021."
         ),
@@ -91,7 +89,6 @@ def main(state: RunState):
 
 RECIPE = Recipe(
     "cifar10", __doc__, ARGUMENTS, main,
-    # Images come from a hub dataset or --data_dir; nothing is tokenised.
     # Images come from a hub dataset or --data_dir; nothing is tokenised or flattened.
     unused=("train_file", "validation_file", "test_file", "max_seq_length", "preprocessing_num_workers",
             "padding_free"),

@@ -8,12 +8,13 @@ head, fine-tuned end to end or feature-based (frozen backbone, optionally with c
 
 import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
 
-from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments
+from hf_tasks.args import TrainingArguments
 from hf_tasks.data import constraint
 from hf_tasks.data.constraint import ConstraintArguments
-from hf_tasks.data.sources import class_names_of
+from hf_tasks.modeling import text_classifier
 from hf_tasks.modeling.auto import load_processor
-from hf_tasks.modeling.text_classifier import HeadArguments, build_text_classifier
+from hf_tasks.modeling.labels import ClassLabels
+from hf_tasks.options import DataArguments, ModelArguments, TextHeadArguments
 from hf_tasks.run_state import RunState
 from hf_tasks.registry import ModelCardFacts, Recipe
 from hf_tasks.runner import run, setup
@@ -23,18 +24,17 @@ from hf_tasks.tasks.text import TextArguments, TextClassificationTask
 HEAD_TITLES = {"auto": "[CLS]/pooler linear", "bigru": "BiGRU"}  # for the model card
 
 
-ARGUMENTS = (ModelArguments, DataArguments, ConstraintArguments, TextArguments, HeadArguments, RegimeArguments,
+ARGUMENTS = (ModelArguments, DataArguments, ConstraintArguments, TextArguments, TextHeadArguments, RegimeArguments,
              TrainingArguments)
 
 
 def main(state: RunState):
     setup(state)
     tokenizer = load_processor(state[ModelArguments])
-    tokenizer.padding_side = "right"  # the BiGRU packs sequences by their lengths from the left
-    constraint_args, text_args, head_args = state[ConstraintArguments], state[TextArguments], state[HeadArguments]
+    constraint_args, text_args, head_args = state[ConstraintArguments], state[TextArguments], state[TextHeadArguments]
     data = constraint.load(state[DataArguments], constraint_args, bad_rows=state.bad_rows)
-    model = build_text_classifier(state[ModelArguments], head_args, class_names_of(data, "label"),
-                                  binary_sigmoid=text_args.binary_sigmoid)
+    model = text_classifier.build_model(state[ModelArguments], head_args,
+                                        ClassLabels.of(data, binary_sigmoid=text_args.binary_sigmoid), tokenizer)
     task = TextClassificationTask(data, tokenizer, state[DataArguments], text_args,
                                   text_column=constraint_args.text_column, display_columns=constraint_args.kept_columns,
                                   id_column=constraint_args.id_column)

@@ -8,14 +8,13 @@ surgery: freezing, layer deletion and attention-head pruning (`hf_tasks.surgery.
 
 import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, before the imports below)
 
-from transformers import AutoModelForSequenceClassification
-
-from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments
+from hf_tasks.args import TrainingArguments
 from hf_tasks.data import farstail
 from hf_tasks.data.farstail import FarsTailArguments
-from hf_tasks.data.sources import class_names_of
-from hf_tasks.modeling.auto import load_model, load_processor
-from hf_tasks.modeling.labels import label_maps
+from hf_tasks.modeling import text_classifier
+from hf_tasks.modeling.auto import load_processor
+from hf_tasks.modeling.labels import ClassLabels
+from hf_tasks.options import DataArguments, ModelArguments, TextHeadArguments
 from hf_tasks.run_state import RunState
 from hf_tasks.registry import ModelCardFacts, Recipe
 from hf_tasks.runner import run, setup
@@ -23,15 +22,16 @@ from hf_tasks.surgery.regime import RegimeArguments, apply_regime
 from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask
 
 
-ARGUMENTS = (ModelArguments, DataArguments, FarsTailArguments, PairArguments, RegimeArguments, TrainingArguments)
+ARGUMENTS = (ModelArguments, DataArguments, FarsTailArguments, PairArguments, TextHeadArguments, RegimeArguments,
+             TrainingArguments)
 
 
 def main(state: RunState):
     setup(state)
     data = farstail.load(state[DataArguments], state[FarsTailArguments], bad_rows=state.bad_rows)
     tokenizer = load_processor(state[ModelArguments])
-    model = load_model(AutoModelForSequenceClassification, state[ModelArguments],
-                       **label_maps(class_names_of(data, "label")))
+    model = text_classifier.build_model(state[ModelArguments], state[TextHeadArguments], ClassLabels.of(data),
+                                        tokenizer)
     task = PairClassificationTask(data, tokenizer, state[DataArguments], state[PairArguments],
                                   subset_columns=farstail.HARD_COLUMNS)
     model, callbacks = apply_regime(model, state[RegimeArguments], task, state.training_args)

@@ -8,7 +8,8 @@ import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, bef
 
 from transformers import AutoModelForQuestionAnswering
 
-from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments
+from hf_tasks.args import TrainingArguments
+from hf_tasks.options import DataArguments, ModelArguments
 from hf_tasks.data import squad
 from hf_tasks.modeling.auto import load_model, load_processor
 from hf_tasks.run_state import RunState

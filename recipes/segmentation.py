@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from hf_tasks.args import ModelArguments
+from hf_tasks.options import ModelArguments
 from hf_tasks.registry import Recipe
 from hf_tasks.run_state import RunState
 from hf_tasks.files import write_atomic

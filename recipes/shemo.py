@@ -13,11 +13,14 @@ import hf_tasks.help_cache  # noqa: F401  (prints a cached --help and exits, bef
 
 from transformers import AutoFeatureExtractor
 
-from hf_tasks.args import DataArguments, ModelArguments, TrainingArguments
+from hf_tasks.args import TrainingArguments
+from hf_tasks.audio.augment import AugmentSettings
 from hf_tasks.data import audio_clips
-from hf_tasks.data.sources import class_names_of
-from hf_tasks.modeling.audio_classifier import class_weights, load_audio_classifier, takes_attention_mask
+from hf_tasks.data.audio_clips import ClipArguments
+from hf_tasks.modeling import audio_classifier
 from hf_tasks.modeling.auto import load_processor
+from hf_tasks.modeling.labels import ClassLabels
+from hf_tasks.options import AudioHeadArguments, DataArguments, ModelArguments
 from hf_tasks.run_state import RunState
 from hf_tasks.registry import ModelCardFacts, Recipe
 from hf_tasks.runner import run, setup
@@ -27,7 +30,8 @@ from hf_tasks.surgery.regime import RegimeArguments, apply_regime
 from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask
 
 
-ARGUMENTS = (ModelArguments, DataArguments, AudioArguments, RegimeArguments, TrainingArguments)
+ARGUMENTS = (ModelArguments, DataArguments, ClipArguments, AudioArguments, AugmentSettings, AudioHeadArguments,
+             RegimeArguments, TrainingArguments)
 
 
 def main(state: RunState):
@@ -35,13 +39,14 @@ def main(state: RunState):
     data_args, audio_args = state[DataArguments], state[AudioArguments]
     if audio_args.generate_synthetic_data:
         generate_into_data_dir(state, write_synthetic_shemo)
-    data = audio_clips.load(data_args, audio_args, bad_rows=state.bad_rows)
+    data = audio_clips.load(data_args, state[ClipArguments], bad_rows=state.bad_rows)
     feature_extractor = load_processor(state[ModelArguments], AutoFeatureExtractor)
-    weights = class_weights(data, oversampled=audio_args.oversample) if audio_args.class_weighted_loss else None
-    model = load_audio_classifier(state[ModelArguments], audio_args, class_names_of(data, "label"), feature_extractor,
-                                  weights)
-    task = AudioClassificationTask(data, feature_extractor, data_args, audio_args, bad_rows=state.bad_rows,
-                                   attention_mask=takes_attention_mask(model, feature_extractor))
+    head_args = state[AudioHeadArguments]
+    labels = ClassLabels.of(data, class_weighted=head_args.class_weighted_loss, oversampled=audio_args.oversample)
+    model = audio_classifier.build_model(state[ModelArguments], head_args, labels, feature_extractor)
+    task = AudioClassificationTask(data, feature_extractor, data_args, audio_args, state[AugmentSettings],
+                                   bad_rows=state.bad_rows,
+                                   attention_mask=audio_classifier.takes_attention_mask(model, feature_extractor))
     model, callbacks = apply_regime(model, state[RegimeArguments], task, state.training_args)
     return run(
         task,
@@ -51,7 +56,7 @@ def main(state: RunState):
         callbacks=callbacks,
         model_card=RECIPE.card(
             "Speech emotion recognition (anger, fear, happiness, neutral, sadness, surprise) "
-            f"with a {audio_args.split} split; per-class results in the classification report."
+            f"with a {state[ClipArguments].split} split; per-class results in the classification report."
         ),
     )
 

@@ -11,14 +11,17 @@ import pytest
 import soundfile
 from transformers import TrainingArguments, Wav2Vec2FeatureExtractor
 
-from hf_tasks.args import DataArguments
+from hf_tasks.options import DataArguments
 from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.audio.io import read_clip
 from hf_tasks.data import audio_clips
 from hf_tasks.data.sources import class_names_of
-from hf_tasks.modeling.audio_classifier import class_weights, load_audio_classifier
+from hf_tasks.modeling import audio_classifier
+from hf_tasks.modeling.labels import ClassLabels, class_weights
 from hf_tasks.samples.shemo import SPEAKERS, TINY_HUBERT, write_synthetic_shemo
 from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask
+from hf_tasks.audio.augment import AugmentSettings
+from hf_tasks.data.audio_clips import ClipArguments
 from hf_tasks.errors import BadInputError
 
 RATE = 16000
@@ -39,21 +42,26 @@ def data_args(tmp_path, **kwargs):
     return DataArguments(dataset_cache_dir=str(tmp_path / "cache"), **kwargs)
 
 
-def audio_args(**kwargs):
-    defaults = {"validation_fraction": 0.25, "test_fraction": 0.25, "split_seed": 0}
-    return AudioArguments(**{**defaults, **kwargs})
+def clip_args(**kwargs):
+    return ClipArguments(**{"validation_fraction": 0.25, "test_fraction": 0.25, "split_seed": 0, **kwargs})
 
 
 def training_args(tmp_path):
     return TrainingArguments(output_dir=str(tmp_path / "run"), use_cpu=True, report_to=[])
 
 
-def make_task(tmp_path, feature_extractor, data_kwargs, **audio_kwargs):
-    """The task as the recipe builds it: listings from the adapter, then the task (no model: no mask)."""
-    data_arguments, arguments = data_args(tmp_path, **data_kwargs), audio_args(**audio_kwargs)
+def make_task(tmp_path, feature_extractor, data_kwargs, **options):
+    """The task as the recipe builds it: listings from the adapter, then the task (no model: no mask). `options`
+    are fields of the recipe's clip, audio and augmentation groups."""
+    groups = {kind: {name: value for name, value in options.items() if name in kind.__dataclass_fields__}
+              for kind in (ClipArguments, AudioArguments, AugmentSettings)}
+    assert set(options) == {name for given in groups.values() for name in given}, "an option of no group"
+    data_arguments = data_args(tmp_path, **data_kwargs)
     bad_rows = BadRows(data_arguments.skip_bad_rows)  # one log for the adapter and the task, as parse makes it
-    return AudioClassificationTask(audio_clips.load(data_arguments, arguments, bad_rows=bad_rows), feature_extractor,
-                                   data_arguments, arguments, attention_mask=False, bad_rows=bad_rows)
+    listings = audio_clips.load(data_arguments, clip_args(**groups[ClipArguments]), bad_rows=bad_rows)
+    return AudioClassificationTask(listings, feature_extractor, data_arguments,
+                                   AudioArguments(**groups[AudioArguments]), AugmentSettings(**groups[AugmentSettings]),
+                                   attention_mask=False, bad_rows=bad_rows)
 
 
 def build(tmp_path, feature_extractor, data_kwargs, **audio_kwargs):
@@ -131,9 +139,9 @@ def test_split_and_conversions_go_to_the_run_folder(tmp_path, shemo_dir, feature
 
 
 def test_a_different_split_seed_gives_a_different_speaker_split(tmp_path, shemo_dir, feature_extractor):
-    first = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), audio_args(split_seed=0),
+    first = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), clip_args(split_seed=0),
                              bad_rows=BadRows(False))
-    other = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), audio_args(split_seed=5),
+    other = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), clip_args(split_seed=5),
                              bad_rows=BadRows(False))
     assert set(first["test"]["speaker"]) != set(other["test"]["speaker"])
 
@@ -160,7 +168,7 @@ def test_bad_clips_fail_naming_the_file_or_are_skipped_on_request(tmp_path, shem
 
     (folder / "male" / "M02X01.wav").write_bytes((folder / "male" / "M02A01.wav").read_bytes())
     with pytest.raises(BadInputError, match=r"unknown emotion letter 'X'.*\(clip 'male/M02X01.wav'\)"):
-        audio_clips.load(data_args(tmp_path, data_dir=str(folder)), audio_args(), bad_rows=BadRows(False))
+        audio_clips.load(data_args(tmp_path, data_dir=str(folder)), clip_args(), bad_rows=BadRows(False))
 
     task, features = build(tmp_path, feature_extractor, {"data_dir": str(folder), "skip_bad_rows": True})
     skipped = {item["clip"]: item["reason"] for item in task.bad_rows.skipped}
@@ -172,7 +180,7 @@ def test_bad_clips_fail_naming_the_file_or_are_skipped_on_request(tmp_path, shem
 
 def test_missing_folder_fails_clearly(tmp_path, feature_extractor):
     with pytest.raises(BadInputError, match="no such folder"):
-        audio_clips.load(data_args(tmp_path, data_dir=str(tmp_path / "ShEMO")), audio_args(), bad_rows=BadRows(False))
+        audio_clips.load(data_args(tmp_path, data_dir=str(tmp_path / "ShEMO")), clip_args(), bad_rows=BadRows(False))
 
 
 def test_oversampling_repeats_rarer_training_classes_up_to_the_largest(tmp_path, feature_extractor):
@@ -188,19 +196,18 @@ def test_oversampling_repeats_rarer_training_classes_up_to_the_largest(tmp_path,
 
 
 def test_class_weighted_loss_needs_the_pooled_head(tmp_path, shemo_dir, feature_extractor):
-    from hf_tasks.args import ModelArguments
+    from hf_tasks.options import AudioHeadArguments, ModelArguments
 
-    arguments = audio_args(class_weighted_loss=True)
-    data = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), arguments, bad_rows=BadRows(False))
-    weights, names = class_weights(data), class_names_of(data, "label")
+    data = audio_clips.load(data_args(tmp_path, data_dir=str(shemo_dir)), clip_args(), bad_rows=BadRows(False))
+    labels = ClassLabels.of(data, class_weighted=True)
+    model_args = ModelArguments(config_name=str(TINY_HUBERT))
     with pytest.raises(BadInputError, match="--head pooled"):
-        load_audio_classifier(ModelArguments(config_name=str(TINY_HUBERT)), arguments, names, feature_extractor,
-                              weights)
-    arguments = audio_args(class_weighted_loss=True, head="pooled")
-    model = load_audio_classifier(ModelArguments(config_name=str(TINY_HUBERT)), arguments, names, feature_extractor,
-                                  weights)
-    assert model.config.class_weights == pytest.approx(weights)
-    assert model.config.id2label == dict(enumerate(names))
+        audio_classifier.build_model(model_args, AudioHeadArguments(class_weighted_loss=True), labels,
+                                     feature_extractor)
+    model = audio_classifier.build_model(model_args, AudioHeadArguments(class_weighted_loss=True, head="pooled"),
+                                         labels, feature_extractor)
+    assert model.config.class_weights == pytest.approx(class_weights(data))
+    assert model.config.id2label == dict(enumerate(class_names_of(data, "label")))
     assert model.config.encoder_takes_attention_mask is False
 
 
@@ -272,10 +279,10 @@ def test_csv_rows_with_an_empty_path_or_label_stop_naming_their_lines_or_are_ski
                        match=r"train.csv: empty path \(line 3\); empty label \(line 4\)\. .*--skip_bad_rows"):
         audio_clips.load(data_args(tmp_path, train_file=str(tmp_path / "train.csv"),
                                    validation_file=str(tmp_path / "train.csv")),
-                         audio_args(), bad_rows=BadRows(False))
+                         clip_args(), bad_rows=BadRows(False))
     skipping = BadRows(True)
     data = audio_clips.load(data_args(tmp_path, train_file=str(tmp_path / "train.csv")),
-                            audio_args(split="stratified", validation_fraction=0.0, test_fraction=0.0),
+                            clip_args(split="stratified", validation_fraction=0.0, test_fraction=0.0),
                             bad_rows=skipping)
     assert data["train"]["file"] == ["a.wav", "c.wav"] and class_names_of(data, "label") == ["x", "y"]
     assert data["train"]["path"] == [str(tmp_path / "a.wav"), str(tmp_path / "c.wav")]

@@ -12,7 +12,7 @@ from datasets import DatasetDict
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
 
-from hf_tasks.args import DataArguments
+from hf_tasks.options import DataArguments
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
 
 from tests.benchmarks import record as recording

@@ -10,7 +10,7 @@ import torch
 from huggingface_hub import constants
 from transformers import AutoTokenizer, TrainingArguments
 
-from hf_tasks.args import DataArguments
+from hf_tasks.options import DataArguments
 from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.data import squad
 from hf_tasks.samples.pquad import make_split

@@ -53,10 +53,10 @@ def run_recipe(recipe, *args: str):
 
 def test_every_config_parses(recipe):
     for config in sorted(set(CONFIGS.glob("*.yaml")) - {CONFIGS / SHARED_BASE_NAME}):
-        model_args, data_args, task_args, _, training_args = parse(
+        training_args = parse(
             *recipe.ARGUMENTS,
             args=["--config", str(config), "--use_cpu", "--bf16", "false"],
-        )
+        ).training_args
         assert training_args.remove_unused_columns is False, config.name
         assert training_args.lr_scheduler_type == "reduce_lr_on_plateau", config.name
 

@@ -12,13 +12,15 @@ import torch
 from transformers import AutoConfig
 
 import covid_fakenews
-from hf_tasks.args import DataArguments, ModelArguments, parse
+from hf_tasks.args import parse
+from hf_tasks.options import DataArguments, ModelArguments, TextHeadArguments
 from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.errors import BadInputError
 from hf_tasks.modeling.auto import load_processor
 from hf_tasks.data import constraint
 from hf_tasks.data.tables import read_table
-from hf_tasks.modeling.text_classifier import HeadArguments, build_text_classifier
+from hf_tasks.modeling import text_classifier
+from hf_tasks.modeling.labels import ClassLabels
 from hf_tasks.surgery.regime import RegimeArguments
 from hf_tasks.tasks.text import TextArguments, TextClassificationTask
 from tests.conftest import REPO, assert_outcomes_give_the_results, recipe_args
@@ -111,8 +113,8 @@ def test_linear_head_with_one_sigmoid_output_trains_with_binary_cross_entropy(tm
     tokenizer = load_processor(model_args)
     task = TextClassificationTask(constraint.load(data_args, constraint_args, bad_rows=BadRows(False)), tokenizer,
                                   data_args, text_args, text_column=constraint_args.text_column)
-    model = build_text_classifier(model_args, head_args, task.label_names,
-                                  binary_sigmoid=text_args.binary_sigmoid).eval()
+    labels = ClassLabels(tuple(task.label_names), binary_sigmoid=text_args.binary_sigmoid)
+    model = text_classifier.build_model(model_args, head_args, labels, tokenizer).eval()
     assert model.config.num_labels == 1 and model.config.id2label == {0: "fake"}
     batch = task.data_collator([row for row in task.features(training_args)["train"]])
     output = model(**batch)
@@ -130,7 +132,8 @@ def test_head_linear_is_the_old_name_of_head_auto_and_builds_the_same_model(tmp_
                                                      args=recipe_args(CONFIG, tmp_path, "--head", head))
         heads.append(head_args.head)
         torch.manual_seed(0)
-        models.append(build_text_classifier(model_args, head_args, ["real", "fake"]))
+        models.append(text_classifier.build_model(model_args, head_args, ClassLabels(("real", "fake")),
+                                                  load_processor(model_args)))
     assert heads == ["auto", "auto"]
     linear, auto = models
     assert type(linear) is type(auto) and linear.config.to_dict() == auto.config.to_dict()
@@ -154,7 +157,7 @@ def test_study_configs_name_their_backbone_head_and_mode(name):
     path = REPO / f"recipes/configs/covid_fakenews/{name}.yaml"
     config = parse(*covid_fakenews.ARGUMENTS, args=["--config", str(path), "--use_cpu", "true"])
     model_args, data_args, head_args, regime, training_args = (config[ModelArguments], config[DataArguments],
-                                                                config[HeadArguments], config[RegimeArguments],
+                                                                config[TextHeadArguments], config[RegimeArguments],
                                                                 config.training_args)
     backbone = "digitalepidemiologylab/covid-twitter-bert-v2" if name.startswith("ct_bert") else "bert-base-uncased"
     assert model_args.model_name_or_path == backbone

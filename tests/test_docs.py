@@ -29,10 +29,12 @@ import pytest
 import yaml
 
 from hf_tasks import registry
-from hf_tasks.args import DataArguments, build_parser, parse
+from hf_tasks.args import parse
+from hf_tasks.options import DataArguments
 from hf_tasks.cli_help import option_groups, short_help
 from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.errors import BadInputError
+from hf_tasks.parsing import build_parser
 from tests.conftest import REPO
 
 DOCS = REPO / "docs"

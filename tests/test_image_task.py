@@ -13,7 +13,7 @@ from datasets import Image as ImageFeature
 from PIL import Image
 from transformers import TrainingArguments
 
-from hf_tasks.args import DataArguments
+from hf_tasks.options import DataArguments
 from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.data import labelled_images
 from hf_tasks.data.labelled_images import LabelledImageArguments
@@ -117,12 +117,11 @@ def test_transform_resizes_normalises_and_flips_train_only(tmp_path, training_ar
 def test_backbone_normalisation_needs_the_backbones_statistics(tmp_path, training_args):
     root = solid_tree(tmp_path / "data", {"train": 3})
     with pytest.raises(BadInputError, match="--normalization backbone: the model records no mean/std"):
-        normalisation_statistics("backbone", lambda: None)
-    asked = []
-    assert normalisation_statistics("cifar10", lambda: asked.append(True)) == (CIFAR10_MEAN, CIFAR10_STD)
-    assert not asked  # a fixed table never reads the model's statistics
+        normalisation_statistics("backbone", None)
+    # A fixed table wins over the backbone's statistics.
+    assert normalisation_statistics("cifar10", ([0.5] * 3, [0.25] * 3)) == (CIFAR10_MEAN, CIFAR10_STD)
     image_args = ImageArguments(image_size=8, normalization="backbone")
-    statistics = normalisation_statistics("backbone", lambda: ([0.5] * 3, [0.25] * 3))
+    statistics = normalisation_statistics("backbone", ([0.5] * 3, [0.25] * 3))
     task = ImageClassificationTask(load(training_args, 0.0, data_dir=str(root)), image_args, statistics)
     pixels = task.features(training_args)["train"][0]["pixel_values"]
     assert set(pixels.unique().tolist()) <= {(0 - 0.5) / 0.25, (1 - 0.5) / 0.25}

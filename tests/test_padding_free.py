@@ -118,7 +118,7 @@ def without_dropout(model_folder, tmp_path):
 
 @pytest.mark.parametrize("recipe_name, model_folder, extra", [
     ("farstail", "hf_tasks/samples/tiny-bert-farstail", []),
-    ("covid_fakenews", "hf_tasks/samples/tiny-bert-en", ["--head", "bigru", "--classifier_dropout", "0"]),
+    ("covid_fakenews", "hf_tasks/samples/tiny-bert-en", ["--head", "bigru", "--head_dropout", "0"]),
 ])
 def test_a_padding_free_run_has_the_padded_runs_losses(recipe_name, model_folder, extra, tmp_path):
     import importlib

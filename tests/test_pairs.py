@@ -9,7 +9,7 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 from transformers import AutoTokenizer, TrainingArguments
 
-from hf_tasks.args import DataArguments
+from hf_tasks.options import DataArguments
 from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.errors import BadInputError
 from hf_tasks.data import farstail

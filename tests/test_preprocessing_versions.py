@@ -18,7 +18,7 @@ from datasets import ClassLabel, Dataset, DatasetDict
 from transformers import AutoTokenizer
 
 import hf_tasks
-from hf_tasks.args import DataArguments
+from hf_tasks.options import DataArguments
 from hf_tasks.tasks import pairs, qa, text
 from hf_tasks.tasks.pairs import PairArguments, PairClassificationTask
 from hf_tasks.tasks.text import TextArguments, TextClassificationTask

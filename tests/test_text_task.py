@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, TrainingArguments
 
-from hf_tasks.args import DataArguments
+from hf_tasks.options import DataArguments
 from hf_tasks.data.bad_rows import BadRows
 from hf_tasks.errors import BadInputError
 from hf_tasks.data import constraint

@@ -13,12 +13,10 @@ from transformers import (
     ViTForImageClassification,
 )
 
-from hf_tasks.modeling.timm_model import (
-    TimmForImageClassification,
-    TransferArguments,
-    build_image_classifier,
-    is_timm_name,
-)
+from hf_tasks.modeling import image_classifier
+from hf_tasks.modeling.image_classifier import TimmForImageClassification, is_timm_name
+from hf_tasks.modeling.labels import ClassLabels
+from hf_tasks.options import HEAD_FAMILIES, ImageHeadArguments, ImageModelArguments
 from hf_tasks.errors import BadInputError
 from hf_tasks.surgery import parameter_counts, train_only
 from hf_tasks.surgery.regime import trainable_parts
@@ -203,7 +201,9 @@ def test_transformers_image_models_build_with_the_labels_and_the_paper_spec(tmp_
         image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
     )
     model_class(config).save_pretrained(tmp_path)
-    model = build_image_classifier(str(tmp_path), ["a", "b", "c"], TransferArguments(pretrained_backbone=True))
+    model_args = ImageModelArguments(model_name_or_path=str(tmp_path))
+    model = image_classifier.build_model(model_args, ImageHeadArguments(), ClassLabels(("a", "b", "c")),
+                                         image_classifier.load_processor(model_args))
     assert isinstance(model, model_class) and model.config.num_labels == 3
     assert train_only(model, trainable_parts(model, "paper")) == ["layers.-1", "layernorm"]
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
@@ -213,20 +213,35 @@ def test_transformers_image_models_build_with_the_labels_and_the_paper_spec(tmp_
     assert {"classifier.weight", "classifier.bias"} <= trainable
 
 
-def test_unknown_timm_model_and_unknown_paper_spec_fail_clearly():
-    with pytest.raises(BadInputError, match="No paper"):
-        convnext = TimmForImageClassification.from_timm("test_convnext", ["a", "b"], pretrained_backbone=False)
-        train_only(convnext, trainable_parts(convnext, "paper"))
+def test_a_timm_backbone_outside_the_paper_trains_its_last_stage_as_timm_groups_it():
+    model = TimmForImageClassification.from_timm("test_convnext", ["a", "b"], pretrained_backbone=False)
+    last_stage = len(model.backbone.stages) - 1
+    # With its classifier taken off, the backbone's `head` holds only the final norm, which timm groups with
+    # the last stage (as DenseNet's norm5 with its last dense block); it is named head.norm, because `head`
+    # alone is the classifier of the wrapping model.
+    assert trainable_parts(model, "paper") == [f"stages.{last_stage}", "head.norm"]
+    train_only(model, trainable_parts(model, "paper"))
+    trainable = {name for name, p in model.backbone.named_parameters() if p.requires_grad}
+    assert {name.split(".")[0] + "." + name.split(".")[1] for name in trainable} == {f"stages.{last_stage}",
+                                                                                      "head.norm"}
+
+
+def test_unknown_paper_spec_and_unknown_timm_model_fail_clearly():
+    from transformers import ConvNextConfig, ConvNextForImageClassification
+
+    convnext = ConvNextForImageClassification(ConvNextConfig(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1]))
+    with pytest.raises(BadInputError, match="No paper 'single trainable block' is known for hf:convnext"):
+        trainable_parts(convnext, "paper")
     # The model class is self-contained shipped code, so it raises a plain ValueError with the message.
     with pytest.raises(ValueError, match="timm has no model"):
         TimmForImageClassification.from_timm("no_such_model_xyz", ["a", "b"], pretrained_backbone=False)
 
 
 def test_head_vocabulary_matches_every_recipe_and_old_spellings_build_the_same_heads():
-    from hf_tasks.modeling.head_choice import IMAGE_CLASSIFIER_HEADS
     from hf_tasks.modeling.timm_classifier import HEAD_KINDS, HEAD_SYNONYMS, ClassifierMLP
 
-    assert IMAGE_CLASSIFIER_HEADS.names == HEAD_KINDS and dict(IMAGE_CLASSIFIER_HEADS.synonyms) == HEAD_SYNONYMS
+    image_heads = HEAD_FAMILIES["image"]
+    assert image_heads.names == HEAD_KINDS and dict(image_heads.synonyms) == HEAD_SYNONYMS
     for old, current in HEAD_SYNONYMS.items():
         models = [TimmForImageClassification.from_timm("test_resnet", ["a", "b"], pretrained_backbone=False, head=head)
                   for head in (old, current)]

@@ -1,4 +1,11 @@
-"""Heads and wrappers that the transformers Auto classes lack.
+"""Heads and wrappers that the transformers Auto classes lack, and one builder per model family.
+
+Every family's builder has one signature, `build_model(model_args, head_args, labels, processor)` returning a
+`PreTrainedModel`: `text_classifier`, `image_classifier` and `audio_classifier` each define it, for
+`hf_tasks.options.ModelArguments` (or its image form), the family's head group (`TextHeadArguments`, ...),
+the classes (`hf_tasks.modeling.labels.ClassLabels`) and the checkpoint's processor (tokenizer, image
+processor or feature extractor). A recipe never reads a model name or a head option itself: it hands the
+groups over, and a new head touches its family's builder and `hf_tasks.options.HEAD_FAMILIES`.
 
 Importing this package registers each model with `AutoConfig` and its `AutoModelFor*` class, so a
 saved run folder loads with `AutoModelFor*.from_pretrained(folder)` after `import hf_tasks.modeling`.

@@ -23,7 +23,7 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
 
-#: The heads this wrapper builds, named as `--head` names them in every recipe (hf_tasks.modeling.head_choice).
+#: The heads this wrapper builds, named as `--head` names them in every recipe (hf_tasks.options.HEAD_FAMILIES).
 HEAD_KINDS = ("auto", "mlp")
 #: Spellings of earlier versions, which saved configs and user configs may still hold.
 HEAD_SYNONYMS = {"linear": "auto", "paper": "mlp"}

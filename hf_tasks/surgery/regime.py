@@ -192,7 +192,7 @@ def trainable_parts(model: nn.Module, spec: str) -> list[str]:
     if spec == "none":
         return []
     if spec == "paper":
-        from hf_tasks.modeling.timm_model import paper_trainable_modules  # needs timm: image backbones only
+        from hf_tasks.modeling.image_classifier import paper_trainable_modules  # needs timm: image backbones only
 
         return list(paper_trainable_modules(model))
     parts = [part.strip() for part in spec.split(",") if part.strip()]

@@ -31,10 +31,10 @@ from datasets.fingerprint import Hasher
 
 from hf_tasks.audio.augment import Augmenter, AugmentSettings, random_crop
 from hf_tasks.audio.io import UnusableClip, read_clip
-from hf_tasks.data.audio_clips import ClipArguments, ClipListings
+from hf_tasks.data.audio_clips import ClipListings
 from hf_tasks.data.bad_rows import BadRows, RowProblem
 from hf_tasks.data.sources import class_names_of
-from hf_tasks.modeling.audio_classifier import AudioHeadArguments
+from hf_tasks.options import DataArguments
 from hf_tasks.tasks.classification import ClassificationTask
 
 logger = logging.getLogger(__name__)
@@ -44,9 +44,9 @@ DECODE_VERSION = 2
 
 
 @dataclass
-class AudioArguments(AugmentSettings, ClipArguments, AudioHeadArguments):
-    """Audio task arguments: the augmentation fields (`--pitch_shift_prob` ...) come from
-    `AugmentSettings`, the data source and split from `ClipArguments`, the head from `AudioHeadArguments`."""
+class AudioArguments:
+    """How the task reads clips: training crops, the longest clip, silence, class balance. The recipe gives the
+    data source and split (`ClipArguments`) and the augmentation (`AugmentSettings`) as groups of their own."""
 
     max_duration: float | None = field(
         default=6.0, metadata={"help": "Seconds of a random crop of each training clip (evaluation uses whole clips)."}
@@ -69,16 +69,10 @@ class AudioArguments(AugmentSettings, ClipArguments, AudioHeadArguments):
     )
 
     def __post_init__(self):
-        AugmentSettings.__post_init__(self)
-        ClipArguments.__post_init__(self)
-        AudioHeadArguments.__post_init__(self)
         if self.max_duration is not None and self.max_duration <= 0:
             raise ValueError(f"--max_duration must be positive seconds, got {self.max_duration}.")
         if self.max_clip_seconds is not None and self.max_clip_seconds <= 0:
             raise ValueError(f"--max_clip_seconds must be positive seconds, got {self.max_clip_seconds}.")
-
-    def augment_settings(self) -> AugmentSettings:
-        return AugmentSettings(**{name: getattr(self, name) for name in AugmentSettings.__dataclass_fields__})
 
 
 def _decode_row(row: dict[str, Any], *, rate: int, trim_top_db: float | None,
@@ -178,8 +172,8 @@ class AudioClassificationTask(ClassificationTask):
     display_columns = ("file", "speaker")
     example_id_column = "file"
 
-    def __init__(self, data: ClipListings, feature_extractor, data_args, audio_args: AudioArguments, *,
-                 attention_mask: bool, bad_rows: BadRows):
+    def __init__(self, data: ClipListings, feature_extractor, data_args: DataArguments, audio_args: AudioArguments,
+                 augment: AugmentSettings, *, attention_mask: bool, bad_rows: BadRows):
         """`data`: clip listings by split (`hf_tasks.data.audio_clips.load`); `attention_mask`: whether
         the model's batches carry one (`hf_tasks.modeling.audio_classifier.takes_attention_mask`);
         `bad_rows`: the run's log, which clips that cannot be decoded go to."""
@@ -188,6 +182,7 @@ class AudioClassificationTask(ClassificationTask):
         self.split_record = data.split_record
         self.feature_extractor = feature_extractor
         self.audio_args = audio_args
+        self.augment = augment
         self.data_args = data_args
         self.bad_rows = bad_rows
         self.sampling_rate = int(feature_extractor.sampling_rate)
@@ -201,9 +196,10 @@ class AudioClassificationTask(ClassificationTask):
         samples = mask.sum() if mask is not None else inputs["input_values"].numel()
         return samples / self.sampling_rate
 
-    def _oversampled(self, labels: np.ndarray) -> np.ndarray:
-        """Row indices that repeat each class's rows up to the largest class (seeded)."""
-        rng = np.random.default_rng(self.audio_args.split_seed)
+    @staticmethod
+    def _oversampled(labels: np.ndarray, seed: int) -> np.ndarray:
+        """Row indices that repeat each class's rows up to the largest class (seeded by the run's --seed)."""
+        rng = np.random.default_rng(seed)
         largest = np.bincount(labels).max()
         rows = []
         for label in np.unique(labels):
@@ -260,9 +256,8 @@ class AudioClassificationTask(ClassificationTask):
         if "train" in usable:
             train = usable["train"].select_columns(model_columns)
             if self.audio_args.oversample:
-                train = train.select(self._oversampled(np.asarray(train["labels"])))
-            settings = self.audio_args.augment_settings()
-            augmenter = Augmenter(settings, self.sampling_rate) if settings.active else None
+                train = train.select(self._oversampled(np.asarray(train["labels"]), training_args.seed))
+            augmenter = Augmenter(self.augment, self.sampling_rate) if self.augment.active else None
             max_samples = (
                 int(round(self.audio_args.max_duration * self.sampling_rate)) if self.audio_args.max_duration else None
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# "backbone": the statistics the backbone was pretrained with (`normalisation_statistics` asks the model).
+# "backbone": the statistics the backbone was pretrained with (`normalisation_statistics`).
 NORMALIZATIONS = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD), "backbone": None}
 MeanStd = tuple[Sequence[float], Sequence[float]]
 
@@ -50,10 +50,10 @@ class ImageArguments:
             raise ValueError(f"--image_size {self.image_size}: must be positive.")
 
 
-def normalisation_statistics(normalization: str, backbone_statistics: Callable[[], MeanStd | None]) -> MeanStd:
-    """The (mean, std) `--normalization` names; for 'backbone', what `backbone_statistics()` finds
-    (asked only then: it may read the model's image processor)."""
-    statistics = NORMALIZATIONS[normalization] or backbone_statistics()
+def normalisation_statistics(normalization: str, backbone_statistics: MeanStd | None) -> MeanStd:
+    """The (mean, std) `--normalization` names; for 'backbone', the backbone's own
+    (`hf_tasks.modeling.image_classifier.backbone_statistics`)."""
+    statistics = NORMALIZATIONS[normalization] or backbone_statistics
     if statistics is None:
         raise BadInputError(
             "--normalization backbone: the model records no mean/std; choose --normalization imagenet or cifar10."

@@ -61,9 +61,11 @@ def task_decode(folder: Path, cache: Path):
     """The audio task's decode step (listing + read + resample + cache write) into a new cache each call."""
     from transformers import TrainingArguments, Wav2Vec2FeatureExtractor
 
-    from hf_tasks.args import DataArguments
+    from hf_tasks.options import DataArguments
     from hf_tasks.data.bad_rows import BadRows
     from hf_tasks.data import audio_clips
+    from hf_tasks.audio.augment import AugmentSettings
+    from hf_tasks.data.audio_clips import ClipArguments
     from hf_tasks.tasks.audio import AudioArguments, AudioClassificationTask
 
     extractor = Wav2Vec2FeatureExtractor(sampling_rate=RATE)
@@ -71,10 +73,11 @@ def task_decode(folder: Path, cache: Path):
 
     def decode():
         data_args = DataArguments(data_dir=str(folder), dataset_cache_dir=str(cache / str(next(calls))))
-        audio_args = AudioArguments(split="stratified", validation_fraction=0.2, test_fraction=0.2)
+        clip_args = ClipArguments(split="stratified", validation_fraction=0.2, test_fraction=0.2)
         bad_rows = BadRows(False)
-        task = AudioClassificationTask(audio_clips.load(data_args, audio_args, bad_rows=bad_rows), extractor,
-                                       data_args, audio_args, attention_mask=False, bad_rows=bad_rows)
+        task = AudioClassificationTask(audio_clips.load(data_args, clip_args, bad_rows=bad_rows), extractor,
+                                       data_args, AudioArguments(), AugmentSettings(), attention_mask=False,
+                                       bad_rows=bad_rows)
         task.features(TrainingArguments(output_dir=str(cache / "run"), use_cpu=True, report_to=[]))
 
     return decode

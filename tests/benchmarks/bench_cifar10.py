@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hf_tasks.modeling.timm_model import TimmForImageClassification
+from hf_tasks.modeling.timm_classifier import TimmForImageClassification
 from hf_tasks.surgery import parameter_counts, train_only
 from hf_tasks.surgery.regime import trainable_parts
 from hf_tasks.tasks.image import CIFAR10_MEAN, CIFAR10_STD, decode_image, image_transform

@@ -60,7 +60,7 @@ def run(output_dir: Path, model_flags: list[str], head: str, epochs: int, learni
         cached: bool) -> dict:
     args = [
         "--config", str(REPO / "recipes/configs/covid_fakenews/tiny.yaml"), *model_flags, "--head", head,
-        "--feature_based", "true", "--cache_features", str(cached).lower(), "--gru_hidden_size", "128",
+        "--feature_based", "true", "--cache_features", str(cached).lower(), "--head_hidden_size", "128",
         "--num_train_epochs", str(epochs), "--learning_rate", str(learning_rate), "--per_device_train_batch_size", "32",
         "--do_predict", "false", "--save_strategy", "no", "--eval_strategy", "epoch", "--output_dir", str(output_dir),
         "--use_cpu", str(not torch.cuda.is_available()).lower(), "--report_to", "none", "--disable_tqdm", "true",

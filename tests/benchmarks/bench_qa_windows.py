@@ -22,7 +22,7 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from hf_tasks.args import DataArguments
+from hf_tasks.options import DataArguments
 from hf_tasks.samples.pquad import make_paragraph
 from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
 from tests.benchmarks.abba import Ratio, Spread, alternate, seconds

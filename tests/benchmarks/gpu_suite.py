@@ -362,8 +362,8 @@ def qa_windows(questions: int, max_windows: int):
     """The QA benchmark corpus cut into the recipe's windows (384 tokens, stride 128), as a Dataset."""
     from datasets import Dataset, DatasetDict
     from transformers import AutoTokenizer
+    from hf_tasks.options import DataArguments
 
-    from hf_tasks.args import DataArguments
     from hf_tasks.tasks.qa import QAArguments, QuestionAnsweringTask
     from tests.benchmarks.bench_qa_windows import TOKENIZER, corpus
 
