@@ -40,8 +40,8 @@ def recipe_arguments(recipe: str) -> tuple[tuple[type, ...], tuple[str, ...]]:
 
 def recipe_option_groups(recipe: str) -> list[tuple[str, list[argparse.Action]]]:
     """The option groups the recipe's `--help` shows, heading and argparse actions."""
-    from hf_tasks.args import build_parser
     from hf_tasks.cli_help import option_groups
+    from hf_tasks.parsing import build_parser
 
     arguments, unused = recipe_arguments(recipe)
     return option_groups(build_parser(*arguments), frozenset(unused))
@@ -49,7 +49,8 @@ def recipe_option_groups(recipe: str) -> list[tuple[str, list[argparse.Action]]]
 
 def trainer_options() -> list[argparse.Action]:
     """Every option of the Trainer's argument group (`--help-all` lists them), in declaration order."""
-    from hf_tasks.args import TrainingArguments, build_parser
+    from hf_tasks.args import TrainingArguments
+    from hf_tasks.parsing import build_parser
 
     parser = build_parser(TrainingArguments)
     seen, actions = set(), []
