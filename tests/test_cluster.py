@@ -345,3 +345,25 @@ def test_a_cancelled_job_is_reported_then_resubmitted_and_resumes(tmp_path, slur
     assert record["attempts"] == 2 and record["job_id"] != first_job
     assert launches(output_dir)[-1] == ["preemptible-long", str(output_dir / "preemptible-long" / "checkpoint-1")]
     assert run_study(*command, "--status").stdout.strip() == "preemptible-long: finished"
+
+
+@pytest.mark.cluster
+def test_a_job_whose_recipe_refused_its_input_is_reported_and_not_submitted_again(tmp_path, slurm):
+    recipe = tmp_path / "refusing.py"
+    recipe.write_text("import sys\n"
+                      "print('error: --data_dir x: no such folder', file=sys.stderr)\n"
+                      "raise SystemExit(2)\n")
+    config = tmp_path / "refused.yaml"
+    config.write_text(yaml.safe_dump({"recipe": str(recipe)}))
+    output_dir = tmp_path / "study"
+    command = [str(config), "--output_dir", str(output_dir), "--executor", "slurm", "--slurm_time", "00:10:00"]
+    done = run_study(*command)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "refusing-refused: error: --data_dir x: no such folder" in done.stdout
+    assert "resubmitting" not in done.stdout
+    row = next(csv.DictReader((output_dir / "study.csv").open()))
+    assert row["status"] == "refused its input (exit 2; see refusing-refused.log)"
+    record = json.loads((output_dir / "jobs.json").read_text())["runs"]["refusing-refused"]
+    assert record["attempts"] == 1
+    assert run_study(*command, "--status").stdout.strip() == (
+        f"refusing-refused: refused its input (job {record['job_id']}): error: --data_dir x: no such folder")

@@ -294,15 +294,20 @@ class Queue:
             run.status = "ok"
             run.read_results()
         elif code == BAD_INPUT_EXIT:
-            # The recipe refused its config, flags or data: another attempt would be refused the same way.
-            run.status = f"refused its input (exit {code}; see {run.log.name})"
-            print(f"[study] {run.name}: {last_line(run.log)}", flush=True)
+            run.status = refused_status(run)
         elif run.attempts < 2:
             run.status = "retry"
         else:
             why = f"exit {code}" if code != 0 else "no results.json"
             run.status = f"failed twice ({why}; see {run.log.name})"
         print(f"[study] {run.name}: {run.status}", flush=True)
+
+
+def refused_status(run: Run) -> str:
+    """The status of a run whose recipe refused its config, flags or data (exit 2), after saying what it said:
+    another attempt would be refused the same way, so neither queue makes one."""
+    print(f"[study] {run.name}: {last_line(run.log)}", flush=True)
+    return f"refused its input (exit {BAD_INPUT_EXIT}; see {run.log.name})"
 
 
 def last_line(path: Path) -> str:

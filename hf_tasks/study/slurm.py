@@ -7,7 +7,9 @@ continues from the run's newest complete checkpoint.
 
 Leaving and coming back: the job ids go to `<output_dir>/jobs.json`. Running the same command again reuses
 finished runs, re-attaches to jobs that are pending or running (nothing is submitted twice) and resubmits
-the others; `--detach` returns once the jobs are submitted, `--status` prints one line per run.
+the others; `--detach` returns once the jobs are submitted, `--status` prints one line per run. A job leaves
+its recipe's exit status in its submitit folder: a waiting study resubmits a job that ended without results
+once, but not one whose recipe refused its input (exit 2), which another job would meet the same way.
 
 Preemption and time limits: Slurm sends SIGUSR2 `--slurm_signal` seconds before the limit; submitit calls
 `RunJob.checkpoint`, which sends SIGTERM to the recipe (it saves a checkpoint and exits 143) and has submitit
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hf_tasks import launch
-from hf_tasks.errors import BadInputError
+from hf_tasks.errors import BAD_INPUT_EXIT, BadInputError
 from hf_tasks.files import read_json, write_json
 from hf_tasks.secrets import shown
 from hf_tasks.study.runs import (
@@ -43,6 +45,7 @@ from hf_tasks.study.runs import (
     last_line,
     make_run,
     recipe_config,
+    refused_status,
     resume_flags,
     secrets_to_environment,
     study_tracking,
@@ -94,6 +97,19 @@ def slurm_minutes(text: str) -> int:
     else:
         hours, (minutes, seconds) = 0, (parts + [0])[:2]
     return max(1, days * 1440 + hours * 60 + minutes + (1 if seconds else 0))
+
+
+def recipe_exit_file(output_dir: Path, job_id: str) -> Path:
+    """Where a run's job leaves its recipe's exit status: in the job's own submitit folder, so a job of an earlier
+    study command can never answer for this one (a requeued job keeps its id and writes it again)."""
+    return output_dir / "slurm" / job_id / "recipe_exit_status"
+
+
+def recipe_exit(output_dir: Path, job_id: str) -> int | None:
+    """The exit status the recipe of job `job_id` ended with; None when the job ended before it did (cancelled,
+    killed with its node)."""
+    path = recipe_exit_file(output_dir, job_id)
+    return int(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def job_name(name: str) -> str:
@@ -168,6 +184,7 @@ class RunJob:
         # poll(), not wait(): checkpoint() may run in a signal handler meanwhile, and wait() holds a lock it needs
         while (code := self._process.poll()) is None:
             time.sleep(1.0)
+        recipe_exit_file(self.output_dir, os.environ["SLURM_JOB_ID"]).write_text(str(code), encoding="utf-8")
         if code == 0 and self.run.finished:
             return "ok"
         raise RuntimeError(f"{self.run.name}: the recipe ended with status {code} (see {self.run.log})")
@@ -311,7 +328,8 @@ class SlurmStudy:
         if job_id is None:
             return f"{run.name}: {'not submitted' if self.study.executor == 'slurm' else 'not finished'}" + (
                 f": {last_line(run.log)}" if run.log.is_file() else "")
-        return f"{run.name}: failed (job {job_id}): {last_line(run.log)}"
+        failed = "refused its input" if recipe_exit(self.study.output_dir, job_id) == BAD_INPUT_EXIT else "failed"
+        return f"{run.name}: {failed} (job {job_id}): {last_line(run.log)}"
 
     def run_study(self, runs: list[Run], command: str) -> int:
         study = self.study
@@ -352,6 +370,8 @@ class SlurmStudy:
                 if run.finished:
                     run.status = "ok"
                     run.read_results()
+                elif recipe_exit(self.study.output_dir, self.jobs["runs"][run.name]["job_id"]) == BAD_INPUT_EXIT:
+                    run.status = refused_status(run)
                 elif jobs_here[run.name] < 2:
                     print(f"[study] {run.name}: job ended without results ({last_line(run.log)}); resubmitting",
                           flush=True)
