@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,18 +142,25 @@ def secrets_to_environment(values: dict[str, Any], forwarded: list[str]) -> tupl
     return kept_values, kept_flags, environment
 
 
-def study_tracking(env: dict[str, str], run: Run) -> dict[str, str]:
-    """With --report_to trackio, every run of a study goes to one trackio project named after the study, in the
-    group of its config, and the database is inside the study folder unless TRACKIO_DIR says otherwise."""
+def study_trackio(env: MutableMapping[str, str], study_dir: Path) -> None:
+    """With --report_to trackio, every run of a study goes to one trackio project named after the study, its
+    database inside the study folder, unless the user's environment (or the search of several configs, which
+    sets them for all its searches) says otherwise."""
     # hf_tasks.trackers loads transformers' tracker integrations (seconds, and a line on stdout under
     # WANDB_MODE=offline): only a study that tracks pays for them, not its --help or a plain table.
-    from hf_tasks.trackers import TRACKIO_GROUP_VARIABLE, TRACKIO_PROJECT_VARIABLE
+    from hf_tasks.trackers import TRACKIO_PROJECT_VARIABLE
 
-    study_dir = run.run_dir.parent.resolve()
     if not env.get("TRACKIO_DIR"):
         env["TRACKIO_DIR"] = str(study_dir / "trackio")
-    if not env.get(TRACKIO_PROJECT_VARIABLE):  # set already for the searches of several configs
+    if not env.get(TRACKIO_PROJECT_VARIABLE):
         env[TRACKIO_PROJECT_VARIABLE] = study_dir.name
+
+
+def study_tracking(env: dict[str, str], run: Run) -> dict[str, str]:
+    """`env` with the run's trackio place (`study_trackio`), in the group of its config."""
+    from hf_tasks.trackers import TRACKIO_GROUP_VARIABLE
+
+    study_trackio(env, run.run_dir.parent.resolve())
     env[TRACKIO_GROUP_VARIABLE] = run.group
     return env
 

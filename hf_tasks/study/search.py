@@ -48,7 +48,15 @@ from hf_tasks.run_folder import newest_complete_checkpoint
 from hf_tasks.secrets import redact_arguments, redact_mapping
 from hf_tasks.study.dashboard import log_study
 from hf_tasks.study.expected_max import curve, write_curves
-from hf_tasks.study.runs import STORAGE_VARIABLE, Queue, Run, StudyArguments, make_run, secrets_to_environment
+from hf_tasks.study.runs import (
+    STORAGE_VARIABLE,
+    Queue,
+    Run,
+    StudyArguments,
+    make_run,
+    secrets_to_environment,
+    study_trackio,
+)
 from hf_tasks.study.storage import default_study_name, open_storage, storage_spec
 
 #: A trial given back because N were already taken: failed, and left out of every count and report.
@@ -347,15 +355,7 @@ def search_each(study: StudyArguments, argv: list[str]) -> int:
     which budget on (`hf_tasks.study.expected_max.write_curves`)."""
     objective, direction, _ = read_space(study.search)
     options = take_option(argv[len(study.configs):], "--output_dir")[1]
-    # hf_tasks.trackers loads transformers' tracker integrations (seconds, and a line on stdout under
-    # WANDB_MODE=offline): only a study that tracks pays for them, not its --help or a plain table.
-    from hf_tasks.trackers import TRACKIO_PROJECT_VARIABLE
-
-    # Every trial of every config in one trackio project, the study's (`runs.study_tracking`).
-    if not os.environ.get("TRACKIO_DIR"):
-        os.environ["TRACKIO_DIR"] = str(study.output_dir.resolve() / "trackio")
-    if not os.environ.get(TRACKIO_PROJECT_VARIABLE):
-        os.environ[TRACKIO_PROJECT_VARIABLE] = study.output_dir.resolve().name
+    study_trackio(os.environ, study.output_dir.resolve())  # every trial of every config in the study's project
     codes, curves = [], []
     for config in study.configs:
         group = make_run(config, study.output_dir).group
