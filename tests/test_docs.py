@@ -111,11 +111,15 @@ def check_module_command(words: list[str]) -> None:
     module, arguments = words[words.index("-m") + 1], words[words.index("-m") + 2:]
     assert importlib.util.find_spec(module) is not None, f"no module {module}"
     if module == "hf_tasks.data.fetch":
-        from hf_tasks.data.fetch import SOURCES
-
-        assert arguments[0] in SOURCES, f"hf_tasks.data.fetch knows no {arguments[0]!r}"
+        check_fetch_command(arguments)
     if module == "hf_tasks.study":
         check_study_command(arguments)
+
+
+def check_fetch_command(arguments: list[str]) -> None:
+    from hf_tasks.data.fetch import SOURCES
+
+    assert arguments[0] in SOURCES or arguments[0] == "--help", f"fetch knows no {arguments[0]!r}"
 
 
 def check_study_command(arguments: list[str]) -> None:
@@ -150,6 +154,8 @@ def check_hf_tasks_command(arguments: list[str]) -> None:
         check_recipe_command(recipe, rest)
     elif command == "study":
         check_study_command(rest)
+    elif command == "fetch":
+        check_fetch_command(rest)
 
 
 def check_command(words: list[str]) -> None:

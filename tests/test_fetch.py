@@ -263,7 +263,7 @@ def test_the_real_configs_default_paths_are_where_fetch_puts_the_files():
 def test_a_missing_default_data_file_names_the_fetch_command(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data_args = DataArguments(train_file="data/pquad/train.json")
-    with pytest.raises(BadInputError, match=r"no such file .*Get it with `python -m hf_tasks.data.fetch pquad`"):
+    with pytest.raises(BadInputError, match=r"no such file .*Get it with `hf-tasks fetch pquad`"):
         load_splits(data_args, lambda path, split: None)
 
 

@@ -1,8 +1,10 @@
 """The seed datasets, fetched from their public sources into the folders the recipe configs read.
 
-    python -m hf_tasks.data.fetch pquad                  # → data/pquad/{train,validation,test}.json
-    python -m hf_tasks.data.fetch shemo --to /scratch/data
-    python -m hf_tasks.data.fetch pquad --from ~/Downloads/Train.json   # a file fetched by hand
+    hf-tasks fetch pquad                                # → data/pquad/{train,validation,test}.json
+    hf-tasks fetch shemo --to /scratch/data
+    hf-tasks fetch pquad --from ~/Downloads/Train.json  # a file fetched by hand
+
+(`python -m hf_tasks.data.fetch` is the same command.)
 
 Every file is pinned: a URL at one commit of the dataset's repository (or torchvision's CIFAR-10 archive)
 and its hash (sha256, md5, or git's blob id, which GitHub shows for files it stores itself). `pooch`
@@ -139,11 +141,11 @@ SOURCES: dict[str, Source] = {
 
 
 def fetch_command(name: str, root: str = DEFAULT_ROOT) -> str:
-    return f"python -m hf_tasks.data.fetch {name}" + ("" if root == DEFAULT_ROOT else f" --to {root}")
+    return f"hf-tasks fetch {name}" + ("" if root == DEFAULT_ROOT else f" --to {root}")
 
 
 def fetch_hint(path: str | Path) -> str:
-    """" Get it with `python -m hf_tasks.data.fetch NAME`." when `path` is where fetch lays out one of its
+    """" Get it with `hf-tasks fetch NAME`." when `path` is where fetch lays out one of its
     datasets' files or folders (under any --to), else ""."""
     parts = Path(path).parts
     for name, source in SOURCES.items():

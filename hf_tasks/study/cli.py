@@ -1,11 +1,13 @@
 """Run a list of experiment configs and write one comparison table (Markdown + CSV) and picture.
 
-    python -m hf_tasks.study recipes/configs/farstail/*.yaml --output_dir runs/study [recipe flags ...]
-    python -m hf_tasks.study recipes/configs/farstail/*.yaml --output_dir runs/study \\
+    hf-tasks study recipes/configs/farstail/*.yaml --output_dir runs/study [recipe flags ...]
+    hf-tasks study recipes/configs/farstail/*.yaml --output_dir runs/study \\
         --devices 0,1,2,3,4,5,6,7 --seeds 42,43,44 --max_train_samples 500
-    python -m hf_tasks.study recipes/configs/farstail/tiny.yaml --output_dir runs/search \\
+    hf-tasks study recipes/configs/farstail/tiny.yaml --output_dir runs/search \\
         --search space.yaml --trials 20 --parallel 2
-    python -m hf_tasks.study a.yaml b.yaml --output_dir runs/searches --search space.yaml --trials 20
+    hf-tasks study a.yaml b.yaml --output_dir runs/searches --search space.yaml --trials 20
+
+(`python -m hf_tasks.study` is the same command.)
 
 Each config (a file, or a packaged config by name: farstail/tiny) runs through its recipe:
 `configs/<recipe>/<name>.yaml` belongs to `<recipe>`, or the config names it with a `recipe:` key (a
@@ -24,14 +26,14 @@ reported as failed in the table (the exit status is then non-zero); a run whose 
 
 On a Slurm cluster (`hf_tasks.study.slurm`), each run is one job:
 
-    python -m hf_tasks.study CONFIGS --output_dir DIR --executor slurm --slurm_partition gpu \\
+    hf-tasks study CONFIGS --output_dir DIR --executor slurm --slurm_partition gpu \\
         --slurm_time 04:00:00 [--gpus_per_run 1 --cpus_per_run 8 --mem_per_run 32G \\
         --slurm_option constraint=a100 --slurm_signal 120 --detach]
-    python -m hf_tasks.study CONFIGS --output_dir DIR --executor slurm --status
+    hf-tasks study CONFIGS --output_dir DIR --executor slurm --status
 
 and a search's trials are pulled by `--workers W` from one optuna storage (`hf_tasks.study.storage`):
 
-    python -m hf_tasks.study tiny.yaml --output_dir DIR --search space.yaml --trials 50 --workers 8 \\
+    hf-tasks study tiny.yaml --output_dir DIR --search space.yaml --trials 50 --workers 8 \\
         --storage postgresql://user:password@db-host:5432/optuna [--study_name NAME] [--executor slurm]
 
 Command lines, configs and logs the study writes or prints never hold a secret (`hf_tasks.secrets`).
@@ -197,8 +199,7 @@ def parse_study_args(argv: list[str]) -> StudyArguments:
               flush=True)
         configs = [path for path in configs if path.name != SHARED_BASE_NAME]
     if not configs:
-        raise BadInputError("Give the experiment configs first: "
-                            "python -m hf_tasks.study a.yaml b.yaml --output_dir DIR ...")
+        raise BadInputError(f"Give the experiment configs first: {program_name()} a.yaml b.yaml --output_dir DIR ...")
     # A packaged config may be named: farstail/tiny.
     configs = [path if path.is_file() else registry.find_config(str(path)) for path in configs]
     if options.output_dir is None:

@@ -1,7 +1,7 @@
 """The paired comparison of any two run folders on one split's examples: is B better than A, and by how much?
 
-    python -m hf_tasks.study.compare runs/full runs/freeze9
-    python -m hf_tasks.study.compare runs/full runs/freeze9 --metric macro_f1 --split eval
+    hf-tasks compare runs/full runs/freeze9                 # or python -m hf_tasks.study.compare
+    hf-tasks compare runs/full runs/freeze9 --metric macro_f1 --split eval
 
 A is the baseline. The metric defaults to A's headline metric (`hf_tasks.study.table.HEADLINE_METRICS`), on the
 test split when A reported one, else on validation. Prints both runs' values with their bootstrap intervals, the
