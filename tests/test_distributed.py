@@ -280,11 +280,16 @@ MODELS_THAT_USE_EVERY_WEIGHT = {
 }
 
 
+def text_recipes() -> list[str]:
+    """The recipes that train a text model (their model card says a text task)."""
+    return [name for name in registry.recipe_names() if (recipe := registry.load(name)).trains
+            and recipe.model_card.task_type in ("question-answering", "text-classification")]
+
+
 @pytest.mark.parametrize("family", list(MODELS_THAT_USE_EVERY_WEIGHT))
 def test_configs_that_skip_the_unused_parameter_search_have_models_that_use_every_weight(family):
     # DDP with find_unused_parameters false waits forever for a gradient that never comes.
-    configs = [path for recipe in ("parsquad", "farstail", "covid_fakenews")
-               for path in (REPO / "recipes/configs" / recipe).glob("*.yaml")]
+    configs = [path for recipe in text_recipes() for path in registry.configs_folder(recipe).glob("*.yaml")]
     assert [path.name for path in configs if not _unused_search_off(path)] == []
     build, labels = MODELS_THAT_USE_EVERY_WEIGHT[family]
     model = build().train()

@@ -245,19 +245,29 @@ def test_git_blob_hash_is_gits_object_id(tmp_path):
     assert file_hash(path, "gitblob:") == "gitblob:ce013625030ba8dba906f756967f9e9ca394464a"
 
 
-def test_the_real_configs_default_paths_are_where_fetch_puts_the_files():
+def test_each_recipes_real_configs_read_the_data_where_the_fetch_their_base_names_puts_it():
     import yaml
 
-    configs = Path(__file__).resolve().parents[1] / "recipes" / "configs"
-    expected = {"parsquad": "pquad", "farstail": "farstail", "covid_fakenews": "constraint", "shemo": "shemo"}
-    for recipe, name in expected.items():
-        config = yaml.safe_load((configs / recipe / "base.yaml").read_text())
-        source = SOURCES[name]
-        if "data_dir" in config:
-            assert config["data_dir"] == f"data/{source.folder}"
+    from hf_tasks import registry
+
+    checked = []
+    for recipe in registry.recipe_names():
+        base = registry.configs_folder(recipe) / "base.yaml"
+        if not base.is_file():
+            continue
+        text = base.read_text(encoding="utf-8")
+        names = re.findall(r"`hf-tasks fetch (\w+)`", text)
+        assert len(names) == 1, f"{base}: its comment names no fetch command (or several)"
+        config, source = yaml.safe_load(text), SOURCES[names[0]]
+        if "dataset_name" in config:  # a hub dataset, the fetched copy given as --data_dir instead
+            assert f"--data_dir data/{source.folder}" in text, base
+        elif "data_dir" in config:
+            assert config["data_dir"] == f"data/{source.folder}", base
         else:
             files = {config[key] for key in ("train_file", "validation_file", "test_file")}
-            assert files == {f"data/{source.folder}/{file.place}" for file in source.files}, recipe
+            assert files == {f"data/{source.folder}/{file.place}" for file in source.files}, base
+        checked.append(recipe)
+    assert set(checked) == {name for name in registry.recipe_names() if registry.load(name).trains}
 
 
 def test_a_missing_default_data_file_names_the_fetch_command(tmp_path, monkeypatch):
