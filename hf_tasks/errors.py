@@ -64,9 +64,11 @@ def argparse_message(message: str, prog: str, known_flags: list[str] = ()) -> st
             break
     if message.startswith("unknown option(s): "):
         given = [token.split("=")[0] for token in message.split(": ", 1)[1].split() if token.startswith("-")]
-        meant = [flag for token in given for flag in known_flags if flag.startswith(token) and flag != token]
+        meant = {flag for token in given for flag in known_flags if flag.startswith(token) and flag != token}
+        # HfArgumentParser accepts --learning-rate beside --learning_rate: name each flag once, as --help does.
+        meant -= {flag for flag in meant if "-" in flag[2:] and "--" + flag[2:].replace("-", "_") in meant}
         if meant:
-            message += f" (did you mean {' or '.join(sorted(set(meant))[:3])}? flags are not abbreviated)"
+            message += f" (did you mean {' or '.join(sorted(meant)[:3])}? flags are not abbreviated)"
     return f"{message}; {prog} --help lists the options."
 
 

@@ -100,8 +100,11 @@ def test_a_study_takes_packaged_configs_by_name(tmp_path):
                                                                          "number; hf-tasks run farstail --help"),
     (["run", "farstail", "--config", "tiny", "--do_train", "maybe"], "--do_train maybe: expected true or false"),
     (["fetch", "pquad", "--to"], "--to expects one value(s); hf-tasks fetch --help lists the options."),
-    (["fetch", "pquad", "--fro", "x"], "--fro x (did you mean --from or --from-files or --from_files? flags are not "
+    (["fetch", "pquad", "--fro", "x"], "--fro x (did you mean --from or --from_files? flags are not "
                                        "abbreviated); hf-tasks fetch --help lists the options."),
+    # each flag named once, as --help spells it, though HfArgumentParser also takes --learning-rate
+    (["run", "farstail", "--config", "tiny", "--learn", "0.1"], "--learn 0.1 (did you mean --learning_rate? flags "
+                                                              "are not abbreviated)"),
     (["fetch", "--to", "data", "pquad"], "give NAME before the options (got none); hf-tasks fetch --help"),
     (["export", "runs/x", "--quantize", "int4"], "--quantize int4: expected one of 'int8'; hf-tasks export --help"),
     (["export", "runs/x", "--format", "tflite"], "--format tflite: expected one of 'onnx'; hf-tasks export --help"),

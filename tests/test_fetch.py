@@ -304,8 +304,8 @@ def test_the_options_may_come_from_a_config_and_from_files_beside_it(tmp_path, m
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["pquad", "--fro", "Train.json"], "unknown option(s): --fro Train.json (did you mean --from or --from-files or "
-                                       "--from_files? flags are not abbreviated); python -m hf_tasks.data.fetch"),
+    (["pquad", "--fro", "Train.json"], "unknown option(s): --fro Train.json (did you mean --from or --from_files? "
+                                       "flags are not abbreviated); python -m hf_tasks.data.fetch"),
     (["pquad", "--to"], "--to expects one value(s); python -m hf_tasks.data.fetch --help lists the options."),
     (["--to", "data", "pquad"], "give NAME before the options (got none); python -m hf_tasks.data.fetch --help"),
 ])
