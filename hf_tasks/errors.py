@@ -72,6 +72,15 @@ def argparse_message(message: str, prog: str, known_flags: list[str] = ()) -> st
     return f"{message}; {prog} --help lists the options."
 
 
+def program_name() -> str:
+    """The command as the user typed it, for usage lines and errors: `python -m hf_tasks.data.fetch` for a module
+    run with -m, `hf-tasks fetch` (`hf_tasks.command` names its command in sys.argv[0]), else the script's name."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.origin == sys.argv[0]:
+        return f"python -m {spec.name.removesuffix('.__main__')}"
+    return os.path.basename(sys.argv[0])
+
+
 class OneLineArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser whose every complaint (bad flag, bad value) is a `BadInputError`: one line, status 2,
     under `one_line_errors`, instead of the whole usage. Abbreviated flags are refused: a flag added later
@@ -79,6 +88,7 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("prog", program_name())  # argparse's own default says `images.py` for `python -m ...`
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):

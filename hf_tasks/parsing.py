@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,19 +24,10 @@ from transformers import HfArgumentParser
 
 from hf_tasks.cli_help import HELP_ALL_FLAG, HELP_FLAGS, answer_help
 from hf_tasks.config_files import config_layers, path_beside_config
-from hf_tasks.errors import BadInputError, OneLineArgumentParser, argparse_message
+from hf_tasks.errors import BadInputError, OneLineArgumentParser, argparse_message, program_name
 
 # Written after a flag whose argument defaults to unset, these unset a value the config gave.
 UNSET_WORDS = frozenset({"none", "null"})
-
-
-def program_name() -> str:
-    """The command as the user typed it, for usage lines and errors: `python -m hf_tasks.data.fetch` for a module
-    run with -m, `hf-tasks fetch` (`hf_tasks.command` names its command in sys.argv[0]), else the script's name."""
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    if spec is not None and spec.origin == sys.argv[0]:
-        return f"python -m {spec.name.removesuffix('.__main__')}"
-    return os.path.basename(sys.argv[0])
 
 
 def _yaml_defaults(path: Path, parser: HfArgumentParser) -> dict[str, Any]:

@@ -124,6 +124,17 @@ def test_every_argparse_error_is_one_line_naming_the_flag_and_help(arguments, me
     assert message in error and "--help" in error
 
 
+@pytest.mark.parametrize("module, arguments, message", [
+    ("hf_tasks.samples.images", ["tree", "--size", "x"], "--size x: expected a whole number"),
+    ("hf_tasks.text.tweets", ["--text", "hi", "--bogus"], "unknown option(s): --bogus"),
+])
+def test_the_helper_modules_name_themselves_as_run_in_their_one_line_errors(module, arguments, message, tmp_path):
+    finished = subprocess.run([sys.executable, "-m", module, *arguments], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert finished.returncode == 2 and finished.stderr.count("\n") == 1, finished.stderr
+    assert f"{message}; python -m {module} --help lists the options." in finished.stderr
+
+
 def test_study_help_is_grouped_and_its_options_are_parsed_like_a_recipes(tmp_path, monkeypatch, capsys):
     from hf_tasks.study import parse_study_args
 

@@ -51,8 +51,8 @@ from pathlib import Path
 
 from hf_tasks import registry
 from hf_tasks.config_files import SHARED_BASE_NAME
-from hf_tasks.errors import BadInputError, refuse_control_characters
-from hf_tasks.parsing import leading_words, parse_options, program_name
+from hf_tasks.errors import BadInputError, program_name, refuse_control_characters
+from hf_tasks.parsing import leading_words, parse_options
 from hf_tasks.secrets import shown
 from hf_tasks.study.runs import (
     STORAGE_VARIABLE,

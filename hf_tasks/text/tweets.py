@@ -82,9 +82,7 @@ def add_normalizer_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = OneLineArgumentParser(
-        prog="python -m hf_tasks.text.tweets", description="Print a tweet before and after normalisation."
-    )
+    parser = OneLineArgumentParser(description="Print a tweet before and after normalisation.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", help="A tweet given on the command line.")
     source.add_argument("--train_file", "--file", dest="file", help="A Constraint-style CSV/TSV file.")
