@@ -123,6 +123,10 @@ DEBUG_FLAG = "--debug"
 #: The exit status of a command that refused its input (`one_line_errors`): running it again changes nothing.
 BAD_INPUT_EXIT = 2
 DEBUG_VARIABLE = "HF_TASKS_DEBUG"
+# Set by the study: the file a refusing command writes its one-line error to. A launcher (torchrun, accelerate)
+# exits 1 when one of its processes exits 2, so the exit status alone cannot tell the study that a
+# several-process run refused its input.
+REFUSAL_FILE_VARIABLE = "HF_TASKS_REFUSAL_FILE"
 
 
 @contextlib.contextmanager
@@ -138,4 +142,7 @@ def one_line_errors() -> Iterator[None]:
             raise
         message = " ".join(str(error).split())  # one line, whatever the message's own line breaks
         print(f"error: {message} (add {DEBUG_FLAG} for the traceback)", file=sys.stderr)
+        if os.environ.get(REFUSAL_FILE_VARIABLE):
+            with open(os.environ[REFUSAL_FILE_VARIABLE], "w", encoding="utf-8") as refusal:
+                refusal.write(f"error: {message}\n")
         raise SystemExit(BAD_INPUT_EXIT) from None

@@ -349,10 +349,10 @@ def test_a_cancelled_job_is_reported_then_resubmitted_and_resumes(tmp_path, slur
 
 @pytest.mark.cluster
 def test_a_job_whose_recipe_refused_its_input_is_reported_and_not_submitted_again(tmp_path, slurm):
+    from tests.test_study import REFUSING_RECIPE
+
     recipe = tmp_path / "refusing.py"
-    recipe.write_text("import sys\n"
-                      "print('error: --data_dir x: no such folder', file=sys.stderr)\n"
-                      "raise SystemExit(2)\n")
+    recipe.write_text(REFUSING_RECIPE)
     config = tmp_path / "refused.yaml"
     config.write_text(yaml.safe_dump({"recipe": str(recipe)}))
     output_dir = tmp_path / "study"
@@ -362,7 +362,7 @@ def test_a_job_whose_recipe_refused_its_input_is_reported_and_not_submitted_agai
     assert "refusing-refused: error: --data_dir x: no such folder" in done.stdout
     assert "resubmitting" not in done.stdout
     row = next(csv.DictReader((output_dir / "study.csv").open()))
-    assert row["status"] == "refused its input (exit 2; see refusing-refused.log)"
+    assert row["status"] == "refused its input (see refusing-refused.log)"
     record = json.loads((output_dir / "jobs.json").read_text())["runs"]["refusing-refused"]
     assert record["attempts"] == 1
     assert run_study(*command, "--status").stdout.strip() == (

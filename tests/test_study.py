@@ -267,10 +267,34 @@ def test_a_run_that_refuses_its_input_is_reported_at_once_without_a_second_attem
     config.write_text(f"recipe: {recipe}\n")
     assert main([str(config), "--output_dir", str(output_dir)]) == 1
     row = next(csv.DictReader((output_dir / "study.csv").open()))
-    assert row["status"] == "refused its input (exit 2; see refusing-refused.log)"
+    assert row["status"] == "refused its input (see refusing-refused.log)"
     log = (output_dir / "refusing-refused.log").read_text(encoding="utf-8")
     assert log.count("[study] attempt") == 1
     assert "refusing-refused: error: --data_dir x: no such folder" in capsys.readouterr().out
+
+
+REFUSING_RECIPE = """
+from hf_tasks.errors import BadInputError, one_line_errors
+
+with one_line_errors():
+    raise BadInputError("--data_dir x: no such folder")
+"""
+
+
+def test_a_run_of_two_processes_that_refuses_its_input_is_reported_at_once_though_its_launcher_exits_1(tmp_path,
+                                                                                                         capsys):
+    output_dir = tmp_path / "study"
+    recipe = tmp_path / "refusing.py"
+    recipe.write_text(REFUSING_RECIPE)
+    config = tmp_path / "pair.yaml"
+    config.write_text(f"recipe: {recipe}\nnum_processes: 2\n")
+    assert main([str(config), "--output_dir", str(output_dir), "--parallel", "2"]) == 1
+    row = next(csv.DictReader((output_dir / "study.csv").open()))
+    assert row["status"] == "refused its input (see refusing-pair.log)"
+    log = (output_dir / "refusing-pair.log").read_text(encoding="utf-8")
+    assert log.count("[study] attempt") == 1
+    assert "torch.distributed.run" in log  # both processes refused under torchrun, which exited 1
+    assert "refusing-pair: error: --data_dir x: no such folder" in capsys.readouterr().out
 
 
 def test_a_config_asking_for_more_devices_than_the_study_has_stops_early(tmp_path):

@@ -15,13 +15,13 @@ recipe's name, or a script's path). The study's own options below may also come 
 several processes with `num_processes: k`; it then gets k devices and runs under accelerate (torchrun
 on CPU). Runs go to `<output_dir>/<recipe>-<name>[-seed<s>]/`, each in its own process, as many at once
 as `--devices` (one run per device) or `--parallel N` (CPU) allow; each run's log is `<run>.log` beside
-its folder. Every flag the study does not know itself is passed to every run; one that a run's recipe does not take
-stops the study before it starts.
+its folder. Every flag the study does not know itself is passed to every run; one that a run's recipe (a
+registered one; a script given by its path is not checked) does not take stops the study before it starts.
 
 Run again with the same command to continue a study: finished runs (results.json present) are reused,
 stopped ones continue from their newest checkpoint, and a failed run is tried once more before it is
-reported as failed in the table (the exit status is then non-zero); a run whose recipe refused its input (exit
-2) is reported at once. The table (`study.md`,
+reported as failed in the table (the exit status is then non-zero); a run whose recipe refused its input (a
+bad config, flag or data file) is reported at once, with its one-line error. The table (`study.md`,
 `study.csv`; mean ± std (n) per metric with `--seeds`) and `study.png` are rewritten as runs finish.
 
 On a Slurm cluster (`hf_tasks.study.slurm`), each run is one job:

@@ -16,7 +16,7 @@ import yaml
 
 from hf_tasks import registry
 from hf_tasks.config_files import config_values
-from hf_tasks.errors import BAD_INPUT_EXIT, BadInputError, refuse_control_characters
+from hf_tasks.errors import BAD_INPUT_EXIT, REFUSAL_FILE_VARIABLE, BadInputError, refuse_control_characters
 from hf_tasks.files import read_json, write_atomic
 from hf_tasks.launch import BASE_PORT, launch_prefix
 from hf_tasks.run_folder import newest_complete_checkpoint
@@ -156,12 +156,20 @@ def study_trackio(env: MutableMapping[str, str], study_dir: Path) -> None:
         env[TRACKIO_PROJECT_VARIABLE] = study_dir.name
 
 
-def study_tracking(env: dict[str, str], run: Run) -> dict[str, str]:
-    """`env` with the run's trackio place (`study_trackio`), in the group of its config."""
+def refusal_file(run: Run) -> Path:
+    """Where the run's recipe leaves its one-line error when it refuses its input (`errors.REFUSAL_FILE_VARIABLE`),
+    hidden beside the run's log; the study removes it before each attempt."""
+    return run.log.with_name(f".{run.name}.refused")
+
+
+def run_environment(env: dict[str, str], run: Run) -> dict[str, str]:
+    """`env` for the run's recipe, in either queue: its trackio place (`study_trackio`) in the group of its
+    config, and its `refusal_file`."""
     from hf_tasks.trackers import TRACKIO_GROUP_VARIABLE
 
     study_trackio(env, run.run_dir.parent.resolve())
     env[TRACKIO_GROUP_VARIABLE] = run.group
+    env[REFUSAL_FILE_VARIABLE] = str(refusal_file(run).resolve())
     return env
 
 
@@ -281,12 +289,13 @@ class Queue:
         _, forwarded, secret_env = secrets_to_environment(run.values, self.forwarded)
         command = launch_command(run, self.launcher, recipe_config(run, self.output_dir), forwarded,
                                  self.devices is not None)
-        env = study_tracking({**self.env, **secret_env}, run)
+        env = run_environment({**self.env, **secret_env}, run)
         if self.devices:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(self.devices[slot] for slot in run.slots)
         where = f" on device(s) {env['CUDA_VISIBLE_DEVICES']}" if self.devices else ""
         print(f"[study] {run.name}: attempt {run.attempts}{where}: {shown(command)}", flush=True)
         run.log.parent.mkdir(parents=True, exist_ok=True)
+        refusal_file(run).unlink(missing_ok=True)
         with run.log.open("a", encoding="utf-8") as log:
             log.write(f"[study] attempt {run.attempts}{where}: {shown(command)}\n")
             log.flush()
@@ -300,7 +309,7 @@ class Queue:
         elif code == 0 and run.finished:
             run.status = "ok"
             run.read_results()
-        elif code == BAD_INPUT_EXIT:
+        elif code == BAD_INPUT_EXIT or refusal_file(run).is_file():
             run.status = refused_status(run)
         elif run.attempts < 2:
             run.status = "retry"
@@ -311,10 +320,16 @@ class Queue:
 
 
 def refused_status(run: Run) -> str:
-    """The status of a run whose recipe refused its config, flags or data (exit 2), after saying what it said:
-    another attempt would be refused the same way, so neither queue makes one."""
-    print(f"[study] {run.name}: {last_line(run.log)}", flush=True)
-    return f"refused its input (exit {BAD_INPUT_EXIT}; see {run.log.name})"
+    """The status of a run whose recipe refused its config, flags or data (its `refusal_file`, or exit 2), after
+    saying what it said: another attempt would be refused the same way, so neither queue makes one."""
+    print(f"[study] {run.name}: {refusal(run)}", flush=True)
+    return f"refused its input (see {run.log.name})"
+
+
+def refusal(run: Run) -> str:
+    """The recipe's one-line error: from its `refusal_file`, else the last line of its log."""
+    path = refusal_file(run)
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else last_line(run.log)
 
 
 def last_line(path: Path) -> str:

@@ -7,9 +7,9 @@ continues from the run's newest complete checkpoint.
 
 Leaving and coming back: the job ids go to `<output_dir>/jobs.json`. Running the same command again reuses
 finished runs, re-attaches to jobs that are pending or running (nothing is submitted twice) and resubmits
-the others; `--detach` returns once the jobs are submitted, `--status` prints one line per run. A job leaves
-its recipe's exit status in its submitit folder: a waiting study resubmits a job that ended without results
-once, but not one whose recipe refused its input (exit 2), which another job would meet the same way.
+the others; `--detach` returns once the jobs are submitted, `--status` prints one line per run. A waiting study
+resubmits a job that ended without results once, but not one whose recipe refused its input (it left its
+one-line error in the run's `runs.refusal_file`), which another job would meet the same way.
 
 Preemption and time limits: Slurm sends SIGUSR2 `--slurm_signal` seconds before the limit; submitit calls
 `RunJob.checkpoint`, which sends SIGTERM to the recipe (it saves a checkpoint and exits 143) and has submitit
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hf_tasks import launch
-from hf_tasks.errors import BAD_INPUT_EXIT, BadInputError
+from hf_tasks.errors import BadInputError
 from hf_tasks.files import read_json, write_json
 from hf_tasks.secrets import shown
 from hf_tasks.study.runs import (
@@ -45,10 +45,12 @@ from hf_tasks.study.runs import (
     last_line,
     make_run,
     recipe_config,
+    refusal,
+    refusal_file,
     refused_status,
     resume_flags,
+    run_environment,
     secrets_to_environment,
-    study_tracking,
 )
 from hf_tasks.study.table import write_study
 
@@ -97,19 +99,6 @@ def slurm_minutes(text: str) -> int:
     else:
         hours, (minutes, seconds) = 0, (parts + [0])[:2]
     return max(1, days * 1440 + hours * 60 + minutes + (1 if seconds else 0))
-
-
-def recipe_exit_file(output_dir: Path, job_id: str) -> Path:
-    """Where a run's job leaves its recipe's exit status: in the job's own submitit folder, so a job of an earlier
-    study command can never answer for this one (a requeued job keeps its id and writes it again)."""
-    return output_dir / "slurm" / job_id / "recipe_exit_status"
-
-
-def recipe_exit(output_dir: Path, job_id: str) -> int | None:
-    """The exit status the recipe of job `job_id` ended with; None when the job ended before it did (cancelled,
-    killed with its node)."""
-    path = recipe_exit_file(output_dir, job_id)
-    return int(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def job_name(name: str) -> str:
@@ -164,7 +153,7 @@ class RunJob:
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         env.setdefault("WANDB_RUN_GROUP", self.group)
-        study_tracking(env, self.run)
+        run_environment(env, self.run)
         if "OMP_NUM_THREADS" not in env and "SLURM_CPUS_PER_TASK" in env:
             # the job's CPUs shared by its processes, as the local queue shares the machine's
             env["OMP_NUM_THREADS"] = str(max(1, int(env["SLURM_CPUS_PER_TASK"]) // self.run.num_processes))
@@ -184,7 +173,6 @@ class RunJob:
         # poll(), not wait(): checkpoint() may run in a signal handler meanwhile, and wait() holds a lock it needs
         while (code := self._process.poll()) is None:
             time.sleep(1.0)
-        recipe_exit_file(self.output_dir, os.environ["SLURM_JOB_ID"]).write_text(str(code), encoding="utf-8")
         if code == 0 and self.run.finished:
             return "ok"
         raise RuntimeError(f"{self.run.name}: the recipe ended with status {code} (see {self.run.log})")
@@ -307,6 +295,7 @@ class SlurmStudy:
         # the command line's winning over the config's as in a local run.
         values, _, run_secrets = secrets_to_environment(run.values, self.study.forwarded)
         job_run = dataclasses.replace(run, values=values)
+        refusal_file(run).unlink(missing_ok=True)
         with exported({**self.environment, **run_secrets}):
             job = executor.submit(RunJob(job_run, self.study.output_dir, self.study.launcher, self.forwarded,
                                          on_gpus=bool(gpus), group=self.study.output_dir.resolve().name))
@@ -328,8 +317,9 @@ class SlurmStudy:
         if job_id is None:
             return f"{run.name}: {'not submitted' if self.study.executor == 'slurm' else 'not finished'}" + (
                 f": {last_line(run.log)}" if run.log.is_file() else "")
-        failed = "refused its input" if recipe_exit(self.study.output_dir, job_id) == BAD_INPUT_EXIT else "failed"
-        return f"{run.name}: {failed} (job {job_id}): {last_line(run.log)}"
+        if refusal_file(run).is_file():
+            return f"{run.name}: refused its input (job {job_id}): {refusal(run)}"
+        return f"{run.name}: failed (job {job_id}): {last_line(run.log)}"
 
     def run_study(self, runs: list[Run], command: str) -> int:
         study = self.study
@@ -370,7 +360,7 @@ class SlurmStudy:
                 if run.finished:
                     run.status = "ok"
                     run.read_results()
-                elif recipe_exit(self.study.output_dir, self.jobs["runs"][run.name]["job_id"]) == BAD_INPUT_EXIT:
+                elif refusal_file(run).is_file():
                     run.status = refused_status(run)
                 elif jobs_here[run.name] < 2:
                     print(f"[study] {run.name}: job ended without results ({last_line(run.log)}); resubmitting",
