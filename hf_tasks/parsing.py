@@ -33,9 +33,10 @@ UNSET_WORDS = frozenset({"none", "null"})
 def _yaml_defaults(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
     """The config's values with its bases merged in, each path the run reads looked up beside the file
     that gave it (a base's paths beside the base)."""
-    # A config may name an argument by any of its flags (an earlier name kept as an alias: gru_hidden_size).
+    # A config may name an argument by any of its flags (an earlier name kept as an alias: gru_hidden_size), but
+    # not by the `--no_<switch>` complement HfArgumentParser adds: its value would be stored unnegated.
     known = {option[2:]: action for action in parser._actions for option in action.option_strings
-             if option.startswith("--")}
+             if option.startswith("--") and not isinstance(action, argparse._StoreFalseAction)}
     defaults: dict[str, Any] = {}
     for file, values in config_layers(path):
         unknown = sorted(str(name) for name in set(values) - set(known))
@@ -213,7 +214,8 @@ def parse_command(options: type, argv: list[str] | None, *, words: tuple[str, ..
     """A command's leading words, as many as `words` names (RUN_A RUN_B), and its `options` dataclass parsed as a
     recipe's arguments are (`--config`, `--help` from `description`); a missing or extra word is one line."""
     given, rest = leading_words(sys.argv[1:] if argv is None else list(argv))
-    # Before the options are parsed, so that a word after them (`fetch --to data pquad`) is named as misplaced.
+    # Before the options are parsed: a word after them (`fetch --to data pquad`) would read as the value of a flag
+    # or an unknown option, so the message says where the words go instead.
     if len(given) != len(words) and not any(flag in rest for flag in (*HELP_FLAGS, HELP_ALL_FLAG)):
         said = f"got {' '.join(given)}" if given else "got none"
         raise BadInputError(argparse_message(f"give {' '.join(words)} before the options ({said})", program_name()))

@@ -4,6 +4,7 @@ repository resolving through its recipe's parser (no training)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from hf_tasks.options import DataArguments, ModelArguments
 from hf_tasks.run_state import resolved_config
 from hf_tasks.config_files import SHARED_BASE_NAME, config_layers, config_values
 from hf_tasks.errors import BadInputError
+from hf_tasks.parsing import parse_options
 from hf_tasks.study import main as study_main
 from hf_tasks.study import resolve_recipe
 from tests.conftest import REPO
@@ -102,6 +104,21 @@ def test_an_unknown_key_in_a_base_names_the_base(tmp_path):
     config = write(tmp_path / "run.yaml", "base: base.yaml\n")
     with pytest.raises(BadInputError, match=r"base\.yaml: unknown argument\(s\) \['learning_rat'\]"):
         parse(ModelArguments, DataArguments, args=["--config", str(config)])
+
+
+@dataclass
+class Switches:
+    cache: bool = field(default=True, metadata={"help": "A switch on by default: the parser adds --no_cache."})
+
+
+def test_a_config_names_a_switch_by_its_name_not_by_its_no_complement(tmp_path):
+    # As a config key, no_cache would be stored as cache with its value unnegated, so it is refused.
+    assert parse_options(Switches, args=["--no_cache"])[0][0].cache is False
+    config = write(tmp_path / "run.yaml", "no_cache: true\n")
+    with pytest.raises(BadInputError, match=r"unknown argument\(s\) \['no_cache'\]"):
+        parse_options(Switches, args=["--config", str(config)])
+    assert parse_options(Switches, args=["--config", str(write(tmp_path / "off.yaml", "cache: false\n"))])[0][0].cache \
+        is False
 
 
 def test_the_study_reads_a_config_with_its_base(tmp_path):
