@@ -17,12 +17,16 @@ from typing import Any, ClassVar, Mapping
 from hf_tasks.errors import BadInputError
 
 
+#: timm's prefixes for a model from the Hub (`hf-hub:org/name`) or from a folder (`local-dir:/path`).
+TIMM_SOURCE_PREFIXES = ("hf-hub:", "local-dir:")
+
+
 def _check_folder_or_hub_id(flag: str, value: str | None) -> None:
     """A value that is no folder here and cannot be a hub id either ("org/name") is a missing folder:
     say so, instead of the Hub client's "Repo id must be in the form ..."."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    if value is None or Path(value).exists() or value.startswith("hf-hub:"):  # timm's prefix for hub models
+    if value is None or Path(value).exists() or value.startswith(TIMM_SOURCE_PREFIXES):
         return
     try:
         validate_repo_id(value)
@@ -215,6 +219,9 @@ class HeadArguments:
         if self.head_hidden_size < 1:
             raise BadInputError(f"--head_hidden_size {self.head_hidden_size}: give a whole number of units, 1 or "
                                 "more.")
+        if self.head_dropout is None and self.family.dropout is not None:
+            raise BadInputError(f"--head_dropout: give a probability from 0 up to (not including) 1 (default "
+                                f"{self.family.dropout}); this head has no dropout of its own to fall back on.")
         if self.head_dropout is not None and not 0 <= self.head_dropout < 1:
             raise BadInputError(f"--head_dropout {self.head_dropout}: give a probability from 0 up to (not "
                                 "including) 1.")

@@ -191,6 +191,9 @@ def test_timm_names_are_told_apart_from_hub_ids(tmp_path):
     assert is_timm_name("hf-hub:timm/densenet201.tv_in1k") and is_timm_name(f"local-dir:{tmp_path}")
     assert not is_timm_name("facebook/deit-small-distilled-patch16-224")
     assert not is_timm_name(str(tmp_path))
+    # and the option group lets both timm sources through to the builder
+    for source in ("hf-hub:timm/densenet201.tv_in1k", f"local-dir:{tmp_path}"):
+        assert ImageModelArguments(model_name_or_path=source).source == source
 
 
 @pytest.mark.parametrize(
@@ -224,6 +227,13 @@ def test_a_timm_backbone_outside_the_paper_trains_its_last_stage_as_timm_groups_
     trainable = {name for name, p in model.backbone.named_parameters() if p.requires_grad}
     assert {name.split(".")[0] + "." + name.split(".")[1] for name in trainable} == {f"stages.{last_stage}",
                                                                                       "head.norm"}
+
+
+def test_a_vit_with_a_pooled_fc_norm_trains_its_last_block_with_that_norm():
+    # timm puts a ViT's fc_norm (global_pool avg) in a group of its own, after the last block.
+    model = TimmForImageClassification.from_timm("vit_tiny_patch16_224", ["a", "b"], pretrained_backbone=False,
+                                                 timm_kwargs={"global_pool": "avg", "img_size": 32, "depth": 2})
+    assert trainable_parts(model, "paper") == ["blocks.1", "fc_norm"]
 
 
 def test_unknown_paper_spec_and_unknown_timm_model_fail_clearly():

@@ -10,7 +10,6 @@ rest): timm's own grouping of the backbone where it agrees with the paper, `PAPE
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -23,15 +22,13 @@ from hf_tasks.errors import BadInputError
 from hf_tasks.modeling import auto
 from hf_tasks.modeling.labels import ClassLabels
 from hf_tasks.modeling.timm_classifier import TimmForImageClassification
-from hf_tasks.options import ImageHeadArguments, ImageModelArguments
-
-logger = logging.getLogger(__name__)
+from hf_tasks.options import TIMM_SOURCE_PREFIXES, ImageHeadArguments, ImageModelArguments
 
 
 def is_timm_name(name: str) -> bool:
     """True for a timm model name (`densenet201`, `vit_base_patch16_224.augreg_in21k`) or a timm
     source (`hf-hub:...`, `local-dir:...`)."""
-    if name.startswith(("hf-hub:", "local-dir:")):
+    if name.startswith(TIMM_SOURCE_PREFIXES):
         return True
     return "/" not in name and not Path(name).exists() and timm.is_model(name.split(".")[0])
 
@@ -133,14 +130,15 @@ def _outermost_modules(backbone: nn.Module, parameter_names: Sequence[str],
 
 def _timm_last_block(model: TimmForImageClassification) -> tuple[str, ...] | None:
     """The backbone's last block by timm's own coarse grouping: the last group of parameters, and the one before
-    it when the last holds only a final norm (DenseNet's norm5); None for a model timm does not group."""
+    it when the last holds only a final norm (DenseNet's norm5, a ViT's fc_norm); None for a model timm does
+    not group."""
     backbone = model.backbone
     if not hasattr(backbone, "group_matcher"):
         return None
     groups = group_parameters(backbone, backbone.group_matcher(coarse=True))
     *_, before, last = sorted(groups)
     names = list(groups[last])
-    if all(".norm" in f".{name}" for name in names):
+    if all("norm" in name.rpartition(".")[0].rpartition(".")[2] for name in names):  # each one's module is a norm
         names = list(groups[before]) + names
     return _outermost_modules(backbone, names, reserved=frozenset(model._modules))
 
