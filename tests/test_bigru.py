@@ -112,3 +112,21 @@ def test_single_output_trains_with_binary_cross_entropy_and_two_outputs_with_cro
     output.loss.backward()
     assert softmax.encoder.embeddings.word_embeddings.weight.grad is not None
     assert softmax.gru.weight_hh_l0.grad is not None
+
+
+def test_a_saved_bigru_folder_reloads_with_the_bigru_head_whatever_config_name_a_config_gives(tmp_path):
+    from types import SimpleNamespace
+
+    from hf_tasks.modeling import text_classifier
+    from hf_tasks.modeling.labels import ClassLabels
+    from hf_tasks.options import ModelArguments, TextHeadArguments
+
+    saved = tiny_model()
+    saved.save_pretrained(tmp_path)
+    # the covid_fakenews tiny config names a BERT config to build from; the run folder's own config wins
+    model_args = ModelArguments(model_name_or_path=str(tmp_path), config_name="hf_tasks/samples/tiny-bert-en")
+    model = text_classifier.build_model(model_args, TextHeadArguments(head="bigru"), ClassLabels(("a", "b")),
+                                        SimpleNamespace(padding_side="left")).eval()
+    inputs = padded([[2, 11, 12, 3]], 6)
+    with torch.no_grad():
+        assert torch.equal(model(**inputs).logits, saved(**inputs).logits)

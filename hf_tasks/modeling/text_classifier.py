@@ -5,7 +5,7 @@ model family shares (`hf_tasks.modeling`)."""
 from __future__ import annotations
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedModel
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from hf_tasks.modeling.auto import load_config, load_model
 from hf_tasks.modeling.bigru import BiGRUConfig, BiGRUForSequenceClassification
@@ -36,9 +36,9 @@ def build_model(model_args: ModelArguments, head_args: TextHeadArguments, labels
 
 
 def _is_bigru_classifier(model_args: ModelArguments) -> bool:
-    """Whether the model (or config) given is a saved BiGRU classifier rather than an encoder."""
-    source = model_args.config_name or model_args.model_name_or_path
-    return AutoConfig.from_pretrained(source, **model_args.pretrained_kwargs()).model_type == BiGRUConfig.model_type
+    """Whether the model (else the config) given is a saved BiGRU classifier rather than an encoder; the model's
+    own config wins, as in `load_config`, so a run folder reloads whatever --config_name a config names."""
+    return load_config(model_args).model_type == BiGRUConfig.model_type
 
 
 def _bigru_on_encoder(model_args: ModelArguments, head_args: TextHeadArguments, config: dict) -> PreTrainedModel:
@@ -48,8 +48,6 @@ def _bigru_on_encoder(model_args: ModelArguments, head_args: TextHeadArguments, 
     if model_args.model_name_or_path is None:
         return BiGRUForSequenceClassification(BiGRUConfig(encoder=load_config(model_args), **head))
     encoder_kwargs = {**model_args.pretrained_kwargs(), "dtype": head.pop("dtype")}
-    if model_args.config_name:
-        encoder_kwargs["config"] = load_config(model_args)
     return BiGRUForSequenceClassification.from_pretrained_encoder(
         model_args.model_name_or_path, encoder_kwargs=encoder_kwargs, **head
     )
