@@ -10,8 +10,9 @@ effect:
 
 and `hf-tasks` names the file whose help it is (`answer_from_cache`) before it imports that file.
 The text is keyed by that file, the hf_tasks source files, the Python version, the terminal's width and the
-versions of the packages whose arguments and defaults it shows; a change to any of them builds it anew. Standard library
-only: it runs before the heavy imports.
+versions of the packages whose arguments and defaults it shows, and by the program as typed (its usage line names
+it); a change to any of them builds it anew. Standard library only (and `hf_tasks.errors`, which is too): it runs
+before the heavy imports.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
+
+from hf_tasks.errors import program_name
 
 HELP_FLAGS = ("-h", "--help")
 HELP_ALL_FLAG = "--help-all"
@@ -47,9 +50,10 @@ def _version(package: str) -> str:
 
 
 def _program() -> str:
-    """The program the help's usage line names (`hf-tasks fetch`, `fetch.py`), as a part of a file name: each
-    way of running a file keeps its own text, so asking one way does not throw away the other's."""
-    return re.sub(r"[^A-Za-z0-9]+", "_", os.path.basename(sys.argv[0])).strip("_") or "program"
+    """The program the help's usage line names (`hf-tasks fetch`, `python -m hf_tasks.data.fetch`, `fetch.py`),
+    as a part of a file name: each way of running a file keeps its own text, so asking one way does not throw
+    away the other's."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", program_name()).strip("_") or "program"
 
 
 def cache_path(recipe: Path, whole: bool = False) -> Path:

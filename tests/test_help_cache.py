@@ -107,3 +107,17 @@ def test_a_new_text_replaces_the_recipes_older_ones_of_the_same_program(running_
         [help_cache.cache_path(running_farstail).name, "farstail-hf_tasks_run_farstail-0000.txt",
          "parsquad-0000.txt"])
     assert Path(help_cache.cache_path(running_farstail)).read_text() == "new help"
+
+
+def test_a_module_run_with_dash_m_and_its_file_run_as_a_script_keep_their_own_usage_lines(tmp_path):
+    import os
+    import subprocess
+
+    env = {**os.environ, help_cache.CACHE_VARIABLE: str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    ways = {"compare.py": [str(REPO / "hf_tasks/study/compare.py")],
+            "python -m hf_tasks.study.compare": ["-m", "hf_tasks.study.compare"]}
+    for _ in range(2):  # the second round answers from the cache
+        for program, command in ways.items():
+            shown = subprocess.run([sys.executable, *command, "--help"], cwd=tmp_path, env=env, capture_output=True,
+                                   text=True, timeout=120)
+            assert shown.returncode == 0 and shown.stdout.startswith(f"usage: {program} RUN_A RUN_B"), shown.stdout
