@@ -1,7 +1,8 @@
-"""Command-line arguments shared by every recipe, and `parse`: YAML defaults + CLI overrides.
+"""The Trainer's arguments as every recipe takes them, and `parse`: a recipe's groups from YAML defaults + CLI
+overrides, with the Trainer's value checks and the run object (`RunState`).
 
-Recipes parse `ModelArguments`, `DataArguments`, their own task dataclass and
-`transformers.TrainingArguments` with one `HfArgumentParser` (`hf_tasks.parsing`, which the commands
+Recipes parse the shared groups (`hf_tasks.options`: `ModelArguments`, `DataArguments`, a head group), their own
+task dataclass and `TrainingArguments` with one `HfArgumentParser` (`hf_tasks.parsing`, which the commands
 share). `--config file.yaml` supplies defaults for any of their fields; flags given on the command line win.
 
 A config may name `base: other.yaml` and hold only its differences (`hf_tasks.config_files`).

@@ -82,6 +82,11 @@ def test_a_head_without_units_is_refused(value, message):
 def test_a_dropout_outside_zero_to_one_is_refused():
     with pytest.raises(BadInputError, match="--head_dropout 1.5: give a probability"):
         ImageHeadArguments(head_dropout=1.5)
+    # unset (`--head_dropout none`) only where the model has a dropout of its own: not the image or audio head
+    for group in (ImageHeadArguments, AudioHeadArguments):
+        with pytest.raises(BadInputError, match="--head_dropout: give a probability .* no dropout of its own"):
+            group(head_dropout=None)
+    assert TextHeadArguments(head_dropout=None).head_dropout is None
 
 
 def test_the_earlier_text_head_flags_still_set_the_shared_ones(tmp_path):

@@ -5,7 +5,8 @@ Every family's builder has one signature, `build_model(model_args, head_args, la
 `hf_tasks.options.ModelArguments` (or its image form), the family's head group (`TextHeadArguments`, ...),
 the classes (`hf_tasks.modeling.labels.ClassLabels`) and the checkpoint's processor (tokenizer, image
 processor or feature extractor). A recipe never reads a model name or a head option itself: it hands the
-groups over, and a new head touches its family's builder and `hf_tasks.options.HEAD_FAMILIES`.
+groups over, and a new head touches its family's builder and `hf_tasks.options.HEAD_FAMILIES` (and, for a
+timm image head, the head layers of `timm_classifier`, which run folders ship).
 
 Importing this package registers each model with `AutoConfig` and its `AutoModelFor*` class, so a
 saved run folder loads with `AutoModelFor*.from_pretrained(folder)` after `import hf_tasks.modeling`.
