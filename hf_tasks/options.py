@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Mapping
 from hf_tasks.errors import BadInputError
 
 
-#: timm's prefixes for a model from the Hub (`hf-hub:org/name`) or from a folder (`local-dir:/path`).
+# timm's prefixes for a model from the Hub (hf-hub:org/name) or from a folder (local-dir:/path).
 TIMM_SOURCE_PREFIXES = ("hf-hub:", "local-dir:")
 
 

@@ -319,14 +319,20 @@ def test_secrets_reach_a_slurm_job_through_its_environment_only(tmp_path, slurm)
                 assert secret.encode() not in path.read_bytes(), path
 
 
-@pytest.mark.cluster
-def test_a_cancelled_job_is_reported_then_resubmitted_and_resumes(tmp_path, slurm):
-    recipe = tmp_path / "preemptible.py"
-    recipe.write_text(PREEMPTIBLE_RECIPE)
-    config = tmp_path / "long.yaml"
+def slurm_study_of(tmp_path: Path, recipe_name: str, recipe_text: str, config_name: str) -> tuple[Path, list[str]]:
+    """A study through Slurm of one config whose recipe is `recipe_text`: its output folder and its arguments."""
+    recipe = tmp_path / f"{recipe_name}.py"
+    recipe.write_text(recipe_text)
+    config = tmp_path / f"{config_name}.yaml"
     config.write_text(yaml.safe_dump({"recipe": str(recipe)}))
     output_dir = tmp_path / "study"
-    command = [str(config), "--output_dir", str(output_dir), "--executor", "slurm", "--slurm_time", "00:10:00"]
+    return output_dir, [str(config), "--output_dir", str(output_dir), "--executor", "slurm", "--slurm_time",
+                        "00:10:00"]
+
+
+@pytest.mark.cluster
+def test_a_cancelled_job_is_reported_then_resubmitted_and_resumes(tmp_path, slurm):
+    output_dir, command = slurm_study_of(tmp_path, "preemptible", PREEMPTIBLE_RECIPE, "long")
     assert run_study(*command, "--detach").returncode == 0
     started = output_dir / "preemptible-long" / "started"
     deadline = time.monotonic() + 120
@@ -351,12 +357,7 @@ def test_a_cancelled_job_is_reported_then_resubmitted_and_resumes(tmp_path, slur
 def test_a_job_whose_recipe_refused_its_input_is_reported_and_not_submitted_again(tmp_path, slurm):
     from tests.test_study import REFUSING_RECIPE
 
-    recipe = tmp_path / "refusing.py"
-    recipe.write_text(REFUSING_RECIPE)
-    config = tmp_path / "refused.yaml"
-    config.write_text(yaml.safe_dump({"recipe": str(recipe)}))
-    output_dir = tmp_path / "study"
-    command = [str(config), "--output_dir", str(output_dir), "--executor", "slurm", "--slurm_time", "00:10:00"]
+    output_dir, command = slurm_study_of(tmp_path, "refusing", REFUSING_RECIPE, "refused")
     done = run_study(*command)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     assert "refusing-refused: error: --data_dir x: no such folder" in done.stdout
