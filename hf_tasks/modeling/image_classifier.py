@@ -16,7 +16,7 @@ from typing import Sequence
 import timm
 from timm.models._manipulate import group_parameters
 from torch import nn
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, PreTrainedModel
+from transformers import AutoImageProcessor, AutoModelForImageClassification, PreTrainedModel
 
 from hf_tasks.errors import BadInputError
 from hf_tasks.modeling import auto
@@ -72,8 +72,7 @@ def build_model(model_args: ImageModelArguments, head_args: ImageHeadArguments, 
         return AutoModelForImageClassification.from_pretrained(
             source, ignore_mismatched_sizes=True, **config, **model_args.pretrained_kwargs()
         )
-    return AutoModelForImageClassification.from_config(
-        AutoConfig.from_pretrained(source, **config, **model_args.pretrained_kwargs()))
+    return AutoModelForImageClassification.from_config(auto.load_config(model_args, **config))
 
 
 def backbone_statistics(model: nn.Module, processor) -> tuple[list[float], list[float]] | None:
